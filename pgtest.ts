@@ -1,0 +1,20 @@
+import { PGlite } from '@electric-sql/pglite';
+import { createPgConfig } from '@electric-sql/pglite/node-postgres';
+import { Kysely, PostgresDialect, sql } from 'kysely';
+import pg from 'pg';
+
+let t = Date.now();
+const lite = new PGlite('memory://');
+const pool = new pg.Pool(createPgConfig(lite) as any);
+const db = new Kysely<any>({ dialect: new PostgresDialect({ pool }) });
+const r = await sql`select now(), version()`.execute(db);
+console.log(r.rows, Date.now() - t);
+t = Date.now();
+const blob = await lite.dumpDataDir('gzip');
+console.log(blob.size, Date.now() - t);
+t = Date.now();
+const l2 = new PGlite({ loadDataDir: blob });
+await l2.waitReady;
+console.log('load', Date.now() - t);
+await db.destroy();
+await lite.close();

@@ -1,0 +1,70 @@
+import path from 'node:path';
+import cookie from '@fastify/cookie';
+import formbody from '@fastify/formbody';
+import fastifyStatic from '@fastify/static';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { sql } from 'kysely';
+import { localAuthRoutes } from './auth/local-routes.ts';
+import { sessionPlugin } from './auth/session-plugin.ts';
+import { chatRoutes } from './chat/chat-routes.ts';
+import type { Config } from './config.ts';
+import { deriveKey } from './crypto/secret-box.ts';
+import type { Db } from './db/database.ts';
+import { csrfPlugin } from './http/csrf.ts';
+import { installErrorHandlers } from './http/error-handler.ts';
+import { flashPlugin } from './http/flash.ts';
+import { pagesPlugin } from './http/pages.ts';
+import { registerSecurityHeaders } from './http/security-headers.ts';
+
+const root = path.resolve(import.meta.dirname, '..');
+/** Forms are small; a prompt is at most MAX_PROMPT_CHARS characters of up to 4 bytes each, plus JSON overhead. */
+const bodyLimitBytes = (config: Config) => Math.max(64 * 1024, config.MAX_PROMPT_CHARS * 4 + 4096);
+
+export interface BuildOptions {
+  config: Config;
+  db: Db;
+  logger?: FastifyServerOptions['logger'];
+}
+
+/** The app without a listening socket: server.ts listens, tests `inject`. */
+export async function buildApp({ config, db, logger = false }: BuildOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger,
+    trustProxy: config.TRUST_PROXY,
+    bodyLimit: bodyLimitBytes(config),
+    // Deep links like /chat/12/ and /chat/12 are the same page.
+    routerOptions: { ignoreTrailingSlash: true },
+  });
+
+  installErrorHandlers(app);
+  await registerSecurityHeaders(app, { secure: config.secureCookies });
+  await app.register(cookie, { secret: deriveKey(config.APP_SECRET, 'cookie-signing').toString('base64url') });
+  await app.register(formbody, { bodyLimit: 64 * 1024 });
+  await app.register(fastifyStatic, { root: path.join(root, 'public'), prefix: '/static/', maxAge: '1h' });
+  await app.register(fastifyStatic, {
+    root: path.join(root, 'node_modules/bootstrap/dist'),
+    prefix: '/static/vendor/',
+    decorateReply: false,
+    allowedPath: (p) => ['/css/bootstrap.min.css', '/css/bootstrap.min.css.map', '/js/bootstrap.bundle.min.js', '/js/bootstrap.bundle.min.js.map'].includes(p),
+  });
+
+  // Order matters: the CSRF cookie first, then the session (which rebinds the token), then pages and flashes.
+  await app.register(csrfPlugin, { appSecret: config.APP_SECRET, publicUrl: config.PUBLIC_URL, secure: config.secureCookies });
+  await app.register(flashPlugin, { secure: config.secureCookies });
+  await app.register(pagesPlugin, { appName: config.APP_NAME });
+  await app.register(sessionPlugin, { db, secure: config.secureCookies });
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_req, reply) => {
+    try {
+      await sql`SELECT 1`.execute(db);
+      return { status: 'ready' };
+    } catch {
+      return reply.code(503).send({ status: 'database unreachable' });
+    }
+  });
+
+  await app.register(localAuthRoutes, { db, config });
+  await app.register(chatRoutes, { db, config });
+  return app;
+}

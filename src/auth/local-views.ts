@@ -1,0 +1,76 @@
+import { csrfField, field, formAlert } from '../views/forms.ts';
+import { html, type SafeHtml } from '../views/html.ts';
+import { card } from '../views/layout.ts';
+import { PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS } from './passwords.ts';
+
+export type FieldErrors = Partial<Record<string, string>>;
+
+export interface LoginView {
+  csrfToken: string;
+  localLogin: boolean;
+  registrationOpen: boolean;
+  googleEnabled: boolean;
+  email?: string;
+  error?: string;
+  next?: string;
+}
+
+function googleButton(enabled: boolean): SafeHtml {
+  return enabled ? html`<a class="btn btn-outline-light w-100 mb-3" href="/login/google">Sign in with Google</a>` : html``;
+}
+
+export function loginPage(v: LoginView): SafeHtml {
+  const form = v.localLogin
+    ? html`<form method="post" action="/login${v.next ? html`?next=${encodeURIComponent(v.next)}` : ''}" novalidate>
+    ${csrfField(v.csrfToken)}
+    ${field({ name: 'email', label: 'E-mail', type: 'email', value: v.email, autocomplete: 'username', autofocus: !v.email, maxlength: 254 })}
+    ${field({ name: 'password', label: 'Password', type: 'password', autocomplete: 'current-password', autofocus: Boolean(v.email), maxlength: PASSWORD_MAX_CHARS })}
+    <button class="btn btn-primary w-100" type="submit">Sign in</button>
+  </form>
+  ${v.registrationOpen ? html`<p class="mt-3 mb-0 text-center text-body-secondary">No account yet? <a href="/register">Create one</a></p>` : ''}`
+    : html`${v.googleEnabled ? '' : html`<p>Password sign-in is turned off on this server and no other sign-in method is configured. Ask your administrator.</p>`}`;
+  return card(
+    'Sign in',
+    html`${formAlert(v.error)}${googleButton(v.googleEnabled)}${v.googleEnabled && v.localLogin ? html`<div class="text-center text-body-secondary small mb-3">or with your e-mail</div>` : ''}${form}`,
+  );
+}
+
+export interface RegisterView {
+  csrfToken: string;
+  googleEnabled: boolean;
+  values?: { username?: string; email?: string };
+  errors?: FieldErrors;
+  error?: string;
+}
+
+export function registerPage(v: RegisterView): SafeHtml {
+  const e = v.errors ?? {};
+  return card(
+    'Create your account',
+    html`${formAlert(v.error)}
+  <form method="post" action="/register" novalidate>
+    ${csrfField(v.csrfToken)}
+    ${field({ name: 'username', label: 'Name', value: v.values?.username, error: e.username, autocomplete: 'name', autofocus: true, maxlength: 50 })}
+    ${field({ name: 'email', label: 'E-mail', type: 'email', value: v.values?.email, error: e.email, autocomplete: 'email', maxlength: 254 })}
+    ${field({
+      name: 'password',
+      label: 'Password',
+      type: 'password',
+      error: e.password,
+      autocomplete: 'new-password',
+      minlength: PASSWORD_MIN_CHARS,
+      maxlength: PASSWORD_MAX_CHARS,
+      help: `${PASSWORD_MIN_CHARS} to ${PASSWORD_MAX_CHARS} characters. A passphrase of a few words is easiest to remember.`,
+    })}
+    <button class="btn btn-primary w-100" type="submit">Create account</button>
+  </form>
+  <p class="mt-3 mb-0 text-center text-body-secondary">Already registered? <a href="/login">Sign in</a></p>`,
+  );
+}
+
+export function registrationClosedPage(): SafeHtml {
+  return card(
+    'Registration is closed',
+    html`<p>Accounts on this server are created by its administrators.</p><a class="btn btn-primary" href="/login">Sign in</a>`,
+  );
+}

@@ -1,0 +1,90 @@
+import { sql } from 'kysely';
+import { generateToken, sha256Hex } from '../crypto/tokens.ts';
+import type { Db } from '../db/database.ts';
+import { ADMIN_ROLE_ID } from '../users/user-queries.ts';
+
+/** A session ends after a week without use, and a month after sign-in whatever happens. */
+export const SESSION_IDLE_MS = 7 * 24 * 60 * 60 * 1000;
+export const SESSION_ABSOLUTE_MS = 30 * 24 * 60 * 60 * 1000;
+/** last_seen is written at most this often, so reading a page is not a write. */
+const TOUCH_INTERVAL_MS = 60 * 1000;
+
+export interface SessionUser {
+  sessionId: string;
+  userId: number;
+  username: string;
+  email: string;
+  isAdmin: boolean;
+  is2faEnabled: boolean;
+}
+
+/** Stores only the SHA-256 of the token: a leaked session table signs nobody in. Returns the token for the cookie. */
+export async function createSession(db: Db, userId: number, meta: { userAgent?: string; ip?: string }): Promise<string> {
+  const token = generateToken();
+  await db
+    .insertInto('chatbot_schema.session')
+    .values({
+      idsession: sha256Hex(token),
+      idappuser: userId,
+      dtexpires: new Date(Date.now() + SESSION_ABSOLUTE_MS),
+      txuser_agent: meta.userAgent?.slice(0, 300) ?? null,
+      txip: meta.ip ?? null,
+    })
+    .execute();
+  return token;
+}
+
+/**
+ * The session and its user, checked on every request: unexpired (idle and absolute), and the account active.
+ * Roles are read here too, never copied into the session, so a demotion bites on the next request.
+ */
+export async function validateSessionToken(db: Db, token: string): Promise<SessionUser | null> {
+  const sessionId = sha256Hex(token);
+  const row = await db
+    .selectFrom('chatbot_schema.session as s')
+    .innerJoin('chatbot_schema.app_user as u', 'u.idappuser', 's.idappuser')
+    .select([
+      's.idsession as sessionId',
+      's.dtlast_seen as lastSeen',
+      'u.idappuser as userId',
+      'u.txusername as username',
+      'u.txemail as email',
+      'u.is_2fa_enabled as is2faEnabled',
+      (eb) =>
+        eb
+          .exists(
+            eb.selectFrom('chatbot_schema.user_role as r').select('r.idrole').whereRef('r.idappuser', '=', 'u.idappuser').where('r.idrole', '=', ADMIN_ROLE_ID),
+          )
+          .as('isAdmin'),
+    ])
+    .where('s.idsession', '=', sessionId)
+    .where('s.dtexpires', '>', sql<Date>`now()`)
+    .where('s.dtlast_seen', '>', sql<Date>`now() - make_interval(secs => ${SESSION_IDLE_MS / 1000})`)
+    .where('u.is_active', '=', true)
+    .executeTakeFirst();
+  if (!row) return null;
+  if (Date.now() - row.lastSeen.getTime() > TOUCH_INTERVAL_MS) {
+    await db.updateTable('chatbot_schema.session').set({ dtlast_seen: sql`now()` }).where('idsession', '=', sessionId).execute();
+  }
+  const { lastSeen: _, isAdmin, ...user } = row;
+  return { ...user, isAdmin: Boolean(isAdmin) };
+}
+
+export async function invalidateSession(db: Db, sessionId: string): Promise<void> {
+  await db.deleteFrom('chatbot_schema.session').where('idsession', '=', sessionId).execute();
+}
+
+/** Signs a user out everywhere: at deactivation, and when 2FA is disabled. */
+export async function invalidateUserSessions(db: Db, userId: number): Promise<void> {
+  await db.deleteFrom('chatbot_schema.session').where('idappuser', '=', userId).execute();
+}
+
+export async function deleteExpiredSessions(db: Db): Promise<number> {
+  const result = await db
+    .deleteFrom('chatbot_schema.session')
+    .where((eb) =>
+      eb.or([eb('dtexpires', '<=', sql<Date>`now()`), eb('dtlast_seen', '<=', sql<Date>`now() - make_interval(secs => ${SESSION_IDLE_MS / 1000})`)]),
+    )
+    .executeTakeFirst();
+  return Number(result.numDeletedRows);
+}

@@ -1,0 +1,111 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+
+const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' }).transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+const positiveInt = z.coerce.number({ message: 'must be a number' }).int().positive();
+
+const loopbackHosts = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
+
+/** One schema for every environment variable of the contract (PRODUCT.md), parsed once at boot. */
+const envSchema = z.object({
+  NODE_ENV: z.string().default('development'),
+  PORT: z.coerce.number({ message: 'must be a port number' }).int().min(0).max(65535).default(5000),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  PUBLIC_URL: z
+    .url({ message: 'must be an absolute http(s) URL' })
+    .refine((u) => /^https?:\/\//.test(u), 'must start with http:// or https://')
+    .default('http://localhost:5000'),
+  DATABASE_URL: z
+    .string()
+    .refine((u) => /^postgres(ql)?:\/\//.test(u), 'must be a postgres:// connection string')
+    .optional(),
+  DATA_DIR: z.string().min(1).default('./data'),
+  APP_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  APP_NAME: z.string().min(1).max(60).default('Parley'),
+  LOCAL_LOGIN: bool.default(true),
+  REGISTRATION: z.enum(['open', 'closed'], { message: 'must be open or closed' }).default('open'),
+  GOOGLE_CLIENT_ID: z.string().min(1).optional(),
+  GOOGLE_CLIENT_SECRET: z.string().min(1).optional(),
+  GOOGLE_ISSUER: z
+    .url({ message: 'must be an absolute URL' })
+    .refine((u) => {
+      const url = new URL(u);
+      return url.protocol === 'https:' || (url.protocol === 'http:' && loopbackHosts.has(url.hostname));
+    }, 'must be https:// (http:// only on a loopback host)')
+    .default('https://accounts.google.com'),
+  GOOGLE_ALLOWED_DOMAINS: z
+    .string()
+    .optional()
+    .transform((v) =>
+      (v ?? '')
+        .split(',')
+        .map((d) => d.trim().toLowerCase())
+        .filter(Boolean),
+    ),
+  TOTP_FOR_OAUTH: bool.default(false),
+  REQUIRE_2FA_FOR_ADMINS: bool.default(false),
+  TRUST_PROXY: bool.default(false),
+  OPENAI_BASE_URL: z.url({ message: 'must be an absolute URL' }).optional(),
+  OPENAI_API_KEY: z.string().optional(),
+  OPENAI_MODELS: z
+    .string()
+    .optional()
+    .transform((v) =>
+      (v ?? '')
+        .split(',')
+        .map((m) => m.trim())
+        .filter(Boolean),
+    ),
+  LLM_TIMEOUT_S: positiveInt.default(120),
+  MAX_PROMPT_CHARS: positiveInt.default(32000),
+  MAX_CONCURRENT_GENERATIONS: positiveInt.default(2),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export type Env = z.infer<typeof envSchema>;
+export type Config = Omit<Env, 'APP_SECRET'> & { APP_SECRET: string; isProduction: boolean; secureCookies: boolean };
+
+export class ConfigError extends Error {}
+
+/** Parses the environment; throws a ConfigError whose message is one line naming the variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  // An empty variable means "unset": `FOO= npm start` should not fail on a format check.
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = envSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new ConfigError(`${String(issue?.path[0] ?? 'environment')}: ${issue?.message ?? 'invalid'}`);
+  }
+  const e = parsed.data;
+  const isProduction = e.NODE_ENV === 'production';
+  if (Boolean(e.GOOGLE_CLIENT_ID) !== Boolean(e.GOOGLE_CLIENT_SECRET)) {
+    throw new ConfigError('GOOGLE_CLIENT_SECRET: GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET must be set together');
+  }
+  if (e.OPENAI_MODELS.length > 0 && !e.OPENAI_BASE_URL) {
+    throw new ConfigError('OPENAI_BASE_URL: required when OPENAI_MODELS is set');
+  }
+  let secret = e.APP_SECRET;
+  if (!secret) {
+    if (isProduction) throw new ConfigError('APP_SECRET: required when NODE_ENV is production');
+    secret = readOrCreateDevSecret(e.DATA_DIR);
+  }
+  return {
+    ...e,
+    APP_SECRET: secret,
+    isProduction,
+    secureCookies: e.PUBLIC_URL.startsWith('https://'),
+  };
+}
+
+/** Development convenience: a secret generated once and kept beside the embedded database. */
+function readOrCreateDevSecret(dataDir: string): string {
+  const file = path.join(dataDir, 'app-secret');
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  mkdirSync(dataDir, { recursive: true });
+  const secret = randomBytes(32).toString('base64url');
+  writeFileSync(file, `${secret}\n`, { mode: 0o600, flag: 'wx' });
+  return secret;
+}

@@ -1,0 +1,24 @@
+import { type Migration, type MigrationProvider, Migrator } from 'kysely/migration';
+import type { Db } from './database.ts';
+import * as foundation from './migrations/001-foundation.ts';
+
+// Listed in code (not read from a folder) so that the order is explicit and nothing is loaded by path.
+const migrations: Record<string, Migration> = {
+  '001-foundation': foundation,
+};
+
+const provider: MigrationProvider = { getMigrations: async () => migrations };
+
+/** Brings chatbot_schema up to date. Safe to run from several processes at once: Kysely takes a lock. */
+export async function migrateToLatest(db: Db): Promise<string[]> {
+  const migrator = new Migrator({
+    db,
+    provider,
+    migrationTableSchema: 'chatbot_schema',
+    migrationTableName: 'parley_migration',
+    migrationLockTableName: 'parley_migration_lock',
+  });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) throw error;
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}

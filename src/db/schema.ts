@@ -1,0 +1,99 @@
+import type { ColumnType, Generated } from 'kysely';
+
+/** Column types of chatbot_schema. The seed's names stay here, at the edge; queries map them to readable names. */
+type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+
+export interface AppUserTable {
+  idappuser: Generated<number>;
+  txusername: string;
+  txemail: string;
+  password: string | null;
+  is_active: Generated<boolean>;
+  totp_secret: string | null;
+  is_2fa_enabled: Generated<boolean>;
+  dtcreated: Generated<Date>;
+  dtlast_login: Date | null;
+}
+
+export interface RoleTable {
+  idrole: number;
+  txname: string;
+}
+
+export interface UserRoleTable {
+  idappuser: number;
+  idrole: number;
+}
+
+export interface SessionTable {
+  idsession: string; // SHA-256 (hex) of the cookie token; the token itself is never stored
+  idappuser: number;
+  dtcreated: Generated<Date>;
+  dtlast_seen: Generated<Date>;
+  dtexpires: Timestamp;
+  txuser_agent: string | null;
+  txip: string | null;
+}
+
+export interface LoginThrottleTable {
+  txkey: string;
+  nfailures: number;
+  dtwindow_start: Timestamp;
+  dtlocked_until: Timestamp | null;
+}
+
+export interface LlmTable {
+  idllm: Generated<number>;
+  txshortname: string;
+  txbase_url: string | null;
+  txapi_key_enc: string | null;
+  txmodel: string | null;
+  is_enabled: Generated<boolean>;
+  dtcreated: Generated<Date>;
+}
+
+export interface ChatTable {
+  idchat: Generated<number>;
+  idappuser: number;
+  idllm: number;
+  txtitle: string | null;
+  dtcreated: Generated<Date>;
+  dtupdated: Generated<Date>;
+}
+
+export interface MessageTable {
+  idmessage: Generated<number>;
+  idchat: number;
+  txmessage: string;
+  dtcreated: Generated<Date>;
+}
+
+export type ResponseStatus = 'pending' | 'streaming' | 'complete' | 'stopped' | 'error' | 'interrupted';
+
+export interface ResponseTable {
+  idresponse: Generated<number>;
+  idchat: number;
+  idmessage: number;
+  idllm: number;
+  txcontent: string | null;
+  txmarkdown: string | null;
+  tinf_start: Timestamp | null;
+  tinf_end: Timestamp | null;
+  tfirst_token: Timestamp | null;
+  txstatus: Generated<ResponseStatus>;
+  txerror: string | null;
+  nprompt_tokens: number | null;
+  ncompletion_tokens: number | null;
+}
+
+export interface Database {
+  'chatbot_schema.app_user': AppUserTable;
+  'chatbot_schema.role': RoleTable;
+  'chatbot_schema.user_role': UserRoleTable;
+  'chatbot_schema.session': SessionTable;
+  'chatbot_schema.login_throttle': LoginThrottleTable;
+  'chatbot_schema.llm': LlmTable;
+  'chatbot_schema.chat': ChatTable;
+  'chatbot_schema.message': MessageTable;
+  'chatbot_schema.response': ResponseTable;
+}

@@ -1,0 +1,55 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import { deriveKey } from '../crypto/secret-box.ts';
+import { constantTimeEqual, generateToken, hmacBase64Url } from '../crypto/tokens.ts';
+import { cookieNames, cookieOptions } from './cookies.ts';
+import { ForbiddenError } from './errors.ts';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** What the CSRF token is bound to: the session when signed in, else this browser's anonymous cookie. */
+    csrfBinding: string;
+    csrfToken(): string;
+  }
+}
+
+const unsafeMethods = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+/**
+ * Synchroniser tokens derived with HMAC (no table needed): token = HMAC(key, binding). Anonymous visitors get a
+ * random cookie to bind to, so the sign-in and registration forms are protected too (login CSRF). Every unsafe
+ * request must carry the token (`_csrf` field or `x-csrf-token` header) and, when the browser says where it
+ * comes from, come from our own origin.
+ */
+export const csrfPlugin = fp(async (app: FastifyInstance, opts: { appSecret: string; publicUrl: string; secure: boolean }) => {
+  const key = deriveKey(opts.appSecret, 'csrf');
+  const names = cookieNames(opts.secure);
+  const ownOrigin = new URL(opts.publicUrl).origin;
+
+  app.decorateRequest('csrfBinding', '');
+  app.decorateRequest('csrfToken', function (this: FastifyRequest) {
+    return hmacBase64Url(key, this.csrfBinding);
+  });
+
+  // Runs before the session loader (registered later), which replaces the binding when a session is valid.
+  app.addHook('onRequest', async (req, reply) => {
+    let anonymous = req.cookies[names.csrf];
+    if (!anonymous || !/^[A-Za-z0-9_-]{43}$/.test(anonymous)) {
+      anonymous = generateToken();
+      reply.setCookie(names.csrf, anonymous, cookieOptions(opts.secure));
+    }
+    req.csrfBinding = `a:${anonymous}`;
+  });
+
+  app.addHook('preValidation', async (req) => {
+    if (!unsafeMethods.has(req.method)) return;
+    const origin = req.headers.origin;
+    if (origin && origin !== ownOrigin) throw new ForbiddenError('Cross-origin request refused.');
+    if (!origin && req.headers['sec-fetch-site'] === 'cross-site') throw new ForbiddenError('Cross-origin request refused.');
+    const body = req.body as Record<string, unknown> | undefined;
+    const sent = (req.headers['x-csrf-token'] as string | undefined) ?? (typeof body?._csrf === 'string' ? body._csrf : undefined);
+    if (!sent || !constantTimeEqual(sent, req.csrfToken())) {
+      throw new ForbiddenError('The form has expired or did not come from this site. Reload the page and try again.');
+    }
+  });
+});

@@ -1,0 +1,35 @@
+import { z } from 'zod';
+import { BadRequestError } from './errors.ts';
+
+export type ParseResult<T> = { ok: true; data: T } | { ok: false; errors: Partial<Record<string, string>>; message: string };
+
+/**
+ * Parses a form or JSON body with one zod schema. Forms strip unknown fields (browsers add submit buttons
+ * and `_csrf`); the first message per field is kept so the form can show it beside the field.
+ */
+export function parseBody<S extends z.ZodType>(schema: S, body: unknown): ParseResult<z.infer<S>> {
+  const parsed = schema.safeParse(body ?? {});
+  if (parsed.success) return { ok: true, data: parsed.data };
+  const errors: Partial<Record<string, string>> = {};
+  for (const issue of parsed.error.issues) {
+    const key = String(issue.path[0] ?? '_');
+    errors[key] ??= issue.message;
+  }
+  const first = parsed.error.issues[0];
+  return { ok: false, errors, message: `${first?.path.join('.') || 'body'}: ${first?.message ?? 'invalid'}` };
+}
+
+/** For JSON APIs: invalid input is a 400 with the reason, never a 500. */
+export function parseJsonOrThrow<S extends z.ZodType>(schema: S, body: unknown): z.infer<S> {
+  const result = parseBody(schema, body);
+  if (!result.ok) throw new BadRequestError(result.message);
+  return result.data;
+}
+
+/** A form value: one string (a repeated field is an error, not an array we silently join). */
+export const formString = (max: number, label: string) =>
+  z
+    .string({ message: `${label} is required.` })
+    .max(max, `${label} is too long (at most ${max} characters).`)
+    // Control characters never belong in a name or address; they mostly come from broken encodings.
+    .refine((v) => !/[\u0000-\u001f\u007f\ufffd]/.test(v), `${label} contains characters that are not allowed.`);
