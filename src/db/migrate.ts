@@ -1,10 +1,12 @@
 import { type Migration, type MigrationProvider, Migrator } from 'kysely/migration';
 import type { Db } from './database.ts';
 import * as foundation from './migrations/001-foundation.ts';
+import * as generationControl from './migrations/002-generation-control.ts';
 
 // Listed in code (not read from a folder) so that the order is explicit and nothing is loaded by path.
 const migrations: Record<string, Migration> = {
   '001-foundation': foundation,
+  '002-generation-control': generationControl,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

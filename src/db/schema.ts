@@ -84,6 +84,8 @@ export interface ResponseTable {
   txerror: string | null;
   nprompt_tokens: number | null;
   ncompletion_tokens: number | null;
+  dtheartbeat: Timestamp | null;
+  is_stop_requested: Generated<boolean>;
 }
 
 export interface Database {

@@ -1,0 +1,199 @@
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { z } from 'zod';
+import { requireUser } from '../auth/guards.ts';
+import type { Config } from '../config.ts';
+import type { Db } from '../db/database.ts';
+import { BadRequestError, HttpError, NotFoundError, TooManyRequestsError } from '../http/errors.ts';
+import { parseJsonOrThrow } from '../http/validation.ts';
+import { ApiKeyUnreadableError, createApiKeyBox, findModelSummary, getModelConnection } from '../llm/llm-queries.ts';
+import type { ChatTurn, ModelConnection } from '../llm/model-client.ts';
+import {
+  ACTIVE_STATUSES,
+  createChat,
+  deleteChat,
+  findLastMessage,
+  findOwnedChat,
+  findResponseInChat,
+  insertPromptAndPlaceholder,
+  listTurns,
+  renameChat,
+  TooManyGenerationsError,
+  type TurnRecord,
+} from './chat-queries.ts';
+import { openEventStream } from './event-stream.ts';
+import type { GenerationRegistry } from './generation.ts';
+import { requestStop } from './response-store.ts';
+
+const idParam = z.object({ id: z.coerce.number().int().positive().max(2 ** 31 - 1) });
+const responseParams = idParam.extend({ idresponse: z.coerce.number().int().positive().max(2 ** 31 - 1) });
+const newChatBody = z.strictObject({ llm: z.number().int().positive().max(2 ** 31 - 1) });
+const renameBody = z.strictObject({ title: z.string().trim().min(1, 'A title cannot be empty').max(200) });
+const emptyBody = z.strictObject({}).optional();
+
+/** A malformed id is a page that does not exist, not a bad request. */
+function parseParams<S extends z.ZodType>(schema: S, params: unknown): z.infer<S> {
+  const parsed = schema.safeParse(params);
+  if (!parsed.success) throw new NotFoundError();
+  return parsed.data;
+}
+
+class ConflictError extends HttpError {
+  constructor(message: string) {
+    super(409, message);
+  }
+}
+
+/** The conversation as the model sees it: each earlier prompt and the text of its answer, then the new prompt. */
+function historyFor(turns: TurnRecord[], upToMessageId: number): ChatTurn[] {
+  const history: ChatTurn[] = [];
+  for (const turn of turns) {
+    history.push({ role: 'user', content: turn.prompt });
+    if (turn.messageId === upToMessageId) break;
+    const answer = turn.response?.status === 'pending' ? '' : (turn.response?.markdown ?? '');
+    if (answer) history.push({ role: 'assistant', content: answer });
+  }
+  return history;
+}
+
+export function serializeTurns(turns: TurnRecord[]) {
+  return turns.map((t) => ({
+    idmessage: t.messageId,
+    content: t.prompt,
+    created_at: t.createdAt,
+    response: t.response && {
+      idresponse: t.response.id,
+      status: t.response.status,
+      markdown: t.response.markdown,
+      html: t.response.html,
+      error: t.response.error,
+      tinf_start: t.response.startedAt,
+      tinf_end: t.response.endedAt,
+    },
+  }));
+}
+
+export async function chatApiRoutes(app: FastifyInstance, opts: { db: Db; config: Config; generations: GenerationRegistry }): Promise<void> {
+  const { db, config, generations } = opts;
+  const keys = createApiKeyBox(config.APP_SECRET);
+
+  async function usableConnection(modelId: number): Promise<ModelConnection> {
+    const conn = await getModelConnection(db, keys, modelId).catch((err) => {
+      if (err instanceof ApiKeyUnreadableError) throw new ConflictError('This model cannot be reached right now. Ask an administrator to check its connection.');
+      throw err;
+    });
+    if (!conn?.enabled || !conn.baseUrl) throw new ConflictError('This model is not available any more. Start a new chat with another model.');
+    return conn;
+  }
+
+  async function ownedChatOr404(userId: number, chatId: number) {
+    const chat = await findOwnedChat(db, userId, chatId);
+    if (!chat) throw new NotFoundError('Chat not found');
+    return chat;
+  }
+
+  /** Inserts prompt + placeholder, starts the answer, and streams it to this client for as long as it listens. */
+  async function generateAndStream(
+    reply: FastifyReply,
+    input: { userId: number; chatId: number; modelId: number; prompt?: string; messageId?: number },
+  ): Promise<FastifyReply> {
+    const connection = await usableConnection(input.modelId);
+    let ids: { messageId: number; responseId: number };
+    try {
+      ids = await insertPromptAndPlaceholder(db, { ...input, maxActive: config.MAX_CONCURRENT_GENERATIONS });
+    } catch (err) {
+      if (err instanceof TooManyGenerationsError) {
+        throw new TooManyRequestsError(`You already have ${config.MAX_CONCURRENT_GENERATIONS} answers being generated. Wait for one to finish.`, 5);
+      }
+      throw err;
+    }
+    const history = historyFor(await listTurns(db, input.chatId), ids.messageId);
+    const generation = generations.start(ids.responseId, connection, history);
+    const events = openEventStream(reply);
+    const done = { idmessage: ids.messageId, idresponse: ids.responseId };
+    events.send('start', done);
+    const unsubscribe = generation.subscribe((e) => {
+      if (e.type === 'token') return events.send('token', { text: e.text });
+      if (e.type === 'done') events.send('done', { ...done, status: e.status, html: e.html });
+      else events.send('error', { message: e.message, idresponse: ids.responseId });
+      events.end();
+    });
+    events.onClose(unsubscribe);
+    return reply;
+  }
+
+  app.post('/api/chats', async (req, reply) => {
+    const user = requireUser(req);
+    const { llm } = parseJsonOrThrow(newChatBody, req.body);
+    await usableConnection(llm);
+    const id = await createChat(db, user.userId, llm);
+    return reply.code(201).send({ id });
+  });
+
+  app.get('/api/chats/:id', async (req) => {
+    const user = requireUser(req);
+    const chat = await ownedChatOr404(user.userId, parseParams(idParam, req.params).id);
+    const model = await findModelSummary(db, chat.modelId);
+    return {
+      id: chat.id,
+      title: chat.title ?? 'New chat',
+      llm: { id: chat.modelId, name: model?.name ?? '' },
+      turns: serializeTurns(await listTurns(db, chat.id)),
+    };
+  });
+
+  app.patch('/api/chats/:id', async (req) => {
+    const user = requireUser(req);
+    const chat = await ownedChatOr404(user.userId, parseParams(idParam, req.params).id);
+    const { title } = parseJsonOrThrow(renameBody, req.body);
+    await renameChat(db, chat.id, title);
+    return { id: chat.id, title };
+  });
+
+  app.delete('/api/chats/:id', async (req, reply) => {
+    const user = requireUser(req);
+    const chat = await ownedChatOr404(user.userId, parseParams(idParam, req.params).id);
+    for (const turn of await listTurns(db, chat.id)) if (turn.response) generations.get(turn.response.id)?.stop('user');
+    await deleteChat(db, chat.id);
+    return reply.code(204).send();
+  });
+
+  app.post('/api/chats/:id/messages', async (req, reply) => {
+    const user = requireUser(req);
+    const chat = await ownedChatOr404(user.userId, parseParams(idParam, req.params).id);
+    const schema = z.strictObject({
+      content: z
+        .string({ message: 'content is required' })
+        .max(config.MAX_PROMPT_CHARS, `The message is too long: at most ${config.MAX_PROMPT_CHARS} characters.`)
+        .refine((v) => v.trim().length > 0, 'The message is empty.'),
+    });
+    const { content } = parseJsonOrThrow(schema, req.body);
+    return generateAndStream(reply, { userId: user.userId, chatId: chat.id, modelId: chat.modelId, prompt: content });
+  });
+
+  app.post('/api/chats/:id/regenerate', async (req, reply) => {
+    const user = requireUser(req);
+    const chat = await ownedChatOr404(user.userId, parseParams(idParam, req.params).id);
+    parseJsonOrThrow(emptyBody, req.body);
+    const last = await findLastMessage(db, chat.id);
+    if (!last) throw new BadRequestError('There is no message to answer again.');
+    const turns = await listTurns(db, chat.id);
+    if (turns.some((t) => t.response && ACTIVE_STATUSES.includes(t.response.status))) {
+      throw new ConflictError('An answer is still being generated in this chat.');
+    }
+    return generateAndStream(reply, { userId: user.userId, chatId: chat.id, modelId: chat.modelId, messageId: last.id });
+  });
+
+  app.post('/api/chats/:id/responses/:idresponse/stop', async (req) => {
+    const user = requireUser(req);
+    const params = parseParams(responseParams, req.params);
+    const chat = await ownedChatOr404(user.userId, params.id);
+    parseJsonOrThrow(emptyBody, req.body);
+    const response = await findResponseInChat(db, chat.id, params.idresponse);
+    if (!response) throw new NotFoundError('Answer not found');
+    if (ACTIVE_STATUSES.includes(response.status)) {
+      await requestStop(db, response.id); // reaches the answer even when another process generates it
+      generations.get(response.id)?.stop('user');
+    }
+    return { ok: true };
+  });
+}

@@ -1,0 +1,199 @@
+import { sql } from 'kysely';
+import type { Db } from '../db/database.ts';
+import type { ResponseStatus } from '../db/schema.ts';
+
+export const THINKING_PLACEHOLDER = '🧠 Thinking...';
+export const TITLE_MAX_CHARS = 60;
+export const ACTIVE_STATUSES: ResponseStatus[] = ['pending', 'streaming'];
+
+export interface ChatRecord {
+  id: number;
+  userId: number;
+  modelId: number;
+  title: string | null;
+}
+
+/** The chat only if it belongs to this user: every chat route goes through here, so another user's chat is a 404. */
+export async function findOwnedChat(db: Db, userId: number, chatId: number): Promise<ChatRecord | undefined> {
+  return db
+    .selectFrom('chatbot_schema.chat')
+    .select(['idchat as id', 'idappuser as userId', 'idllm as modelId', 'txtitle as title'])
+    .where('idchat', '=', chatId)
+    .where('idappuser', '=', userId)
+    .executeTakeFirst();
+}
+
+export async function listChats(db: Db, userId: number): Promise<Array<{ id: number; title: string; updatedAt: Date }>> {
+  const rows = await db
+    .selectFrom('chatbot_schema.chat')
+    .select(['idchat as id', 'txtitle as title', 'dtupdated as updatedAt'])
+    .where('idappuser', '=', userId)
+    .orderBy('dtupdated', 'desc')
+    .orderBy('idchat', 'desc')
+    .limit(500)
+    .execute();
+  return rows.map((r) => ({ ...r, title: r.title ?? 'New chat' }));
+}
+
+export async function createChat(db: Db, userId: number, modelId: number): Promise<number> {
+  const row = await db.insertInto('chatbot_schema.chat').values({ idappuser: userId, idllm: modelId }).returning('idchat').executeTakeFirstOrThrow();
+  return row.idchat;
+}
+
+export async function renameChat(db: Db, chatId: number, title: string): Promise<void> {
+  await db.updateTable('chatbot_schema.chat').set({ txtitle: title }).where('idchat', '=', chatId).execute();
+}
+
+/** Deletes the chat with its messages and responses (the foreign keys cascade). */
+export async function deleteChat(db: Db, chatId: number): Promise<void> {
+  await db.transaction().execute(async (trx) => {
+    await trx.deleteFrom('chatbot_schema.response').where('idchat', '=', chatId).execute();
+    await trx.deleteFrom('chatbot_schema.message').where('idchat', '=', chatId).execute();
+    await trx.deleteFrom('chatbot_schema.chat').where('idchat', '=', chatId).execute();
+  });
+}
+
+export interface ResponseRecord {
+  id: number;
+  status: ResponseStatus;
+  markdown: string;
+  html: string;
+  error: string | null;
+  startedAt: Date | null;
+  endedAt: Date | null;
+}
+
+export interface TurnRecord {
+  messageId: number;
+  prompt: string;
+  createdAt: Date;
+  response: ResponseRecord | null;
+}
+
+/** The conversation in order; each prompt with its latest answer (a regenerated answer replaces the older ones). */
+export async function listTurns(db: Db, chatId: number): Promise<TurnRecord[]> {
+  const rows = await db
+    .selectFrom('chatbot_schema.message as m')
+    .leftJoin(
+      (eb) =>
+        eb
+          .selectFrom('chatbot_schema.response')
+          .distinctOn('idmessage')
+          .select(['idmessage', 'idresponse', 'txstatus', 'txmarkdown', 'txcontent', 'txerror', 'tinf_start', 'tinf_end'])
+          .where('idchat', '=', chatId)
+          .orderBy('idmessage')
+          .orderBy('idresponse', 'desc')
+          .as('r'),
+      (join) => join.onRef('r.idmessage', '=', 'm.idmessage'),
+    )
+    .select([
+      'm.idmessage as messageId',
+      'm.txmessage as prompt',
+      'm.dtcreated as createdAt',
+      'r.idresponse',
+      'r.txstatus',
+      'r.txmarkdown',
+      'r.txcontent',
+      'r.txerror',
+      'r.tinf_start',
+      'r.tinf_end',
+    ])
+    .where('m.idchat', '=', chatId)
+    .orderBy('m.idmessage')
+    .execute();
+  return rows.map((r) => ({
+    messageId: r.messageId,
+    prompt: r.prompt,
+    createdAt: r.createdAt,
+    response:
+      r.idresponse === null
+        ? null
+        : {
+            id: r.idresponse,
+            status: (r.txstatus ?? 'complete') as ResponseStatus,
+            markdown: r.txmarkdown ?? '',
+            html: r.txcontent ?? '',
+            error: r.txerror,
+            startedAt: r.tinf_start,
+            endedAt: r.tinf_end,
+          },
+  }));
+}
+
+export class TooManyGenerationsError extends Error {}
+
+/**
+ * Stores the prompt and the seed's "🧠 Thinking..." placeholder (tinf_start = now()) in one transaction.
+ * The user's row is locked first so the per-user limit on concurrent answers holds across processes.
+ * With `messageId` set (regenerate), only a new response for that prompt is inserted.
+ */
+export async function insertPromptAndPlaceholder(
+  db: Db,
+  input: { userId: number; chatId: number; modelId: number; prompt?: string; messageId?: number; maxActive: number },
+): Promise<{ messageId: number; responseId: number }> {
+  return db.transaction().execute(async (trx) => {
+    await trx.selectFrom('chatbot_schema.app_user').select('idappuser').where('idappuser', '=', input.userId).forUpdate().execute();
+    const { active } = await trx
+      .selectFrom('chatbot_schema.response as r')
+      .innerJoin('chatbot_schema.chat as c', 'c.idchat', 'r.idchat')
+      .select((eb) => eb.fn.countAll<number>().as('active'))
+      .where('c.idappuser', '=', input.userId)
+      .where('r.txstatus', 'in', ACTIVE_STATUSES)
+      .executeTakeFirstOrThrow();
+    if (Number(active) >= input.maxActive) throw new TooManyGenerationsError();
+
+    let messageId = input.messageId;
+    if (messageId === undefined) {
+      const prompt = input.prompt ?? '';
+      const inserted = await trx.insertInto('chatbot_schema.message').values({ idchat: input.chatId, txmessage: prompt }).returning('idmessage').executeTakeFirstOrThrow();
+      messageId = inserted.idmessage;
+      await trx
+        .updateTable('chatbot_schema.chat')
+        .set({ txtitle: sql`coalesce(txtitle, ${titleFrom(prompt)})`, dtupdated: sql`now()` })
+        .where('idchat', '=', input.chatId)
+        .execute();
+    } else {
+      await trx.updateTable('chatbot_schema.chat').set({ dtupdated: sql`now()` }).where('idchat', '=', input.chatId).execute();
+    }
+    const response = await trx
+      .insertInto('chatbot_schema.response')
+      .values({
+        idchat: input.chatId,
+        idmessage: messageId,
+        idllm: input.modelId,
+        txcontent: THINKING_PLACEHOLDER,
+        txmarkdown: THINKING_PLACEHOLDER,
+        tinf_start: sql`now()`,
+        dtheartbeat: sql`now()`,
+        txstatus: 'pending',
+      })
+      .returning('idresponse')
+      .executeTakeFirstOrThrow();
+    return { messageId, responseId: response.idresponse };
+  });
+}
+
+export function titleFrom(prompt: string): string {
+  const oneLine = prompt.replace(/\s+/g, ' ').trim();
+  const chars = [...oneLine];
+  return chars.length > TITLE_MAX_CHARS ? `${chars.slice(0, TITLE_MAX_CHARS - 1).join('')}…` : oneLine || 'New chat';
+}
+
+export async function findLastMessage(db: Db, chatId: number): Promise<{ id: number; prompt: string } | undefined> {
+  return db
+    .selectFrom('chatbot_schema.message')
+    .select(['idmessage as id', 'txmessage as prompt'])
+    .where('idchat', '=', chatId)
+    .orderBy('idmessage', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+}
+
+export async function findResponseInChat(db: Db, chatId: number, responseId: number): Promise<{ id: number; status: ResponseStatus } | undefined> {
+  return db
+    .selectFrom('chatbot_schema.response')
+    .select(['idresponse as id', 'txstatus as status'])
+    .where('idchat', '=', chatId)
+    .where('idresponse', '=', responseId)
+    .executeTakeFirst();
+}
