@@ -2,7 +2,7 @@ import path from 'node:path';
 import cookie from '@fastify/cookie';
 import formbody from '@fastify/formbody';
 import fastifyStatic from '@fastify/static';
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyServerOptions, type RouteOptions } from 'fastify';
 import { sql } from 'kysely';
 import { localAuthRoutes } from './auth/local-routes.ts';
 import { sessionPlugin } from './auth/session-plugin.ts';
@@ -13,8 +13,10 @@ import type { Db } from './db/database.ts';
 import { csrfPlugin } from './http/csrf.ts';
 import { installErrorHandlers } from './http/error-handler.ts';
 import { flashPlugin } from './http/flash.ts';
+import { parseFormStrict } from './http/form-parser.ts';
 import { pagesPlugin } from './http/pages.ts';
 import { registerSecurityHeaders } from './http/security-headers.ts';
+import { modelsAdminRoutes } from './llm/models-admin-routes.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
 /** Forms are small; a prompt is at most MAX_PROMPT_CHARS characters of up to 4 bytes each, plus JSON overhead. */
@@ -24,10 +26,12 @@ export interface BuildOptions {
   config: Config;
   db: Db;
   logger?: FastifyServerOptions['logger'];
+  /** Sees every route as it is added; the authorization matrix test uses it to find routes missing from its table. */
+  onRoute?: (route: RouteOptions) => void;
 }
 
 /** The app without a listening socket: server.ts listens, tests `inject`. */
-export async function buildApp({ config, db, logger = false }: BuildOptions): Promise<FastifyInstance> {
+export async function buildApp({ config, db, logger = false, onRoute }: BuildOptions): Promise<FastifyInstance> {
   const app = Fastify({
     logger,
     trustProxy: config.TRUST_PROXY,
@@ -35,11 +39,14 @@ export async function buildApp({ config, db, logger = false }: BuildOptions): Pr
     // Deep links like /chat/12/ and /chat/12 are the same page.
     routerOptions: { ignoreTrailingSlash: true },
   });
+  if (onRoute) app.addHook('onRoute', onRoute);
 
   installErrorHandlers(app);
   await registerSecurityHeaders(app, { secure: config.secureCookies });
   await app.register(cookie, { secret: deriveKey(config.APP_SECRET, 'cookie-signing').toString('base64url') });
-  await app.register(formbody, { bodyLimit: 64 * 1024 });
+  await app.register(formbody, { bodyLimit: 64 * 1024, parser: parseFormStrict });
+  // No route takes text/plain; without this, Fastify's default parser let it through to a confusing CSRF 403 instead of 415.
+  app.removeContentTypeParser('text/plain');
   await app.register(fastifyStatic, { root: path.join(root, 'public'), prefix: '/static/', maxAge: '1h' });
   await app.register(fastifyStatic, {
     root: path.join(root, 'node_modules/bootstrap/dist'),
@@ -66,5 +73,6 @@ export async function buildApp({ config, db, logger = false }: BuildOptions): Pr
 
   await app.register(localAuthRoutes, { db, config });
   await app.register(chatRoutes, { db, config });
+  await app.register(modelsAdminRoutes, { db, config });
   return app;
 }

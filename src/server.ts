@@ -2,6 +2,7 @@ import { buildApp } from './app.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { openDatabase } from './db/database.ts';
 import { migrateToLatest } from './db/migrate.ts';
+import { bootstrapModels } from './llm/bootstrap-models.ts';
 
 /** Reads config, opens the database, migrates, listens. Nothing else lives here. */
 async function main(): Promise<void> {
@@ -17,6 +18,7 @@ async function main(): Promise<void> {
   }
   const database = await openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.DATA_DIR });
   await migrateToLatest(database.db);
+  await bootstrapModels(database.db, config);
   const app = await buildApp({ config, db: database.db, logger: { level: config.LOG_LEVEL } });
   await app.listen({ port: config.PORT, host: config.HOST });
   app.log.info({ database: database.kind, publicUrl: config.PUBLIC_URL }, `${config.APP_NAME} is ready`);

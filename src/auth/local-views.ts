@@ -3,6 +3,9 @@ import { html, type SafeHtml } from '../views/html.ts';
 import { card } from '../views/layout.ts';
 import { PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS } from './passwords.ts';
 
+/** Tells a first-time visitor what this site is before asking for anything. */
+const TAGLINE = "Chat with your team's AI models.";
+
 export type FieldErrors = Partial<Record<string, string>>;
 
 export interface LoginView {
@@ -28,10 +31,11 @@ export function loginPage(v: LoginView): SafeHtml {
     <button class="btn btn-primary w-100" type="submit">Sign in</button>
   </form>
   ${v.registrationOpen ? html`<p class="mt-3 mb-0 text-center text-body-secondary">No account yet? <a href="/register">Create one</a></p>` : ''}`
-    : html`${v.googleEnabled ? '' : html`<p>Password sign-in is turned off on this server and no other sign-in method is configured. Ask your administrator.</p>`}`;
+    : html`${v.googleEnabled ? '' : html`<p class="mb-0">Password sign-in is turned off on this server and no other sign-in method is configured. Ask your administrator.</p>`}`;
   return card(
     'Sign in',
     html`${formAlert(v.error)}${googleButton(v.googleEnabled)}${v.googleEnabled && v.localLogin ? html`<div class="text-center text-body-secondary small mb-3">or with your e-mail</div>` : ''}${form}`,
+    TAGLINE,
   );
 }
 
@@ -65,12 +69,13 @@ export function registerPage(v: RegisterView): SafeHtml {
     <button class="btn btn-primary w-100" type="submit">Create account</button>
   </form>
   <p class="mt-3 mb-0 text-center text-body-secondary">Already registered? <a href="/login">Sign in</a></p>`,
+    TAGLINE,
   );
 }
 
 export function registrationClosedPage(): SafeHtml {
   return card(
     'Registration is closed',
-    html`<p>Accounts on this server are created by its administrators.</p><a class="btn btn-primary" href="/login">Sign in</a>`,
+    html`<p>Accounts on this server are created by its administrators.</p><a class="btn btn-primary w-100" href="/login">Sign in</a>`,
   );
 }

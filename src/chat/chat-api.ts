@@ -5,13 +5,21 @@ import type { Config } from '../config.ts';
 import type { Db } from '../db/database.ts';
 import { BadRequestError, HttpError, NotFoundError, TooManyRequestsError } from '../http/errors.ts';
 import { parseJsonOrThrow } from '../http/validation.ts';
-import { ApiKeyUnreadableError, createApiKeyBox, findModelSummary, getModelConnection } from '../llm/llm-queries.ts';
+import {
+  ApiKeyUnreadableError,
+  createApiKeyBox,
+  findModelSummary,
+  type ModelConnectionRecord,
+  type ModelConnectionRow,
+  toModelConnection,
+} from '../llm/llm-queries.ts';
 import type { ChatTurn, ModelConnection } from '../llm/model-client.ts';
 import {
   ACTIVE_STATUSES,
+  type AnswerContext,
   createChat,
   deleteChat,
-  findLastMessage,
+  findAnswerContext,
   findOwnedChat,
   findResponseInChat,
   insertPromptAndPlaceholder,
@@ -24,9 +32,27 @@ import { openEventStream } from './event-stream.ts';
 import type { GenerationRegistry } from './generation.ts';
 import { requestStop } from './response-store.ts';
 
-const idParam = z.object({ id: z.coerce.number().int().positive().max(2 ** 31 - 1) });
-const responseParams = idParam.extend({ idresponse: z.coerce.number().int().positive().max(2 ** 31 - 1) });
-const newChatBody = z.strictObject({ llm: z.number().int().positive().max(2 ** 31 - 1) });
+const idParam = z.object({
+  id: z.coerce
+    .number()
+    .int()
+    .positive()
+    .max(2 ** 31 - 1),
+});
+const responseParams = idParam.extend({
+  idresponse: z.coerce
+    .number()
+    .int()
+    .positive()
+    .max(2 ** 31 - 1),
+});
+const newChatBody = z.strictObject({
+  llm: z
+    .number()
+    .int()
+    .positive()
+    .max(2 ** 31 - 1),
+});
 const renameBody = z.strictObject({ title: z.string().trim().min(1, 'A title cannot be empty').max(200) });
 const emptyBody = z.strictObject({}).optional();
 
@@ -43,15 +69,14 @@ class ConflictError extends HttpError {
   }
 }
 
-/** The conversation as the model sees it: each earlier prompt and the text of its answer, then the new prompt. */
-function historyFor(turns: TurnRecord[], upToMessageId: number): ChatTurn[] {
+/** The conversation as the model sees it: each earlier prompt with the text of its answer, then `prompt`. */
+function historyWith(earlier: AnswerContext['turns'], prompt: string): ChatTurn[] {
   const history: ChatTurn[] = [];
-  for (const turn of turns) {
+  for (const turn of earlier) {
     history.push({ role: 'user', content: turn.prompt });
-    if (turn.messageId === upToMessageId) break;
-    const answer = turn.response?.status === 'pending' ? '' : (turn.response?.markdown ?? '');
-    if (answer) history.push({ role: 'assistant', content: answer });
+    if (turn.answer && turn.status !== 'pending') history.push({ role: 'assistant', content: turn.answer });
   }
+  history.push({ role: 'user', content: prompt });
   return history;
 }
 
@@ -76,13 +101,23 @@ export async function chatApiRoutes(app: FastifyInstance, opts: { db: Db; config
   const { db, config, generations } = opts;
   const keys = createApiKeyBox(config.APP_SECRET);
 
-  async function usableConnection(modelId: number): Promise<ModelConnection> {
-    const conn = await getModelConnection(db, keys, modelId).catch((err) => {
-      if (err instanceof ApiKeyUnreadableError) throw new ConflictError('This model cannot be reached right now. Ask an administrator to check its connection.');
+  function usableConnection(row: ModelConnectionRow): ModelConnection {
+    let conn: ModelConnectionRecord;
+    try {
+      conn = toModelConnection(keys, row);
+    } catch (err) {
+      if (err instanceof ApiKeyUnreadableError)
+        throw new ConflictError('This model cannot be reached right now. Ask an administrator to check its connection.');
       throw err;
-    });
-    if (!conn?.enabled || !conn.baseUrl) throw new ConflictError('This model is not available any more. Start a new chat with another model.');
+    }
+    if (!conn.enabled || !conn.baseUrl) throw new ConflictError('This model is not available any more. Start a new chat with another model.');
     return conn;
+  }
+
+  async function answerContextOr404(userId: number, chatId: number): Promise<AnswerContext> {
+    const context = await findAnswerContext(db, userId, chatId);
+    if (!context) throw new NotFoundError('Chat not found');
+    return context;
   }
 
   async function ownedChatOr404(userId: number, chatId: number) {
@@ -91,23 +126,35 @@ export async function chatApiRoutes(app: FastifyInstance, opts: { db: Db; config
     return chat;
   }
 
-  /** Inserts prompt + placeholder, starts the answer, and streams it to this client for as long as it listens. */
+  /**
+   * Starts the answer and streams it to this client for as long as it listens. The model is called while the
+   * prompt and placeholder are being stored (see GenerationRegistry.start); the transactional limit check
+   * decides, and a refused request is answered 429 before any event is sent.
+   */
   async function generateAndStream(
     reply: FastifyReply,
-    input: { userId: number; chatId: number; modelId: number; prompt?: string; messageId?: number },
-  ): Promise<FastifyReply> {
-    const connection = await usableConnection(input.modelId);
+    input: { userId: number; context: AnswerContext; prompt: string; earlier: AnswerContext['turns']; messageId?: number },
+  ) {
+    const limitError = () =>
+      new TooManyRequestsError(`You already have ${config.MAX_CONCURRENT_GENERATIONS} answers being generated. Wait for one to finish.`, 5);
+    const { chat } = input.context;
+    const connection = usableConnection(input.context.model);
+    if (input.context.activeAnswers >= config.MAX_CONCURRENT_GENERATIONS) throw limitError();
+    const stored = insertPromptAndPlaceholder(db, {
+      userId: input.userId,
+      chatId: chat.id,
+      modelId: chat.modelId,
+      prompt: input.prompt,
+      messageId: input.messageId,
+      maxActive: config.MAX_CONCURRENT_GENERATIONS,
+    });
+    const generation = generations.start(stored, connection, historyWith(input.earlier, input.prompt));
     let ids: { messageId: number; responseId: number };
     try {
-      ids = await insertPromptAndPlaceholder(db, { ...input, maxActive: config.MAX_CONCURRENT_GENERATIONS });
+      ids = await stored;
     } catch (err) {
-      if (err instanceof TooManyGenerationsError) {
-        throw new TooManyRequestsError(`You already have ${config.MAX_CONCURRENT_GENERATIONS} answers being generated. Wait for one to finish.`, 5);
-      }
-      throw err;
+      throw err instanceof TooManyGenerationsError ? limitError() : err;
     }
-    const history = historyFor(await listTurns(db, input.chatId), ids.messageId);
-    const generation = generations.start(ids.responseId, connection, history);
     const events = openEventStream(reply);
     const done = { idmessage: ids.messageId, idresponse: ids.responseId };
     events.send('start', done);
@@ -124,7 +171,8 @@ export async function chatApiRoutes(app: FastifyInstance, opts: { db: Db; config
   app.post('/api/chats', async (req, reply) => {
     const user = requireUser(req);
     const { llm } = parseJsonOrThrow(newChatBody, req.body);
-    await usableConnection(llm);
+    const model = await findModelSummary(db, llm);
+    if (!model?.enabled || !model.baseUrl) throw new ConflictError('This model is not available. Pick another one.');
     const id = await createChat(db, user.userId, llm);
     return reply.code(201).send({ id });
   });
@@ -159,7 +207,7 @@ export async function chatApiRoutes(app: FastifyInstance, opts: { db: Db; config
 
   app.post('/api/chats/:id/messages', async (req, reply) => {
     const user = requireUser(req);
-    const chat = await ownedChatOr404(user.userId, parseParams(idParam, req.params).id);
+    const context = await answerContextOr404(user.userId, parseParams(idParam, req.params).id);
     const schema = z.strictObject({
       content: z
         .string({ message: 'content is required' })
@@ -167,20 +215,19 @@ export async function chatApiRoutes(app: FastifyInstance, opts: { db: Db; config
         .refine((v) => v.trim().length > 0, 'The message is empty.'),
     });
     const { content } = parseJsonOrThrow(schema, req.body);
-    return generateAndStream(reply, { userId: user.userId, chatId: chat.id, modelId: chat.modelId, prompt: content });
+    return generateAndStream(reply, { userId: user.userId, context, prompt: content, earlier: context.turns });
   });
 
   app.post('/api/chats/:id/regenerate', async (req, reply) => {
     const user = requireUser(req);
-    const chat = await ownedChatOr404(user.userId, parseParams(idParam, req.params).id);
+    const context = await answerContextOr404(user.userId, parseParams(idParam, req.params).id);
     parseJsonOrThrow(emptyBody, req.body);
-    const last = await findLastMessage(db, chat.id);
+    const last = context.turns.at(-1);
     if (!last) throw new BadRequestError('There is no message to answer again.');
-    const turns = await listTurns(db, chat.id);
-    if (turns.some((t) => t.response && ACTIVE_STATUSES.includes(t.response.status))) {
+    if (context.turns.some((t) => t.status && ACTIVE_STATUSES.includes(t.status))) {
       throw new ConflictError('An answer is still being generated in this chat.');
     }
-    return generateAndStream(reply, { userId: user.userId, chatId: chat.id, modelId: chat.modelId, messageId: last.id });
+    return generateAndStream(reply, { userId: user.userId, context, prompt: last.prompt, earlier: context.turns.slice(0, -1), messageId: last.messageId });
   });
 
   app.post('/api/chats/:id/responses/:idresponse/stop', async (req) => {

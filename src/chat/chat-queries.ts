@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import type { Db } from '../db/database.ts';
 import type { ResponseStatus } from '../db/schema.ts';
+import type { ModelConnectionRow } from '../llm/llm-queries.ts';
 
 export const THINKING_PLACEHOLDER = '🧠 Thinking...';
 export const TITLE_MAX_CHARS = 60;
@@ -123,70 +124,57 @@ export async function listTurns(db: Db, chatId: number): Promise<TurnRecord[]> {
 export class TooManyGenerationsError extends Error {}
 
 /**
- * Stores the prompt and the seed's "🧠 Thinking..." placeholder (tinf_start = now()) in one transaction.
- * The user's row is locked first so the per-user limit on concurrent answers holds across processes.
+ * Stores the prompt and the seed's "🧠 Thinking..." placeholder (tinf_start = now()) in one round trip, within
+ * the per-user limit on answers in flight (see migration 003: chatbot_schema.start_answer).
  * With `messageId` set (regenerate), only a new response for that prompt is inserted.
  */
 export async function insertPromptAndPlaceholder(
   db: Db,
-  input: { userId: number; chatId: number; modelId: number; prompt?: string; messageId?: number; maxActive: number },
+  input: { userId: number; chatId: number; modelId: number; prompt: string; messageId?: number; maxActive: number },
 ): Promise<{ messageId: number; responseId: number }> {
-  return db.transaction().execute(async (trx) => {
-    await trx.selectFrom('chatbot_schema.app_user').select('idappuser').where('idappuser', '=', input.userId).forUpdate().execute();
-    const { active } = await trx
-      .selectFrom('chatbot_schema.response as r')
-      .innerJoin('chatbot_schema.chat as c', 'c.idchat', 'r.idchat')
-      .select((eb) => eb.fn.countAll<number>().as('active'))
-      .where('c.idappuser', '=', input.userId)
-      .where('r.txstatus', 'in', ACTIVE_STATUSES)
-      .executeTakeFirstOrThrow();
-    if (Number(active) >= input.maxActive) throw new TooManyGenerationsError();
+  const { rows } = await sql<{ idmessage: number; idresponse: number }>`
+    SELECT idmessage, idresponse FROM chatbot_schema.start_answer(
+      ${input.userId}, ${input.chatId}, ${input.modelId}, ${input.prompt}, ${titleFrom(input.prompt)},
+      ${input.messageId ?? null}::integer, ${input.maxActive}, ${THINKING_PLACEHOLDER})`.execute(db);
+  const row = rows[0];
+  if (!row) throw new TooManyGenerationsError();
+  return { messageId: row.idmessage, responseId: row.idresponse };
+}
 
-    let messageId = input.messageId;
-    if (messageId === undefined) {
-      const prompt = input.prompt ?? '';
-      const inserted = await trx.insertInto('chatbot_schema.message').values({ idchat: input.chatId, txmessage: prompt }).returning('idmessage').executeTakeFirstOrThrow();
-      messageId = inserted.idmessage;
-      await trx
-        .updateTable('chatbot_schema.chat')
-        .set({ txtitle: sql`coalesce(txtitle, ${titleFrom(prompt)})`, dtupdated: sql`now()` })
-        .where('idchat', '=', input.chatId)
-        .execute();
-    } else {
-      await trx.updateTable('chatbot_schema.chat').set({ dtupdated: sql`now()` }).where('idchat', '=', input.chatId).execute();
-    }
-    const response = await trx
-      .insertInto('chatbot_schema.response')
-      .values({
-        idchat: input.chatId,
-        idmessage: messageId,
-        idllm: input.modelId,
-        txcontent: THINKING_PLACEHOLDER,
-        txmarkdown: THINKING_PLACEHOLDER,
-        tinf_start: sql`now()`,
-        dtheartbeat: sql`now()`,
-        txstatus: 'pending',
-      })
-      .returning('idresponse')
-      .executeTakeFirstOrThrow();
-    return { messageId, responseId: response.idresponse };
-  });
+export interface AnswerContext {
+  chat: ChatRecord;
+  model: ModelConnectionRow;
+  activeAnswers: number;
+  /** Earlier prompts in order, each with the text of its latest answer. */
+  turns: Array<{ messageId: number; prompt: string; answer: string | null; status: ResponseStatus | null }>;
+}
+
+/**
+ * Everything needed to answer in a chat, in one statement (this is the time-to-first-token path): the chat if
+ * it is this user's, its model's connection columns, the user's answers in flight, and the conversation.
+ */
+export async function findAnswerContext(db: Db, userId: number, chatId: number): Promise<AnswerContext | undefined> {
+  const { rows } = await sql<ModelConnectionRow & { idchat: number; txtitle: string | null; active: number; turns: AnswerContext['turns'] }>`
+    SELECT c.idchat, c.txtitle, l.idllm, l.txshortname, l.txbase_url, l.txapi_key_enc, l.txmodel, l.is_enabled,
+      (SELECT count(*)::int FROM chatbot_schema.response r JOIN chatbot_schema.chat c2 ON c2.idchat = r.idchat
+        WHERE c2.idappuser = ${userId} AND r.txstatus IN ('pending', 'streaming')) AS active,
+      (SELECT coalesce(json_agg(json_build_object('messageId', m.idmessage, 'prompt', m.txmessage, 'answer', r.txmarkdown, 'status', r.txstatus)
+                                ORDER BY m.idmessage), '[]'::json)
+        FROM chatbot_schema.message m
+        LEFT JOIN LATERAL (SELECT txmarkdown, txstatus FROM chatbot_schema.response WHERE idmessage = m.idmessage ORDER BY idresponse DESC LIMIT 1) r ON true
+        WHERE m.idchat = c.idchat) AS turns
+    FROM chatbot_schema.chat c JOIN chatbot_schema.llm l ON l.idllm = c.idllm
+    WHERE c.idchat = ${chatId} AND c.idappuser = ${userId}`.execute(db);
+  const row = rows[0];
+  if (!row) return undefined;
+  const { idchat, txtitle, active, turns, ...model } = row;
+  return { chat: { id: idchat, userId, modelId: model.idllm, title: txtitle }, model, activeAnswers: active, turns };
 }
 
 export function titleFrom(prompt: string): string {
   const oneLine = prompt.replace(/\s+/g, ' ').trim();
   const chars = [...oneLine];
   return chars.length > TITLE_MAX_CHARS ? `${chars.slice(0, TITLE_MAX_CHARS - 1).join('')}…` : oneLine || 'New chat';
-}
-
-export async function findLastMessage(db: Db, chatId: number): Promise<{ id: number; prompt: string } | undefined> {
-  return db
-    .selectFrom('chatbot_schema.message')
-    .select(['idmessage as id', 'txmessage as prompt'])
-    .where('idchat', '=', chatId)
-    .orderBy('idmessage', 'desc')
-    .limit(1)
-    .executeTakeFirst();
 }
 
 export async function findResponseInChat(db: Db, chatId: number, responseId: number): Promise<{ id: number; status: ResponseStatus } | undefined> {

@@ -12,29 +12,35 @@ export type GenerationEvent =
   | { type: 'done'; status: 'complete' | 'stopped'; html: string }
   | { type: 'error'; message: string };
 
-type EndReason = 'user' | 'shutdown';
+/** `refused`: the prompt could not be stored (per-user limit), so the answer is dropped without a trace. */
+type EndReason = 'user' | 'shutdown' | 'refused';
 
 /**
  * One answer being generated. It runs on its own, detached from the HTTP request that started it:
  * a client that disconnects only stops listening, the answer is still completed and stored.
  */
 export class Generation {
-  readonly responseId: number;
   readonly controller = new AbortController();
   readonly #listeners = new Set<(e: GenerationEvent) => void>();
   endReason: EndReason | null = null;
   finished: Promise<void> = Promise.resolve();
-
-  constructor(responseId: number) {
-    this.responseId = responseId;
-  }
+  /** What has arrived so far, and the last event once finished: a late subscriber is replayed both. */
+  text = '';
+  #final: GenerationEvent | null = null;
 
   subscribe(listener: (e: GenerationEvent) => void): () => void {
+    if (this.text) listener({ type: 'token', text: this.text });
+    if (this.#final) {
+      listener(this.#final);
+      return () => {};
+    }
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
   }
 
   emit(event: GenerationEvent): void {
+    if (event.type === 'token') this.text += event.text;
+    else this.#final = event;
     for (const listener of this.#listeners) listener(event);
   }
 
@@ -67,10 +73,27 @@ export class GenerationRegistry {
     return this.#running.size;
   }
 
-  start(responseId: number, connection: ModelConnection, history: ChatTurn[]): Generation {
-    const generation = new Generation(responseId);
-    this.#running.set(responseId, generation);
-    generation.finished = runGeneration(this.#deps, generation, connection, history).finally(() => this.#running.delete(responseId));
+  /**
+   * Calls the model at once, while `stored` (the prompt and placeholder insert) is still running: the app adds
+   * no database round trips to the time to first token. Tokens that arrive first are kept and replayed.
+   */
+  start(stored: Promise<{ responseId: number }>, connection: ModelConnection, history: ChatTurn[]): Generation {
+    const generation = new Generation();
+    let responseId: number | undefined;
+    const ids = stored.then(
+      (v) => {
+        responseId = v.responseId;
+        this.#running.set(v.responseId, generation);
+        return v.responseId;
+      },
+      () => {
+        generation.stop('refused');
+        return undefined;
+      },
+    );
+    generation.finished = runGeneration(this.#deps, generation, connection, history, ids).finally(() => {
+      if (responseId !== undefined) this.#running.delete(responseId);
+    });
     return generation;
   }
 
@@ -82,24 +105,35 @@ export class GenerationRegistry {
   }
 }
 
-async function runGeneration(deps: GenerationDeps, gen: Generation, connection: ModelConnection, history: ChatTurn[]): Promise<void> {
+async function runGeneration(
+  deps: GenerationDeps,
+  gen: Generation,
+  connection: ModelConnection,
+  history: ChatTurn[],
+  ids: Promise<number | undefined>,
+): Promise<void> {
   const { db, log } = deps;
   let markdown = '';
   let flushed = '';
   let lastWriteAt = Date.now();
   let usage: { promptTokens: number; completionTokens: number } | null = null;
-  // Database writes for this answer happen one at a time and never delay forwarding a token.
-  let writes = Promise.resolve();
-  const enqueue = (write: () => Promise<void>) => {
-    writes = writes.then(write).catch((err) => log.error({ err, responseId: gen.responseId }, 'could not save partial answer'));
+  let responseId: number | undefined;
+  // Database writes for this answer happen one at a time, after the row exists, and never delay a token.
+  let writes = ids.then((id) => {
+    responseId = id;
+  });
+  const enqueue = (write: (id: number) => Promise<void>) => {
+    writes = writes
+      .then(() => (responseId === undefined ? undefined : write(responseId)))
+      .catch((err) => log.error({ err, responseId }, 'could not save partial answer'));
   };
   const timer = setInterval(() => {
     const changed = markdown !== flushed;
     if (!changed && Date.now() - lastWriteAt < HEARTBEAT_INTERVAL_MS) return;
     const snapshot = markdown;
-    enqueue(async () => {
+    enqueue(async (id) => {
       lastWriteAt = Date.now();
-      const stopRequested = await flushPartial(db, gen.responseId, changed ? snapshot : null);
+      const stopRequested = await flushPartial(db, id, changed ? snapshot : null);
       flushed = snapshot;
       if (stopRequested) gen.stop('user'); // asked from another process
     });
@@ -112,26 +146,28 @@ async function runGeneration(deps: GenerationDeps, gen: Generation, connection: 
         usage = event;
         continue;
       }
-      if (markdown === '') enqueue(() => markStreaming(db, gen.responseId));
+      if (markdown === '') enqueue((id) => markStreaming(db, id));
       markdown += event.text;
       gen.emit({ type: 'token', text: event.text });
     }
     final = { status: 'complete', error: null };
   } catch (err) {
-    if (gen.endReason === 'user') final = { status: 'stopped', error: null };
+    if (gen.endReason === 'refused') final = { status: 'error', error: null };
+    else if (gen.endReason === 'user') final = { status: 'stopped', error: null };
     else if (gen.endReason === 'shutdown') final = { status: 'interrupted', error: 'The server shut down before this answer was finished.' };
     else if (err instanceof ModelError) final = { status: 'error', error: err.message };
     else {
-      log.error({ err, responseId: gen.responseId }, 'generation failed');
+      log.error({ err, responseId }, 'generation failed');
       final = { status: 'error', error: 'The answer failed unexpectedly.' };
     }
   } finally {
     clearInterval(timer);
   }
   await writes;
+  if (responseId === undefined) return; // refused: nothing was stored, nobody listens
   const html = renderMarkdown(markdown);
   try {
-    await finalizeResponse(db, gen.responseId, {
+    await finalizeResponse(db, responseId, {
       ...final,
       markdown,
       html,
@@ -139,7 +175,7 @@ async function runGeneration(deps: GenerationDeps, gen: Generation, connection: 
       completionTokens: usage?.completionTokens ?? null,
     });
   } catch (err) {
-    log.error({ err, responseId: gen.responseId }, 'could not store the finished answer');
+    log.error({ err, responseId }, 'could not store the finished answer');
   }
   if (final.status === 'complete' || final.status === 'stopped') gen.emit({ type: 'done', status: final.status, html });
   else gen.emit({ type: 'error', message: final.error ?? 'The answer failed.' });

@@ -19,6 +19,8 @@ export interface PageOptions {
   title: string;
   body: SafeHtml;
   scripts?: string[];
+  /** Extra stylesheets from our origin, after app.css. */
+  styles?: string[];
   /** Pages like the chat use the full width and height of the window. */
   fluid?: boolean;
 }
@@ -54,6 +56,10 @@ function navbar(ctx: PageContext): SafeHtml {
 </nav>`;
 }
 
+/** A speech bubble in Bootstrap's primary blue; inline, so browsers stop asking for a /favicon.ico that does not exist. */
+const favicon =
+  "data:image/svg+xml,<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'><path fill='%230d6efd' d='M3 1h10a3 3 0 0 1 3 3v6a3 3 0 0 1-3 3H7l-4 3v-3a3 3 0 0 1-3-3V4a3 3 0 0 1 3-3z'/></svg>";
+
 function flashes(ctx: PageContext): SafeHtml {
   return html`${ctx.flashes.map(
     (f) =>
@@ -70,12 +76,15 @@ export function layout(ctx: PageContext, page: PageOptions): string {
   <meta name="viewport" content="width=device-width, initial-scale=1">
   <meta name="csrf-token" content="${ctx.csrfToken}">
   <title>${page.title} · ${ctx.appName}</title>
+  <link rel="icon" href="${favicon}">
   <link rel="stylesheet" href="/static/vendor/css/bootstrap.min.css">
   <link rel="stylesheet" href="/static/app.css">
+  ${(page.styles ?? []).map((href) => html`<link rel="stylesheet" href="${href}">`)}
   ${scripts.map((src) => html`<script src="${src}" defer${src.endsWith('.mjs') ? html` type="module"` : ''}></script>`)}
 </head>
 <body class="${page.fluid ? 'd-flex flex-column vh-100' : ''}">
   ${navbar(ctx)}
+  ${page.fluid && ctx.flashes.length > 0 ? html`<div class="container-fluid pt-3">${flashes(ctx)}</div>` : ''}
   <main class="${page.fluid ? 'flex-grow-1 d-flex overflow-hidden' : 'container py-4'}">
     ${page.fluid ? '' : flashes(ctx)}
     ${page.body}
@@ -84,11 +93,12 @@ export function layout(ctx: PageContext, page: PageOptions): string {
 </html>`.value;
 }
 
-/** A centered card, used by the sign-in, registration and error pages. */
-export function card(title: string, body: SafeHtml): SafeHtml {
-  return html`<div class="row justify-content-center"><div class="col-md-6 col-lg-5">
+/** A centered card, used by the sign-in, registration and error pages; `lead` is a line under the title. */
+export function card(title: string, body: SafeHtml, lead?: string): SafeHtml {
+  return html`<div class="row justify-content-center centered-card"><div class="col-md-6 col-lg-5">
   <div class="card shadow-sm"><div class="card-body p-4">
-    <h1 class="h4 mb-3">${title}</h1>
+    <h1 class="h4 ${lead ? 'mb-1' : 'mb-3'}">${title}</h1>
+    ${lead ? html`<p class="text-body-secondary mb-4">${lead}</p>` : ''}
     ${body}
   </div></div>
 </div></div>`;

@@ -1,0 +1,192 @@
+import { sql } from 'kysely';
+import { SecretBox } from '../crypto/secret-box.ts';
+import type { Db } from '../db/database.ts';
+import type { ModelConnection } from './model-client.ts';
+
+/** The HKDF purpose of the key that seals model API keys at rest. */
+export const API_KEY_PURPOSE = 'llm-api-key';
+
+export function createApiKeyBox(appSecret: string): SecretBox {
+  return new SecretBox(appSecret, API_KEY_PURPOSE);
+}
+
+export interface ModelSummary {
+  id: number;
+  name: string;
+  model: string | null;
+  baseUrl: string | null;
+  enabled: boolean;
+  hasApiKey: boolean;
+  chatCount: number;
+}
+
+/** A connection plus whether users may chat with it: enabled by an admin and pointing somewhere. */
+export type ModelConnectionRecord = ModelConnection & { enabled: boolean };
+
+export interface ModelInput {
+  name: string;
+  baseUrl: string;
+  model: string;
+  enabled: boolean;
+}
+
+/** On update: a new key, `null` to remove the stored one, `undefined` to keep it. */
+export type ApiKeyChange = string | null | undefined;
+
+export class ApiKeyUnreadableError extends Error {
+  constructor(name: string) {
+    super(`The stored API key of "${name}" cannot be decrypted (was APP_SECRET changed?). Enter the key again.`);
+  }
+}
+
+const table = 'chatbot_schema.llm';
+
+function selectSummaries(db: Db) {
+  return db.selectFrom(table).select((eb) => [
+    'idllm as id',
+    'txshortname as name',
+    'txmodel as model',
+    'txbase_url as baseUrl',
+    'is_enabled as enabled',
+    eb('txapi_key_enc', 'is not', null).as('hasApiKey'),
+    eb
+      .selectFrom('chatbot_schema.chat')
+      .select((c) => c.fn.countAll<number>().as('n'))
+      .whereRef('chatbot_schema.chat.idllm', '=', 'chatbot_schema.llm.idllm')
+      .as('chatCount'),
+  ]);
+}
+
+type SummaryRow = Omit<ModelSummary, 'chatCount' | 'hasApiKey'> & { chatCount: number | null; hasApiKey: unknown };
+const toSummary = (r: SummaryRow): ModelSummary => ({ ...r, hasApiKey: r.hasApiKey === true, chatCount: Number(r.chatCount ?? 0) });
+
+export async function listModelSummaries(db: Db): Promise<ModelSummary[]> {
+  const rows = await selectSummaries(db).orderBy(sql`lower(txshortname)`).orderBy('idllm').execute();
+  return rows.map(toSummary);
+}
+
+export async function findModelSummary(db: Db, id: number): Promise<ModelSummary | undefined> {
+  const row = await selectSummaries(db).where('idllm', '=', id).executeTakeFirst();
+  return row && toSummary(row);
+}
+
+/**
+ * What the model picker offers. Rows adopted from the Flask prototype have no base URL: they stay out of the
+ * picker (and their old chats stay readable) until an admin gives them one.
+ */
+export async function listEnabledModels(db: Db): Promise<Array<{ id: number; name: string }>> {
+  return db
+    .selectFrom(table)
+    .select(['idllm as id', 'txshortname as name'])
+    .where('is_enabled', '=', true)
+    .where('txbase_url', 'is not', null)
+    .orderBy(sql`lower(txshortname)`)
+    .orderBy('idllm')
+    .execute();
+}
+
+/**
+ * The connection with its API key decrypted, disabled ones included (old chats still name their model).
+ * `enabled` is false when the row has no base URL; `model` falls back to the name for prototype rows without one.
+ */
+export async function getModelConnection(db: Db, box: SecretBox, idllm: number): Promise<ModelConnectionRecord | undefined> {
+  const row = await db
+    .selectFrom(table)
+    .select(['idllm', 'txshortname', 'txbase_url', 'txapi_key_enc', 'txmodel', 'is_enabled'])
+    .where('idllm', '=', idllm)
+    .executeTakeFirst();
+  return row && toModelConnection(box, row);
+}
+
+/** The `llm` columns a connection is made of; other slices select them in their own queries (see chat). */
+export interface ModelConnectionRow {
+  idllm: number;
+  txshortname: string;
+  txbase_url: string | null;
+  txapi_key_enc: string | null;
+  txmodel: string | null;
+  is_enabled: boolean;
+}
+
+export function toModelConnection(box: SecretBox, row: ModelConnectionRow): ModelConnectionRecord {
+  let apiKey: string | null = null;
+  if (row.txapi_key_enc !== null) {
+    try {
+      apiKey = box.decrypt(row.txapi_key_enc);
+    } catch {
+      throw new ApiKeyUnreadableError(row.txshortname);
+    }
+  }
+  return {
+    id: row.idllm,
+    name: row.txshortname,
+    baseUrl: row.txbase_url ?? '',
+    apiKey,
+    model: row.txmodel ?? row.txshortname,
+    enabled: row.is_enabled && row.txbase_url !== null,
+  };
+}
+
+/** Names are what users pick from, so two connections may not share one (case-insensitively). */
+export async function isModelNameTaken(db: Db, name: string, exceptId?: number): Promise<boolean> {
+  let q = db.selectFrom(table).select('idllm').where(sql<string>`lower(txshortname)`, '=', name.toLowerCase());
+  if (exceptId !== undefined) q = q.where('idllm', '<>', exceptId);
+  return (await q.executeTakeFirst()) !== undefined;
+}
+
+export async function createModel(db: Db, box: SecretBox, input: ModelInput & { apiKey: string | null }): Promise<number> {
+  const { idllm } = await db
+    .insertInto(table)
+    .values({
+      txshortname: input.name,
+      txbase_url: input.baseUrl,
+      txmodel: input.model,
+      is_enabled: input.enabled,
+      txapi_key_enc: input.apiKey === null ? null : box.encrypt(input.apiKey),
+    })
+    .returning('idllm')
+    .executeTakeFirstOrThrow();
+  return idllm;
+}
+
+/** Returns false when there is no such model. */
+export async function updateModel(db: Db, box: SecretBox, id: number, input: ModelInput & { apiKey: ApiKeyChange }): Promise<boolean> {
+  const result = await db
+    .updateTable(table)
+    .set({
+      txshortname: input.name,
+      txbase_url: input.baseUrl,
+      txmodel: input.model,
+      is_enabled: input.enabled,
+      ...(input.apiKey === undefined ? {} : { txapi_key_enc: input.apiKey === null ? null : box.encrypt(input.apiKey) }),
+    })
+    .where('idllm', '=', id)
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}
+
+export async function setModelEnabled(db: Db, id: number, enabled: boolean): Promise<boolean> {
+  const result = await db.updateTable(table).set({ is_enabled: enabled }).where('idllm', '=', id).executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}
+
+/**
+ * Deletes a model nobody has chatted with. One that has chats (or answers) is disabled instead, so no history
+ * is ever lost. The row lock makes the check exact: a chat being created for this model takes a KEY SHARE lock
+ * on it (the foreign key), so it either committed before our check or waits until we are done.
+ */
+export async function deleteModel(db: Db, id: number): Promise<'deleted' | 'disabled' | 'missing'> {
+  return db.transaction().execute(async (trx) => {
+    const row = await trx.selectFrom(table).select('idllm').where('idllm', '=', id).forUpdate().executeTakeFirst();
+    if (!row) return 'missing';
+    const used = await sql<{ used: boolean }>`
+      SELECT EXISTS (SELECT 1 FROM chatbot_schema.chat WHERE idllm = ${id})
+          OR EXISTS (SELECT 1 FROM chatbot_schema.response WHERE idllm = ${id}) AS used`.execute(trx);
+    if (used.rows[0]?.used) {
+      await trx.updateTable(table).set({ is_enabled: false }).where('idllm', '=', id).execute();
+      return 'disabled';
+    }
+    await trx.deleteFrom(table).where('idllm', '=', id).execute();
+    return 'deleted';
+  });
+}

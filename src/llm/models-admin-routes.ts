@@ -1,0 +1,212 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { requireAdmin } from '../auth/guards.ts';
+import type { Config } from '../config.ts';
+import type { Db } from '../db/database.ts';
+import { NotFoundError } from '../http/errors.ts';
+import { formString, parseBody } from '../http/validation.ts';
+import {
+  ApiKeyUnreadableError,
+  createApiKeyBox,
+  createModel,
+  deleteModel,
+  findModelSummary,
+  getModelConnection,
+  isModelNameTaken,
+  listModelSummaries,
+  type ModelSummary,
+  setModelEnabled,
+  updateModel,
+} from './llm-queries.ts';
+import { listModels, ModelError } from './model-client.ts';
+import { editModelPage, type FieldErrors, type ModelFormValues, modelsPage } from './models-admin-views.ts';
+
+/** "Test connection" waits this long: an admin is looking at a spinner, and a healthy server answers /models at once. */
+const TEST_CONNECTION_TIMEOUT_MS = 5_000;
+/** Flash messages are capped at 500 characters (http/flash.ts); a server may offer hundreds of models. */
+const MODEL_LIST_MAX_CHARS = 300;
+
+/**
+ * Only http(s), and no credentials in the URL (they would be shown on the page; the key has its own field).
+ * No SSRF filter beyond that, on purpose: admins are trusted, and pointing Parley at a server on localhost or the
+ * internal network (Ollama, vLLM) is the main use case. Non-admins can never choose where requests go.
+ */
+function baseUrlProblem(value: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return 'Enter an absolute URL, like http://localhost:11434/v1.';
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return 'Use an http:// or https:// URL.';
+  if (url.username || url.password) return 'Put the API key in its own field, not in the URL.';
+  return undefined;
+}
+
+const trimmed = (max: number, label: string, emptyMessage: string) =>
+  formString(max, label)
+    .transform((v) => v.trim())
+    .pipe(z.string().min(1, emptyMessage));
+
+const checkbox = z
+  .string()
+  .optional()
+  .transform((v) => v !== undefined);
+
+const modelFormSchema = z.object({
+  name: trimmed(100, 'Name', 'Enter a name.'),
+  baseUrl: trimmed(2000, 'Base URL', 'Enter the base URL.')
+    .transform((v) => v.replace(/\/+$/, ''))
+    .superRefine((v, ctx) => {
+      const problem = baseUrlProblem(v);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    }),
+  model: trimmed(200, 'Model id', 'Enter the model id.'),
+  apiKey: formString(1000, 'API key')
+    .optional()
+    .transform((v) => v?.trim() || undefined),
+  enabled: checkbox,
+  removeApiKey: checkbox,
+});
+
+const idSchema = z.object({
+  id: z
+    .string()
+    .regex(/^[1-9]\d{0,9}$/)
+    .transform(Number)
+    .pipe(z.number().max(2_147_483_647)),
+});
+
+function parseId(req: FastifyRequest): number {
+  const parsed = idSchema.safeParse(req.params);
+  if (!parsed.success) throw new NotFoundError('This model does not exist.');
+  return parsed.data.id;
+}
+
+/** What the admin typed, to fill the form again after an error (never the API key). */
+function typedValues(body: unknown): ModelFormValues {
+  const raw = (body ?? {}) as Record<string, unknown>;
+  const text = (k: string) => (typeof raw[k] === 'string' ? raw[k] : '');
+  return { name: text('name'), baseUrl: text('baseUrl'), model: text('model'), enabled: raw.enabled !== undefined };
+}
+
+function describeModels(ids: string[]): string {
+  let list = '';
+  let shown = 0;
+  for (const id of ids) {
+    if (list.length + id.length > MODEL_LIST_MAX_CHARS) break;
+    list += `${shown > 0 ? ', ' : ''}${id}`;
+    shown++;
+  }
+  const more = ids.length - shown;
+  return `${list}${more > 0 ? ` and ${more} more` : ''}`;
+}
+
+export async function modelsAdminRoutes(app: FastifyInstance, opts: { db: Db; config: Config }): Promise<void> {
+  const { db } = opts;
+  const box = createApiKeyBox(opts.config.APP_SECRET);
+
+  const showList = async (req: FastifyRequest, reply: FastifyReply, status = 200, values?: ModelFormValues, errors?: FieldErrors) =>
+    reply.page({ title: 'Models', body: modelsPage({ csrfToken: req.csrfToken(), models: await listModelSummaries(db), values, errors }) }, status);
+
+  const showEdit = (req: FastifyRequest, reply: FastifyReply, model: ModelSummary, values: ModelFormValues, status = 200, errors?: FieldErrors) =>
+    reply.page({ title: `Edit ${model.name}`, body: editModelPage({ csrfToken: req.csrfToken(), model, values, errors }) }, status);
+
+  const findOr404 = async (id: number) => {
+    const model = await findModelSummary(db, id);
+    if (!model) throw new NotFoundError('This model does not exist.');
+    return model;
+  };
+
+  const back = (reply: FastifyReply) => reply.redirect('/admin/models', 303);
+
+  app.get('/admin/models', async (req, reply) => {
+    requireAdmin(req);
+    return showList(req, reply);
+  });
+
+  app.post('/admin/models', async (req, reply) => {
+    requireAdmin(req);
+    const form = parseBody(modelFormSchema, req.body);
+    if (!form.ok) return showList(req, reply, 400, typedValues(req.body), form.errors);
+    const { name, baseUrl, model, apiKey, enabled } = form.data;
+    if (await isModelNameTaken(db, name)) return showList(req, reply, 400, typedValues(req.body), { name: 'Another model already has this name.' });
+    await createModel(db, box, { name, baseUrl, model, enabled, apiKey: apiKey ?? null });
+    reply.flash('success', `Model “${name}” added.`);
+    return back(reply);
+  });
+
+  app.get('/admin/models/:id/edit', async (req, reply) => {
+    requireAdmin(req);
+    const model = await findOr404(parseId(req));
+    return showEdit(req, reply, model, { name: model.name, baseUrl: model.baseUrl ?? '', model: model.model ?? '', enabled: model.enabled });
+  });
+
+  app.post('/admin/models/:id', async (req, reply) => {
+    requireAdmin(req);
+    const existing = await findOr404(parseId(req));
+    const form = parseBody(modelFormSchema, req.body);
+    if (!form.ok) return showEdit(req, reply, existing, typedValues(req.body), 400, form.errors);
+    const { name, baseUrl, model, apiKey, enabled, removeApiKey } = form.data;
+    if (await isModelNameTaken(db, name, existing.id)) {
+      return showEdit(req, reply, existing, typedValues(req.body), 400, { name: 'Another model already has this name.' });
+    }
+    // A new key replaces the stored one; an empty field keeps it unless "remove" is ticked.
+    const keyChange = apiKey ?? (removeApiKey ? null : undefined);
+    if (!(await updateModel(db, box, existing.id, { name, baseUrl, model, enabled, apiKey: keyChange }))) throw new NotFoundError('This model does not exist.');
+    reply.flash('success', `Model “${name}” saved.`);
+    return back(reply);
+  });
+
+  app.post('/admin/models/:id/enable', async (req, reply) => {
+    requireAdmin(req);
+    const model = await findOr404(parseId(req));
+    if (model.baseUrl === null) {
+      reply.flash('warning', `“${model.name}” has no base URL yet: edit it and set one first.`);
+      return back(reply);
+    }
+    await setModelEnabled(db, model.id, true);
+    reply.flash('success', `“${model.name}” is enabled: users can pick it.`);
+    return back(reply);
+  });
+
+  app.post('/admin/models/:id/disable', async (req, reply) => {
+    requireAdmin(req);
+    const model = await findOr404(parseId(req));
+    await setModelEnabled(db, model.id, false);
+    reply.flash('success', `“${model.name}” is disabled: users can no longer pick it, and existing chats stay readable.`);
+    return back(reply);
+  });
+
+  app.post('/admin/models/:id/delete', async (req, reply) => {
+    requireAdmin(req);
+    const model = await findOr404(parseId(req));
+    const outcome = await deleteModel(db, model.id);
+    if (outcome === 'missing') throw new NotFoundError('This model does not exist.');
+    if (outcome === 'disabled') reply.flash('warning', `“${model.name}” has chats, so it was disabled instead of deleted: their history is kept.`);
+    else reply.flash('success', `Model “${model.name}” deleted.`);
+    return back(reply);
+  });
+
+  app.post('/admin/models/:id/test', async (req, reply) => {
+    requireAdmin(req);
+    const id = parseId(req);
+    const summary = await findOr404(id);
+    if (summary.baseUrl === null) {
+      reply.flash('warning', `“${summary.name}” has no base URL yet: edit it and set one first.`);
+      return back(reply);
+    }
+    try {
+      const conn = await getModelConnection(db, box, id);
+      if (!conn) throw new NotFoundError('This model does not exist.');
+      const ids = await listModels(conn, { timeoutMs: TEST_CONNECTION_TIMEOUT_MS });
+      const offered = ids.length === 0 ? 'no models offered' : `${ids.length} model${ids.length === 1 ? '' : 's'} offered (${describeModels(ids)})`;
+      reply.flash('success', `“${summary.name}” answered: ${offered}.`);
+      if (!ids.includes(conn.model)) reply.flash('warning', `The server does not list the model id “${conn.model.slice(0, 200)}”: check it.`);
+    } catch (err) {
+      if (!(err instanceof ModelError || err instanceof ApiKeyUnreadableError)) throw err;
+      reply.flash('danger', `Testing “${summary.name}” failed: ${err.message}.`);
+    }
+    return back(reply);
+  });
+}
