@@ -7,7 +7,7 @@ import { buildPgliteTemplate } from '../test/database.ts';
  * Arguments narrow the files: `npm test -- test/auth`.
  */
 const filters = process.argv.slice(2);
-const files = globSync(['src/**/*.test.ts', 'test/**/*.test.ts'])
+const files = globSync(['src/**/*.test.ts', 'test/**/*.test.ts', 'web/**/*.test.ts'])
   .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
   .sort();
 

@@ -1,0 +1,171 @@
+import { html, type SafeHtml } from '../views/html.ts';
+import { iconArrowUp, iconPencil, iconPlus, iconSidebar, iconStop, iconTrash } from './chat-icons.ts';
+import { THINKING_PLACEHOLDER } from './chat-queries.ts';
+import { newTurnTemplate, type TurnView, turnView } from './chat-turn-views.ts';
+
+export type { ResponseStatus, ResponseView, TurnView } from './chat-turn-views.ts';
+
+export interface ChatListItem {
+  id: number;
+  title: string;
+  updatedAt: Date;
+}
+
+export interface ModelOption {
+  id: number;
+  name: string;
+}
+
+export interface CurrentChat {
+  id: number;
+  title: string;
+  modelId: number;
+  modelName: string;
+  modelAvailable: boolean;
+  turns: TurnView[];
+}
+
+export interface ChatPageData {
+  /** The user's chats, newest first. */
+  chats: ChatListItem[];
+  /** Enabled models for the picker. */
+  models: ModelOption[];
+  current: CurrentChat | null;
+  maxPromptChars: number;
+}
+
+/** The rename dialog's limit; the API has the last word and its error is shown in the dialog. */
+export const CHAT_TITLE_MAX_CHARS = 200;
+
+/** Also the browser's template for chats it creates (web/chat/sidebar.ts fills in id and title). */
+function chatItem(chat: { id: number; title: string }, active: boolean): SafeHtml {
+  return html`<li class="chat-item${active ? ' active' : ''}" data-chat-id="${chat.id}">
+  <a class="chat-link" href="/chat/${chat.id}" title="${chat.title}" ${active ? html`aria-current="page"` : ''}>${chat.title}</a>
+  <div class="chat-item-actions">
+    <button type="button" class="btn chat-item-action" data-bs-toggle="modal" data-bs-target="#rename-modal" aria-label="Rename chat">${iconPencil()}</button>
+    <button type="button" class="btn chat-item-action" data-bs-toggle="modal" data-bs-target="#delete-modal" aria-label="Delete chat">${iconTrash()}</button>
+  </div>
+</li>`;
+}
+
+/** On wide screens a column; below the md breakpoint Bootstrap's responsive offcanvas turns it into a drawer. */
+function sidebar(chats: ChatListItem[], currentId: number | null): SafeHtml {
+  return html`<div class="chat-sidebar-wrap">
+<aside class="chat-sidebar offcanvas-md offcanvas-start" tabindex="-1" id="chat-sidebar" aria-labelledby="chat-sidebar-title">
+  <div class="offcanvas-header">
+    <h2 class="offcanvas-title h6" id="chat-sidebar-title">Your chats</h2>
+    <button type="button" class="btn-close" data-bs-dismiss="offcanvas" data-bs-target="#chat-sidebar" aria-label="Close"></button>
+  </div>
+  <div class="offcanvas-body chat-sidebar-body">
+    <a class="btn chat-new" href="/chat">${iconPlus()} New chat</a>
+    <nav class="chat-list-nav" aria-label="Your chats">
+      <ul class="chat-list" id="chat-list">${chats.map((c) => chatItem(c, c.id === currentId))}</ul>
+      <p class="chat-list-empty" id="chat-list-empty" ${chats.length > 0 ? html`hidden` : ''}>No chats yet. Your conversations will appear here.</p>
+    </nav>
+  </div>
+</aside>
+</div>`;
+}
+
+function header(data: ChatPageData): SafeHtml {
+  const current = data.current;
+  const model = current
+    ? html`<span class="chat-model-badge" title="Model">${current.modelName}</span>`
+    : data.models.length > 0
+      ? html`<label class="visually-hidden" for="model-select">Model</label>
+    <select class="form-select form-select-sm chat-model-select" id="model-select">${data.models.map((m) => html`<option value="${m.id}">${m.name}</option>`)}</select>`
+      : '';
+  return html`<header class="chat-header">
+  <button type="button" class="btn btn-sm chat-sidebar-toggle d-md-none" data-bs-toggle="offcanvas" data-bs-target="#chat-sidebar" aria-controls="chat-sidebar" aria-label="Show your chats">${iconSidebar()}</button>
+  <h1 class="chat-title" id="chat-title">${current ? current.title : 'New chat'}</h1>
+  ${model}
+</header>`;
+}
+
+function intro(data: ChatPageData): SafeHtml {
+  if (data.current) return html``;
+  if (data.models.length === 0) {
+    return html`<div class="chat-intro" id="chat-intro">
+  <h2 class="chat-intro-title">No models yet</h2>
+  <p class="text-body-secondary mb-0">There is no model to chat with on this server yet. An administrator can add one under <strong>Models</strong>.</p>
+</div>`;
+  }
+  return html`<div class="chat-intro" id="chat-intro">
+  <h2 class="chat-intro-title">What can I help with?</h2>
+  <p class="text-body-secondary mb-0">Pick a model above, then ask anything. Answers are written in Markdown, with code you can copy.</p>
+</div>`;
+}
+
+function composer(data: ChatPageData): SafeHtml {
+  const current = data.current;
+  if (!current && data.models.length === 0) return html``;
+  if (current && !current.modelAvailable) {
+    return html`<div class="chat-composer-wrap"><div class="chat-note" role="note">
+  The model of this chat, <strong>${current.modelName}</strong>, is no longer available, so the conversation is read-only.
+  <a href="/chat">Start a new chat</a> to continue with another model.
+</div></div>`;
+  }
+  return html`<div class="chat-composer-wrap">
+  <div class="alert alert-danger chat-alert" id="chat-alert" role="alert" hidden>
+    <span id="chat-alert-text"></span>
+    <button type="button" class="btn-close" id="chat-alert-close" aria-label="Dismiss"></button>
+  </div>
+  <form class="composer" id="composer" novalidate>
+    <label class="visually-hidden" for="prompt">Message</label>
+    <textarea class="composer-input" id="prompt" name="content" rows="1" maxlength="${data.maxPromptChars}" placeholder="Message${current ? ` ${current.modelName}` : ''}…" autocomplete="off" autofocus></textarea>
+    <button type="submit" class="btn btn-primary composer-send" id="send" aria-label="Send" title="Send (Enter)">${iconArrowUp('icon-send')}${iconStop('icon-stop')}</button>
+  </form>
+  <div class="composer-hint"><span>Enter to send, Shift+Enter for a new line</span><span id="prompt-count" aria-live="polite"></span></div>
+</div>`;
+}
+
+function renameModal(): SafeHtml {
+  return html`<div class="modal fade" id="rename-modal" tabindex="-1" aria-labelledby="rename-modal-title" aria-hidden="true">
+  <div class="modal-dialog modal-dialog-centered"><form class="modal-content" id="rename-form" novalidate>
+    <div class="modal-header"><h2 class="modal-title fs-5" id="rename-modal-title">Rename chat</h2><button type="button" class="btn-close" data-bs-dismiss="modal" aria-label="Close"></button></div>
+    <div class="modal-body">
+      <label class="form-label" for="rename-input">Title</label>
+      <input class="form-control" id="rename-input" name="title" maxlength="${CHAT_TITLE_MAX_CHARS}" required autocomplete="off" aria-describedby="rename-error">
+      <div class="invalid-feedback" id="rename-error"></div>
+    </div>
+    <div class="modal-footer"><button type="button" class="btn btn-outline-secondary" data-bs-dismiss="modal">Cancel</button><button type="submit" class="btn btn-primary">Save</button></div>
+  </form></div>
+</div>`;
+}
+
+function deleteModal(): SafeHtml {
+  return html`<div class="modal fade" id="delete-modal" tabindex="-1" aria-labelledby="delete-modal-title" aria-hidden="true">
+  <div class="modal-dialog modal-dialog-centered"><form class="modal-content" id="delete-form" novalidate>
+    <div class="modal-header"><h2 class="modal-title fs-5" id="delete-modal-title">Delete chat?</h2><button type="button" class="btn-close" data-bs-dismiss="modal" aria-label="Close"></button></div>
+    <div class="modal-body">
+      <p class="mb-0">“<strong id="delete-chat-title"></strong>” and all its messages will be deleted. This cannot be undone.</p>
+      <div class="text-danger small mt-2" id="delete-error" role="alert"></div>
+    </div>
+    <div class="modal-footer"><button type="button" class="btn btn-outline-secondary" data-bs-dismiss="modal">Cancel</button><button type="submit" class="btn btn-danger">Delete</button></div>
+  </form></div>
+</div>`;
+}
+
+/** The chat UI: the body of GET /chat and GET /chat/:id, driven by /static/build/chat.mjs through the data-* attributes. */
+export function chatPage(data: ChatPageData): SafeHtml {
+  const current = data.current;
+  const lastIndex = current ? current.turns.length - 1 : -1;
+  const turns = current
+    ? current.turns.map((t, i) => turnView(t, { modelName: current.modelName, canRegenerate: current.modelAvailable && i === lastIndex }))
+    : [];
+  return html`<div class="chat-app" id="chat" data-max-prompt="${data.maxPromptChars}" data-thinking-text="${THINKING_PLACEHOLDER}" ${current ? html`data-chat-id="${current.id}" data-model-name="${current.modelName}"` : ''}>
+${sidebar(data.chats, current?.id ?? null)}
+<section class="chat-main" aria-labelledby="chat-title">
+  ${header(data)}
+  <div class="chat-scroll" id="chat-scroll">
+    ${intro(data)}
+    <div class="chat-thread" id="chat-thread" aria-live="polite">${turns}</div>
+  </div>
+  ${composer(data)}
+</section>
+${renameModal()}
+${deleteModal()}
+${newTurnTemplate()}
+<template id="tpl-chat-item">${chatItem({ id: 0, title: '' }, false)}</template>
+</div>`;
+}
