@@ -5,8 +5,8 @@ import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 import { buildApp } from '../src/app.ts';
-import { createSession } from '../src/auth/sessions.ts';
 import { hashPassword } from '../src/auth/passwords.ts';
+import { createSession } from '../src/auth/sessions.ts';
 import { loadConfig } from '../src/config.ts';
 import { openDatabase } from '../src/db/database.ts';
 import { migrateToLatest } from '../src/db/migrate.ts';
@@ -94,7 +94,13 @@ export async function startChatBenchWorld(kind: 'pglite' | 'postgres', env: Reco
   const address = app.server.address();
   if (!address || typeof address !== 'object') throw new Error('no address');
   const baseUrl = `http://127.0.0.1:${address.port}`;
-  const modelId = await createModel(opened.db, createApiKeyBox(config.APP_SECRET), { name: 'fake', baseUrl: llm.baseUrl, model: 'fake-echo', enabled: true, apiKey: null });
+  const modelId = await createModel(opened.db, createApiKeyBox(config.APP_SECRET), {
+    name: 'fake',
+    baseUrl: llm.baseUrl,
+    model: 'fake-echo',
+    enabled: true,
+    apiKey: null,
+  });
   const passwordHash = await hashPassword('bench password 123');
 
   const world: ChatBenchWorld = {

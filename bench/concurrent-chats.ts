@@ -53,11 +53,14 @@ export async function benchConcurrentChats(kind: 'pglite' | 'postgres'): Promise
     return {
       database: kind,
       chats: CHATS,
-      'errors': errors.length === 0 ? 0 : `${errors.length} (${[...new Set(errors.map((e) => e.status))].join(', ')})`,
+      errors: errors.length === 0 ? 0 : `${errors.length} (${[...new Set(errors.map((e) => e.status))].join(', ')})`,
       'whole over SSE': wholeOverSse,
       'stored complete (40 words)': complete?.complete_words ?? 0,
       'TTFT p50 ms': median(results.map((r) => r.ttft)).toFixed(0),
-      'TTFT p99 ms': percentile(results.map((r) => r.ttft), 99).toFixed(0),
+      'TTFT p99 ms': percentile(
+        results.map((r) => r.ttft),
+        99,
+      ).toFixed(0),
       'answer p50 ms': median(results.map((r) => r.total)).toFixed(0),
       'wall ms': wallMs.toFixed(0),
       'peak RSS MiB': (peakRss / 2 ** 20).toFixed(0),

@@ -32,6 +32,8 @@ const envSchema = z.object({
   GOOGLE_ISSUER: z
     .url({ message: 'must be an absolute URL' })
     .refine((u) => {
+      // zod runs refinements even when .url() failed: a non-URL must be refused here, not thrown as a TypeError.
+      if (!URL.canParse(u)) return false;
       const url = new URL(u);
       return url.protocol === 'https:' || (url.protocol === 'http:' && loopbackHosts.has(url.hostname));
     }, 'must be https:// (http:// only on a loopback host)')
@@ -48,7 +50,8 @@ const envSchema = z.object({
   TOTP_FOR_OAUTH: bool.default(false),
   REQUIRE_2FA_FOR_ADMINS: bool.default(false),
   TRUST_PROXY: bool.default(false),
-  OPENAI_BASE_URL: z.url({ message: 'must be an absolute URL' }).optional(),
+  // `protocol`: "localhost:11434" parses as a URL with the scheme "localhost:".
+  OPENAI_BASE_URL: z.url({ protocol: /^https?$/, message: 'must be an absolute http(s) URL' }).optional(),
   OPENAI_API_KEY: z.string().optional(),
   OPENAI_MODELS: z
     .string()

@@ -1,7 +1,7 @@
 import type { OpenedDatabase } from '../src/db/database.ts';
-import { createApiKeyBox, createModel } from '../src/llm/llm-queries.ts';
 import { type FakeLlm, startFakeLlm } from '../src/llm/fake-llm-server.ts';
-import { startTestApp, type TestApp, TEST_SECRET } from './app.ts';
+import { createApiKeyBox, createModel } from '../src/llm/llm-queries.ts';
+import { startTestApp, TEST_SECRET, type TestApp } from './app.ts';
 import { TestClient } from './client.ts';
 
 export interface SseEvent {

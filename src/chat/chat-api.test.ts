@@ -14,7 +14,7 @@ async function responseRow(id: number) {
 }
 
 describe('the streaming path', () => {
-  test('a message is stored, answered as SSE token events, and the answer is stored the seed\'s way', async () => {
+  test("a message is stored, answered as SSE token events, and the answer is stored the seed's way", async () => {
     const chatId = await newChat(w.user, w.modelId);
     const res = await w.user.postJson(`/api/chats/${chatId}/messages`, { content: 'Hello **there**' });
     assert.equal(res.statusCode, 200);
@@ -25,7 +25,8 @@ describe('the streaming path', () => {
     const done = events.at(-1);
     assert.equal(done?.event, 'done');
     assert.equal(events.filter((e) => e.event === 'done' || e.event === 'error').length, 1);
-    const { idmessage, idresponse } = done?.data as { idmessage: number; idresponse: number };
+    assert.ok(done);
+    const { idmessage, idresponse } = done.data as { idmessage: number; idresponse: number };
 
     const message = await w.t.database.db.selectFrom('chatbot_schema.message').selectAll().where('idmessage', '=', idmessage).executeTakeFirstOrThrow();
     assert.equal(message.txmessage, 'Hello **there**');
@@ -171,7 +172,11 @@ describe('limits and bad input', () => {
     });
     assert.equal(renamed.statusCode, 200);
     assert.equal(renamed.json().title, 'My title');
-    const del = await w.user.app.inject({ method: 'DELETE', url: `/api/chats/${chatId}`, headers: { cookie: w.user.cookieHeader(), 'x-csrf-token': w.user.csrf } });
+    const del = await w.user.app.inject({
+      method: 'DELETE',
+      url: `/api/chats/${chatId}`,
+      headers: { cookie: w.user.cookieHeader(), 'x-csrf-token': w.user.csrf },
+    });
     assert.equal(del.statusCode, 204);
     assert.equal((await w.user.get(`/api/chats/${chatId}`)).statusCode, 404);
     const left = await w.t.database.db.selectFrom('chatbot_schema.message').select('idmessage').where('idchat', '=', chatId).execute();

@@ -12,7 +12,13 @@ import { GenerationRegistry } from './generation.ts';
 import { markStaleResponsesInterrupted, STALE_AFTER_S } from './response-store.ts';
 
 const SWEEP_INTERVAL_MS = (STALE_AFTER_S / 2) * 1000;
-const chatIdParam = z.object({ id: z.coerce.number().int().positive().max(2 ** 31 - 1) });
+const chatIdParam = z.object({
+  id: z.coerce
+    .number()
+    .int()
+    .positive()
+    .max(2 ** 31 - 1),
+});
 
 /** The chat slice: the page, the JSON/SSE API, and the lifecycle of the answers this process generates. */
 export async function chatRoutes(app: FastifyInstance, opts: { db: Db; config: Config }): Promise<void> {
@@ -22,8 +28,12 @@ export async function chatRoutes(app: FastifyInstance, opts: { db: Db; config: C
   // Answers a crashed process left behind become `interrupted`: at start, then regularly (other processes may die too).
   let sweeper: NodeJS.Timeout | undefined;
   const sweep = async () => {
-    const n = await markStaleResponsesInterrupted(db).catch((err) => (app.log.error({ err }, 'stale answer sweep failed'), 0));
-    if (n > 0) app.log.warn({ count: n }, 'marked answers of a stopped process as interrupted');
+    try {
+      const n = await markStaleResponsesInterrupted(db);
+      if (n > 0) app.log.warn({ count: n }, 'marked answers of a stopped process as interrupted');
+    } catch (err) {
+      app.log.error({ err }, 'stale answer sweep failed');
+    }
   };
   app.addHook('onReady', async () => {
     await sweep();

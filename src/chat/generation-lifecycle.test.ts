@@ -21,7 +21,12 @@ async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs = 10_00
 }
 
 const statusOf = async (chatId: number) =>
-  w.t.database.db.selectFrom('chatbot_schema.response').select(['idresponse', 'txstatus', 'txmarkdown']).where('idchat', '=', chatId).orderBy('idresponse', 'desc').executeTakeFirst();
+  w.t.database.db
+    .selectFrom('chatbot_schema.response')
+    .select(['idresponse', 'txstatus', 'txmarkdown'])
+    .where('idchat', '=', chatId)
+    .orderBy('idresponse', 'desc')
+    .executeTakeFirst();
 
 test('the per-user limit on concurrent answers answers 429 with a reason', async () => {
   const a = await newChat(w.user, w.modelId);
@@ -65,7 +70,11 @@ test('a client that disconnects does not stop the answer: it is completed and st
 
 test('answers left streaming by a crashed process become interrupted at the next start, keeping their text', async () => {
   const chatId = await newChat(w.user, w.modelId);
-  const { idmessage } = await w.t.database.db.insertInto('chatbot_schema.message').values({ idchat: chatId, txmessage: 'before the crash' }).returning('idmessage').executeTakeFirstOrThrow();
+  const { idmessage } = await w.t.database.db
+    .insertInto('chatbot_schema.message')
+    .values({ idchat: chatId, txmessage: 'before the crash' })
+    .returning('idmessage')
+    .executeTakeFirstOrThrow();
   const stale = await w.t.database.db
     .insertInto('chatbot_schema.response')
     .values({
@@ -89,7 +98,11 @@ test('answers left streaming by a crashed process become interrupted at the next
 
   const second = await startTestApp({}, w.t.database); // a new process starting on the same database
   try {
-    const rows = await w.t.database.db.selectFrom('chatbot_schema.response').select(['idresponse', 'txstatus', 'txmarkdown', 'tinf_end']).where('idchat', '=', chatId).execute();
+    const rows = await w.t.database.db
+      .selectFrom('chatbot_schema.response')
+      .select(['idresponse', 'txstatus', 'txmarkdown', 'tinf_end'])
+      .where('idchat', '=', chatId)
+      .execute();
     const byId = new Map(rows.map((r) => [r.idresponse, r]));
     assert.equal(byId.get(stale.idresponse)?.txstatus, 'interrupted');
     assert.equal(byId.get(stale.idresponse)?.txmarkdown, 'half an ans');

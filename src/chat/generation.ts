@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { Db } from '../db/database.ts';
-import { type ChatTurn, ModelError, type ModelConnection, streamCompletion } from '../llm/model-client.ts';
+import { type ChatTurn, type ModelConnection, ModelError, streamCompletion } from '../llm/model-client.ts';
 import { renderMarkdown } from './markdown.ts';
 import { type FinalResponse, finalizeResponse, flushPartial, HEARTBEAT_INTERVAL_MS, markStreaming } from './response-store.ts';
 

@@ -1,0 +1,64 @@
+import { spawn } from 'node:child_process';
+import { benchConcurrentChats } from './concurrent-chats.ts';
+import { type DbKind, databaseKinds, machine, markdownTable, type Row } from './lib.ts';
+import { benchPageThroughput } from './page-throughput.ts';
+import { benchStartup } from './startup.ts';
+import { benchTtft } from './ttft.ts';
+
+/**
+ * `npm run bench [-- name…]`: runs the benchmarks (all, or those named) and prints markdown tables.
+ * A benchmark is a name, a title and a function returning table rows: add a new one as one entry below.
+ */
+interface Bench {
+  name: string;
+  title: string;
+  run(): Promise<Row[]>;
+}
+
+/** Runs a benchmark once per database: PGlite, and PostgreSQL when TEST_DATABASE_URL is set. */
+function perDatabase(bench: (kind: DbKind) => Promise<Row>): () => Promise<Row[]> {
+  return async () => {
+    const rows: Row[] = [];
+    for (const kind of databaseKinds()) rows.push(await bench(kind));
+    return rows;
+  };
+}
+
+const benches: Bench[] = [
+  { name: 'startup', title: 'Start to /readyz (embedded database)', run: benchStartup },
+  { name: 'page', title: 'Authenticated page throughput', run: perDatabase(benchPageThroughput) },
+  { name: 'ttft', title: 'Time to first token: the app’s overhead over the model server', run: perDatabase(benchTtft) },
+  { name: 'chats', title: 'Concurrent streaming chats', run: perDatabase(benchConcurrentChats) },
+];
+
+const wanted = process.argv.slice(2);
+const unknown = wanted.filter((w) => !benches.some((b) => b.name === w));
+if (unknown.length > 0) {
+  console.error(`Unknown benchmark: ${unknown.join(', ')}. Known: ${benches.map((b) => b.name).join(', ')}`);
+  process.exit(1);
+}
+const selected = benches.filter((b) => wanted.length === 0 || wanted.includes(b.name));
+
+async function runHere(bench: Bench): Promise<void> {
+  const started = Date.now();
+  const rows = await bench.run();
+  console.log(`## ${bench.title}\n\n${markdownTable(rows)}\n\n(${((Date.now() - started) / 1000).toFixed(1)} s)\n`);
+}
+
+/** Each benchmark in a process of its own, so one's garbage, warm JIT or leftover sockets do not colour the next (RSS above all). */
+function runInChild(bench: Bench): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [import.meta.filename, bench.name], { stdio: 'inherit', env: { ...process.env, BENCH_CHILD: '1' } });
+    child.once('error', reject);
+    child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`benchmark ${bench.name} exited with ${code}`))));
+  });
+}
+
+if (!process.env.BENCH_CHILD) {
+  const m = machine();
+  console.log(`# Parley benchmarks\n\nMachine: ${m.cpu} × ${m.cores} cores, Node.js ${m.node}, ${m.platform}, ${new Date().toISOString().slice(0, 10)}\n`);
+}
+for (const bench of selected) {
+  if (selected.length === 1) await runHere(bench);
+  else await runInChild(bench);
+}

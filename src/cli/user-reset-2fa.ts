@@ -1,0 +1,51 @@
+import { parseArgs } from 'node:util';
+import { invalidateUserSessions } from '../auth/sessions.ts';
+import type { Db } from '../db/database.ts';
+import { findUserByEmail } from '../users/user-queries.ts';
+import { CliError, type CliOutput, consoleOutput, runCli, withDatabase } from './cli-runtime.ts';
+
+const USAGE = 'Usage: npm run user:reset-2fa -- --email <address>';
+
+/** Parses the command line; `null` means --help was asked for. */
+export function parseResetArgs(argv: string[]): { email: string } | null {
+  let values: { email?: string; help?: boolean };
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: { email: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    throw new CliError(`${(err as Error).message}\n${USAGE}`);
+  }
+  if (values.help) return null;
+  if (!values.email?.trim()) throw new CliError(`--email is required\n${USAGE}`);
+  return { email: values.email };
+}
+
+/**
+ * The way back in for an admin who lost their authenticator on their own instance (no other admin to ask):
+ * turns 2FA off and signs the account out everywhere, since a session opened with the lost device must not survive.
+ */
+export async function resetTwoFactorCommand(db: Db, email: string, out: CliOutput = consoleOutput): Promise<void> {
+  const user = await findUserByEmail(db, email);
+  if (!user) throw new CliError(`No account has the e-mail address ${email}.`);
+  await db.transaction().execute(async (trx) => {
+    await trx.updateTable('chatbot_schema.app_user').set({ is_2fa_enabled: false, totp_secret: null }).where('idappuser', '=', user.id).execute();
+    await invalidateUserSessions(trx, user.id);
+  });
+  out.info(
+    user.is2faEnabled
+      ? `Two-factor authentication is now off for ${user.email}; all their sessions were ended. They sign in with their password and can enrol again under Settings.`
+      : `${user.email} did not have two-factor authentication on; any pending secret was removed and all their sessions were ended.`,
+  );
+}
+
+if (import.meta.main) {
+  await runCli(async () => {
+    const args = parseResetArgs(process.argv.slice(2));
+    if (!args) return consoleOutput.info(USAGE);
+    await withDatabase(({ db }) => resetTwoFactorCommand(db, args.email), { migrate: true });
+  });
+}

@@ -1,0 +1,188 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import { buildApp } from '../src/app.ts';
+import { createSession } from '../src/auth/sessions.ts';
+import type { OpenedDatabase } from '../src/db/database.ts';
+import { createUser } from '../src/users/user-queries.ts';
+import { testConfig } from './app.ts';
+import { openTestDatabase } from './database.ts';
+
+/**
+ * Who may call what, for every route of the app. Each route is one line:
+ *   [method, route as registered, anonymous, user, admin, url to request (default: `:params` → 999999)]
+ * Outcomes:
+ *   allow     the guard lets the caller through (any answer but 401/403/5xx or a redirect to /login;
+ *             a 400 for the empty body or a 404 for the made-up id is fine: the handler ran)
+ *   login     signed-out: pages redirect to /login, JSON (/api/*) answers 401
+ *   forbidden 403
+ *   to-chat   a redirect to /chat (sign-in pages for someone already signed in)
+ *   signs-out a redirect to /login that also clears the session cookie (the guard's redirect does not)
+ * Every POST carries a valid CSRF token, so a 403 can only come from a guard.
+ * A route registered in the app but missing here fails the first test: add its line when you add the route.
+ */
+type Outcome = 'allow' | 'login' | 'forbidden' | 'to-chat' | 'signs-out';
+type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+type Rule = [method: Method, route: string, anonymous: Outcome, user: Outcome, admin: Outcome, url?: string];
+
+const matrix: Rule[] = [
+  // ── public ──
+  ['GET', '/healthz', 'allow', 'allow', 'allow'],
+  ['GET', '/readyz', 'allow', 'allow', 'allow'],
+  ['GET', '/', 'login', 'to-chat', 'to-chat'],
+
+  // ── sign-in and registration (src/auth) ──
+  ['GET', '/login', 'allow', 'to-chat', 'to-chat'],
+  ['POST', '/login', 'allow', 'to-chat', 'to-chat'],
+  ['GET', '/register', 'allow', 'to-chat', 'to-chat'],
+  ['POST', '/register', 'allow', 'to-chat', 'to-chat'],
+  ['POST', '/logout', 'login', 'signs-out', 'signs-out'],
+  // 2FA and Google sign-in (/login/2fa, /login/google, /login/google/authorized, /settings/2fa, /2fa/qrcode.png) go here.
+
+  // ── chat pages (src/chat) ──
+  ['GET', '/chat', 'login', 'allow', 'allow'],
+  ['GET', '/chat/:id', 'login', 'allow', 'allow'],
+
+  // ── chat API (src/chat): JSON, so signed-out callers get 401 ──
+  ['POST', '/api/chats', 'login', 'allow', 'allow'],
+  ['GET', '/api/chats/:id', 'login', 'allow', 'allow'],
+  ['PATCH', '/api/chats/:id', 'login', 'allow', 'allow'],
+  ['DELETE', '/api/chats/:id', 'login', 'allow', 'allow'],
+  ['POST', '/api/chats/:id/messages', 'login', 'allow', 'allow'],
+  ['POST', '/api/chats/:id/regenerate', 'login', 'allow', 'allow'],
+  ['POST', '/api/chats/:id/responses/:idresponse/stop', 'login', 'allow', 'allow'],
+  // Further /api/chats/* routes go here.
+
+  // ── admin: model connections (src/llm) ──
+  ['GET', '/admin/models', 'login', 'forbidden', 'allow'],
+  ['POST', '/admin/models', 'login', 'forbidden', 'allow'],
+  ['GET', '/admin/models/:id/edit', 'login', 'forbidden', 'allow'],
+  ['POST', '/admin/models/:id', 'login', 'forbidden', 'allow'],
+  ['POST', '/admin/models/:id/enable', 'login', 'forbidden', 'allow'],
+  ['POST', '/admin/models/:id/disable', 'login', 'forbidden', 'allow'],
+  ['POST', '/admin/models/:id/delete', 'login', 'forbidden', 'allow'],
+  ['POST', '/admin/models/:id/test', 'login', 'forbidden', 'allow'],
+
+  // ── admin: users and stats (/admin/users, /admin/users/:id/promote|demote|deactivate|reactivate, /admin/stats) go here,
+  //    each as ['…', '/admin/…', 'login', 'forbidden', 'allow'] ──
+];
+
+const roles = ['anonymous', 'user', 'admin'] as const;
+type Role = (typeof roles)[number];
+
+let database: OpenedDatabase;
+let app: FastifyInstance;
+const registered = new Set<string>();
+const ids: Record<Exclude<Role, 'anonymous'>, number> = { user: 0, admin: 0 };
+
+before(async () => {
+  database = await openTestDatabase();
+  app = await buildApp({
+    config: testConfig(),
+    db: database.db,
+    onRoute: (route) => {
+      for (const method of [route.method].flat()) {
+        // HEAD mirrors GET; static files are public by design.
+        if (method !== 'HEAD' && !route.url.startsWith('/static/')) registered.add(`${method} ${route.url}`);
+      }
+    },
+  });
+  await app.ready();
+  ids.admin = (await createUser(database.db, { username: 'Admin', email: 'admin@example.com', passwordHash: null })).id;
+  ids.user = (await createUser(database.db, { username: 'User', email: 'user@example.com', passwordHash: null })).id;
+});
+after(async () => {
+  await app.close();
+  await database.close();
+});
+
+const key = ([method, route]: Rule) => `${method} ${route}`;
+
+/** A fresh browser for each request (POST /logout must not sign out the next row), with its CSRF token. */
+async function visitor(role: Role): Promise<{ cookies: Record<string, string>; csrf: string }> {
+  const cookies: Record<string, string> = {};
+  if (role !== 'anonymous') cookies.parley_session = await createSession(database.db, ids[role], {});
+  // Any page carries the token; the 404 page exists for everyone whatever the routes.
+  const page = await app.inject({ method: 'GET', url: '/__authorization-matrix__', cookies });
+  for (const c of page.cookies as Array<{ name: string; value: string }>) if (c.name === 'parley_csrf') cookies[c.name] = c.value;
+  const csrf = /<meta name="csrf-token" content="([^"]+)">/.exec(page.body)?.[1];
+  assert.ok(csrf, 'no CSRF token on the 404 page');
+  return { cookies, csrf };
+}
+
+async function call(rule: Rule, role: Role): Promise<LightMyRequestResponse> {
+  const [method, route, , , , url = route.replace(/:\w+/g, '999999')] = rule;
+  const { cookies, csrf } = await visitor(role);
+  const json = route.startsWith('/api/');
+  const headers: Record<string, string> = { 'x-csrf-token': csrf };
+  let payload: string | undefined;
+  if (method === 'POST' || method === 'PUT' || method === 'PATCH') {
+    headers['content-type'] = json ? 'application/json' : 'application/x-www-form-urlencoded';
+    payload = json ? '{}' : new URLSearchParams({ _csrf: csrf }).toString();
+  }
+  return app.inject({ method, url, cookies, headers, payload });
+}
+
+function describeAnswer(res: LightMyRequestResponse): string {
+  return `${res.statusCode}${res.headers.location ? ` → ${res.headers.location}` : ''}`;
+}
+
+function matches(outcome: Outcome, res: LightMyRequestResponse, json: boolean): boolean {
+  const redirect = res.statusCode >= 300 && res.statusCode < 400;
+  const location = String(res.headers.location ?? '');
+  switch (outcome) {
+    case 'login':
+      return json ? res.statusCode === 401 : redirect && /^\/login(\?|$)/.test(location);
+    case 'forbidden':
+      return res.statusCode === 403;
+    case 'to-chat':
+      return redirect && location === '/chat';
+    case 'signs-out': {
+      const cleared = (res.cookies as Array<{ name: string; value: string; maxAge?: number; expires?: Date }>).some(
+        (c) => c.name === 'parley_session' && (c.value === '' || c.maxAge === 0 || (c.expires !== undefined && c.expires.getTime() <= Date.now())),
+      );
+      return redirect && /^\/login(\?|$)/.test(location) && cleared;
+    }
+    case 'allow':
+      return res.statusCode < 500 && res.statusCode !== 401 && res.statusCode !== 403 && !(redirect && location.startsWith('/login'));
+  }
+}
+
+describe('the matrix covers the app', () => {
+  test('every route the app registers has a line in the matrix (add one for a new route)', () => {
+    assert.ok(registered.has('POST /login'), 'the onRoute hook saw the routes');
+    const listed = new Set(matrix.map(key));
+    const missing = [...registered].filter((r) => !listed.has(r)).sort();
+    assert.deepEqual(missing, [], `routes without a line in test/authorization.test.ts: ${missing.join(', ')}`);
+  });
+
+  test('every POST route in particular (the state-changing ones)', () => {
+    const posts = [...registered].filter((r) => r.startsWith('POST '));
+    assert.ok(posts.length >= 3);
+    for (const r of posts)
+      assert.ok(
+        matrix.some((rule) => key(rule) === r),
+        `${r} is not in the matrix`,
+      );
+  });
+
+  test('every line of the matrix is a registered route (no stale lines)', () => {
+    const stale = matrix.map(key).filter((k) => !registered.has(k));
+    assert.deepEqual(stale, []);
+    assert.equal(new Set(matrix.map(key)).size, matrix.length, 'a route is listed twice');
+  });
+});
+
+describe('each route answers each kind of visitor as the matrix says', () => {
+  for (const rule of matrix) {
+    test(key(rule), async () => {
+      const problems: string[] = [];
+      for (const [i, role] of roles.entries()) {
+        const expected = rule[2 + i] as Outcome;
+        const res = await call(rule, role);
+        if (!matches(expected, res, rule[1].startsWith('/api/'))) problems.push(`${role}: expected ${expected}, got ${describeAnswer(res)}`);
+      }
+      assert.deepEqual(problems, []);
+    });
+  }
+});
