@@ -1,22 +1,10 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { PGlite } from '@electric-sql/pglite';
-import pg from 'pg';
-import { buildApp } from '../src/app.ts';
 import { hashPassword } from '../src/auth/passwords.ts';
 import { createSession } from '../src/auth/sessions.ts';
-import { loadConfig } from '../src/config.ts';
-import { openDatabase } from '../src/db/database.ts';
-import { migrateToLatest } from '../src/db/migrate.ts';
+import type { Db } from '../src/db/database.ts';
 import { createApiKeyBox, createModel } from '../src/llm/llm-queries.ts';
 import { createUser } from '../src/users/user-queries.ts';
-
-export interface BenchUser {
-  cookie: string;
-  csrf: string;
-}
+import { type DbKind, type SignedIn, startBenchApp } from './lib.ts';
 
 export interface ModelServer {
   baseUrl: string;
@@ -28,6 +16,7 @@ export async function spawnFakeLlm(): Promise<ModelServer> {
   const child = spawn(process.execPath, ['src/llm/fake-llm-server.ts'], { env: { ...process.env, FAKE_LLM_PORT: '0' }, stdio: ['ignore', 'pipe', 'inherit'] });
   const baseUrl = await new Promise<string>((resolve, reject) => {
     let out = '';
+    child.once('error', reject);
     child.stdout.on('data', (d: Buffer) => {
       out += d.toString();
       const url = /(http:\/\/127\.0\.0\.1:\d+\/v1)/.exec(out)?.[1];
@@ -48,53 +37,18 @@ export interface ChatBenchWorld {
   baseUrl: string;
   llm: ModelServer;
   modelId: number;
-  makeUsers(n: number): Promise<BenchUser[]>;
-  newChat(user: BenchUser): Promise<number>;
-  db: Awaited<ReturnType<typeof openDatabase>>['db'];
+  db: Db;
+  makeUsers(n: number): Promise<SignedIn[]>;
+  newChat(user: SignedIn): Promise<number>;
   close(): Promise<void>;
 }
 
-/** The app listening on a loopback port, a fake model server, and users signed in without going through argon2 each time. */
-export async function startChatBenchWorld(kind: 'pglite' | 'postgres', env: Record<string, string> = {}): Promise<ChatBenchWorld> {
+/** The app on a loopback port, a model connection to the fake server, and users signed in without argon2 each time. */
+export async function startChatBenchWorld(kind: DbKind, env: Record<string, string> = {}): Promise<ChatBenchWorld> {
   const llm = await spawnFakeLlm();
-  let dropDatabase = async () => {};
-  let opened: Awaited<ReturnType<typeof openDatabase>>;
-  let lite: PGlite | undefined;
-  if (kind === 'postgres') {
-    const url = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-    const name = `parley_bench_${process.pid}`;
-    const admin = new pg.Client({ connectionString: url });
-    await admin.connect();
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await admin.query(`CREATE DATABASE ${name}`);
-    await admin.end();
-    const dbUrl = new URL(url);
-    dbUrl.pathname = `/${name}`;
-    opened = await openDatabase({ databaseUrl: dbUrl.toString() });
-    dropDatabase = async () => {
-      const c = new pg.Client({ connectionString: url });
-      await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await c.end();
-    };
-  } else {
-    lite = new PGlite('memory://');
-    opened = await openDatabase({ pglite: lite });
-  }
-  await migrateToLatest(opened.db);
-  const config = loadConfig({
-    APP_SECRET: 'bench-secret-that-is-long-enough-0123456789',
-    DATA_DIR: mkdtempSync(path.join(tmpdir(), 'parley-bench-')),
-    LOG_LEVEL: 'silent',
-    PUBLIC_URL: 'http://127.0.0.1:1',
-    ...env,
-  });
-  const app = await buildApp({ config, db: opened.db });
-  await app.listen({ port: 0, host: '127.0.0.1' });
-  const address = app.server.address();
-  if (!address || typeof address !== 'object') throw new Error('no address');
-  const baseUrl = `http://127.0.0.1:${address.port}`;
-  const modelId = await createModel(opened.db, createApiKeyBox(config.APP_SECRET), {
+  const bench = await startBenchApp(kind, env);
+  const db = bench.database.db;
+  const modelId = await createModel(db, createApiKeyBox(bench.config.APP_SECRET), {
     name: 'fake',
     baseUrl: llm.baseUrl,
     model: 'fake-echo',
@@ -102,18 +56,17 @@ export async function startChatBenchWorld(kind: 'pglite' | 'postgres', env: Reco
     apiKey: null,
   });
   const passwordHash = await hashPassword('bench password 123');
-
-  const world: ChatBenchWorld = {
+  const baseUrl = bench.baseUrl;
+  return {
     baseUrl,
     llm,
     modelId,
-    db: opened.db,
+    db,
     async makeUsers(n) {
-      const users: BenchUser[] = [];
+      const users: SignedIn[] = [];
       for (let i = 0; i < n; i++) {
-        const { id } = await createUser(opened.db, { username: `bench${i}`, email: `bench${i}-${Date.now()}@example.com`, passwordHash });
-        const token = await createSession(opened.db, id, {});
-        const cookie = `parley_session=${token}`;
+        const { id } = await createUser(db, { username: `bench${i}`, email: `bench${i}-${Date.now()}@example.com`, passwordHash });
+        const cookie = `parley_session=${await createSession(db, id, {})}`;
         const page = await fetch(`${baseUrl}/chat`, { headers: { cookie } });
         const csrf = /<meta name="csrf-token" content="([^"]+)">/.exec(await page.text())?.[1];
         if (!csrf) throw new Error('no CSRF token on /chat');
@@ -131,14 +84,10 @@ export async function startChatBenchWorld(kind: 'pglite' | 'postgres', env: Reco
       return ((await res.json()) as { id: number }).id;
     },
     async close() {
-      await app.close();
-      await opened.close();
-      await lite?.close();
-      await dropDatabase();
+      await bench.close();
       await llm.close();
     },
   };
-  return world;
 }
 
 /** Reads a text/event-stream response; calls `onEvent` per event; resolves with the events when the stream ends. */
@@ -160,15 +109,4 @@ export async function readEvents(res: Response, onEvent?: (event: string, data: 
     }
   }
   return events;
-}
-
-export function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
-}
-
-export function percentile(values: number[], p: number): number {
-  const s = [...values].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] as number;
 }

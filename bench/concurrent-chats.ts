@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { sql } from 'kysely';
-import { median, percentile, readEvents, startChatBenchWorld } from './chat-world.ts';
+import { readEvents, startChatBenchWorld } from './chat-world.ts';
+import { median, percentile } from './lib.ts';
 
 /**
  * 200 users each stream one answer at the same moment (the fake model server sends ~40 chunks, 5 ms apart, from a

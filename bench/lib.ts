@@ -10,6 +10,7 @@ import { buildApp } from '../src/app.ts';
 import { type Config, loadConfig } from '../src/config.ts';
 import { type OpenedDatabase, openDatabase } from '../src/db/database.ts';
 import { migrateToLatest } from '../src/db/migrate.ts';
+import { openScratchPostgres } from '../test/database.ts';
 
 /** Shared by every benchmark: which databases to run on, starting the app, signing in, and reporting. */
 
@@ -44,25 +45,7 @@ export async function openBenchDatabase(kind: DbKind): Promise<OpenedDatabase> {
   }
   const url = process.env.TEST_DATABASE_URL;
   if (!url) throw new Error('PostgreSQL benchmarks need TEST_DATABASE_URL');
-  const name = `parley_bench_${randomBytes(5).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: url });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const dbUrl = new URL(url);
-  dbUrl.pathname = `/${name}`;
-  const opened = await openDatabase({ databaseUrl: dbUrl.toString() });
-  await migrateToLatest(opened.db);
-  return {
-    ...opened,
-    close: async () => {
-      await opened.close();
-      const c = new pg.Client({ connectionString: url });
-      await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await c.end();
-    },
-  };
+  return openScratchPostgres(url, 'parley_bench');
 }
 
 export interface BenchApp {

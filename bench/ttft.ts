@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
-import { type ChatBenchWorld, median, percentile, readEvents, startChatBenchWorld } from './chat-world.ts';
+import { type ChatBenchWorld, readEvents, startChatBenchWorld } from './chat-world.ts';
+import { median, percentile } from './lib.ts';
 
 /**
  * The app's overhead on time to first token: the same prompt sent (a) straight to the fake model server and

@@ -31,31 +31,39 @@ export async function emptyPglite(): Promise<PGlite> {
   return new PGlite('memory://');
 }
 
+/** A database of its own on the server at `serverUrl` (tests, benchmarks), dropped again at close. */
+export async function openScratchPostgres(serverUrl: string, prefix: string, migrate = true): Promise<OpenedDatabase> {
+  const name = `${prefix}_${randomBytes(6).toString('hex')}`;
+  const run = async (query: string) => {
+    const client = new pg.Client({ connectionString: serverUrl });
+    await client.connect();
+    try {
+      await client.query(query);
+    } finally {
+      await client.end();
+    }
+  };
+  await run(`CREATE DATABASE ${name}`);
+  const dbUrl = new URL(serverUrl);
+  dbUrl.pathname = `/${name}`;
+  const opened = await openDatabase({ databaseUrl: dbUrl.toString() });
+  if (migrate) await migrateToLatest(opened.db);
+  return {
+    ...opened,
+    close: async () => {
+      await opened.close();
+      await run(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    },
+  };
+}
+
 /** A fresh, migrated database for one test file. On PostgreSQL: a database of its own, dropped at close. */
 export async function openTestDatabase(opts: { migrate?: boolean } = {}): Promise<OpenedDatabase> {
   const migrate = opts.migrate ?? true;
   if (testDbKind === 'postgres') {
     const url = process.env.TEST_DATABASE_URL;
     if (!url) throw new Error('TEST_DB=postgres needs TEST_DATABASE_URL');
-    const name = `parley_test_${randomBytes(6).toString('hex')}`;
-    const admin = new pg.Client({ connectionString: url });
-    await admin.connect();
-    await admin.query(`CREATE DATABASE ${name}`);
-    await admin.end();
-    const dbUrl = new URL(url);
-    dbUrl.pathname = `/${name}`;
-    const opened = await openDatabase({ databaseUrl: dbUrl.toString() });
-    if (migrate) await migrateToLatest(opened.db);
-    return {
-      ...opened,
-      close: async () => {
-        await opened.close();
-        const c = new pg.Client({ connectionString: url });
-        await c.connect();
-        await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-        await c.end();
-      },
-    };
+    return openScratchPostgres(url, 'parley_test', migrate);
   }
   if (!migrate) {
     const lite = await emptyPglite();
