@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -106,9 +106,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 /** Development convenience: a secret generated once and kept beside the embedded database. */
 function readOrCreateDevSecret(dataDir: string): string {
   const file = path.join(dataDir, 'app-secret');
-  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
   mkdirSync(dataDir, { recursive: true });
-  const secret = randomBytes(32).toString('base64url');
-  writeFileSync(file, `${secret}\n`, { mode: 0o600, flag: 'wx' });
+  try {
+    // 'wx': of two processes starting at once on a fresh DATA_DIR, one writes and the other reads what it wrote.
+    writeFileSync(file, `${randomBytes(32).toString('base64url')}\n`, { mode: 0o600, flag: 'wx' });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  const secret = readFileSync(file, 'utf8').trim();
+  if (secret.length < 32) throw new ConfigError(`APP_SECRET: the generated secret in ${file} is too short or empty; delete the file to make a new one`);
   return secret;
 }

@@ -134,3 +134,22 @@ test('the app runs on the adopted database', async () => {
     await t.close();
   }
 });
+
+test('prototype users sign in with their old password, which is then rehashed with argon2id', async () => {
+  const t = await startTestApp({}, database);
+  try {
+    for (const email of ['alice@example.com', 'bob@example.com']) {
+      assert.equal((await new TestClient(t.app).login(email, 'wrong password')).statusCode, 401);
+      const res = await new TestClient(t.app).login(email, 'prototype password');
+      assert.equal(res.statusCode, 303, email);
+      const row = await database.db.selectFrom('chatbot_schema.app_user').select('password').where('txemail', '=', email).executeTakeFirstOrThrow();
+      assert.match(row.password ?? '', /^\$argon2id\$/);
+      assert.equal((await new TestClient(t.app).login(email, 'prototype password')).statusCode, 303);
+    }
+    // The Google-only account (empty password) cannot sign in with any password.
+    assert.equal((await new TestClient(t.app).login('carol@example.com', '')).statusCode, 400);
+    assert.equal((await new TestClient(t.app).login('carol@example.com', 'anything at all')).statusCode, 401);
+  } finally {
+    await t.close();
+  }
+});

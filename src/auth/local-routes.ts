@@ -4,10 +4,10 @@ import type { Config } from '../config.ts';
 import type { Db } from '../db/database.ts';
 import { ForbiddenError } from '../http/errors.ts';
 import { formString, parseBody } from '../http/validation.ts';
-import { createUser, EmailTakenError, findUserByEmail, normalizeEmail, recordSignIn } from '../users/user-queries.ts';
+import { createUser, EmailTakenError, findUserByEmail, normalizeEmail, recordSignIn, setPasswordHash } from '../users/user-queries.ts';
 import { requireAnonymous, requireUser } from './guards.ts';
 import { loginPage, registerPage, registrationClosedPage } from './local-views.ts';
-import { burnPasswordCheck, hashPassword, PASSWORD_MAX_CHARS, passwordProblem, verifyPassword } from './passwords.ts';
+import { burnPasswordCheck, hashPassword, needsRehash, PASSWORD_MAX_CHARS, passwordProblem, verifyPassword } from './passwords.ts';
 import { ACCOUNT_PASSWORD_RULE, clearFailures, IP_PASSWORD_RULE, IP_REGISTRATION_RULE, recordFailure, secondsLocked } from './throttle.ts';
 
 const emailSchema = formString(254, 'E-mail')
@@ -95,6 +95,7 @@ export async function localAuthRoutes(app: FastifyInstance, opts: { db: Db; conf
       return showLogin(req, reply, 401, { email, error: 'Wrong e-mail address or password.' });
     }
     await clearFailures(db, accountKey);
+    if (user.passwordHash && needsRehash(user.passwordHash)) await setPasswordHash(db, user.id, await hashPassword(password));
     await recordSignIn(db, user.id);
     await app.sessions.signIn(req, reply, user.id);
     return reply.redirect(safeNext(nextSchema.parse(req.query).next) ?? '/chat', 303);

@@ -1,5 +1,6 @@
 import { hash, verify } from '@node-rs/argon2';
 import { dictionary } from '@zxcvbn-ts/language-common';
+import { isWerkzeugHash, verifyWerkzeugHash } from './werkzeug-hashes.ts';
 
 // OWASP's argon2id minimum (m=19 MiB, t=2, p=1); also @node-rs/argon2's defaults, spelled out so a library
 // upgrade cannot weaken them silently.
@@ -16,11 +17,18 @@ export function hashPassword(password: string): Promise<string> {
 }
 
 export async function verifyPassword(storedHash: string, password: string): Promise<boolean> {
+  if (isWerkzeugHash(storedHash)) return verifyWerkzeugHash(storedHash, password);
   try {
     return await verify(storedHash, password);
   } catch {
     return false; // not an argon2 hash (e.g. an empty password of a Google-only account)
   }
+}
+
+/** A hash from the Flask prototype (or weaker argon2 parameters) is replaced at the next successful sign-in. */
+export function needsRehash(storedHash: string): boolean {
+  const m = /^\$argon2id\$v=19\$m=(\d+),t=(\d+),p=(\d+)\$/.exec(storedHash);
+  return !m || Number(m[1]) < ARGON2_OPTIONS.memoryCost || Number(m[2]) < ARGON2_OPTIONS.timeCost;
 }
 
 // Verified against when the e-mail is unknown, so that "no such account" costs the same time as "wrong password".
