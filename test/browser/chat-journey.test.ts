@@ -434,4 +434,24 @@ describe('chat journey in a browser', () => {
     const left = await server.database.db.selectFrom('chatbot_schema.response').select('idresponse').execute();
     assert.deepEqual(left, [], 'the answers went with their chats');
   });
+
+  test('Stop pressed while the first prompt is still creating the chat sends nothing', async (t) => {
+    const page = await signedInPage(t);
+    await page.goto(`${server.baseUrl}/chat`);
+    // Hold the chat creation back so that Stop is pressed while it is in flight.
+    await page.route('**/api/chats', async (route) => {
+      await sleep(800);
+      await route.continue();
+    });
+    const before = await server.database.db.selectFrom('chatbot_schema.message').select('idmessage').execute();
+    await sendPrompt(page, 'never mind [[slow:40]] [[long:60]]');
+    await composerButtonBecomes(page, 'Stop');
+    await composerButton(page).click();
+    await composerButtonBecomes(page, 'Send');
+    assert.equal(await page.getByLabel('Message', { exact: true }).inputValue(), 'never mind [[slow:40]] [[long:60]]', 'the prompt stays to edit or send');
+    assert.equal(await turns(page).count(), 0);
+    await sleep(300); // would be enough for a wrongly sent prompt to be stored
+    const after = await server.database.db.selectFrom('chatbot_schema.message').select('idmessage').execute();
+    assert.equal(after.length, before.length, 'no message was stored');
+  });
 });

@@ -145,7 +145,14 @@ export function createConversation(ctx: ConversationContext) {
     if (busy || !composer) return;
     ctx.hideError();
     setBusy(true);
-    if (chatId === null && !(await createChat(prompt))) return setBusy(false);
+    if (chatId === null) {
+      // Stop pressed while the chat is being created: nothing was asked yet, so the prompt is simply not sent.
+      let cancelled = false;
+      stopCurrent = () => {
+        cancelled = true;
+      };
+      if (!(await createChat(prompt)) || cancelled) return setBusy(false);
+    }
     composer.take();
     // Only the last answer can be regenerated; put the buttons back if the server refuses the prompt.
     const hidden = [...thread.querySelectorAll<HTMLElement>('[data-action="regenerate"]')].map((b) => ({ b, parent: b.parentElement }));
