@@ -3,8 +3,8 @@ import { z } from 'zod';
 import { requireUser } from '../auth/guards.ts';
 import type { Config } from '../config.ts';
 import type { Db } from '../db/database.ts';
-import { BadRequestError, HttpError, NotFoundError, TooManyRequestsError } from '../http/errors.ts';
-import { parseJsonOrThrow } from '../http/validation.ts';
+import { BadRequestError, ConflictError, NotFoundError, TooManyRequestsError } from '../http/errors.ts';
+import { dbId, parseJsonOrThrow, pathId } from '../http/validation.ts';
 import {
   ApiKeyUnreadableError,
   createApiKeyBox,
@@ -32,42 +32,9 @@ import { openEventStream } from './event-stream.ts';
 import type { GenerationRegistry } from './generation.ts';
 import { requestStop } from './response-store.ts';
 
-const idParam = z.object({
-  id: z.coerce
-    .number()
-    .int()
-    .positive()
-    .max(2 ** 31 - 1),
-});
-const responseParams = idParam.extend({
-  idresponse: z.coerce
-    .number()
-    .int()
-    .positive()
-    .max(2 ** 31 - 1),
-});
-const newChatBody = z.strictObject({
-  llm: z
-    .number()
-    .int()
-    .positive()
-    .max(2 ** 31 - 1),
-});
+const newChatBody = z.strictObject({ llm: dbId });
 const renameBody = z.strictObject({ title: z.string().trim().min(1, 'A title cannot be empty').max(200) });
 const emptyBody = z.strictObject({}).optional();
-
-/** A malformed id is a page that does not exist, not a bad request. */
-function parseParams<S extends z.ZodType>(schema: S, params: unknown): z.infer<S> {
-  const parsed = schema.safeParse(params);
-  if (!parsed.success) throw new NotFoundError();
-  return parsed.data;
-}
-
-class ConflictError extends HttpError {
-  constructor(message: string) {
-    super(409, message);
-  }
-}
 
 /** The conversation as the model sees it: each earlier prompt with the text of its answer, then `prompt`. */
 function historyWith(earlier: AnswerContext['turns'], prompt: string): ChatTurn[] {
@@ -179,7 +146,7 @@ export async function chatApiRoutes(app: FastifyInstance, opts: { db: Db; config
 
   app.get('/api/chats/:id', async (req) => {
     const user = requireUser(req);
-    const chat = await ownedChatOr404(user.userId, parseParams(idParam, req.params).id);
+    const chat = await ownedChatOr404(user.userId, pathId(req.params));
     const model = await findModelSummary(db, chat.modelId);
     return {
       id: chat.id,
@@ -191,7 +158,7 @@ export async function chatApiRoutes(app: FastifyInstance, opts: { db: Db; config
 
   app.patch('/api/chats/:id', async (req) => {
     const user = requireUser(req);
-    const chat = await ownedChatOr404(user.userId, parseParams(idParam, req.params).id);
+    const chat = await ownedChatOr404(user.userId, pathId(req.params));
     const { title } = parseJsonOrThrow(renameBody, req.body);
     await renameChat(db, chat.id, title);
     return { id: chat.id, title };
@@ -199,7 +166,7 @@ export async function chatApiRoutes(app: FastifyInstance, opts: { db: Db; config
 
   app.delete('/api/chats/:id', async (req, reply) => {
     const user = requireUser(req);
-    const chat = await ownedChatOr404(user.userId, parseParams(idParam, req.params).id);
+    const chat = await ownedChatOr404(user.userId, pathId(req.params));
     for (const turn of await listTurns(db, chat.id)) if (turn.response) generations.get(turn.response.id)?.stop('user');
     await deleteChat(db, chat.id);
     return reply.code(204).send();
@@ -207,7 +174,7 @@ export async function chatApiRoutes(app: FastifyInstance, opts: { db: Db; config
 
   app.post('/api/chats/:id/messages', async (req, reply) => {
     const user = requireUser(req);
-    const context = await answerContextOr404(user.userId, parseParams(idParam, req.params).id);
+    const context = await answerContextOr404(user.userId, pathId(req.params));
     const schema = z.strictObject({
       content: z
         .string({ message: 'content is required' })
@@ -220,7 +187,7 @@ export async function chatApiRoutes(app: FastifyInstance, opts: { db: Db; config
 
   app.post('/api/chats/:id/regenerate', async (req, reply) => {
     const user = requireUser(req);
-    const context = await answerContextOr404(user.userId, parseParams(idParam, req.params).id);
+    const context = await answerContextOr404(user.userId, pathId(req.params));
     parseJsonOrThrow(emptyBody, req.body);
     const last = context.turns.at(-1);
     if (!last) throw new BadRequestError('There is no message to answer again.');
@@ -232,10 +199,10 @@ export async function chatApiRoutes(app: FastifyInstance, opts: { db: Db; config
 
   app.post('/api/chats/:id/responses/:idresponse/stop', async (req) => {
     const user = requireUser(req);
-    const params = parseParams(responseParams, req.params);
-    const chat = await ownedChatOr404(user.userId, params.id);
+    const chat = await ownedChatOr404(user.userId, pathId(req.params));
+    const responseId = pathId(req.params, 'idresponse');
     parseJsonOrThrow(emptyBody, req.body);
-    const response = await findResponseInChat(db, chat.id, params.idresponse);
+    const response = await findResponseInChat(db, chat.id, responseId);
     if (!response) throw new NotFoundError('Answer not found');
     if (ACTIVE_STATUSES.includes(response.status)) {
       await requestStop(db, response.id); // reaches the answer even when another process generates it

@@ -1,9 +1,9 @@
 import type { FastifyInstance } from 'fastify';
-import { z } from 'zod';
 import { requireUser } from '../auth/guards.ts';
 import type { Config } from '../config.ts';
 import type { Db } from '../db/database.ts';
 import { NotFoundError } from '../http/errors.ts';
+import { pathId } from '../http/validation.ts';
 import { findModelSummary, listEnabledModels } from '../llm/llm-queries.ts';
 import { chatApiRoutes } from './chat-api.ts';
 import { findOwnedChat, listChats, listTurns } from './chat-queries.ts';
@@ -12,13 +12,6 @@ import { GenerationRegistry } from './generation.ts';
 import { markStaleResponsesInterrupted, STALE_AFTER_S } from './response-store.ts';
 
 const SWEEP_INTERVAL_MS = (STALE_AFTER_S / 2) * 1000;
-const chatIdParam = z.object({
-  id: z.coerce
-    .number()
-    .int()
-    .positive()
-    .max(2 ** 31 - 1),
-});
 
 /** The chat slice: the page, the JSON/SSE API, and the lifecycle of the answers this process generates. */
 export async function chatRoutes(app: FastifyInstance, opts: { db: Db; config: Config }): Promise<void> {
@@ -75,9 +68,7 @@ export async function chatRoutes(app: FastifyInstance, opts: { db: Db; config: C
 
   app.get('/chat/:id', async (req, reply) => {
     const user = requireUser(req);
-    const parsed = chatIdParam.safeParse(req.params);
-    if (!parsed.success) throw new NotFoundError();
-    const data = await renderChat(user.userId, parsed.data.id);
+    const data = await renderChat(user.userId, pathId(req.params));
     return reply.page({ ...page, title: data.current?.title ?? 'Chat', body: chatPage(data) });
   });
 

@@ -1,26 +1,12 @@
+import type { ResponseStatus } from '../db/schema.ts';
 import { html, type SafeHtml, trustedHtml } from '../views/html.ts';
 import { iconRetry, iconSpark } from './chat-icons.ts';
-import { THINKING_PLACEHOLDER } from './chat-queries.ts';
+import { type ResponseRecord, THINKING_PLACEHOLDER, type TurnRecord } from './chat-queries.ts';
 
-export type ResponseStatus = 'pending' | 'streaming' | 'complete' | 'stopped' | 'error' | 'interrupted';
-
-export interface ResponseView {
-  id: number;
-  status: ResponseStatus;
-  markdown: string;
-  /** Sanitized, from renderMarkdown; may be '' while streaming. */
-  html: string;
-  error: string | null;
-  startedAt: Date | null;
-  endedAt: Date | null;
-}
-
-export interface TurnView {
-  messageId: number;
-  prompt: string;
-  createdAt: Date;
-  response: ResponseView | null;
-}
+/** The view shows what the queries return: one shape for a turn and its latest answer. */
+export type ResponseView = ResponseRecord;
+export type TurnView = TurnRecord;
+export type { ResponseStatus };
 
 /*
  * The markup here has a twin in web/chat/answers.ts, which builds the same answers in the browser as they

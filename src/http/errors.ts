@@ -19,6 +19,12 @@ export class ForbiddenError extends HttpError {
   }
 }
 
+export class ConflictError extends HttpError {
+  constructor(message: string) {
+    super(409, message);
+  }
+}
+
 export class BadRequestError extends HttpError {
   constructor(message: string) {
     super(400, message);

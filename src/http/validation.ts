@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { BadRequestError } from './errors.ts';
+import { BadRequestError, NotFoundError } from './errors.ts';
 
 export type ParseResult<T> = { ok: true; data: T } | { ok: false; errors: Partial<Record<string, string>>; message: string };
 
@@ -33,3 +33,19 @@ export const formString = (max: number, label: string) =>
     .max(max, `${label} is too long (at most ${max} characters).`)
     // Control characters never belong in a name or address; they mostly come from broken encodings.
     .refine((v) => !/[\u0000-\u001f\u007f\ufffd]/.test(v), `${label} contains characters that are not allowed.`);
+
+/** Ids are PostgreSQL `integer`s. */
+export const DB_ID_MAX = 2_147_483_647;
+export const dbId = z.number().int().positive().max(DB_ID_MAX);
+const pathSegmentId = z
+  .string()
+  .regex(/^[1-9]\d{0,9}$/)
+  .transform(Number)
+  .pipe(z.number().max(DB_ID_MAX));
+
+/** An id from the URL path (`/chat/:id`); anything that is not one is a page that does not exist (404), not a 400. */
+export function pathId(params: unknown, key = 'id', notFoundMessage?: string): number {
+  const parsed = pathSegmentId.safeParse((params as Record<string, unknown> | undefined)?.[key]);
+  if (!parsed.success) throw new NotFoundError(notFoundMessage);
+  return parsed.data;
+}

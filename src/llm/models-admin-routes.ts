@@ -4,7 +4,7 @@ import { requireAdmin } from '../auth/guards.ts';
 import type { Config } from '../config.ts';
 import type { Db } from '../db/database.ts';
 import { NotFoundError } from '../http/errors.ts';
-import { formString, parseBody } from '../http/validation.ts';
+import { formString, parseBody, pathId } from '../http/validation.ts';
 import {
   ApiKeyUnreadableError,
   createApiKeyBox,
@@ -69,18 +69,8 @@ const modelFormSchema = z.object({
   removeApiKey: checkbox,
 });
 
-const idSchema = z.object({
-  id: z
-    .string()
-    .regex(/^[1-9]\d{0,9}$/)
-    .transform(Number)
-    .pipe(z.number().max(2_147_483_647)),
-});
-
 function parseId(req: FastifyRequest): number {
-  const parsed = idSchema.safeParse(req.params);
-  if (!parsed.success) throw new NotFoundError('This model does not exist.');
-  return parsed.data.id;
+  return pathId(req.params, 'id', 'This model does not exist.');
 }
 
 /** What the admin typed, to fill the form again after an error (never the API key). */
