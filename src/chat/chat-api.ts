@@ -5,39 +5,30 @@ import type { Config } from '../config.ts';
 import type { Db } from '../db/database.ts';
 import { BadRequestError, ConflictError, NotFoundError, TooManyRequestsError } from '../http/errors.ts';
 import { dbId, parseJsonOrThrow, pathId } from '../http/validation.ts';
-import {
-  ApiKeyUnreadableError,
-  createApiKeyBox,
-  findModelSummary,
-  type ModelConnectionRecord,
-  type ModelConnectionRow,
-  toModelConnection,
-} from '../llm/llm-queries.ts';
+import { ApiKeyUnreadableError, createApiKeyBox, findModelSummary, toModelConnection } from '../llm/llm-queries.ts';
 import type { ChatTurn, ModelConnection } from '../llm/model-client.ts';
 import {
   ACTIVE_STATUSES,
-  type AnswerContext,
+  beginAnswer,
   createChat,
   deleteChat,
-  findAnswerContext,
+  type EarlierTurn,
   findOwnedChat,
   findResponseInChat,
-  insertPromptAndPlaceholder,
   listTurns,
   renameChat,
-  TooManyGenerationsError,
   type TurnRecord,
 } from './chat-queries.ts';
 import { openEventStream } from './event-stream.ts';
 import type { GenerationRegistry } from './generation.ts';
-import { requestStop } from './response-store.ts';
+import { finalizeResponse, requestStop } from './response-store.ts';
 
 const newChatBody = z.strictObject({ llm: dbId });
 const renameBody = z.strictObject({ title: z.string().trim().min(1, 'A title cannot be empty').max(200) });
 const emptyBody = z.strictObject({}).optional();
 
 /** The conversation as the model sees it: each earlier prompt with the text of its answer, then `prompt`. */
-function historyWith(earlier: AnswerContext['turns'], prompt: string): ChatTurn[] {
+function historyWith(earlier: EarlierTurn[], prompt: string): ChatTurn[] {
   const history: ChatTurn[] = [];
   for (const turn of earlier) {
     history.push({ role: 'user', content: turn.prompt });
@@ -68,25 +59,6 @@ export async function chatApiRoutes(app: FastifyInstance, opts: { db: Db; config
   const { db, config, generations } = opts;
   const keys = createApiKeyBox(config.APP_SECRET);
 
-  function usableConnection(row: ModelConnectionRow): ModelConnection {
-    let conn: ModelConnectionRecord;
-    try {
-      conn = toModelConnection(keys, row);
-    } catch (err) {
-      if (err instanceof ApiKeyUnreadableError)
-        throw new ConflictError('This model cannot be reached right now. Ask an administrator to check its connection.');
-      throw err;
-    }
-    if (!conn.enabled || !conn.baseUrl) throw new ConflictError('This model is not available any more. Start a new chat with another model.');
-    return conn;
-  }
-
-  async function answerContextOr404(userId: number, chatId: number): Promise<AnswerContext> {
-    const context = await findAnswerContext(db, userId, chatId);
-    if (!context) throw new NotFoundError('Chat not found');
-    return context;
-  }
-
   async function ownedChatOr404(userId: number, chatId: number) {
     const chat = await findOwnedChat(db, userId, chatId);
     if (!chat) throw new NotFoundError('Chat not found');
@@ -94,41 +66,41 @@ export async function chatApiRoutes(app: FastifyInstance, opts: { db: Db; config
   }
 
   /**
-   * Starts the answer and streams it to this client for as long as it listens. The model is called while the
-   * prompt and placeholder are being stored (see GenerationRegistry.start); the transactional limit check
-   * decides, and a refused request is answered 429 before any event is sent.
+   * Asks the model (a new prompt, or the last one again when `prompt` is undefined) and streams the answer to this
+   * client for as long as it listens. All checks and inserts are one database round trip (beginAnswer); the
+   * answer then runs on its own (see GenerationRegistry).
    */
-  async function generateAndStream(
-    reply: FastifyReply,
-    input: { userId: number; context: AnswerContext; prompt: string; earlier: AnswerContext['turns']; messageId?: number },
-  ) {
-    const limitError = () =>
-      new TooManyRequestsError(`You already have ${config.MAX_CONCURRENT_GENERATIONS} answers being generated. Wait for one to finish.`, 5);
-    const { chat } = input.context;
-    const connection = usableConnection(input.context.model);
-    if (input.context.activeAnswers >= config.MAX_CONCURRENT_GENERATIONS) throw limitError();
-    const stored = insertPromptAndPlaceholder(db, {
-      userId: input.userId,
-      chatId: chat.id,
-      modelId: chat.modelId,
-      prompt: input.prompt,
-      messageId: input.messageId,
-      maxActive: config.MAX_CONCURRENT_GENERATIONS,
-    });
-    const generation = generations.start(stored, connection, historyWith(input.earlier, input.prompt));
-    let ids: { messageId: number; responseId: number };
-    try {
-      ids = await stored;
-    } catch (err) {
-      throw err instanceof TooManyGenerationsError ? limitError() : err;
+  async function answerAndStream(reply: FastifyReply, input: { userId: number; chatId: number; prompt?: string }): Promise<FastifyReply> {
+    const begun = await beginAnswer(db, { ...input, maxActive: config.MAX_CONCURRENT_GENERATIONS });
+    switch (begun.outcome) {
+      case 'not_found':
+        throw new NotFoundError('Chat not found');
+      case 'model_unavailable':
+        throw new ConflictError('This model is not available any more. Start a new chat with another model.');
+      case 'no_message':
+        throw new BadRequestError('There is no message to answer again.');
+      case 'busy':
+        throw new ConflictError('An answer is still being generated in this chat.');
+      case 'limit':
+        throw new TooManyRequestsError(`You already have ${config.MAX_CONCURRENT_GENERATIONS} answers being generated. Wait for one to finish.`, 5);
     }
+    const ids = { idmessage: begun.messageId, idresponse: begun.responseId };
+    let connection: ModelConnection;
+    try {
+      connection = toModelConnection(keys, begun.model);
+    } catch (err) {
+      if (!(err instanceof ApiKeyUnreadableError)) throw err;
+      const message = 'This model cannot be reached right now. Ask an administrator to check its connection.';
+      await finalizeResponse(db, begun.responseId, { status: 'error', markdown: '', html: '', error: message, promptTokens: null, completionTokens: null });
+      throw new ConflictError(message);
+    }
+    const generation = generations.start(begun.responseId, connection, historyWith(begun.history, begun.prompt));
     const events = openEventStream(reply);
-    const done = { idmessage: ids.messageId, idresponse: ids.responseId };
-    events.send('start', done);
+    events.send('start', ids);
     const unsubscribe = generation.subscribe((e) => {
       if (e.type === 'token') return events.send('token', { text: e.text });
-      if (e.type === 'done') events.send('done', { ...done, status: e.status, html: e.html });
-      else events.send('error', { message: e.message, idresponse: ids.responseId });
+      if (e.type === 'done') events.send('done', { ...ids, status: e.status, html: e.html });
+      else events.send('error', { message: e.message, idresponse: ids.idresponse });
       events.end();
     });
     events.onClose(unsubscribe);
@@ -174,7 +146,7 @@ export async function chatApiRoutes(app: FastifyInstance, opts: { db: Db; config
 
   app.post('/api/chats/:id/messages', async (req, reply) => {
     const user = requireUser(req);
-    const context = await answerContextOr404(user.userId, pathId(req.params));
+    const chatId = pathId(req.params);
     const schema = z.strictObject({
       content: z
         .string({ message: 'content is required' })
@@ -182,19 +154,14 @@ export async function chatApiRoutes(app: FastifyInstance, opts: { db: Db; config
         .refine((v) => v.trim().length > 0, 'The message is empty.'),
     });
     const { content } = parseJsonOrThrow(schema, req.body);
-    return generateAndStream(reply, { userId: user.userId, context, prompt: content, earlier: context.turns });
+    return answerAndStream(reply, { userId: user.userId, chatId, prompt: content });
   });
 
   app.post('/api/chats/:id/regenerate', async (req, reply) => {
     const user = requireUser(req);
-    const context = await answerContextOr404(user.userId, pathId(req.params));
+    const chatId = pathId(req.params);
     parseJsonOrThrow(emptyBody, req.body);
-    const last = context.turns.at(-1);
-    if (!last) throw new BadRequestError('There is no message to answer again.');
-    if (context.turns.some((t) => t.status && ACTIVE_STATUSES.includes(t.status))) {
-      throw new ConflictError('An answer is still being generated in this chat.');
-    }
-    return generateAndStream(reply, { userId: user.userId, context, prompt: last.prompt, earlier: context.turns.slice(0, -1), messageId: last.messageId });
+    return answerAndStream(reply, { userId: user.userId, chatId });
   });
 
   app.post('/api/chats/:id/responses/:idresponse/stop', async (req) => {

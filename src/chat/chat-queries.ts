@@ -121,54 +121,33 @@ export async function listTurns(db: Db, chatId: number): Promise<TurnRecord[]> {
   }));
 }
 
-export class TooManyGenerationsError extends Error {}
-
-/**
- * Stores the prompt and the seed's "🧠 Thinking..." placeholder (tinf_start = now()) in one round trip, within
- * the per-user limit on answers in flight (see migration 003: chatbot_schema.start_answer).
- * With `messageId` set (regenerate), only a new response for that prompt is inserted.
- */
-export async function insertPromptAndPlaceholder(
-  db: Db,
-  input: { userId: number; chatId: number; modelId: number; prompt: string; messageId?: number; maxActive: number },
-): Promise<{ messageId: number; responseId: number }> {
-  const { rows } = await sql<{ idmessage: number; idresponse: number }>`
-    SELECT idmessage, idresponse FROM chatbot_schema.start_answer(
-      ${input.userId}, ${input.chatId}, ${input.modelId}, ${input.prompt}, ${titleFrom(input.prompt)},
-      ${input.messageId ?? null}::integer, ${input.maxActive}, ${THINKING_PLACEHOLDER})`.execute(db);
-  const row = rows[0];
-  if (!row) throw new TooManyGenerationsError();
-  return { messageId: row.idmessage, responseId: row.idresponse };
+export interface EarlierTurn {
+  prompt: string;
+  answer: string | null;
+  status: ResponseStatus | null;
 }
 
-export interface AnswerContext {
-  chat: ChatRecord;
-  model: ModelConnectionRow;
-  activeAnswers: number;
-  /** Earlier prompts in order, each with the text of its latest answer. */
-  turns: Array<{ messageId: number; prompt: string; answer: string | null; status: ResponseStatus | null }>;
-}
+export type BeginAnswerResult =
+  | { outcome: 'not_found' | 'model_unavailable' | 'no_message' | 'busy' | 'limit' }
+  | { outcome: 'ok'; messageId: number; responseId: number; prompt: string; history: EarlierTurn[]; model: ModelConnectionRow };
 
 /**
- * Everything needed to answer in a chat, in one statement (this is the time-to-first-token path): the chat if
- * it is this user's, its model's connection columns, the user's answers in flight, and the conversation.
+ * One round trip before the model is asked (migration 004, chatbot_schema.begin_answer): ownership, model, limit,
+ * the conversation so far, and the prompt plus the seed's "🧠 Thinking..." placeholder with tinf_start = now().
+ * `prompt` undefined regenerates the answer to the chat's last prompt.
  */
-export async function findAnswerContext(db: Db, userId: number, chatId: number): Promise<AnswerContext | undefined> {
-  const { rows } = await sql<ModelConnectionRow & { idchat: number; txtitle: string | null; active: number; turns: AnswerContext['turns'] }>`
-    SELECT c.idchat, c.txtitle, l.idllm, l.txshortname, l.txbase_url, l.txapi_key_enc, l.txmodel, l.is_enabled,
-      (SELECT count(*)::int FROM chatbot_schema.response r JOIN chatbot_schema.chat c2 ON c2.idchat = r.idchat
-        WHERE c2.idappuser = ${userId} AND r.txstatus IN ('pending', 'streaming')) AS active,
-      (SELECT coalesce(json_agg(json_build_object('messageId', m.idmessage, 'prompt', m.txmessage, 'answer', r.txmarkdown, 'status', r.txstatus)
-                                ORDER BY m.idmessage), '[]'::json)
-        FROM chatbot_schema.message m
-        LEFT JOIN LATERAL (SELECT txmarkdown, txstatus FROM chatbot_schema.response WHERE idmessage = m.idmessage ORDER BY idresponse DESC LIMIT 1) r ON true
-        WHERE m.idchat = c.idchat) AS turns
-    FROM chatbot_schema.chat c JOIN chatbot_schema.llm l ON l.idllm = c.idllm
-    WHERE c.idchat = ${chatId} AND c.idappuser = ${userId}`.execute(db);
+export async function beginAnswer(db: Db, input: { userId: number; chatId: number; prompt?: string; maxActive: number }): Promise<BeginAnswerResult> {
+  const { rows } = await sql<
+    ModelConnectionRow & { outcome: BeginAnswerResult['outcome']; idmessage: number; idresponse: number; prompt: string; history: EarlierTurn[] }
+  >`
+    SELECT * FROM chatbot_schema.begin_answer(
+      ${input.userId}, ${input.chatId}, ${input.prompt ?? null}::text, ${input.prompt === undefined ? null : titleFrom(input.prompt)}::text,
+      ${input.maxActive}, ${THINKING_PLACEHOLDER})`.execute(db);
   const row = rows[0];
-  if (!row) return undefined;
-  const { idchat, txtitle, active, turns, ...model } = row;
-  return { chat: { id: idchat, userId, modelId: model.idllm, title: txtitle }, model, activeAnswers: active, turns };
+  if (!row) throw new Error('begin_answer returned no row');
+  if (row.outcome !== 'ok') return { outcome: row.outcome };
+  const { outcome, idmessage, idresponse, prompt, history, ...model } = row;
+  return { outcome, messageId: idmessage, responseId: idresponse, prompt, history, model };
 }
 
 export function titleFrom(prompt: string): string {

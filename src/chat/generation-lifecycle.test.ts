@@ -44,6 +44,15 @@ test('the per-user limit on concurrent answers answers 429 with a reason', async
   assert.equal(messages.length, 0);
 });
 
+test('simultaneous prompts of one user: exactly the limit is let through, the rest get 429', async () => {
+  const chats = await Promise.all([1, 2, 3, 4].map(() => newChat(w.user, w.modelId)));
+  const answers = await Promise.all(chats.map((id) => w.user.postJson(`/api/chats/${id}/messages`, { content: 'at once [[slow:5]] [[long:20]]' })));
+  const statuses = answers.map((r) => r.statusCode).sort();
+  assert.deepEqual(statuses, [200, 429, 429, 429]); // MAX_CONCURRENT_GENERATIONS=1 in this file
+  const stored = await w.t.database.db.selectFrom('chatbot_schema.message').select('idmessage').where('idchat', 'in', chats).execute();
+  assert.equal(stored.length, 1, 'refused prompts are not stored');
+});
+
 test('a client that disconnects does not stop the answer: it is completed and stored', async () => {
   await w.t.app.listen({ port: 0, host: '127.0.0.1' });
   const address = w.t.app.server.address();

@@ -12,8 +12,7 @@ export type GenerationEvent =
   | { type: 'done'; status: 'complete' | 'stopped'; html: string }
   | { type: 'error'; message: string };
 
-/** `refused`: the prompt could not be stored (per-user limit), so the answer is dropped without a trace. */
-type EndReason = 'user' | 'shutdown' | 'refused';
+type EndReason = 'user' | 'shutdown';
 
 /**
  * One answer being generated. It runs on its own, detached from the HTTP request that started it:
@@ -73,27 +72,10 @@ export class GenerationRegistry {
     return this.#running.size;
   }
 
-  /**
-   * Calls the model at once, while `stored` (the prompt and placeholder insert) is still running: the app adds
-   * no database round trips to the time to first token. Tokens that arrive first are kept and replayed.
-   */
-  start(stored: Promise<{ responseId: number }>, connection: ModelConnection, history: ChatTurn[]): Generation {
+  start(responseId: number, connection: ModelConnection, history: ChatTurn[]): Generation {
     const generation = new Generation();
-    let responseId: number | undefined;
-    const ids = stored.then(
-      (v) => {
-        responseId = v.responseId;
-        this.#running.set(v.responseId, generation);
-        return v.responseId;
-      },
-      () => {
-        generation.stop('refused');
-        return undefined;
-      },
-    );
-    generation.finished = runGeneration(this.#deps, generation, connection, history, ids).finally(() => {
-      if (responseId !== undefined) this.#running.delete(responseId);
-    });
+    this.#running.set(responseId, generation);
+    generation.finished = runGeneration(this.#deps, generation, responseId, connection, history).finally(() => this.#running.delete(responseId));
     return generation;
   }
 
@@ -105,35 +87,24 @@ export class GenerationRegistry {
   }
 }
 
-async function runGeneration(
-  deps: GenerationDeps,
-  gen: Generation,
-  connection: ModelConnection,
-  history: ChatTurn[],
-  ids: Promise<number | undefined>,
-): Promise<void> {
+async function runGeneration(deps: GenerationDeps, gen: Generation, responseId: number, connection: ModelConnection, history: ChatTurn[]): Promise<void> {
   const { db, log } = deps;
   let markdown = '';
   let flushed = '';
   let lastWriteAt = Date.now();
   let usage: { promptTokens: number; completionTokens: number } | null = null;
-  let responseId: number | undefined;
-  // Database writes for this answer happen one at a time, after the row exists, and never delay a token.
-  let writes = ids.then((id) => {
-    responseId = id;
-  });
-  const enqueue = (write: (id: number) => Promise<void>) => {
-    writes = writes
-      .then(() => (responseId === undefined ? undefined : write(responseId)))
-      .catch((err) => log.error({ err, responseId }, 'could not save partial answer'));
+  // Database writes for this answer happen one at a time and never delay forwarding a token.
+  let writes = Promise.resolve();
+  const enqueue = (write: () => Promise<void>) => {
+    writes = writes.then(write).catch((err) => log.error({ err, responseId }, 'could not save partial answer'));
   };
   const timer = setInterval(() => {
     const changed = markdown !== flushed;
     if (!changed && Date.now() - lastWriteAt < HEARTBEAT_INTERVAL_MS) return;
     const snapshot = markdown;
-    enqueue(async (id) => {
+    enqueue(async () => {
       lastWriteAt = Date.now();
-      const stopRequested = await flushPartial(db, id, changed ? snapshot : null);
+      const stopRequested = await flushPartial(db, responseId, changed ? snapshot : null);
       flushed = snapshot;
       if (stopRequested) gen.stop('user'); // asked from another process
     });
@@ -146,14 +117,13 @@ async function runGeneration(
         usage = event;
         continue;
       }
-      if (markdown === '') enqueue((id) => markStreaming(db, id));
+      if (markdown === '') enqueue(() => markStreaming(db, responseId));
       markdown += event.text;
       gen.emit({ type: 'token', text: event.text });
     }
     final = { status: 'complete', error: null };
   } catch (err) {
-    if (gen.endReason === 'refused') final = { status: 'error', error: null };
-    else if (gen.endReason === 'user') final = { status: 'stopped', error: null };
+    if (gen.endReason === 'user') final = { status: 'stopped', error: null };
     else if (gen.endReason === 'shutdown') final = { status: 'interrupted', error: 'The server shut down before this answer was finished.' };
     else if (err instanceof ModelError) final = { status: 'error', error: err.message };
     else {
@@ -164,7 +134,6 @@ async function runGeneration(
     clearInterval(timer);
   }
   await writes;
-  if (responseId === undefined) return; // refused: nothing was stored, nobody listens
   const html = renderMarkdown(markdown);
   try {
     await finalizeResponse(db, responseId, {
