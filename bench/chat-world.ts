@@ -1,10 +1,15 @@
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { hashPassword } from '../src/auth/passwords.ts';
 import { createSession } from '../src/auth/sessions.ts';
 import type { Db } from '../src/db/database.ts';
 import { createApiKeyBox, createModel } from '../src/llm/llm-queries.ts';
 import { createUser } from '../src/users/user-queries.ts';
-import { type DbKind, type SignedIn, startBenchApp } from './lib.ts';
+import { openScratchPostgres } from '../test/database.ts';
+import { type DbKind, freePort, registerViaForm, root, type SignedIn, startBenchApp } from './lib.ts';
 
 export interface ModelServer {
   baseUrl: string;
@@ -88,6 +93,64 @@ export async function startChatBenchWorld(kind: DbKind, env: Record<string, stri
       await llm.close();
     },
   };
+}
+
+export interface AppProcess {
+  baseUrl: string;
+  user: SignedIn;
+  modelId: number;
+  close(): Promise<void>;
+}
+
+/**
+ * The app as `npm start` runs it, in a process of its own (PGlite on disk in a temporary DATA_DIR, or a scratch
+ * PostgreSQL database), its model bootstrapped from OPENAI_* and one user registered through the form: a client
+ * in this process then sees what a browser would, with no work of the app's on its event loop.
+ */
+export async function spawnApp(kind: DbKind, llmBaseUrl: string): Promise<AppProcess> {
+  const port = await freePort();
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'parley-bench-app-'));
+  const scratch = kind === 'postgres' ? await openScratchPostgres(process.env.TEST_DATABASE_URL ?? '', 'parley_bench') : undefined;
+  const child = spawn(process.execPath, ['src/server.ts'], {
+    cwd: root,
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '',
+      PORT: String(port),
+      DATA_DIR: dataDir,
+      LOG_LEVEL: 'warn',
+      OPENAI_BASE_URL: llmBaseUrl,
+      OPENAI_MODELS: 'fake-echo',
+      ...(scratch ? { DATABASE_URL: scratch.url } : {}),
+    },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const close = async () => {
+    if (child.exitCode === null) {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      await exited;
+    }
+    await scratch?.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+  try {
+    for (let waited = 0; ; waited += 50) {
+      if (child.exitCode !== null) throw new Error(`the app exited with ${child.exitCode}`);
+      if (waited > 60_000) throw new Error('the app was not ready within a minute');
+      if ((await fetch(`${baseUrl}/readyz`).catch(() => undefined))?.status === 200) break;
+      await sleep(50);
+    }
+    const user = await registerViaForm(baseUrl, { username: 'Bench', email: 'bench@example.com', password: 'bench password 123' });
+    const page = await fetch(`${baseUrl}/chat`, { headers: { cookie: user.cookie } });
+    const modelId = Number(/<option value="(\d+)"/.exec(await page.text())?.[1]);
+    if (!modelId) throw new Error('no model in the picker');
+    return { baseUrl, user, modelId, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
 }
 
 /** Reads a text/event-stream response; calls `onEvent` per event; resolves with the events when the stream ends. */

@@ -32,7 +32,7 @@ export async function emptyPglite(): Promise<PGlite> {
 }
 
 /** A database of its own on the server at `serverUrl` (tests, benchmarks), dropped again at close. */
-export async function openScratchPostgres(serverUrl: string, prefix: string, migrate = true): Promise<OpenedDatabase> {
+export async function openScratchPostgres(serverUrl: string, prefix: string, migrate = true): Promise<OpenedDatabase & { url: string }> {
   const name = `${prefix}_${randomBytes(6).toString('hex')}`;
   const run = async (query: string) => {
     const client = new pg.Client({ connectionString: serverUrl });
@@ -50,6 +50,7 @@ export async function openScratchPostgres(serverUrl: string, prefix: string, mig
   if (migrate) await migrateToLatest(opened.db);
   return {
     ...opened,
+    url: dbUrl.toString(),
     close: async () => {
       await opened.close();
       await run(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);

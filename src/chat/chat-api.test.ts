@@ -19,6 +19,8 @@ describe('the streaming path', () => {
     const res = await w.user.postJson(`/api/chats/${chatId}/messages`, { content: 'Hello **there**' });
     assert.equal(res.statusCode, 200);
     assert.match(String(res.headers['content-type']), /^text\/event-stream/);
+    assert.equal(res.headers['x-content-type-options'], 'nosniff'); // the stream keeps the security headers
+    assert.equal(res.headers['cache-control'], 'no-store');
     const events = parseSse(res.body);
     assert.equal(events[0]?.event, 'start');
     assert.ok(events.filter((e) => e.event === 'token').length > 5);
