@@ -203,6 +203,14 @@ describe('CSRF', () => {
     assert.equal(n.length, 0);
   });
 
+  test('with a loopback PUBLIC_URL, the same port on another loopback name is our origin; another port is not', async () => {
+    const c = new TestClient(t.app);
+    await c.get('/login');
+    const fields = { email: 'bob@example.com', password: DEFAULT_PASSWORD };
+    assert.equal((await c.post('/login', fields, { origin: 'http://127.0.0.1:5001' })).statusCode, 403);
+    assert.equal((await c.post('/login', fields, { origin: 'http://127.0.0.1:5000' })).statusCode, 303);
+  });
+
   test('logout without the token keeps the session', async () => {
     const c = new TestClient(t.app);
     await c.login('ada@example.com');

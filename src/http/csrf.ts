@@ -14,6 +14,18 @@ declare module 'fastify' {
 }
 
 const unsafeMethods = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+const loopbackHosts = ['localhost', '127.0.0.1', '[::1]'];
+
+/**
+ * PUBLIC_URL's origin; when it is a loopback address, its loopback aliases on the same port too, so that
+ * `npm start` works whether the browser opens http://localhost:5000 or http://127.0.0.1:5000 (the address
+ * Fastify prints). A loopback origin can only come from this machine, so nothing is opened to other sites.
+ */
+export function acceptedOrigins(publicUrl: string): Set<string> {
+  const url = new URL(publicUrl);
+  if (!loopbackHosts.includes(url.hostname)) return new Set([url.origin]);
+  return new Set(loopbackHosts.map((host) => `${url.protocol}//${host}${url.port ? `:${url.port}` : ''}`));
+}
 
 /**
  * Synchroniser tokens derived with HMAC (no table needed): token = HMAC(key, binding). Anonymous visitors get a
@@ -24,7 +36,7 @@ const unsafeMethods = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 export const csrfPlugin = fp(async (app: FastifyInstance, opts: { appSecret: string; publicUrl: string; secure: boolean }) => {
   const key = deriveKey(opts.appSecret, 'csrf');
   const names = cookieNames(opts.secure);
-  const ownOrigin = new URL(opts.publicUrl).origin;
+  const ownOrigins = acceptedOrigins(opts.publicUrl);
 
   app.decorateRequest('csrfBinding', '');
   app.decorateRequest('csrfToken', function (this: FastifyRequest) {
@@ -44,7 +56,7 @@ export const csrfPlugin = fp(async (app: FastifyInstance, opts: { appSecret: str
   app.addHook('preValidation', async (req) => {
     if (!unsafeMethods.has(req.method)) return;
     const origin = req.headers.origin;
-    if (origin && origin !== ownOrigin) throw new ForbiddenError('Cross-origin request refused.');
+    if (origin && !ownOrigins.has(origin)) throw new ForbiddenError('Cross-origin request refused.');
     if (!origin && req.headers['sec-fetch-site'] === 'cross-site') throw new ForbiddenError('Cross-origin request refused.');
     const body = req.body as Record<string, unknown> | undefined;
     const sent = (req.headers['x-csrf-token'] as string | undefined) ?? (typeof body?._csrf === 'string' ? body._csrf : undefined);
