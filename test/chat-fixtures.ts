@@ -73,3 +73,14 @@ export async function newChat(client: TestClient, modelId: number): Promise<numb
   if (res.statusCode !== 201) throw new Error(`POST /api/chats: ${res.statusCode} ${res.body}`);
   return (res.json() as { id: number }).id;
 }
+
+/** Polls `probe` until it returns something other than undefined. */
+export async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error('condition not reached in time');
+}

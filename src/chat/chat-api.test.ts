@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { addModel, type ChatWorld, newChat, parseSse, startChatWorld, tokensText } from '../../test/chat-fixtures.ts';
+import { addModel, type ChatWorld, newChat, parseSse, startChatWorld, tokensText, waitFor } from '../../test/chat-fixtures.ts';
 import { TestClient } from '../../test/client.ts';
 
 let w: ChatWorld;
@@ -228,13 +228,3 @@ describe('ownership and CSRF', () => {
     assert.equal((await anon.get(`/api/chats/${chatId}`)).statusCode, 401);
   });
 });
-
-async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error('condition not reached in time');
-}

@@ -2,23 +2,13 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { sql } from 'kysely';
 import { startTestApp } from '../../test/app.ts';
-import { type ChatWorld, newChat, parseSse, startChatWorld } from '../../test/chat-fixtures.ts';
+import { type ChatWorld, newChat, parseSse, startChatWorld, waitFor } from '../../test/chat-fixtures.ts';
 
 let w: ChatWorld;
 before(async () => {
   w = await startChatWorld({ MAX_CONCURRENT_GENERATIONS: '1' });
 });
 after(() => w.close());
-
-async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error('condition not reached in time');
-}
 
 const statusOf = async (chatId: number) =>
   w.t.database.db
