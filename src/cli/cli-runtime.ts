@@ -1,4 +1,5 @@
 import { ConfigError, loadConfig } from '../config.ts';
+import { DataDirInUseError } from '../db/data-dir-lock.ts';
 import { type OpenedDatabase, openDatabase } from '../db/database.ts';
 import { migrateToLatest } from '../db/migrate.ts';
 
@@ -42,7 +43,7 @@ export async function runCli(command: () => Promise<void>): Promise<never> {
     if (err instanceof ConfigError) {
       console.error(`Configuration error: ${err.message}`);
       code = 1;
-    } else if (err instanceof CliError) {
+    } else if (err instanceof CliError || err instanceof DataDirInUseError) {
       console.error(`Error: ${err.message}`);
       code = 1;
     } else {

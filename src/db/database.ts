@@ -3,6 +3,7 @@ import { PGlite } from '@electric-sql/pglite';
 import { createPgConfig } from '@electric-sql/pglite/node-postgres';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
+import { lockDataDir } from './data-dir-lock.ts';
 import type { Database } from './schema.ts';
 
 export type Db = Kysely<Database>;
@@ -29,9 +30,11 @@ export async function openDatabase(opts: { databaseUrl?: string; dataDir?: strin
     return { db, kind: 'postgres', close: () => db.destroy() };
   }
   let lite = opts.pglite;
+  let unlock = () => {};
   if (!lite) {
     const dir = opts.dataDir ?? './data';
     mkdirSync(dir, { recursive: true });
+    unlock = lockDataDir(dir);
     lite = new PGlite(`${dir}/pglite`);
   }
   const owned = lite;
@@ -44,6 +47,7 @@ export async function openDatabase(opts: { databaseUrl?: string; dataDir?: strin
     close: async () => {
       await db.destroy();
       if (!opts.pglite) await owned.close();
+      unlock();
     },
   };
 }

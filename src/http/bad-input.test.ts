@@ -124,7 +124,7 @@ test('a repeated field is refused with the form shown again, not one value picke
   const before = await users();
   const body = `${form(good)}&email=other%40example.com`;
   const res = await post('/register', 'application/x-www-form-urlencoded', body);
-  assertClientError(res, 400, /id="f-email-error"/);
+  assertClientError(res, 400, /id="f-email-error">E-mail must be given once/);
   assert.equal(await users(), before);
   // A repeated CSRF token is no token.
   assertClientError(await post('/register', 'application/x-www-form-urlencoded', `${form(good)}&_csrf=${c.csrf}`), 403, /expired/);
@@ -151,6 +151,6 @@ test('an invalid e-mail address re-renders the form beside the field', async () 
   await fresh.get('/register');
   for (const email of ['not-an-address', 'a@', '@example.com', 'a b@example.com', `${'x'.repeat(250)}@example.com`]) {
     const res = await fresh.post('/register', { ...good, email });
-    assertClientError(res, 400, /id="f-email-error"/);
+    assertClientError(res, 400, /id="f-email-error">E-mail must be given once/);
   }
 });

@@ -29,7 +29,8 @@ export function parseJsonOrThrow<S extends z.ZodType>(schema: S, body: unknown):
 /** A form value: one string (a repeated field is an error, not an array we silently join). */
 export const formString = (max: number, label: string) =>
   z
-    .string({ message: `${label} is required.` })
+    // A repeated form field arrives as an array (see form-parser.ts): say so rather than "required".
+    .string({ error: (issue) => (issue.input === undefined ? `${label} is required.` : `${label} must be given once, as text.`) })
     .max(max, `${label} is too long (at most ${max} characters).`)
     // Control characters never belong in a name or address; they mostly come from broken encodings.
     .refine((v) => !/[\u0000-\u001f\u007f\ufffd]/.test(v), `${label} contains characters that are not allowed.`);
