@@ -78,7 +78,7 @@ describe('the streaming path', () => {
 
 describe('failures are states', () => {
   const cases: Array<[string, string, RegExp]> = [
-    ['an HTTP error', '[[fail]]', /answered 500/],
+    ['an HTTP error', '[[fail]]', /had a problem \(HTTP 500\)/],
     ['a stalled stream (idle timeout)', '[[stall]]', /did not answer within/],
     ['a malformed stream', '[[malformed]]', /broken answer/],
     ['a dropped connection', '[[drop]]', /broken answer/],

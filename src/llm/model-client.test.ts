@@ -105,7 +105,7 @@ describe('streamCompletion', () => {
   test('HTTP 500 and 429 before streaming are http errors with their status', async () => {
     const failed = assertKind((await collect(connection(), ask('[[fail]]'))).error, 'http');
     assert.equal(failed.status, 500);
-    assert.equal(failed.message, 'The model server answered 500');
+    assert.equal(failed.message, 'The model server had a problem (HTTP 500). Try again in a moment.');
     assert.equal(assertKind((await collect(connection(), ask('[[status:429]]'))).error, 'http').status, 429);
   });
 

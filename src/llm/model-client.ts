@@ -41,7 +41,8 @@ function httpMessage(status: number): string {
   if (status === 401 || status === 403) return `The model server refused the API key (${status})`;
   if (status === 404) return 'The model server answered 404: check the base URL and the model id';
   if (status === 429) return 'The model server is busy or over its quota (429)';
-  return `The model server answered ${status}`;
+  if (status >= 500) return `The model server had a problem (HTTP ${status}). Try again in a moment.`;
+  return `The model server refused the request (HTTP ${status})`;
 }
 
 // One SDK client per connection settings, reused: building one per answer costs time on the first-token path.

@@ -327,7 +327,7 @@ describe('chat journey in a browser', () => {
     assert.ok(secondChatId > firstChatId);
 
     const message = await text(failed.locator('.answer-status'));
-    assert.equal(message, 'Error The model server answered 500');
+    assert.equal(message, 'Error The model server had a problem (HTTP 500). Try again in a moment.');
     assert.doesNotMatch(message, /https?:|127\.0\.0\.1|\bat \S+:\d+|Error:|\{/, 'no URL, stack or raw upstream error');
     assert.equal(await failed.locator('.answer-meta').count(), 0);
     assert.equal(await page.locator('#chat-alert').isVisible(), false, 'the error belongs to the answer, not to the page');
