@@ -68,10 +68,6 @@ export class GenerationRegistry {
     return this.#running.get(responseId);
   }
 
-  get size(): number {
-    return this.#running.size;
-  }
-
   start(responseId: number, connection: ModelConnection, history: ChatTurn[]): Generation {
     const generation = new Generation();
     this.#running.set(responseId, generation);
@@ -89,7 +85,6 @@ export class GenerationRegistry {
 
 async function runGeneration(deps: GenerationDeps, gen: Generation, responseId: number, connection: ModelConnection, history: ChatTurn[]): Promise<void> {
   const { db, log } = deps;
-  let markdown = '';
   let flushed = '';
   let lastWriteAt = Date.now();
   let usage: { promptTokens: number; completionTokens: number } | null = null;
@@ -99,9 +94,9 @@ async function runGeneration(deps: GenerationDeps, gen: Generation, responseId: 
     writes = writes.then(write).catch((err) => log.error({ err, responseId }, 'could not save partial answer'));
   };
   const timer = setInterval(() => {
-    const changed = markdown !== flushed;
+    const changed = gen.text !== flushed;
     if (!changed && Date.now() - lastWriteAt < HEARTBEAT_INTERVAL_MS) return;
-    const snapshot = markdown;
+    const snapshot = gen.text;
     enqueue(async () => {
       lastWriteAt = Date.now();
       const stopRequested = await flushPartial(db, responseId, changed ? snapshot : null);
@@ -110,16 +105,15 @@ async function runGeneration(deps: GenerationDeps, gen: Generation, responseId: 
     });
   }, FLUSH_INTERVAL_MS);
 
-  let final: Pick<FinalResponse, 'status' | 'error'> | { status: 'interrupted'; error: string };
+  let final: Pick<FinalResponse, 'status' | 'error'>;
   try {
     for await (const event of streamCompletion(connection, history, { signal: gen.controller.signal, idleTimeoutMs: deps.idleTimeoutMs })) {
       if (event.type === 'usage') {
         usage = event;
         continue;
       }
-      if (markdown === '') enqueue(() => markStreaming(db, responseId));
-      markdown += event.text;
-      gen.emit({ type: 'token', text: event.text });
+      if (gen.text === '') enqueue(() => markStreaming(db, responseId));
+      gen.emit({ type: 'token', text: event.text }); // appends to gen.text, the answer so far
     }
     final = { status: 'complete', error: null };
   } catch (err) {
@@ -134,6 +128,7 @@ async function runGeneration(deps: GenerationDeps, gen: Generation, responseId: 
     clearInterval(timer);
   }
   await writes;
+  const markdown = gen.text;
   const html = renderMarkdown(markdown);
   try {
     await finalizeResponse(db, responseId, {
