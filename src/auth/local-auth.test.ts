@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { sql } from 'kysely';
 import { startTestApp, type TestApp } from '../../test/app.ts';
@@ -122,7 +123,6 @@ describe('sign-in and sessions', () => {
     assert.equal(cookie.value.length, 43); // 32 bytes, base64url
     const rows = await t.database.db.selectFrom('chatbot_schema.session').select('idsession').execute();
     assert.ok(rows.every((r) => r.idsession !== cookie.value));
-    const { createHash } = await import('node:crypto');
     assert.ok(rows.some((r) => r.idsession === createHash('sha256').update(cookie.value).digest('hex')));
   });
 
@@ -172,6 +172,22 @@ describe('sign-in and sessions', () => {
     await c.login('bob@example.com');
     await t.database.db.updateTable('chatbot_schema.session').set({ dtexpires: sql`now() - interval '1 second'` }).execute();
     assert.equal((await c.get('/chat')).statusCode, 303);
+  });
+
+  test('expired sessions are deleted when an app starts; live ones stay', async () => {
+    const live = new TestClient(t.app);
+    await live.login('ada@example.com');
+    const stale = new TestClient(t.app);
+    await stale.login('ada@example.com');
+    const staleHash = createHash('sha256')
+      .update(stale.cookies.get(sessionCookie) as string)
+      .digest('hex');
+    await t.database.db.updateTable('chatbot_schema.session').set({ dtexpires: sql`now() - interval '1 second'` }).where('idsession', '=', staleHash).execute();
+    const second = await startTestApp({}, t.database);
+    await second.close();
+    const ids = (await t.database.db.selectFrom('chatbot_schema.session').select('idsession').execute()).map((r) => r.idsession);
+    assert.ok(!ids.includes(staleHash));
+    assert.equal((await live.get('/chat')).statusCode, 200);
   });
 
   test('only local paths are followed after sign-in', async () => {

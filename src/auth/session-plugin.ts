@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Db } from '../db/database.ts';
 import { cookieNames, cookieOptions } from '../http/cookies.ts';
-import { createSession, invalidateSession, type SessionUser, validateSessionToken } from './sessions.ts';
+import { createSession, deleteExpiredSessions, invalidateSession, type SessionUser, validateSessionToken } from './sessions.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -12,6 +12,7 @@ declare module 'fastify' {
 }
 
 const TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/;
+const SESSION_CLEANUP_INTERVAL_MS = 60 * 60 * 1000;
 
 export interface SessionControl {
   /** Rotates: any session this browser had is deleted, a new token is issued (no session fixation). */
@@ -44,6 +45,16 @@ export const sessionPlugin = fp(async (app: FastifyInstance, opts: { db: Db; sec
     req.viewer = { id: user.userId, username: user.username, isAdmin: user.isAdmin };
     req.csrfBinding = `s:${user.sessionId}`;
   });
+
+  // Expired rows are never valid again (validateSessionToken checks both expiries); delete them now and then so the
+  // table does not grow without end. Any process may do it: the DELETE is idempotent.
+  let cleaner: NodeJS.Timeout | undefined;
+  const clean = () => deleteExpiredSessions(db).catch((err) => app.log.error({ err }, 'expired session cleanup failed'));
+  app.addHook('onReady', async () => {
+    await clean();
+    cleaner = setInterval(() => void clean(), SESSION_CLEANUP_INTERVAL_MS).unref();
+  });
+  app.addHook('onClose', async () => clearInterval(cleaner));
 
   app.decorate('sessions', {
     async signIn(req, reply, userId) {

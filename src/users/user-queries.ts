@@ -35,10 +35,6 @@ export async function findUserByEmail(db: Db, email: string): Promise<UserRecord
     .executeTakeFirst();
 }
 
-export async function findUserById(db: Db, id: number): Promise<UserRecord | undefined> {
-  return db.selectFrom('chatbot_schema.app_user').select(userColumns).where('idappuser', '=', id).executeTakeFirst();
-}
-
 export class EmailTakenError extends Error {}
 
 /**
