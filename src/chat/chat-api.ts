@@ -58,6 +58,13 @@ export function serializeTurns(turns: TurnRecord[]) {
 export async function chatApiRoutes(app: FastifyInstance, opts: { db: Db; config: Config; generations: GenerationRegistry }): Promise<void> {
   const { db, config, generations } = opts;
   const keys = createApiKeyBox(config.APP_SECRET);
+  // Built once: it depends only on configuration, and this is the time-to-first-token path.
+  const promptBody = z.strictObject({
+    content: z
+      .string({ message: 'content is required' })
+      .max(config.MAX_PROMPT_CHARS, `The message is too long: at most ${config.MAX_PROMPT_CHARS} characters.`)
+      .refine((v) => v.trim().length > 0, 'The message is empty.'),
+  });
 
   async function ownedChatOr404(userId: number, chatId: number) {
     const chat = await findOwnedChat(db, userId, chatId);
@@ -147,13 +154,7 @@ export async function chatApiRoutes(app: FastifyInstance, opts: { db: Db; config
   app.post('/api/chats/:id/messages', async (req, reply) => {
     const user = requireUser(req);
     const chatId = pathId(req.params);
-    const schema = z.strictObject({
-      content: z
-        .string({ message: 'content is required' })
-        .max(config.MAX_PROMPT_CHARS, `The message is too long: at most ${config.MAX_PROMPT_CHARS} characters.`)
-        .refine((v) => v.trim().length > 0, 'The message is empty.'),
-    });
-    const { content } = parseJsonOrThrow(schema, req.body);
+    const { content } = parseJsonOrThrow(promptBody, req.body);
     return answerAndStream(reply, { userId: user.userId, chatId, prompt: content });
   });
 
