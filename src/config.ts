@@ -65,6 +65,15 @@ const envSchema = z.object({
   LLM_TIMEOUT_S: positiveInt.default(120),
   MAX_PROMPT_CHARS: positiveInt.default(32000),
   MAX_CONCURRENT_GENERATIONS: positiveInt.default(2),
+  // Bounds of one answer: its length, its total time (besides LLM_TIMEOUT_S, the idle timeout), and the newest
+  // turns of the conversation that fit MAX_HISTORY_CHARS are what the model is sent.
+  MAX_ANSWER_CHARS: positiveInt.default(100_000),
+  LLM_MAX_ANSWER_S: positiveInt.default(600),
+  MAX_HISTORY_CHARS: positiveInt.default(48_000),
+  // On SIGTERM/SIGINT, running answers get this long to finish before they end as `interrupted`.
+  SHUTDOWN_GRACE_S: z.coerce.number({ message: 'must be a number' }).min(0).max(3600).default(10),
+  // Connections per process to a PostgreSQL server (DATABASE_URL); PGlite always has one.
+  DB_POOL_SIZE: positiveInt.max(1000).default(10),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
