@@ -4,6 +4,7 @@ import * as foundation from './migrations/001-foundation.ts';
 import * as generationControl from './migrations/002-generation-control.ts';
 import * as startAnswerFunction from './migrations/003-start-answer-function.ts';
 import * as beginAnswerFunction from './migrations/004-begin-answer-function.ts';
+import * as signInState from './migrations/005-sign-in-state.ts';
 
 // Listed in code (not read from a folder) so that the order is explicit and nothing is loaded by path.
 const migrations: Record<string, Migration> = {
@@ -11,6 +12,7 @@ const migrations: Record<string, Migration> = {
   '002-generation-control': generationControl,
   '003-start-answer-function': startAnswerFunction,
   '004-begin-answer-function': beginAnswerFunction,
+  '005-sign-in-state': signInState,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -33,7 +33,12 @@ export interface SessionTable {
   dtexpires: Timestamp;
   txuser_agent: string | null;
   txip: string | null;
+  txsign_in_method: Generated<SignInMethod>;
+  is_second_factor_pending: Generated<boolean>;
 }
+
+/** How a session was made: the way in, recorded on the session row. */
+export type SignInMethod = 'password' | 'google';
 
 export interface LoginThrottleTable {
   txkey: string;
