@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, Locator, Page } from 'playwright-core';
-import { type BrowserApp, launchBrowser, MOBILE, newPage, screenshot, startBrowserApp } from './harness.ts';
+import { type BrowserApp, launchBrowser, MOBILE, newPage, screenshot, skipWithoutBrowser, startBrowserApp } from './harness.ts';
 
 const admin = { name: 'Ada Admin', email: 'ada@example.com', password: 'copper kettle sings twice' };
 const member = { name: 'Bob Member', email: 'bob@example.com', password: 'seven quiet lanterns' };
@@ -40,7 +40,7 @@ async function signIn(page: Page, email: string, password: string): Promise<void
   await page.getByRole('button', { name: 'Sign in' }).click();
 }
 
-describe('auth journey in a browser', () => {
+describe('auth journey in a browser', { skip: skipWithoutBrowser() }, () => {
   let server: BrowserApp;
   let browser: Browser;
 

@@ -3,7 +3,7 @@ import { after, before, describe, type TestContext, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Browser, Cookie, Locator, Page } from 'playwright-core';
 import { type FakeLlm, startFakeLlm } from '../../src/llm/fake-llm-server.ts';
-import { type BrowserApp, launchBrowser, MOBILE, newPage, screenshot, startBrowserApp } from './harness.ts';
+import { type BrowserApp, launchBrowser, MOBILE, newPage, screenshot, skipWithoutBrowser, startBrowserApp } from './harness.ts';
 
 /*
  * The chat as a user meets it, in Chromium, against the fake OpenAI-compatible server (src/llm/fake-llm-server.ts):
@@ -80,7 +80,7 @@ async function responseIdOf(answer: Locator): Promise<number> {
   return id;
 }
 
-describe('chat journey in a browser', () => {
+describe('chat journey in a browser', { skip: skipWithoutBrowser() }, () => {
   let llm: FakeLlm;
   let server: BrowserApp;
   let browser: Browser;

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
@@ -6,14 +6,17 @@ import type { FastifyInstance } from 'fastify';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import type { OpenedDatabase } from '../../src/db/database.ts';
 import { startTestApp } from '../app.ts';
+import { decideBrowser } from './chromium.ts';
+
+export { skipWithoutBrowser } from './chromium.ts';
 
 /**
  * Browser journeys: the real app on a real socket, driven by Debian's Chromium through playwright-core
- * (no downloaded browser builds). CI installs `chromium`; without it the journeys fail, they never skip.
+ * (no downloaded browser builds). Without Chromium a journey is skipped (`skipWithoutBrowser`, one line from
+ * `npm test` says how to install it), unless REQUIRE_BROWSER=1 (CI) makes that a failure.
  * Pages load the bundles in public/build, so run `npm run build:web` first (`npm test` does).
  */
 const root = path.resolve(import.meta.dirname, '../..');
-export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 export const SCREENSHOT_DIR = path.join(root, 'test-results');
 export const DESKTOP = { width: 1280, height: 800 } as const;
 export const MOBILE = { width: 390, height: 844 } as const;
@@ -70,10 +73,9 @@ export async function startBrowserApp(env: Record<string, string> = {}): Promise
 }
 
 export async function launchBrowser(): Promise<Browser> {
-  if (!existsSync(CHROMIUM_PATH)) {
-    throw new Error(`Browser journeys need Chromium at ${CHROMIUM_PATH}: install it (apt-get install chromium) or set CHROMIUM_PATH.`);
-  }
-  return chromium.launch({ executablePath: CHROMIUM_PATH, headless: true, args: chromiumArgs });
+  const decision = decideBrowser();
+  if (!decision.run) throw new Error(decision.message);
+  return chromium.launch({ executablePath: decision.executablePath, headless: true, args: chromiumArgs });
 }
 
 /**
