@@ -91,6 +91,51 @@ describe('fake OpenAI-compatible server over plain HTTP', () => {
     assert.equal(lines.length, 4); // role chunk, two content chunks, garbage
   });
 
+  test('[[nul]] and [[surrogates]] put what byte-level tokens can produce into the streamed answer', async () => {
+    const text = (lines: string[]) =>
+      lines
+        .slice(0, -1)
+        .map((l) => JSON.parse(l).choices[0]?.delta?.content ?? '')
+        .join('');
+    const nul = text(dataLines(await (await post({ model: 'fake-echo', messages: user('[[nul]]'), stream: true })).text()));
+    assert.ok(nul.includes('a NUL \u0000 here'));
+    const pieces = dataLines(await (await post({ model: 'fake-echo', messages: user('[[surrogates]]'), stream: true })).text())
+      .slice(0, -1)
+      .map((l) => JSON.parse(l).choices[0]?.delta?.content ?? '');
+    assert.ok(pieces.includes('lone high \ud800 ') && pieces.includes('lone low \udc00 '));
+    const split = pieces.indexOf('split \ud83d');
+    assert.equal(pieces[split + 1], '\ude00 pair ', 'the pair is split across two chunks');
+  });
+
+  test('maxContextChars: a request with more characters than the context window gets 400 context_length_exceeded', async () => {
+    const small = await startFakeLlm({ maxContextChars: 20 });
+    try {
+      const ok = await fetch(`${small.baseUrl}/chat/completions`, { method: 'POST', body: JSON.stringify({ model: 'fake-echo', messages: user('short') }) });
+      assert.equal(ok.status, 200);
+      const tooMuch = [
+        { role: 'user', content: 'twelve chars' },
+        { role: 'user', content: 'twelve chars' },
+      ];
+      const refused = await fetch(`${small.baseUrl}/chat/completions`, { method: 'POST', body: JSON.stringify({ model: 'fake-echo', messages: tooMuch }) });
+      assert.equal(refused.status, 400);
+      assert.equal(((await refused.json()) as { error: { code: string } }).error.code, 'context_length_exceeded');
+    } finally {
+      await small.close();
+    }
+  });
+
+  test('abandonedStreams counts streams the client left before their end, not finished ones', async () => {
+    const before = fake.abandonedStreams;
+    await (await post({ model: 'fake-echo', messages: user('to the end'), stream: true })).text();
+    const res = await post({ model: 'fake-echo', messages: user('[[slow:20]] [[long:50]]'), stream: true });
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    await reader.read();
+    await reader.cancel();
+    const deadline = Date.now() + 5_000;
+    while (fake.abandonedStreams === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(fake.abandonedStreams, before + 1);
+  });
+
   test('[[drop]] destroys the connection without [DONE]', async () => {
     const res = await post({ model: 'fake-echo', messages: user('[[drop]]'), stream: true });
     await assert.rejects(res.text());

@@ -8,8 +8,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
  * SDK, its SSE parser and our error mapping are exercised exactly as against Ollama or OpenAI.
  *
  * Its answers are deterministic, and directives in the last user message switch its behaviour, so one server
- * serves every test: [[fail]] [[status:N]] [[stall]] [[slow:MS]] [[malformed]] [[drop]] [[cut]] [[long:N]] [[echo-history]].
- * ([[cut]] ends the response cleanly after two chunks, without finish_reason or [DONE]: a truncated answer.)
+ * serves every test: [[fail]] [[status:N]] [[stall]] [[slow:MS]] [[malformed]] [[drop]] [[cut]] [[long:N]] [[echo-history]]
+ * [[nul]] [[surrogates]].
+ * ([[cut]] ends the response cleanly after two chunks, without finish_reason or [DONE]: a truncated answer.
+ * [[nul]] puts a U+0000 in the answer; [[surrogates]] a lone high and a lone low surrogate, and a pair split
+ * across two chunks — what a model's byte-level tokens can produce.)
  */
 export const FAKE_MODEL_IDS = ['fake-echo', 'fake-large'] as const;
 
@@ -17,6 +20,8 @@ export interface FakeLlmOptions {
   port?: number;
   apiKey?: string;
   chunkDelayMs?: number;
+  /** Like a real model's context window: a request whose messages hold more characters gets HTTP 400. */
+  maxContextChars?: number;
 }
 
 export interface FakeLlm {
@@ -25,6 +30,8 @@ export interface FakeLlm {
   readonly requests: number;
   /** The JSON body of the last chat completion request. */
   readonly lastRequest: unknown;
+  /** Streams closed before their end: the client went away (an answer the app stopped, say), or [[drop]]. */
+  readonly abandonedStreams: number;
   close(): Promise<void>;
 }
 
@@ -38,6 +45,8 @@ interface Directives {
   cut: boolean;
   long?: number;
   echoHistory: boolean;
+  nul: boolean;
+  surrogates: boolean;
 }
 
 interface WireMessage {
@@ -73,6 +82,8 @@ function parseDirectives(text: string): Directives {
     cut: text.includes('[[cut]]'),
     long: number('long'),
     echoHistory: text.includes('[[echo-history]]'),
+    nul: text.includes('[[nul]]'),
+    surrogates: text.includes('[[surrogates]]'),
   };
 }
 
@@ -94,7 +105,14 @@ export function fakeAnswerChunks(messages: WireMessage[]): string[] {
     return splitIntoChunks(`History (${messages.length} messages):\n${lines.join('\n')}`);
   }
   const cleaned = said.replace(/\[\[[a-z-]+(?::\d+)?\]\]/g, '').trim();
-  return splitIntoChunks(`You said: ${cleaned}\n\n${FIXED_PARAGRAPH}\n\n${FIXED_CODE}\n`);
+  const chunks = splitIntoChunks(`You said: ${cleaned}\n\n${FIXED_PARAGRAPH}\n\n${FIXED_CODE}\n`);
+  if (d.nul) chunks.splice(1, 0, 'a NUL \u0000 here ');
+  if (d.surrogates) chunks.splice(1, 0, 'lone high \ud800 ', 'lone low \udc00 ', 'split \ud83d', '\ude00 pair ');
+  return chunks;
+}
+
+function contextChars(messages: WireMessage[]): number {
+  return messages.reduce((n, m) => n + textOf(m.content).length, 0);
 }
 
 function countWords(messages: WireMessage[]): number {
@@ -134,7 +152,13 @@ function write(res: ServerResponse, data: string): Promise<void> {
   });
 }
 
-async function streamAnswer(res: ServerResponse, body: Record<string, unknown>, messages: WireMessage[], delayMs: number): Promise<void> {
+async function streamAnswer(
+  res: ServerResponse,
+  body: Record<string, unknown>,
+  messages: WireMessage[],
+  delayMs: number,
+  onAbandoned: () => void,
+): Promise<void> {
   const d = parseDirectives(textOf([...messages].reverse().find((m) => m.role === 'user')?.content));
   const chunks = fakeAnswerChunks(messages);
   const id = `chatcmpl-fake-${Date.now().toString(36)}`;
@@ -145,6 +169,7 @@ async function streamAnswer(res: ServerResponse, body: Record<string, unknown>, 
   let gone = false;
   res.on('close', () => {
     gone = true;
+    if (!res.writableFinished) onAbandoned();
   });
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
   await write(res, frame([{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }]));
@@ -183,7 +208,7 @@ function answerWhole(res: ServerResponse, body: Record<string, unknown>, message
 }
 
 export async function startFakeLlm(opts: FakeLlmOptions = {}): Promise<FakeLlm> {
-  const state = { requests: 0, lastRequest: undefined as unknown };
+  const state = { requests: 0, lastRequest: undefined as unknown, abandonedStreams: 0 };
   const delayMs = opts.chunkDelayMs ?? 0;
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -210,7 +235,11 @@ export async function startFakeLlm(opts: FakeLlmOptions = {}): Promise<FakeLlm> 
     if (d.fail) return sendError(res, 500, 'The fake model failed on purpose.', 'server_error');
     if (d.status !== undefined && d.status >= 400 && d.status <= 599)
       return sendError(res, d.status, `The fake model answered ${d.status} on purpose.`, 'api_error');
-    if (body.stream === true) return streamAnswer(res, body, messages, delayMs);
+    if (opts.maxContextChars !== undefined && contextChars(messages) > opts.maxContextChars) {
+      const message = `This model's maximum context length is ${opts.maxContextChars} characters, but the messages have ${contextChars(messages)}.`;
+      return sendError(res, 400, message, 'invalid_request_error', 'context_length_exceeded');
+    }
+    if (body.stream === true) return streamAnswer(res, body, messages, delayMs, () => state.abandonedStreams++);
     if (d.stall) return; // never answers; the client's timeout ends it
     return answerWhole(res, body, messages);
   };
@@ -234,6 +263,9 @@ export async function startFakeLlm(opts: FakeLlmOptions = {}): Promise<FakeLlm> 
     },
     get lastRequest() {
       return state.lastRequest;
+    },
+    get abandonedStreams() {
+      return state.abandonedStreams;
     },
     close: () =>
       new Promise<void>((resolve, reject) => {
