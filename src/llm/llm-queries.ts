@@ -149,20 +149,48 @@ export async function createModel(db: Db, box: SecretBox, input: ModelInput & { 
   return idllm;
 }
 
-/** Returns false when there is no such model. */
+/**
+ * Whether two base URLs name the same server: scheme, host and port, as the WHATWG URL parser normalises them
+ * (so `HTTPS://Host:443/a` and `https://host/b` are one server). A missing or unparsable URL is nobody's origin.
+ */
+export function isSameOrigin(a: string | null, b: string | null): boolean {
+  const origin = (value: string | null) => {
+    if (value === null) return null;
+    try {
+      const { origin } = new URL(value);
+      return origin === 'null' ? null : origin;
+    } catch {
+      return null;
+    }
+  };
+  const left = origin(a);
+  return left !== null && left === origin(b);
+}
+
+/**
+ * Returns false when there is no such model. "Keep the key" (`apiKey: undefined`) only keeps it for the server it
+ * was entered for: when the base URL moves to another origin, the stored key is dropped, so that editing a URL
+ * (a typo, a hostile suggestion) can never send `Authorization: Bearer <key>` to a host the key was not meant for.
+ * The row is locked while the old URL is compared, so a concurrent edit cannot slip a key past the check.
+ */
 export async function updateModel(db: Db, box: SecretBox, id: number, input: ModelInput & { apiKey: ApiKeyChange }): Promise<boolean> {
-  const result = await db
-    .updateTable(table)
-    .set({
-      txshortname: input.name,
-      txbase_url: input.baseUrl,
-      txmodel: input.model,
-      is_enabled: input.enabled,
-      ...(input.apiKey === undefined ? {} : { txapi_key_enc: input.apiKey === null ? null : box.encrypt(input.apiKey) }),
-    })
-    .where('idllm', '=', id)
-    .executeTakeFirst();
-  return result.numUpdatedRows > 0n;
+  return db.transaction().execute(async (trx) => {
+    const stored = await trx.selectFrom(table).select('txbase_url').where('idllm', '=', id).forUpdate().executeTakeFirst();
+    if (!stored) return false;
+    const keyChange = input.apiKey === undefined && !isSameOrigin(stored.txbase_url, input.baseUrl) ? null : input.apiKey;
+    await trx
+      .updateTable(table)
+      .set({
+        txshortname: input.name,
+        txbase_url: input.baseUrl,
+        txmodel: input.model,
+        is_enabled: input.enabled,
+        ...(keyChange === undefined ? {} : { txapi_key_enc: keyChange === null ? null : box.encrypt(keyChange) }),
+      })
+      .where('idllm', '=', id)
+      .execute();
+    return true;
+  });
 }
 
 export async function setModelEnabled(db: Db, id: number, enabled: boolean): Promise<boolean> {

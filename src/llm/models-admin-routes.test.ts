@@ -229,6 +229,92 @@ describe('/admin/models: enable, disable, test, delete', () => {
   });
 });
 
+/** A model server that only records the Authorization header of every request it gets (and lists one model). */
+interface Recorder {
+  readonly origin: string;
+  readonly authorizations: Array<string | undefined>;
+  close(): Promise<void>;
+}
+
+async function startRecorder(): Promise<Recorder> {
+  const authorizations: Array<string | undefined> = [];
+  const server = createServer((req, res) => {
+    authorizations.push(req.headers.authorization);
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ object: 'list', data: [{ id: 'fake-echo', object: 'model', created: 0, owned_by: 'test' }] }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    authorizations,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
+
+describe('/admin/models: a stored key only goes to the server it was entered for', () => {
+  let first: Recorder;
+  let second: Recorder;
+  before(async () => {
+    first = await startRecorder();
+    second = await startRecorder();
+  });
+  after(async () => {
+    await first.close();
+    await second.close();
+  });
+
+  const SECRET_KEY = 'sk-only-for-the-first-server';
+  const box = createApiKeyBox(TEST_SECRET);
+
+  test('the edit form says that changing the server removes the stored key', async () => {
+    await adminPostAndFollow('/admin/models', form({ name: 'Moving', baseUrl: `${first.origin}/v1`, apiKey: SECRET_KEY }));
+    const res = await adminGet(`/admin/models/${await modelId('Moving')}/edit`);
+    assert.match(res.body, /another server \(scheme, host or port\)[^<]*removed/);
+  });
+
+  test('a path-only change on the same origin keeps the key, and Test connection still sends it there', async () => {
+    const id = await modelId('Moving');
+    const page = await adminPostAndFollow(`/admin/models/${id}`, form({ name: 'Moving', baseUrl: `${first.origin}/api/v1/`, apiKey: '' }));
+    assert.doesNotMatch(page.body, /key was removed/);
+    assert.equal((await getModelConnection(t.database.db, box, id))?.apiKey, SECRET_KEY);
+    await adminPostAndFollow(`/admin/models/${id}/test`);
+    assert.equal(first.authorizations.at(-1), `Bearer ${SECRET_KEY}`);
+  });
+
+  test('moving to another origin with the key field empty drops the key, says so, and Test connection does not send it', async () => {
+    const id = await modelId('Moving');
+    const page = await adminPostAndFollow(`/admin/models/${id}`, form({ name: 'Moving', baseUrl: `${second.origin}/v1`, apiKey: '' }));
+    await adminPostAndFollow(`/admin/models/${id}/test`);
+    assert.ok(second.authorizations.length > 0, 'the second server was asked');
+    for (const header of second.authorizations) assert.doesNotMatch(header ?? '', new RegExp(SECRET_KEY));
+    assert.match(page.body, /Model “Moving” saved/);
+    assert.match(page.body, /stored API key was removed because the server changed/);
+    assert.equal((await getModelConnection(t.database.db, box, id))?.apiKey, null);
+  });
+
+  test('a key typed again with the new origin is kept and sent there', async () => {
+    const id = await modelId('Moving');
+    const page = await adminPostAndFollow(`/admin/models/${id}`, form({ name: 'Moving', baseUrl: `${first.origin}/v1`, apiKey: 'sk-typed-again' }));
+    assert.doesNotMatch(page.body, /key was removed/);
+    await adminPostAndFollow(`/admin/models/${id}/test`);
+    assert.equal(first.authorizations.at(-1), 'Bearer sk-typed-again');
+  });
+
+  test('scheme, host and port each count as another server; default ports and case do not', async () => {
+    const id = await modelId('Moving');
+    const key = async () => (await getModelConnection(t.database.db, box, id))?.apiKey;
+    const save = (baseUrl: string, apiKey = '') => adminPostAndFollow(`/admin/models/${id}`, form({ name: 'Moving', baseUrl, apiKey }));
+    await save('https://models.example.com/v1', 'sk-x');
+    await save('HTTPS://Models.Example.COM:443/other');
+    assert.equal(await key(), 'sk-x');
+    for (const other of ['http://models.example.com/v1', 'https://models.example.com:8443/v1', 'https://evil.example.com/v1']) {
+      await save('https://models.example.com/v1', 'sk-x');
+      await save(other);
+      assert.equal(await key(), null, other);
+    }
+  });
+});
+
 describe('/admin/models: access control', () => {
   const routes = async () => {
     const id = await modelId('Locked');

@@ -13,6 +13,7 @@ import {
   findModelSummary,
   getModelConnection,
   isModelNameTaken,
+  isSameOrigin,
   listModelSummaries,
   type ModelSummary,
   setModelEnabled,
@@ -141,10 +142,14 @@ export async function modelsAdminRoutes(app: FastifyInstance, opts: { db: Db; co
     if (await isModelNameTaken(db, name, existing.id)) {
       return showEdit(req, reply, existing, typedValues(req.body), 400, { name: 'Another model already has this name.' });
     }
-    // A new key replaces the stored one; an empty field keeps it unless "remove" is ticked.
+    // A new key replaces the stored one; an empty field keeps it unless "remove" is ticked or the server changes
+    // (updateModel drops it then; the check here only words the notice).
     const keyChange = apiKey ?? (removeApiKey ? null : undefined);
     if (!(await updateModel(db, box, existing.id, { name, baseUrl, model, enabled, apiKey: keyChange }))) throw new NotFoundError('This model does not exist.');
     reply.flash('success', `Model “${name}” saved.`);
+    if (existing.hasApiKey && keyChange === undefined && !isSameOrigin(existing.baseUrl, baseUrl)) {
+      reply.flash('warning', 'The stored API key was removed because the server changed. If the new server needs a key, edit the model and enter it.');
+    }
     return back(reply);
   });
 

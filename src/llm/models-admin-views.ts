@@ -99,7 +99,9 @@ ${modelsTable(v.csrfToken, v.models)}
 
 export function editModelPage(v: EditModelView): SafeHtml {
   const errors = v.errors ?? {};
-  const keyHelp = v.model.hasApiKey ? 'A key is stored. Leave empty to keep it, or type a new one to replace it.' : 'No key is stored. Optional.';
+  const keyHelp = v.model.hasApiKey
+    ? 'A key is stored. Leave empty to keep it, or type a new one to replace it. If you point the base URL at another server (scheme, host or port), the stored key is removed unless you enter it again.'
+    : 'No key is stored. Optional.';
   return html`<h1 class="h4 mb-3">Edit model “${v.model.name}”</h1>
 <div class="card"><div class="card-body">
   ${formAlert(Object.keys(errors).length > 0 ? 'Nothing was changed: see the messages below.' : undefined)}
