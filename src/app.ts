@@ -14,6 +14,7 @@ import { csrfPlugin } from './http/csrf.ts';
 import { installErrorHandlers } from './http/error-handler.ts';
 import { flashPlugin } from './http/flash.ts';
 import { parseFormStrict } from './http/form-parser.ts';
+import { installInputGuards } from './http/input-guards.ts';
 import { pagesPlugin } from './http/pages.ts';
 import { registerSecurityHeaders } from './http/security-headers.ts';
 import { modelsAdminRoutes } from './llm/models-admin-routes.ts';
@@ -45,6 +46,7 @@ export async function buildApp({ config, db, logger = false, onRoute }: BuildOpt
   await registerSecurityHeaders(app, { secure: config.secureCookies });
   await app.register(cookie, { secret: deriveKey(config.APP_SECRET, 'cookie-signing').toString('base64url') });
   await app.register(formbody, { bodyLimit: 64 * 1024, parser: parseFormStrict });
+  installInputGuards(app);
   // No route takes text/plain; without this, Fastify's default parser let it through to a confusing CSRF 403 instead of 415.
   app.removeContentTypeParser('text/plain');
   await app.register(fastifyStatic, { root: path.join(root, 'public'), prefix: '/static/', maxAge: '1h' });

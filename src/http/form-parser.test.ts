@@ -38,3 +38,16 @@ for (const [label, body] of [
     );
   });
 }
+
+for (const [label, body] of [
+  ['%00 in a value', 'name=Ad%00a'],
+  ['%00 in a key', 'na%00me=Ada'],
+  ['a raw NUL', 'name=Ad\u0000a'],
+] as const) {
+  test(`${label} is a 400 that names the NUL (PostgreSQL cannot store it)`, () => {
+    assert.throws(
+      () => parseFormStrict(body),
+      (err: Error) => err instanceof BadRequestError && /NUL/.test(err.message),
+    );
+  });
+}

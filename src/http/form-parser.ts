@@ -1,4 +1,5 @@
 import { BadRequestError } from './errors.ts';
+import { assertStorableText } from './storable-text.ts';
 
 const INVALID_ENCODING = 'The form contains characters that are not valid UTF-8. Check what you typed and send it again.';
 
@@ -9,7 +10,8 @@ function decode(component: string): string {
 /**
  * application/x-www-form-urlencoded, strictly. The default parser keeps an undecodable `%FF` as the literal text
  * "%FF", so a broken client would store garbage as a name; here invalid percent-encoding, invalid UTF-8 (either
- * percent-encoded or raw bytes, which arrive as U+FFFD) is a 400 before any handler runs. A repeated field
+ * percent-encoded or raw bytes, which arrive as U+FFFD) and NUL (`%00` or raw, which PostgreSQL cannot store) is a
+ * 400 before any handler runs. Encoded lone surrogates are invalid UTF-8 already (decodeURIComponent throws). A repeated field
  * becomes an array, which every form schema refuses, rather than one value silently winning.
  */
 export function parseFormStrict(body: string): Record<string, string | string[]> {
@@ -26,6 +28,8 @@ export function parseFormStrict(body: string): Record<string, string | string[]>
     } catch {
       throw new BadRequestError(INVALID_ENCODING);
     }
+    assertStorableText(key);
+    assertStorableText(value);
     const seen = fields.get(key);
     fields.set(key, seen === undefined ? value : [...(Array.isArray(seen) ? seen : [seen]), value]);
   }
