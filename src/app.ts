@@ -17,6 +17,7 @@ import { parseFormStrict } from './http/form-parser.ts';
 import { installInputGuards } from './http/input-guards.ts';
 import { pagesPlugin } from './http/pages.ts';
 import { registerSecurityHeaders } from './http/security-headers.ts';
+import { registerStaticFiles } from './http/static-files.ts';
 import { modelsAdminRoutes } from './llm/models-admin-routes.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
@@ -49,13 +50,7 @@ export async function buildApp({ config, db, logger = false, onRoute }: BuildOpt
   installInputGuards(app);
   // No route takes text/plain; without this, Fastify's default parser let it through to a confusing CSRF 403 instead of 415.
   app.removeContentTypeParser('text/plain');
-  await app.register(fastifyStatic, { root: path.join(root, 'public'), prefix: '/static/', maxAge: '1h' });
-  await app.register(fastifyStatic, {
-    root: path.join(root, 'node_modules/bootstrap/dist'),
-    prefix: '/static/vendor/',
-    decorateReply: false,
-    allowedPath: (p) => ['/css/bootstrap.min.css', '/css/bootstrap.min.css.map', '/js/bootstrap.bundle.min.js', '/js/bootstrap.bundle.min.js.map'].includes(p),
-  });
+  await registerStaticFiles(app, root);
 
   // Order matters: the CSRF cookie first, then the session (which rebinds the token), then pages and flashes.
   await app.register(csrfPlugin, { appSecret: config.APP_SECRET, publicUrl: config.PUBLIC_URL, secure: config.secureCookies });

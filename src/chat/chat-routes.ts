@@ -4,6 +4,7 @@ import type { Config } from '../config.ts';
 import type { Db } from '../db/database.ts';
 import { NotFoundError } from '../http/errors.ts';
 import { pathId } from '../http/validation.ts';
+import { assetUrl } from '../views/assets.ts';
 import { findModelSummary, listEnabledModels } from '../llm/llm-queries.ts';
 import { chatApiRoutes } from './chat-api.ts';
 import { findOwnedChat, listChats, listTurns } from './chat-queries.ts';
@@ -16,7 +17,13 @@ const SWEEP_INTERVAL_MS = (STALE_AFTER_S / 2) * 1000;
 /** The chat slice: the page, the JSON/SSE API, and the lifecycle of the answers this process generates. */
 export async function chatRoutes(app: FastifyInstance, opts: { db: Db; config: Config }): Promise<void> {
   const { db, config } = opts;
-  const generations = new GenerationRegistry({ db, log: app.log, idleTimeoutMs: config.LLM_TIMEOUT_S * 1000 });
+  const generations = new GenerationRegistry({
+    db,
+    log: app.log,
+    idleTimeoutMs: config.LLM_TIMEOUT_S * 1000,
+    maxAnswerChars: config.MAX_ANSWER_CHARS,
+    maxAnswerMs: config.LLM_MAX_ANSWER_S * 1000,
+  });
 
   // Answers a crashed process left behind become `interrupted`: at start, then regularly (other processes may die too).
   let sweeper: NodeJS.Timeout | undefined;
@@ -59,7 +66,7 @@ export async function chatRoutes(app: FastifyInstance, opts: { db: Db; config: C
     };
   }
 
-  const page = { fluid: true, scripts: ['/static/build/chat.mjs'], styles: ['/static/hljs.css', '/static/chat.css'] };
+  const page = { fluid: true, scripts: [assetUrl('chat')], styles: ['/static/hljs.css', '/static/chat.css'] };
 
   app.get('/chat', async (req, reply) => {
     const user = requireUser(req);

@@ -9,6 +9,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** What the CSRF token is bound to: the session when signed in, else this browser's anonymous cookie. */
     csrfBinding: string;
+    /** A cookie minted by the first csrfToken() of this request (the visitor had none); set in onSend. */
+    csrfNewCookie: string;
     csrfToken(): string;
   }
 }
@@ -39,18 +41,26 @@ export const csrfPlugin = fp(async (app: FastifyInstance, opts: { appSecret: str
   const ownOrigins = acceptedOrigins(opts.publicUrl);
 
   app.decorateRequest('csrfBinding', '');
+  app.decorateRequest('csrfNewCookie', '');
   app.decorateRequest('csrfToken', function (this: FastifyRequest) {
+    if (this.csrfBinding === '') {
+      // The first token for a visitor without a (valid) cookie: mint the cookie it is bound to, set when the answer goes out.
+      this.csrfNewCookie = generateToken();
+      this.csrfBinding = `a:${this.csrfNewCookie}`;
+    }
     return hmacBase64Url(key, this.csrfBinding);
   });
 
   // Runs before the session loader (registered later), which replaces the binding when a session is valid.
-  app.addHook('onRequest', async (req, reply) => {
-    let anonymous = req.cookies[names.csrf];
-    if (!anonymous || !/^[A-Za-z0-9_-]{43}$/.test(anonymous)) {
-      anonymous = generateToken();
-      reply.setCookie(names.csrf, anonymous, cookieOptions(opts.secure));
-    }
-    req.csrfBinding = `a:${anonymous}`;
+  // The cookie is only set by a response that hands out a token (a page, a refused POST): never by a static file,
+  // which shared caches keep and would serve, cookie and all, to the next visitor; nor by JSON or health checks.
+  app.addHook('onRequest', async (req) => {
+    const anonymous = req.cookies[names.csrf];
+    if (anonymous && /^[A-Za-z0-9_-]{43}$/.test(anonymous)) req.csrfBinding = `a:${anonymous}`;
+  });
+  app.addHook('onSend', async (req, reply, payload) => {
+    if (req.csrfNewCookie) reply.setCookie(names.csrf, req.csrfNewCookie, cookieOptions(opts.secure));
+    return payload;
   });
 
   app.addHook('preValidation', async (req) => {
