@@ -1,11 +1,18 @@
 import type { FastifyRequest } from 'fastify';
-import { ForbiddenError, RedirectError, UnauthenticatedError } from '../http/errors.ts';
+import { ForbiddenError, RedirectError, SecondFactorRequiredError, UnauthenticatedError } from '../http/errors.ts';
 import type { SessionUser } from './sessions.ts';
 
-/** Guards throw, so a route reads top to bottom: `const user = requireUser(req)`. */
+/** Where a session that has passed only its first factor is sent. */
+export const SECOND_FACTOR_PATH = '/login/2fa';
+
+/**
+ * Guards throw, so a route reads top to bottom: `const user = requireUser(req)`.
+ * A second-factor-pending session is not signed in: pages send it to the second step, JSON answers 401.
+ */
 export function requireUser(req: FastifyRequest): SessionUser {
-  if (!req.user) throw new UnauthenticatedError();
-  return req.user;
+  if (req.user) return req.user;
+  if (req.session?.secondFactorPending) throw new SecondFactorRequiredError(SECOND_FACTOR_PATH);
+  throw new UnauthenticatedError();
 }
 
 export function requireAdmin(req: FastifyRequest): SessionUser {
@@ -14,7 +21,24 @@ export function requireAdmin(req: FastifyRequest): SessionUser {
   return user;
 }
 
-/** Sign-in and registration pages: a signed-in user has nothing to do there. */
-export function requireAnonymous(req: FastifyRequest): void {
+/** The second step of a sign-in: only a session that has passed its first factor and waits for the second. */
+export function requireSecondFactorPending(req: FastifyRequest): SessionUser {
+  if (req.session?.secondFactorPending) return req.session;
   if (req.user) throw new RedirectError('/chat');
+  throw new RedirectError('/login');
+}
+
+/** Any session, complete or pending: sign-out, which a half-signed-in visitor must reach too. */
+export function requireSession(req: FastifyRequest): SessionUser {
+  if (req.session) return req.session;
+  throw new UnauthenticatedError();
+}
+
+/**
+ * Sign-in and registration pages: a signed-in user has nothing to do there, a pending one belongs at the second step.
+ * `allowPending`: POST /login may start over with another account (the pending session is then replaced).
+ */
+export function requireAnonymous(req: FastifyRequest, opts: { allowPending?: boolean } = {}): void {
+  if (req.user) throw new RedirectError('/chat');
+  if (req.session?.secondFactorPending && !opts.allowPending) throw new RedirectError(SECOND_FACTOR_PATH);
 }

@@ -4,11 +4,12 @@ import type { Config } from '../config.ts';
 import type { Db } from '../db/database.ts';
 import { ForbiddenError } from '../http/errors.ts';
 import { formString, parseBody } from '../http/validation.ts';
-import { createUser, EmailTakenError, findUserByEmail, normalizeEmail, recordSignIn, setPasswordHash } from '../users/user-queries.ts';
-import { requireAnonymous, requireUser } from './guards.ts';
+import { createUser, EmailTakenError, findUserByEmail, normalizeEmail, setPasswordHash } from '../users/user-queries.ts';
+import { requireAnonymous, requireSession } from './guards.ts';
 import { loginPage, registerPage, registrationClosedPage } from './local-views.ts';
 import { burnPasswordCheck, hashPassword, needsRehash, PASSWORD_MAX_CHARS, passwordProblem, verifyPassword } from './passwords.ts';
-import { ACCOUNT_PASSWORD_RULE, clearFailures, IP_PASSWORD_RULE, IP_REGISTRATION_RULE, recordFailure, secondsLocked } from './throttle.ts';
+import { completeSignIn, nextFromQuery } from './sign-in.ts';
+import { ACCOUNT_PASSWORD_RULE, clearFailures, IP_PASSWORD_RULE, IP_REGISTRATION_RULE, releaseAttempt, reserveAttempt, reserveAttempts } from './throttle.ts';
 
 const emailSchema = formString(254, 'E-mail')
   .transform((v) => v.trim())
@@ -31,13 +32,6 @@ const registerSchema = z.object({
   password: z.string({ message: 'Choose a password.' }).max(PASSWORD_MAX_CHARS * 4, 'Use at most 128 characters.'),
 });
 
-const nextSchema = z.object({ next: z.string().optional() });
-
-/** Only our own paths: `/chat/3`, never `//evil.example` or `https://…` (open redirect). */
-function safeNext(next: string | undefined): string | undefined {
-  return next && /^\/(?![/\\])[\x21-\x7e]*$/.test(next) ? next : undefined;
-}
-
 function minutes(seconds: number): string {
   const m = Math.ceil(seconds / 60);
   return `${m} minute${m === 1 ? '' : 's'}`;
@@ -57,7 +51,7 @@ export async function localAuthRoutes(app: FastifyInstance, opts: { db: Db; conf
           localLogin: config.LOCAL_LOGIN,
           registrationOpen,
           googleEnabled,
-          next: safeNext(nextSchema.parse(req.query).next),
+          next: nextFromQuery(req),
           ...extra,
         }),
       },
@@ -72,37 +66,39 @@ export async function localAuthRoutes(app: FastifyInstance, opts: { db: Db; conf
   });
 
   app.post('/login', async (req, reply) => {
-    requireAnonymous(req);
+    // A browser half-way through another sign-in (waiting for a second factor) may start over.
+    requireAnonymous(req, { allowPending: true });
     if (!config.LOCAL_LOGIN) throw new ForbiddenError('Password sign-in is turned off on this server.');
+    const next = nextFromQuery(req);
     const form = parseBody(loginSchema, req.body);
     if (!form.ok) return showLogin(req, reply, 400, { error: 'Enter your e-mail address and password.' });
     const { email, password } = form.data;
     const accountKey = `pw:${normalizeEmail(email)}`;
     const ipKey = `ip:${req.ip}`;
 
-    const locked = Math.max(await secondsLocked(db, accountKey), await secondsLocked(db, ipKey));
-    if (locked > 0) {
-      reply.header('retry-after', String(locked));
-      return showLogin(req, reply, 429, { email, error: `Too many failed attempts. Try again in ${minutes(locked)}.` });
+    // Reserved before argon2 runs, so however many guesses arrive at once, no more are verified than the rules allow.
+    const reserved = await reserveAttempts(db, [
+      [ipKey, IP_PASSWORD_RULE],
+      [accountKey, ACCOUNT_PASSWORD_RULE],
+    ]);
+    if (!reserved.granted) {
+      reply.header('retry-after', String(reserved.retryAfterS));
+      return showLogin(req, reply, 429, { email, error: `Too many failed attempts. Try again in ${minutes(reserved.retryAfterS)}.` });
     }
 
     const user = await findUserByEmail(db, email);
     const ok = user?.passwordHash ? await verifyPassword(user.passwordHash, password) : await burnPasswordCheck(password);
-    // One answer for "no such account", "wrong password" and "deactivated": nothing to enumerate.
-    if (!ok || !user?.isActive) {
-      await recordFailure(db, accountKey, ACCOUNT_PASSWORD_RULE);
-      await recordFailure(db, ipKey, IP_PASSWORD_RULE);
-      return showLogin(req, reply, 401, { email, error: 'Wrong e-mail address or password.' });
-    }
+    // One answer for "no such account", "wrong password" and "deactivated": nothing to enumerate. The reserved
+    // attempts stay counted as failures.
+    if (!ok || !user?.isActive) return showLogin(req, reply, 401, { email, error: 'Wrong e-mail address or password.' });
     await clearFailures(db, accountKey);
+    await releaseAttempt(db, ipKey, IP_PASSWORD_RULE);
     if (user.passwordHash && needsRehash(user.passwordHash)) await setPasswordHash(db, user.id, await hashPassword(password));
-    await recordSignIn(db, user.id);
-    await app.sessions.signIn(req, reply, user.id);
-    return reply.redirect(safeNext(nextSchema.parse(req.query).next) ?? '/chat', 303);
+    return completeSignIn(req, reply, user, { method: 'password', next });
   });
 
   app.post('/logout', async (req, reply) => {
-    requireUser(req);
+    requireSession(req); // a half-signed-in visitor can sign out too
     await app.sessions.signOut(req, reply);
     reply.flash('info', 'You are signed out.');
     return reply.redirect('/login', 303);
@@ -122,27 +118,26 @@ export async function localAuthRoutes(app: FastifyInstance, opts: { db: Db; conf
     const show = (status: number, errors: Partial<Record<string, string>>, error?: string) =>
       reply.page({ title: 'Create account', body: registerPage({ csrfToken: req.csrfToken(), googleEnabled, values, errors, error }) }, status);
 
-    const ipKey = `reg:${req.ip}`;
-    const locked = await secondsLocked(db, ipKey);
-    if (locked > 0) {
-      reply.header('retry-after', String(locked));
-      return show(429, {}, `Too many new accounts from your network. Try again in ${minutes(locked)}.`);
-    }
     const form = parseBody(registerSchema, req.body);
     if (!form.ok) return show(400, form.errors);
     const problem = passwordProblem(form.data.password);
     if (problem) return show(400, { password: problem });
 
+    // Every answer that says whether an e-mail has an account (created, or "already exists") is counted against
+    // the address before it is given, so the form cannot be used to test a list of addresses.
+    const reserved = await reserveAttempt(db, `reg:${req.ip}`, IP_REGISTRATION_RULE);
+    if (!reserved.granted) {
+      reply.header('retry-after', String(reserved.retryAfterS));
+      return show(429, {}, `Too many new accounts from your network. Try again in ${minutes(reserved.retryAfterS)}.`);
+    }
+    let created: { id: number; isAdmin: boolean };
     try {
-      const created = await createUser(db, { username: form.data.username, email: form.data.email, passwordHash: await hashPassword(form.data.password) });
-      await recordFailure(db, ipKey, IP_REGISTRATION_RULE); // counts creations, not failures
-      await recordSignIn(db, created.id);
-      await app.sessions.signIn(req, reply, created.id);
-      reply.flash('success', created.isAdmin ? 'Welcome! As the first account, you are the administrator of this server.' : 'Welcome! Your account is ready.');
-      return reply.redirect('/chat', 303);
+      created = await createUser(db, { username: form.data.username, email: form.data.email, passwordHash: await hashPassword(form.data.password) });
     } catch (err) {
       if (err instanceof EmailTakenError) return show(409, { email: 'An account with this e-mail address already exists. Sign in instead.' });
       throw err;
     }
+    reply.flash('success', created.isAdmin ? 'Welcome! As the first account, you are the administrator of this server.' : 'Welcome! Your account is ready.');
+    return completeSignIn(req, reply, { id: created.id, isActive: true, is2faEnabled: false }, { method: 'password' });
   });
 }

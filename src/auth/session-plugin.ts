@@ -2,11 +2,13 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Db } from '../db/database.ts';
 import { cookieNames, cookieOptions } from '../http/cookies.ts';
-import { createSession, deleteExpiredSessions, invalidateSession, type SessionUser, validateSessionToken } from './sessions.ts';
+import { deleteExpiredSessions, invalidateSession, type NewSession, rotateSession, type SessionUser, validateSessionToken } from './sessions.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
-    /** The signed-in user, validated against the database on this request; null for visitors. */
+    /** The browser's valid session, complete or waiting for its second factor; null for visitors. */
+    session: SessionUser | null;
+    /** The signed-in user: a complete session only (a second-factor-pending one is not signed in). */
     user: SessionUser | null;
   }
 }
@@ -15,9 +17,14 @@ const TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/;
 const SESSION_CLEANUP_INTERVAL_MS = 60 * 60 * 1000;
 
 export interface SessionControl {
-  /** Rotates: any session this browser had is deleted, a new token is issued (no session fixation). */
-  signIn(req: FastifyRequest, reply: FastifyReply, userId: number): Promise<void>;
+  /**
+   * Rotates: the session this browser had (complete or pending) is deleted and a new token issued, so a token
+   * planted before sign-in is worth nothing after it (no session fixation). Only completeSignIn calls this.
+   */
+  start(req: FastifyRequest, reply: FastifyReply, userId: number, session: Omit<NewSession, 'userAgent' | 'ip'>): Promise<void>;
   signOut(req: FastifyRequest, reply: FastifyReply): Promise<void>;
+  /** TOTP_FOR_OAUTH: whether a Google sign-in of a user with 2FA also asks for the code. */
+  readonly totpForOauth: boolean;
 }
 
 declare module 'fastify' {
@@ -26,24 +33,27 @@ declare module 'fastify' {
   }
 }
 
-/** Loads the session on every request (static files excepted) and offers sign-in/sign-out to the routes. */
-export const sessionPlugin = fp(async (app: FastifyInstance, opts: { db: Db; secure: boolean }) => {
+/** Loads the session on every request (static files excepted) and offers starting and ending one to sign-in. */
+export const sessionPlugin = fp(async (app: FastifyInstance, opts: { db: Db; secure: boolean; totpForOauth: boolean }) => {
   const { db, secure } = opts;
   const name = cookieNames(secure).session;
 
+  app.decorateRequest('session', null);
   app.decorateRequest('user', null);
   app.addHook('onRequest', async (req, reply) => {
     if (req.url.startsWith('/static/')) return;
     const token = req.cookies[name];
     if (!token) return;
-    const user = TOKEN_SHAPE.test(token) ? await validateSessionToken(db, token) : null;
-    if (!user) {
+    const session = TOKEN_SHAPE.test(token) ? await validateSessionToken(db, token) : null;
+    if (!session) {
       reply.clearCookie(name, cookieOptions(secure));
       return;
     }
-    req.user = user;
-    req.viewer = { id: user.userId, username: user.username, isAdmin: user.isAdmin };
-    req.csrfBinding = `s:${user.sessionId}`;
+    req.session = session;
+    req.csrfBinding = `s:${session.sessionId}`;
+    if (session.secondFactorPending) return;
+    req.user = session;
+    req.viewer = { id: session.userId, username: session.username, isAdmin: session.isAdmin };
   });
 
   // Expired rows are never valid again (validateSessionToken checks both expiries); delete them now and then so the
@@ -57,13 +67,14 @@ export const sessionPlugin = fp(async (app: FastifyInstance, opts: { db: Db; sec
   app.addHook('onClose', async () => clearInterval(cleaner));
 
   app.decorate('sessions', {
-    async signIn(req, reply, userId) {
-      if (req.user) await invalidateSession(db, req.user.sessionId);
-      const token = await createSession(db, userId, { userAgent: req.headers['user-agent'], ip: req.ip });
+    totpForOauth: opts.totpForOauth,
+    async start(req, reply, userId, session) {
+      const token = await rotateSession(db, req.session?.sessionId ?? null, userId, { ...session, userAgent: req.headers['user-agent'], ip: req.ip });
       reply.setCookie(name, token, cookieOptions(secure));
     },
     async signOut(req, reply) {
-      if (req.user) await invalidateSession(db, req.user.sessionId);
+      if (req.session) await invalidateSession(db, req.session.sessionId);
+      req.session = null;
       req.user = null;
       req.viewer = null;
       reply.clearCookie(name, cookieOptions(secure));

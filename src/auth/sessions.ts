@@ -1,11 +1,14 @@
 import { sql } from 'kysely';
 import { generateToken, sha256Hex } from '../crypto/tokens.ts';
 import type { Db } from '../db/database.ts';
+import type { SignInMethod } from '../db/schema.ts';
 import { ADMIN_ROLE_ID } from '../users/user-queries.ts';
 
 /** A session ends after a week without use, and a month after sign-in whatever happens. */
 export const SESSION_IDLE_MS = 7 * 24 * 60 * 60 * 1000;
 export const SESSION_ABSOLUTE_MS = 30 * 24 * 60 * 60 * 1000;
+/** A sign-in waiting for its second factor is abandoned after this long. */
+export const SECOND_FACTOR_PENDING_MS = 5 * 60 * 1000;
 /** last_seen is written at most this often, so reading a page is not a write. */
 const TOUCH_INTERVAL_MS = 60 * 1000;
 
@@ -16,19 +19,33 @@ export interface SessionUser {
   email: string;
   isAdmin: boolean;
   is2faEnabled: boolean;
+  signInMethod: SignInMethod;
+  /** Only the first factor is done: such a session may reach the second step and sign-out, nothing else. */
+  secondFactorPending: boolean;
+}
+
+export interface NewSession {
+  /** Default `password`. */
+  method?: SignInMethod;
+  secondFactorPending?: boolean;
+  userAgent?: string;
+  ip?: string;
 }
 
 /** Stores only the SHA-256 of the token: a leaked session table signs nobody in. Returns the token for the cookie. */
-export async function createSession(db: Db, userId: number, meta: { userAgent?: string; ip?: string }): Promise<string> {
+export async function createSession(db: Db, userId: number, meta: NewSession): Promise<string> {
   const token = generateToken();
+  const pending = meta.secondFactorPending ?? false;
   await db
     .insertInto('chatbot_schema.session')
     .values({
       idsession: sha256Hex(token),
       idappuser: userId,
-      dtexpires: new Date(Date.now() + SESSION_ABSOLUTE_MS),
+      dtexpires: new Date(Date.now() + (pending ? SECOND_FACTOR_PENDING_MS : SESSION_ABSOLUTE_MS)),
       txuser_agent: meta.userAgent?.slice(0, 300) ?? null,
       txip: meta.ip ?? null,
+      txsign_in_method: meta.method ?? 'password',
+      is_second_factor_pending: pending,
     })
     .execute();
   return token;
@@ -46,6 +63,8 @@ export async function validateSessionToken(db: Db, token: string): Promise<Sessi
     .select([
       's.idsession as sessionId',
       's.dtlast_seen as lastSeen',
+      's.txsign_in_method as signInMethod',
+      's.is_second_factor_pending as secondFactorPending',
       'u.idappuser as userId',
       'u.txusername as username',
       'u.txemail as email',
@@ -68,6 +87,21 @@ export async function validateSessionToken(db: Db, token: string): Promise<Sessi
   }
   const { lastSeen: _, isAdmin, ...user } = row;
   return { ...user, isAdmin: Boolean(isAdmin) };
+}
+
+/**
+ * A sign-in's session, in one transaction: the browser's previous session (if any) is deleted, the new one made,
+ * and for a complete sign-in the account's dtlast_login set. Returns the new token.
+ */
+export async function rotateSession(db: Db, previousSessionId: string | null, userId: number, meta: NewSession): Promise<string> {
+  return db.transaction().execute(async (trx) => {
+    if (previousSessionId) await trx.deleteFrom('chatbot_schema.session').where('idsession', '=', previousSessionId).execute();
+    const token = await createSession(trx, userId, meta);
+    if (!meta.secondFactorPending) {
+      await trx.updateTable('chatbot_schema.app_user').set({ dtlast_login: sql`now()` }).where('idappuser', '=', userId).execute();
+    }
+    return token;
+  });
 }
 
 export async function invalidateSession(db: Db, sessionId: string): Promise<void> {

@@ -113,3 +113,62 @@ describe('per-address limit', () => {
     assert.equal((await attempt(t.app, 'other@example.com', DEFAULT_PASSWORD, '198.51.100.100')).statusCode, 303);
   });
 });
+
+/** Loads the form first (for its CSRF token), so that the posts themselves can be sent all at the same moment. */
+async function preparedAttempt(app: FastifyInstance, email: string, password: string, ip: string): Promise<() => Promise<LightMyRequestResponse>> {
+  const page = await app.inject({ method: 'GET', url: '/login', remoteAddress: ip });
+  const token = /<meta name="csrf-token" content="([^"]+)">/.exec(page.body)?.[1] ?? '';
+  const csrf = (page.cookies as Array<{ name: string; value: string }>).find((c) => c.name === 'parley_csrf')?.value ?? '';
+  return () =>
+    app.inject({
+      method: 'POST',
+      url: '/login',
+      remoteAddress: ip,
+      cookies: { parley_csrf: csrf },
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      payload: new URLSearchParams({ _csrf: token, email, password }).toString(),
+    });
+}
+
+const tally = (responses: LightMyRequestResponse[]) => {
+  const counts: Record<number, number> = {};
+  for (const r of responses) counts[r.statusCode] = (counts[r.statusCode] ?? 0) + 1;
+  return counts;
+};
+
+describe('bursts: attempts are reserved before the password is verified', () => {
+  test('30 wrong passwords for one account at once: exactly 10 are verified (401), 20 refused (429) (the race bites only on PostgreSQL)', async () => {
+    await new TestClient(t.app).register({ username: 'Burst', email: 'burst@example.com' });
+    const sends = await Promise.all(Array.from({ length: 30 }, (_, i) => preparedAttempt(t.app, 'burst@example.com', `wrong ${i}`, `192.0.2.${100 + i}`)));
+    const results = await Promise.all(sends.map((send) => send()));
+    assert.deepEqual(tally(results), { 401: 10, 429: 20 });
+    assert.equal((await throttleRow('pw:burst@example.com'))?.nfailures, 10);
+    // And the account stays locked for the right password too.
+    assertLocked(await attempt(t.app, 'burst@example.com', DEFAULT_PASSWORD, '192.0.2.250'));
+  });
+
+  test(`${IP_PASSWORD_RULE.maxFailures + 20} guesses from one address at once, each for another account: exactly ${IP_PASSWORD_RULE.maxFailures} are verified (the race bites only on PostgreSQL)`, async () => {
+    const ip = '198.51.100.150';
+    const n = IP_PASSWORD_RULE.maxFailures + 20;
+    const sends = await Promise.all(Array.from({ length: n }, (_, i) => preparedAttempt(t.app, `spray-${i}@example.com`, 'guess', ip)));
+    const results = await Promise.all(sends.map((send) => send()));
+    assert.deepEqual(tally(results), { 401: IP_PASSWORD_RULE.maxFailures, 429: 20 });
+  });
+
+  test('successful sign-ins from a shared address do not add up to a lock of that address', async () => {
+    const ip = '198.51.100.160';
+    for (let i = 0; i < IP_PASSWORD_RULE.maxFailures + 5; i++) {
+      const res = await attempt(t.app, 'other@example.com', DEFAULT_PASSWORD, ip);
+      assert.equal(res.statusCode, 303, `sign-in ${i}`);
+    }
+    assert.equal((await throttleRow(`ip:${ip}`))?.nfailures ?? 0, 0);
+  });
+
+  test('a request refused by the address lock is not counted against the account', async () => {
+    const ip = '198.51.100.170';
+    for (let i = 0; i < IP_PASSWORD_RULE.maxFailures; i++) await attempt(t.app, `fill-${i}@example.com`, 'guess', ip);
+    assertLocked(await attempt(t.app, 'window@example.com', 'wrong again', ip));
+    const row = await throttleRow('pw:window@example.com');
+    assert.equal(row?.nfailures ?? 0, 0);
+  });
+});

@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import type { Db } from '../db/database.ts';
 
 export interface ThrottleRule {
-  /** Failures allowed within the window before the key is locked. */
+  /** Attempts allowed within the window; the last one allowed also locks the key until it is cleared or released. */
   maxFailures: number;
   windowMs: number;
   lockMs: number;
@@ -12,13 +12,67 @@ export interface ThrottleRule {
 export const ACCOUNT_PASSWORD_RULE: ThrottleRule = { maxFailures: 10, windowMs: 15 * 60_000, lockMs: 15 * 60_000 };
 /** One address guessing across many accounts; generous, since offices share an address. */
 export const IP_PASSWORD_RULE: ThrottleRule = { maxFailures: 50, windowMs: 15 * 60_000, lockMs: 15 * 60_000 };
-/** Account creation from one address. */
+/** Account creation from one address: new accounts and "this e-mail is taken" answers both count. */
 export const IP_REGISTRATION_RULE: ThrottleRule = { maxFailures: 20, windowMs: 60 * 60_000, lockMs: 60 * 60_000 };
 
 /**
  * Counters live in the database (login_throttle), so a lock holds across app processes and restarts.
  * Keys are namespaced strings such as `pw:alice@example.com` or `ip:203.0.113.9`.
+ *
+ * An attempt is RESERVED before the slow work (argon2) and counted as a failure from that moment: checking a lock,
+ * verifying, then counting let 30 parallel guesses all through. The decision is one statement: the upsert only
+ * updates (and returns) the row when the key is not locked, so of any number of attempts arriving at once, at most
+ * `maxFailures` per window are granted. Success then clears the key (the account's) or gives the reservation back
+ * (an address's, where successful sign-ins of colleagues must not add up to a lock).
  */
+export async function reserveAttempt(db: Db, key: string, rule: ThrottleRule): Promise<{ granted: true } | { granted: false; retryAfterS: number }> {
+  const windowS = rule.windowMs / 1000;
+  const lockS = rule.lockMs / 1000;
+  const windowExpired = sql`t.dtwindow_start < now() - make_interval(secs => ${windowS})`;
+  const nextCount = sql<number>`CASE WHEN ${windowExpired} THEN 1 ELSE t.nfailures + 1 END`;
+  const reserved = await sql<{ nfailures: number }>`
+    INSERT INTO chatbot_schema.login_throttle AS t (txkey, nfailures, dtwindow_start, dtlocked_until)
+    VALUES (${key}, 1, now(), CASE WHEN 1 >= ${rule.maxFailures} THEN now() + make_interval(secs => ${lockS}) END)
+    ON CONFLICT (txkey) DO UPDATE SET
+      nfailures = ${nextCount},
+      dtwindow_start = CASE WHEN ${windowExpired} THEN now() ELSE t.dtwindow_start END,
+      dtlocked_until = CASE WHEN ${nextCount} >= ${rule.maxFailures} THEN now() + make_interval(secs => ${lockS}) END
+    WHERE t.dtlocked_until IS NULL OR t.dtlocked_until <= now()
+    RETURNING t.nfailures`.execute(db);
+  if (reserved.rows.length > 0) return { granted: true };
+  return { granted: false, retryAfterS: Math.max(1, await secondsLocked(db, key)) };
+}
+
+/**
+ * Reserves one attempt under each rule, in order; when one is refused, the reservations already made are given
+ * back, so a request refused by the address's lock does not also count against the account.
+ */
+export async function reserveAttempts(
+  db: Db,
+  keys: Array<[key: string, rule: ThrottleRule]>,
+): Promise<{ granted: true } | { granted: false; retryAfterS: number }> {
+  const made: Array<[string, ThrottleRule]> = [];
+  for (const [key, rule] of keys) {
+    const result = await reserveAttempt(db, key, rule);
+    if (!result.granted) {
+      for (const [k, r] of made) await releaseAttempt(db, k, r);
+      return result;
+    }
+    made.push([key, rule]);
+  }
+  return { granted: true };
+}
+
+/** Gives one reservation back (the attempt succeeded); a lock that only this reservation completed is lifted. */
+export async function releaseAttempt(db: Db, key: string, rule: ThrottleRule): Promise<void> {
+  await sql`
+    UPDATE chatbot_schema.login_throttle AS t SET
+      nfailures = greatest(t.nfailures - 1, 0),
+      dtlocked_until = CASE WHEN t.nfailures - 1 < ${rule.maxFailures} THEN NULL ELSE t.dtlocked_until END
+    WHERE t.txkey = ${key}`.execute(db);
+}
+
+/** Seconds until the key's lock ends; 0 when it is not locked. */
 export async function secondsLocked(db: Db, key: string): Promise<number> {
   const row = await db
     .selectFrom('chatbot_schema.login_throttle')
@@ -27,31 +81,6 @@ export async function secondsLocked(db: Db, key: string): Promise<number> {
     .where('dtlocked_until', '>', sql<Date>`now()`)
     .executeTakeFirst();
   return row ? Math.max(1, Number(row.seconds)) : 0;
-}
-
-/** Counts one failure atomically (one upsert) and locks the key when the rule's limit is reached. */
-export async function recordFailure(db: Db, key: string, rule: ThrottleRule): Promise<void> {
-  const windowS = rule.windowMs / 1000;
-  const lockS = rule.lockMs / 1000;
-  const windowExpired = sql`chatbot_schema.login_throttle.dtwindow_start < now() - make_interval(secs => ${windowS})`;
-  const nextCount = sql<number>`CASE WHEN ${windowExpired} THEN 1 ELSE chatbot_schema.login_throttle.nfailures + 1 END`;
-  await db
-    .insertInto('chatbot_schema.login_throttle')
-    .values({
-      txkey: key,
-      nfailures: 1,
-      dtwindow_start: sql`now()`,
-      dtlocked_until: rule.maxFailures <= 1 ? sql`now() + make_interval(secs => ${lockS})` : null,
-    })
-    .onConflict((oc) =>
-      oc.column('txkey').doUpdateSet({
-        nfailures: nextCount,
-        dtwindow_start: sql`CASE WHEN ${windowExpired} THEN now() ELSE chatbot_schema.login_throttle.dtwindow_start END`,
-        dtlocked_until: sql`CASE WHEN ${nextCount} >= ${rule.maxFailures} THEN now() + make_interval(secs => ${lockS})
-                                 ELSE chatbot_schema.login_throttle.dtlocked_until END`,
-      }),
-    )
-    .execute();
 }
 
 export async function clearFailures(db: Db, key: string): Promise<void> {

@@ -1,7 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { html } from '../views/html.ts';
 import { card } from '../views/layout.ts';
-import { HttpError, RedirectError, TooManyRequestsError, UnauthenticatedError } from './errors.ts';
+import { HttpError, RedirectError, SecondFactorRequiredError, TooManyRequestsError, UnauthenticatedError } from './errors.ts';
 import { wantsJson } from './request-kind.ts';
 
 const genericMessages: Record<number, string> = {
@@ -28,6 +28,7 @@ function errorPage(req: FastifyRequest, reply: FastifyReply, status: number, mes
 export function installErrorHandlers(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError | Error, req, reply) => {
     if (error instanceof RedirectError) return reply.redirect(error.location, 303);
+    if (error instanceof SecondFactorRequiredError && !wantsJson(req)) return reply.redirect(error.location, 303);
     if (error instanceof UnauthenticatedError && !wantsJson(req)) {
       const next = req.method === 'GET' ? `?next=${encodeURIComponent(req.url)}` : '';
       return reply.redirect(`/login${next}`, 303);

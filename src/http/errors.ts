@@ -46,6 +46,17 @@ export class UnauthenticatedError extends HttpError {
   }
 }
 
+/**
+ * Signed in with the first factor only: pages go to the second step, JSON gets 401 with a message that says so.
+ */
+export class SecondFactorRequiredError extends HttpError {
+  readonly location: string;
+  constructor(location: string) {
+    super(401, 'Finish signing in: enter the code of your authenticator app first.');
+    this.location = location;
+  }
+}
+
 /** A redirect thrown from a guard (e.g. a signed-in user on /login goes to /chat). */
 export class RedirectError extends Error {
   readonly location: string;

@@ -37,29 +37,36 @@ export async function findUserByEmail(db: Db, email: string): Promise<UserRecord
 
 export class EmailTakenError extends Error {}
 
+/** Any fixed number: the key of the transaction-scoped advisory lock that makes "the first account" exact. */
+const FIRST_ACCOUNT_LOCK = 0x7061726c; // 'parl'
+
 /**
- * Creates an account with role User, plus Admin when it is the first account ever. The table lock makes
- * "first" exact under concurrency: twenty simultaneous first registrations produce one Admin.
+ * Creates an account with role User, plus Admin when it is the first account ever, whichever way it signs up.
+ * "First" is decided by EXISTS under a transaction-scoped advisory lock, taken only while the table looks empty:
+ * twenty simultaneous first registrations produce one Admin, and on a server with users nothing is serialized
+ * (the table lock this replaces blocked every sign-in's write while any registration ran).
  */
 export async function createUser(db: Db, input: { username: string; email: string; passwordHash: string | null }): Promise<{ id: number; isAdmin: boolean }> {
+  const email = normalizeEmail(input.email);
   return db.transaction().execute(async (trx) => {
-    await sql`LOCK TABLE chatbot_schema.app_user IN SHARE ROW EXCLUSIVE MODE`.execute(trx);
-    const taken = await trx
-      .selectFrom('chatbot_schema.app_user')
-      .select('idappuser')
-      .where(sql<string>`lower(txemail)`, '=', normalizeEmail(input.email))
-      .executeTakeFirst();
+    const anyUser = () =>
+      trx.selectNoFrom((eb) => eb.exists(eb.selectFrom('chatbot_schema.app_user').select('idappuser')).as('found')).executeTakeFirstOrThrow();
+    let isAdmin = false;
+    if (!(await anyUser()).found) {
+      await sql`SELECT pg_advisory_xact_lock(${FIRST_ACCOUNT_LOCK})`.execute(trx);
+      // Read again under the lock: READ COMMITTED gives this statement a snapshot that sees the holder's commit.
+      isAdmin = !(await anyUser()).found;
+    }
+    // Same-address sign-ups queue here, so the check below holds even on an adopted database whose case-duplicate
+    // e-mails kept the unique index on lower(txemail) from being built.
+    await sql`SELECT pg_advisory_xact_lock(${FIRST_ACCOUNT_LOCK}, hashtext(${email}))`.execute(trx);
+    const taken = await trx.selectFrom('chatbot_schema.app_user').select('idappuser').where(sql<string>`lower(txemail)`, '=', email).executeTakeFirst();
     if (taken) throw new EmailTakenError('email taken');
-    const { count } = await trx
-      .selectFrom('chatbot_schema.app_user')
-      .select((eb) => eb.fn.countAll<number>().as('count'))
-      .executeTakeFirstOrThrow();
     const { idappuser } = await trx
       .insertInto('chatbot_schema.app_user')
-      .values({ txusername: input.username, txemail: normalizeEmail(input.email), password: input.passwordHash })
+      .values({ txusername: input.username, txemail: email, password: input.passwordHash })
       .returning('idappuser')
       .executeTakeFirstOrThrow();
-    const isAdmin = Number(count) === 0;
     const roles = isAdmin ? [ADMIN_ROLE_ID, USER_ROLE_ID] : [USER_ROLE_ID];
     await trx
       .insertInto('chatbot_schema.user_role')
