@@ -4,6 +4,7 @@ import formbody from '@fastify/formbody';
 import Fastify, { type FastifyInstance, type FastifyServerOptions, type RouteOptions } from 'fastify';
 import { sql } from 'kysely';
 import { localAuthRoutes } from './auth/local-routes.ts';
+import { secondFactorRoutes } from './auth/second-factor-routes.ts';
 import { sessionPlugin } from './auth/session-plugin.ts';
 import { chatRoutes } from './chat/chat-routes.ts';
 import type { Config } from './config.ts';
@@ -55,7 +56,7 @@ export async function buildApp({ config, db, logger = false, onRoute }: BuildOpt
   await app.register(csrfPlugin, { appSecret: config.APP_SECRET, publicUrl: config.PUBLIC_URL, secure: config.secureCookies });
   await app.register(flashPlugin, { secure: config.secureCookies });
   await app.register(pagesPlugin, { appName: config.APP_NAME });
-  await app.register(sessionPlugin, { db, secure: config.secureCookies });
+  await app.register(sessionPlugin, { db, secure: config.secureCookies, totpForOauth: config.TOTP_FOR_OAUTH });
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {
@@ -68,6 +69,7 @@ export async function buildApp({ config, db, logger = false, onRoute }: BuildOpt
   });
 
   await app.register(localAuthRoutes, { db, config });
+  await app.register(secondFactorRoutes);
   await app.register(chatRoutes, { db, config });
   await app.register(modelsAdminRoutes, { db, config });
   return app;
