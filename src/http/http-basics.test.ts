@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { startTestApp, type TestApp, testConfig } from '../../test/app.ts';
+import { addModel } from '../../test/chat-fixtures.ts';
 import { TestClient } from '../../test/client.ts';
 import { openTestDatabase } from '../../test/database.ts';
 import { buildApp } from '../app.ts';
@@ -21,15 +22,64 @@ function directives(csp: string): Map<string, string[]> {
   );
 }
 
-describe('security headers', () => {
-  for (const url of ['/login', '/register', '/does-not-exist']) {
-    test(`${url} sends a CSP without inline scripts, frame-ancestors 'none', nosniff and a Referrer-Policy`, async () => {
-      const res = await t.app.inject({ method: 'GET', url });
+/**
+ * What in a page a CSP without 'unsafe-inline' would block (or that would need it): a script with a body or
+ * without a same-origin src, an on*= handler, a style attribute or element, a javascript: URL.
+ */
+function inlineCode(html: string): string[] {
+  const found: string[] = [];
+  for (const m of html.matchAll(/<script\b([^>]*)>([\s\S]*?)<\/script>/gi)) {
+    if (!/\bsrc="\/static\//.test(m[1] ?? '') || (m[2] ?? '').trim() !== '') found.push(`inline script: ${m[0].slice(0, 80)}`);
+  }
+  for (const [tag] of html.matchAll(/<[a-z][^>]*>/gi)) {
+    if (/\son[a-z]+\s*=/i.test(tag)) found.push(`event handler attribute: ${tag.slice(0, 120)}`);
+    if (/\sstyle\s*=/i.test(tag)) found.push(`style attribute: ${tag.slice(0, 120)}`);
+    if (/^<style\b/i.test(tag)) found.push('style element');
+    if (/=\s*["']?\s*javascript:/i.test(tag)) found.push(`javascript: URL: ${tag.slice(0, 120)}`);
+  }
+  return found;
+}
+
+describe('security headers and no inline code, on every kind of page', () => {
+  const clients: Record<'anonymous' | 'user' | 'admin', TestClient> = {} as never;
+  let chatId = 0;
+  let modelId = 0;
+  before(async () => {
+    clients.anonymous = new TestClient(t.app);
+    clients.admin = new TestClient(t.app);
+    await clients.admin.register({ username: 'Headers Admin', email: 'headers-admin@example.com' }); // the first account: Admin
+    clients.user = new TestClient(t.app);
+    await clients.user.register({ username: 'Headers User', email: 'headers-user@example.com' });
+    // Never called: the pages only list it. Port 9 (discard) so nothing is ever reached by mistake.
+    modelId = await addModel(t.database, 'http://127.0.0.1:9/v1', 'Headers model');
+    await clients.user.get('/chat');
+    const chat = await clients.user.postJson('/api/chats', { llm: modelId });
+    assert.equal(chat.statusCode, 201, chat.body);
+    chatId = (chat.json() as { id: number }).id;
+  });
+
+  const pages: Array<{ url: () => string; as: keyof typeof clients; status: number }> = [
+    { url: () => '/login', as: 'anonymous', status: 200 },
+    { url: () => '/register', as: 'anonymous', status: 200 },
+    { url: () => '/does-not-exist', as: 'anonymous', status: 404 },
+    { url: () => '/chat', as: 'user', status: 200 },
+    { url: () => `/chat/${chatId}`, as: 'user', status: 200 },
+    { url: () => '/admin/models', as: 'admin', status: 200 },
+    { url: () => `/admin/models/${modelId}/edit`, as: 'admin', status: 200 },
+  ];
+
+  for (const page of pages) {
+    const name = page.url().replace(/\/0\b/, '/:id');
+    test(`${name} (${page.as}) sends a CSP without inline scripts or styles, frame-ancestors 'none', nosniff and a Referrer-Policy`, async () => {
+      const res = await clients[page.as].get(page.url());
+      assert.equal(res.statusCode, page.status, res.body.slice(0, 300));
       const csp = directives(String(res.headers['content-security-policy']));
-      const scriptSrc = csp.get('script-src') ?? csp.get('default-src') ?? [];
-      assert.ok(scriptSrc.length > 0, 'script-src or default-src is set');
-      for (const unsafe of ["'unsafe-inline'", "'unsafe-eval'", '*', 'data:', 'http:', 'https:'])
-        assert.ok(!scriptSrc.includes(unsafe), `script-src allows ${unsafe}`);
+      for (const kind of ['script-src', 'style-src']) {
+        const allowed = csp.get(kind) ?? csp.get('default-src') ?? [];
+        assert.ok(allowed.length > 0, `${kind} or default-src is set`);
+        for (const unsafe of ["'unsafe-inline'", "'unsafe-eval'", "'unsafe-hashes'", '*', 'data:', 'http:', 'https:'])
+          assert.ok(!allowed.includes(unsafe), `${kind} allows ${unsafe}`);
+      }
       assert.deepEqual(csp.get('frame-ancestors'), ["'none'"]);
       assert.deepEqual(csp.get('object-src'), ["'none'"]);
       assert.equal(res.headers['x-content-type-options'], 'nosniff');
@@ -38,15 +88,27 @@ describe('security headers', () => {
       // Plain http in development: no HSTS (it would pin localhost to https).
       assert.equal(res.headers['strict-transport-security'], undefined);
     });
+
+    test(`${name} (${page.as}) has no inline script, event handler or style for the CSP to block`, async () => {
+      const res = await clients[page.as].get(page.url());
+      assert.equal(res.statusCode, page.status, res.body.slice(0, 300));
+      assert.match(res.body, /<script\b[^>]*\bsrc="\/static\//, 'the page loads its scripts (so the check saw some)');
+      assert.deepEqual(inlineCode(res.body), []);
+    });
   }
 
-  test('the page itself has no inline script or event handler for the CSP to block', async () => {
-    const res = await new TestClient(t.app).get('/login');
-    for (const m of res.body.matchAll(/<script\b([^>]*)>([\s\S]*?)<\/script>/g)) {
-      assert.match(m[1] ?? '', /\bsrc="\/static\//, `script without a same-origin src: ${m[0].slice(0, 80)}`);
-      assert.equal(m[2]?.trim(), '');
-    }
-    assert.doesNotMatch(res.body, /\son[a-z]+="/i);
+  test('the inline-code check finds what it looks for', () => {
+    assert.deepEqual(inlineCode('<script src="/static/build/app.mjs"></script><p class="x">online="yes"</p>'), []);
+    for (const html of [
+      '<script>alert(1)</script>',
+      '<script src="https://cdn.example/x.js"></script>',
+      '<button onclick="go()">',
+      '<form ONSUBMIT = "return confirm()">',
+      '<div style="color:red">',
+      '<style>p{}</style>',
+      '<a href="javascript:alert(1)">',
+    ])
+      assert.equal(inlineCode(html).length, 1, html);
   });
 
   test('pages are not cached (they carry a CSRF token)', async () => {
