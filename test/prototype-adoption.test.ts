@@ -4,8 +4,11 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { sql } from 'kysely';
 import { createSession } from '../src/auth/sessions.ts';
+import { beginAnswer } from '../src/chat/chat-queries.ts';
+import { renderMarkdown } from '../src/chat/markdown.ts';
 import type { OpenedDatabase } from '../src/db/database.ts';
 import { migrateToLatest } from '../src/db/migrate.ts';
+import { rerenderAdoptedAnswers } from '../src/db/migrations/007-untrusted-prototype-html.ts';
 import { findUserByEmail } from '../src/users/user-queries.ts';
 import { startTestApp } from './app.ts';
 import { TestClient } from './client.ts';
@@ -28,8 +31,18 @@ const prototypeQueries = {
   llm: sql`SELECT idllm, txshortname FROM chatbot_schema.llm ORDER BY idllm`,
   chat: sql`SELECT idchat, idappuser, idllm FROM chatbot_schema.chat ORDER BY idchat`,
   message: sql`SELECT idmessage, idchat, txmessage FROM chatbot_schema.message ORDER BY idmessage`,
-  response: sql`SELECT idchat, idmessage, idllm, txcontent, txmarkdown FROM chatbot_schema.response ORDER BY idmessage`,
+  // txcontent is left out: adoption replaces the prototype's HTML with our own rendering (checked below).
+  response: sql`SELECT idchat, idmessage, idllm, txmarkdown FROM chatbot_schema.response ORDER BY idmessage`,
 };
+
+/** The prototype's HTML answers that must never reach a page: each a tag or attribute that runs script. */
+const HOSTILE_MARKUP = [/<script/i, /<img/i, /<[^>]*\son\w+=/i, /href="javascript:/i];
+const prototypeHtml = new Map<number, string | null>();
+
+/** Nothing the prototype's HTML carried may be a tag or attribute in `html` (escaped as text is fine). */
+function assertNoHostileMarkup(html: string, where: string): void {
+  for (const re of HOSTILE_MARKUP) assert.doesNotMatch(html, re, where);
+}
 
 async function readPrototypeRows(): Promise<Record<string, unknown[]>> {
   const out: Record<string, unknown[]> = {};
@@ -41,6 +54,8 @@ before(async () => {
   database = await openTestDatabase({ migrate: false });
   await sql.raw(fixture).execute(database.db);
   snapshot = await readPrototypeRows();
+  const rows = await sql<{ idmessage: number; txcontent: string | null }>`SELECT idmessage, txcontent FROM chatbot_schema.response`.execute(database.db);
+  for (const r of rows.rows) prototypeHtml.set(r.idmessage, r.txcontent);
 });
 after(() => database.close());
 
@@ -51,7 +66,8 @@ test('the fixture really is the old shape (no columns from the ALTERs yet)', asy
   const names = columns.rows.map((c) => c.column_name);
   for (const added of ['is_active', 'totp_secret', 'is_2fa_enabled', 'tinf_start', 'tinf_end', 'idresponse']) assert.ok(!names.includes(added), added);
   assert.equal(snapshot.app_user?.length, 3);
-  assert.equal(snapshot.response?.length, 3);
+  assert.equal(snapshot.response?.length, 6);
+  assert.match(prototypeHtml.get(4) ?? '', /<script>alert/);
 });
 
 test('migrating twice applies every migration once, then nothing', async () => {
@@ -89,8 +105,8 @@ test('the added columns exist with their defaults on the old rows', async () => 
     .select(['idresponse', 'tinf_start', 'tinf_end', 'txstatus'])
     .orderBy('idresponse')
     .execute();
-  assert.equal(responses.length, 3);
-  assert.equal(new Set(responses.map((r) => r.idresponse)).size, 3);
+  assert.equal(responses.length, 6);
+  assert.equal(new Set(responses.map((r) => r.idresponse)).size, 6);
   for (const r of responses) {
     assert.equal(typeof r.idresponse, 'number');
     assert.equal(r.tinf_start, null);
@@ -101,9 +117,11 @@ test('the added columns exist with their defaults on the old rows', async () => 
   const inserted = await database.db
     .insertInto('chatbot_schema.response')
     .values({ idchat: 1, idmessage: 1, idllm: 1, txcontent: 'x', txmarkdown: 'x' })
-    .returning('idresponse')
+    .returning(['idresponse', 'is_html_ours'])
     .executeTakeFirstOrThrow();
   assert.ok(inserted.idresponse > Math.max(...responses.map((r) => r.idresponse)));
+  // What Parley inserts from now on is its own rendering.
+  assert.equal(inserted.is_html_ours, true);
   await database.db.deleteFrom('chatbot_schema.response').where('idresponse', '=', inserted.idresponse).execute();
 });
 
@@ -151,5 +169,115 @@ test('prototype users sign in with their old password, which is then rehashed wi
     assert.equal((await new TestClient(t.app).login('carol@example.com', 'anything at all')).statusCode, 401);
   } finally {
     await t.close();
+  }
+});
+
+/** Bob (user 2) owns chat 1, which holds the hostile, odd and markdown-less answers. */
+async function bobsChat(t: Awaited<ReturnType<typeof startTestApp>>): Promise<{ page: string; api: string; apiHtml: string[] }> {
+  const token = await createSession(database.db, 2, {});
+  const page = await t.app.inject({ method: 'GET', url: '/chat/1', cookies: { parley_session: token } });
+  assert.equal(page.statusCode, 200);
+  // The conversation only: the page's own <script src> tags come after it.
+  const thread = page.body.slice(page.body.indexOf('id="chat-thread"'), page.body.indexOf('<template'));
+  assert.match(thread, /data-message-id="6"/);
+  const api = await t.app.inject({ method: 'GET', url: '/api/chats/1', cookies: { parley_session: token } });
+  assert.equal(api.statusCode, 200);
+  const turns = api.json().turns as Array<{ response: { html: string } | null }>;
+  return { page: thread, api: api.body, apiHtml: turns.map((turn) => turn.response?.html ?? '') };
+}
+
+test('adopted HTML is re-rendered from its markdown by our renderer and marked as ours', async () => {
+  const rows = await database.db
+    .selectFrom('chatbot_schema.response')
+    .select(['idmessage', 'txmarkdown', 'txcontent', 'is_html_ours'])
+    .where('idmessage', 'in', [1, 2, 3, 4, 5, 6])
+    .orderBy('idmessage')
+    .execute();
+  assert.equal(rows.length, 6);
+  for (const r of rows) {
+    assert.equal(r.is_html_ours, true, `message ${r.idmessage}`);
+    assertNoHostileMarkup(r.txcontent ?? '', `message ${r.idmessage}`);
+    if (r.txmarkdown !== null) assert.equal(r.txcontent, renderMarkdown(r.txmarkdown), `message ${r.idmessage}`);
+  }
+  const byMessage = new Map(rows.map((r) => [r.idmessage, r.txcontent ?? '']));
+  assert.equal(byMessage.get(1), '<p>An open-source <strong>relational</strong> database.</p>\n');
+  // The script became text the user can read; the markdown around it still renders.
+  assert.match(byMessage.get(4) ?? '', /<strong>here<\/strong>/);
+  assert.match(byMessage.get(4) ?? '', /&lt;script&gt;alert\("xss"\)&lt;\/script&gt;/);
+  // The odd row rendered (markdown-it caps the quoting at 100 levels), its javascript: link only as text.
+  assert.match(byMessage.get(5) ?? '', /^<p>odd\x01 text<\/p>\n<blockquote>/);
+  assert.match(byMessage.get(5) ?? '', /<p>\[click\]\(javascript:alert\(3\)\)<\/p>/);
+  assert.match(byMessage.get(5) ?? '', /<code class="hljs language-js">.*unclosed/);
+  // No markdown left: the prototype's HTML went through our sanitizer, keeping its text and harmless tags.
+  assert.equal(byMessage.get(6), '<p>Only <em>HTML</em> was kept</p>');
+});
+
+test('the page and GET /api/chats/:id never emit the prototype HTML', async () => {
+  const t = await startTestApp({}, database);
+  try {
+    const { page, apiHtml } = await bobsChat(t);
+    assertNoHostileMarkup(page, 'page');
+    for (const html of apiHtml) assertNoHostileMarkup(html, 'api');
+    assert.match(page, /&lt;script&gt;alert/);
+  } finally {
+    await t.close();
+  }
+});
+
+test('a row not re-rendered yet is never emitted as trusted HTML: the page and the API render its markdown', async () => {
+  // As if the server had stopped after the migration, before the re-rendering step reached these rows.
+  await sql`UPDATE chatbot_schema.response SET is_html_ours = FALSE, txcontent = ${prototypeHtml.get(4) ?? ''} WHERE idchat = 1`.execute(database.db);
+  const t = await startTestApp({}, database);
+  try {
+    const { page, apiHtml } = await bobsChat(t);
+    assertNoHostileMarkup(page, 'page');
+    for (const html of apiHtml) assertNoHostileMarkup(html, 'api');
+    assert.match(page, /An open-source <strong>relational<\/strong> database/);
+    assert.ok(apiHtml.includes('<p>An open-source <strong>relational</strong> database.</p>\n'), apiHtml.join('|'));
+  } finally {
+    await t.close();
+  }
+});
+
+test('the re-rendering resumes where it stopped, and a second run finds nothing to do', async () => {
+  const notOurs = async () =>
+    (await sql<{ n: number }>`SELECT count(*)::int AS n FROM chatbot_schema.response WHERE NOT is_html_ours`.execute(database.db)).rows[0]?.n;
+  const pending = await notOurs(); // the rows of chat 1, from the test above
+  assert.equal(pending, 5);
+  // Interrupted after one batch of two rows: those two are done and marked, the others wait.
+  assert.equal(await rerenderAdoptedAnswers(database.db, { batchSize: 2, maxBatches: 1 }), 2);
+  assert.equal(await notOurs(), 3);
+  // The next start picks up the rest, in batches.
+  assert.equal(await rerenderAdoptedAnswers(database.db, { batchSize: 2 }), 3);
+  assert.equal(await notOurs(), 0);
+  assert.equal(await rerenderAdoptedAnswers(database.db), 0);
+  const rows = await database.db.selectFrom('chatbot_schema.response').select(['txmarkdown', 'txcontent']).where('idchat', '=', 1).execute();
+  for (const r of rows) {
+    assertNoHostileMarkup(r.txcontent ?? '', 'after resuming');
+    if (r.txmarkdown !== null) assert.equal(r.txcontent, renderMarkdown(r.txmarkdown));
+  }
+  // migrateToLatest runs the step too (it is how the server, `npm run migrate` and the tests start).
+  await sql`UPDATE chatbot_schema.response SET is_html_ours = FALSE WHERE idmessage = 4`.execute(database.db);
+  assert.deepEqual(await migrateToLatest(database.db), []);
+  assert.equal(await notOurs(), 0);
+});
+
+test('an answer Parley begins after adoption is marked as ours', async () => {
+  await database.db.updateTable('chatbot_schema.llm').set({ txbase_url: 'http://127.0.0.1:9/v1' }).where('idllm', '=', 1).execute();
+  try {
+    const begun = await beginAnswer(database.db, { userId: 2, chatId: 1, prompt: 'A new question', maxActive: 5 });
+    assert.equal(begun.outcome, 'ok');
+    if (begun.outcome !== 'ok') return;
+    const row = await database.db
+      .selectFrom('chatbot_schema.response')
+      .select('is_html_ours')
+      .where('idresponse', '=', begun.responseId)
+      .executeTakeFirstOrThrow();
+    assert.equal(row.is_html_ours, true);
+    // The prototype's foreign keys do not cascade.
+    await database.db.deleteFrom('chatbot_schema.response').where('idresponse', '=', begun.responseId).execute();
+    await database.db.deleteFrom('chatbot_schema.message').where('idmessage', '=', begun.messageId).execute();
+  } finally {
+    await database.db.updateTable('chatbot_schema.llm').set({ txbase_url: null }).where('idllm', '=', 1).execute();
   }
 });

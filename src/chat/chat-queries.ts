@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import type { Db } from '../db/database.ts';
 import type { ResponseStatus } from '../db/schema.ts';
 import type { ModelConnectionRow } from '../llm/llm-queries.ts';
+import { renderAdoptedAnswer } from './markdown.ts';
 
 export const THINKING_PLACEHOLDER = '🧠 Thinking...';
 export const TITLE_MAX_CHARS = 60;
@@ -58,6 +59,7 @@ export interface ResponseRecord {
   id: number;
   status: ResponseStatus;
   markdown: string;
+  /** Always HTML Parley rendered (see listTurns), so views may insert it as is. */
   html: string;
   error: string | null;
   startedAt: Date | null;
@@ -80,7 +82,7 @@ export async function listTurns(db: Db, chatId: number): Promise<TurnRecord[]> {
         eb
           .selectFrom('chatbot_schema.response')
           .distinctOn('idmessage')
-          .select(['idmessage', 'idresponse', 'txstatus', 'txmarkdown', 'txcontent', 'txerror', 'tinf_start', 'tinf_end'])
+          .select(['idmessage', 'idresponse', 'txstatus', 'txmarkdown', 'txcontent', 'is_html_ours', 'txerror', 'tinf_start', 'tinf_end'])
           .where('idchat', '=', chatId)
           .orderBy('idmessage')
           .orderBy('idresponse', 'desc')
@@ -95,6 +97,7 @@ export async function listTurns(db: Db, chatId: number): Promise<TurnRecord[]> {
       'r.txstatus',
       'r.txmarkdown',
       'r.txcontent',
+      'r.is_html_ours',
       'r.txerror',
       'r.tinf_start',
       'r.tinf_end',
@@ -113,7 +116,9 @@ export async function listTurns(db: Db, chatId: number): Promise<TurnRecord[]> {
             id: r.idresponse,
             status: (r.txstatus ?? 'complete') as ResponseStatus,
             markdown: r.txmarkdown ?? '',
-            html: r.txcontent ?? '',
+            // HTML we did not render (a prototype row the re-rendering of migration 007 has not reached yet) is
+            // never sent: its markdown is rendered here instead, for the page and the API alike.
+            html: r.is_html_ours ? (r.txcontent ?? '') : renderAdoptedAnswer(r.txmarkdown, r.txcontent),
             error: r.txerror,
             startedAt: r.tinf_start,
             endedAt: r.tinf_end,

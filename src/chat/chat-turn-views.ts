@@ -54,6 +54,7 @@ function answerContent(r: ResponseView): SafeHtml {
     const partial = r.status === 'pending' || r.markdown === THINKING_PLACEHOLDER ? '' : r.markdown;
     return html`<div class="answer-content answer-streaming">${partial}</div>`;
   }
+  // Trusted because it is ours: renderMarkdown's output, never the prototype's stored HTML (listTurns renders that again).
   return r.html ? html`<div class="answer-content markdown-body">${trustedHtml(r.html)}</div>` : html``;
 }
 

@@ -86,3 +86,17 @@ const SANITIZE_OPTIONS: sanitizeHtml.IOptions = {
 export function renderMarkdown(source: string): string {
   return sanitizeHtml(markdown.render(source), SANITIZE_OPTIONS);
 }
+
+/**
+ * Our HTML for an answer whose stored HTML we did not render (the Flask prototype's Python-Markdown passed raw HTML
+ * through, so its txcontent may hold live script). The markdown is rendered again; an answer whose markdown was lost
+ * keeps its old HTML only through the same allowlist; and input that makes either throw is shown as plain text, so
+ * one odd row can never stop an adoption.
+ */
+export function renderAdoptedAnswer(source: string | null, untrustedHtml: string | null): string {
+  try {
+    return source === null ? sanitizeHtml(untrustedHtml ?? '', SANITIZE_OPTIONS) : renderMarkdown(source);
+  } catch {
+    return `<pre>${markdown.utils.escapeHtml(source ?? untrustedHtml ?? '')}</pre>`;
+  }
+}

@@ -5,6 +5,7 @@ import * as generationControl from './migrations/002-generation-control.ts';
 import * as startAnswerFunction from './migrations/003-start-answer-function.ts';
 import * as beginAnswerFunction from './migrations/004-begin-answer-function.ts';
 import * as signInState from './migrations/005-sign-in-state.ts';
+import * as untrustedPrototypeHtml from './migrations/007-untrusted-prototype-html.ts';
 
 // Listed in code (not read from a folder) so that the order is explicit and nothing is loaded by path.
 const migrations: Record<string, Migration> = {
@@ -13,6 +14,7 @@ const migrations: Record<string, Migration> = {
   '003-start-answer-function': startAnswerFunction,
   '004-begin-answer-function': beginAnswerFunction,
   '005-sign-in-state': signInState,
+  '007-untrusted-prototype-html': untrustedPrototypeHtml,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };
@@ -28,5 +30,9 @@ export async function migrateToLatest(db: Db): Promise<string[]> {
   });
   const { error, results } = await migrator.migrateToLatest();
   if (error) throw error;
+  // After the migrations commit, not inside them (see 007): batches that each commit, so a long re-rendering resumes.
+  // Here rather than in server.ts so that every way of migrating runs it: the server, `npm run migrate`, the CLIs
+  // and the tests' databases. It is one indexed lookup once nothing is left.
+  await untrustedPrototypeHtml.rerenderAdoptedAnswers(db);
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
 }

@@ -91,6 +91,8 @@ export interface ResponseTable {
   ncompletion_tokens: number | null;
   dtheartbeat: Timestamp | null;
   is_stop_requested: Generated<boolean>;
+  /** TRUE when txcontent is HTML Parley rendered; FALSE for rows adopted from the prototype until re-rendered (migration 007). */
+  is_html_ours: Generated<boolean>;
 }
 
 export interface Database {
