@@ -6,7 +6,7 @@ import { sql } from 'kysely';
 import { createSession } from '../src/auth/sessions.ts';
 import { beginAnswer } from '../src/chat/chat-queries.ts';
 import { renderMarkdown } from '../src/chat/markdown.ts';
-import type { OpenedDatabase } from '../src/db/database.ts';
+import { type OpenedDatabase, openDatabase } from '../src/db/database.ts';
 import { migrateToLatest } from '../src/db/migrate.ts';
 import { rerenderAdoptedAnswers } from '../src/db/migrations/007-untrusted-prototype-html.ts';
 import { findUserByEmail } from '../src/users/user-queries.ts';
@@ -279,5 +279,28 @@ test('an answer Parley begins after adoption is marked as ours', async () => {
     await database.db.deleteFrom('chatbot_schema.message').where('idmessage', '=', begun.messageId).execute();
   } finally {
     await database.db.updateTable('chatbot_schema.llm').set({ txbase_url: null }).where('idllm', '=', 1).execute();
+  }
+});
+
+test('two processes re-rendering at once share the rows and do each once (bites only on PostgreSQL)', async () => {
+  await sql`UPDATE chatbot_schema.response SET is_html_ours = FALSE`.execute(database.db);
+  const total = (await sql<{ n: number }>`SELECT count(*)::int AS n FROM chatbot_schema.response`.execute(database.db)).rows[0]?.n ?? 0;
+  let other: OpenedDatabase | undefined;
+  if (database.kind === 'postgres') {
+    const { rows } = await sql<{ name: string }>`SELECT current_database() AS name`.execute(database.db);
+    const url = new URL(process.env.TEST_DATABASE_URL ?? '');
+    url.pathname = `/${rows[0]?.name}`;
+    other = await openDatabase({ databaseUrl: url.toString() });
+  }
+  try {
+    const counts = await Promise.all([
+      rerenderAdoptedAnswers(database.db, { batchSize: 1 }),
+      rerenderAdoptedAnswers(other?.db ?? database.db, { batchSize: 1 }),
+    ]);
+    assert.equal(counts[0] + counts[1], total);
+    const left = await sql<{ n: number }>`SELECT count(*)::int AS n FROM chatbot_schema.response WHERE NOT is_html_ours`.execute(database.db);
+    assert.equal(left.rows[0]?.n, 0);
+  } finally {
+    await other?.close();
   }
 });
