@@ -137,17 +137,21 @@ export type BeginAnswerResult =
   | { outcome: 'ok'; messageId: number; responseId: number; prompt: string; history: EarlierTurn[]; model: ModelConnectionRow };
 
 /**
- * One round trip before the model is asked (migration 004, chatbot_schema.begin_answer): ownership, model, limit,
- * the conversation so far, and the prompt plus the seed's "🧠 Thinking..." placeholder with tinf_start = now().
- * `prompt` undefined regenerates the answer to the chat's last prompt.
+ * One round trip before the model is asked (migration 006, chatbot_schema.begin_answer): ownership, one answer per
+ * chat at a time (`busy`), model, limit, the conversation so far, and the prompt plus the seed's "🧠 Thinking..."
+ * placeholder with tinf_start = now(). `prompt` undefined regenerates the answer to the chat's last prompt.
+ * `owner` is this process's instance id (see src/db/instance-lock.ts), recorded on the answer; null where none is held.
  */
-export async function beginAnswer(db: Db, input: { userId: number; chatId: number; prompt?: string; maxActive: number }): Promise<BeginAnswerResult> {
+export async function beginAnswer(
+  db: Db,
+  input: { userId: number; chatId: number; prompt?: string; maxActive: number; owner?: number | null },
+): Promise<BeginAnswerResult> {
   const { rows } = await sql<
     ModelConnectionRow & { outcome: BeginAnswerResult['outcome']; idmessage: number; idresponse: number; prompt: string; history: EarlierTurn[] }
   >`
     SELECT * FROM chatbot_schema.begin_answer(
       ${input.userId}, ${input.chatId}, ${input.prompt ?? null}::text, ${input.prompt === undefined ? null : titleFrom(input.prompt)}::text,
-      ${input.maxActive}, ${THINKING_PLACEHOLDER})`.execute(db);
+      ${input.maxActive}, ${THINKING_PLACEHOLDER}, ${input.owner ?? null}::integer)`.execute(db);
   const row = rows[0];
   if (!row) throw new Error('begin_answer returned no row');
   if (row.outcome !== 'ok') return { outcome: row.outcome };

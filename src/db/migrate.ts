@@ -5,6 +5,7 @@ import * as generationControl from './migrations/002-generation-control.ts';
 import * as startAnswerFunction from './migrations/003-start-answer-function.ts';
 import * as beginAnswerFunction from './migrations/004-begin-answer-function.ts';
 import * as signInState from './migrations/005-sign-in-state.ts';
+import * as answerOwners from './migrations/006-answer-owners.ts';
 import * as untrustedPrototypeHtml from './migrations/007-untrusted-prototype-html.ts';
 
 // Listed in code (not read from a folder) so that the order is explicit and nothing is loaded by path.
@@ -14,6 +15,7 @@ const migrations: Record<string, Migration> = {
   '003-start-answer-function': startAnswerFunction,
   '004-begin-answer-function': beginAnswerFunction,
   '005-sign-in-state': signInState,
+  '006-answer-owners': answerOwners,
   '007-untrusted-prototype-html': untrustedPrototypeHtml,
 };
 

@@ -91,6 +91,8 @@ export interface ResponseTable {
   ncompletion_tokens: number | null;
   dtheartbeat: Timestamp | null;
   is_stop_requested: Generated<boolean>;
+  /** Instance id of the process generating this answer, which holds an advisory lock on it while it lives (migration 006). */
+  idowner: number | null;
   /** TRUE when txcontent is HTML Parley rendered; FALSE for rows adopted from the prototype until re-rendered (migration 007). */
   is_html_ours: Generated<boolean>;
 }
