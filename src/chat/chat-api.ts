@@ -27,15 +27,23 @@ const newChatBody = z.strictObject({ llm: dbId });
 const renameBody = z.strictObject({ title: z.string().trim().min(1, 'A title cannot be empty').max(200) });
 const emptyBody = z.strictObject({}).optional();
 
-/** The conversation as the model sees it: each earlier prompt with the text of its answer, then `prompt`. */
-function historyWith(earlier: EarlierTurn[], prompt: string): ChatTurn[] {
-  const history: ChatTurn[] = [];
-  for (const turn of earlier) {
-    history.push({ role: 'user', content: turn.prompt });
-    if (turn.answer && turn.status !== 'pending') history.push({ role: 'assistant', content: turn.answer });
+/**
+ * The conversation as the model sees it: earlier prompts with the text of their answers, then `prompt`. Only the
+ * newest whole turns that fit `maxChars` (MAX_HISTORY_CHARS) together with the prompt are sent, so a long chat
+ * goes on working instead of being refused by the model's context window with HTTP 400 on every later prompt.
+ * The prompt itself is always sent.
+ */
+function historyWith(earlier: EarlierTurn[], prompt: string, maxChars: number): ChatTurn[] {
+  const kept: ChatTurn[][] = [];
+  let chars = prompt.length;
+  for (const turn of [...earlier].reverse()) {
+    const messages: ChatTurn[] = [{ role: 'user', content: turn.prompt }];
+    if (turn.answer && turn.status !== 'pending') messages.push({ role: 'assistant', content: turn.answer });
+    chars += messages.reduce((n, m) => n + m.content.length, 0);
+    if (chars > maxChars) break; // older turns are dropped whole, oldest first
+    kept.push(messages);
   }
-  history.push({ role: 'user', content: prompt });
-  return history;
+  return [...kept.reverse().flat(), { role: 'user', content: prompt }];
 }
 
 export function serializeTurns(turns: TurnRecord[]) {
@@ -101,7 +109,7 @@ export async function chatApiRoutes(app: FastifyInstance, opts: { db: Db; config
       await finalizeResponse(db, begun.responseId, { status: 'error', markdown: '', html: '', error: message, promptTokens: null, completionTokens: null });
       throw new ConflictError(message);
     }
-    const generation = generations.start(begun.responseId, connection, historyWith(begun.history, begun.prompt));
+    const generation = generations.start(begun.responseId, connection, historyWith(begun.history, begun.prompt, config.MAX_HISTORY_CHARS));
     const events = openEventStream(reply);
     events.send('start', ids);
     const unsubscribe = generation.subscribe((e) => {

@@ -1,18 +1,31 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { Db } from '../db/database.ts';
 import { type ChatTurn, type ModelConnection, ModelError, streamCompletion } from '../llm/model-client.ts';
+import { escapeHtml } from '../views/html.ts';
 import { renderMarkdown } from './markdown.ts';
 import { type FinalResponse, finalizeResponse, flushPartial, HEARTBEAT_INTERVAL_MS, markStreaming } from './response-store.ts';
 
 /** Partial text reaches the database at most this often, so little is lost if the process dies mid-answer. */
 export const FLUSH_INTERVAL_MS = 1_000;
+/**
+ * Each flush rewrites the whole text so far, so flushing every second costs O(n²) bytes for a long answer
+ * (measured: 20 MB of UPDATEs for a 100,000-character one, bench/answer-flush.ts). Saving only once the text has
+ * grown by this fraction of what is stored makes the sizes written a geometric series: (1 + f) / f × n at most,
+ * 5 × n for 1/4. Short answers still reach the database every second; a crash loses at most a fifth of a long one.
+ */
+export const FLUSH_GROWTH_FRACTION = 0.25;
+
+export function shouldFlushText(storedChars: number, unsavedChars: number): boolean {
+  return unsavedChars > 0 && unsavedChars >= FLUSH_GROWTH_FRACTION * storedChars;
+}
 
 export type GenerationEvent =
   | { type: 'token'; text: string }
   | { type: 'done'; status: 'complete' | 'stopped'; html: string }
   | { type: 'error'; message: string };
 
-type EndReason = 'user' | 'shutdown';
+/** Why an answer ended before the model finished it: the first reason given wins. */
+type EndReason = 'user' | 'shutdown' | 'max_chars' | 'max_time';
 
 /**
  * One answer being generated. It runs on its own, detached from the HTTP request that started it:
@@ -20,12 +33,17 @@ type EndReason = 'user' | 'shutdown';
  */
 export class Generation {
   readonly controller = new AbortController();
+  readonly #log: FastifyBaseLogger | undefined;
   readonly #listeners = new Set<(e: GenerationEvent) => void>();
   endReason: EndReason | null = null;
   finished: Promise<void> = Promise.resolve();
   /** What has arrived so far, and the last event once finished: a late subscriber is replayed both. */
   text = '';
   #final: GenerationEvent | null = null;
+
+  constructor(log?: FastifyBaseLogger) {
+    this.#log = log;
+  }
 
   subscribe(listener: (e: GenerationEvent) => void): () => void {
     if (this.text) listener({ type: 'token', text: this.text });
@@ -37,10 +55,20 @@ export class Generation {
     return () => this.#listeners.delete(listener);
   }
 
+  /** Tokens append to the text; the first `done` or `error` is the last event, later ones are ignored. */
   emit(event: GenerationEvent): void {
+    if (this.#final) return;
     if (event.type === 'token') this.text += event.text;
     else this.#final = event;
-    for (const listener of this.#listeners) listener(event);
+    for (const listener of this.#listeners) {
+      // One broken listener (a client's stream) must not end the answer for the others, nor the answer itself.
+      try {
+        listener(event);
+      } catch (err) {
+        this.#listeners.delete(listener);
+        this.#log?.error({ err }, 'an answer listener failed and was removed');
+      }
+    }
   }
 
   stop(reason: EndReason): void {
@@ -53,6 +81,13 @@ export interface GenerationDeps {
   db: Db;
   log: FastifyBaseLogger;
   idleTimeoutMs: number;
+  /** MAX_ANSWER_CHARS and LLM_MAX_ANSWER_S: beyond either the model is stopped and the answer ends as an error. */
+  maxAnswerChars: number;
+  maxAnswerMs: number;
+  /** FLUSH_INTERVAL_MS unless given (tests and the flush benchmark tick faster). */
+  flushIntervalMs?: number;
+  /** renderMarkdown unless given. */
+  renderMarkdown?: (markdown: string) => string;
 }
 
 /** The answers this process is generating, by response id (Stop and shutdown reach them here). */
@@ -69,9 +104,17 @@ export class GenerationRegistry {
   }
 
   start(responseId: number, connection: ModelConnection, history: ChatTurn[]): Generation {
-    const generation = new Generation();
+    const { log } = this.#deps;
+    const generation = new Generation(log);
     this.#running.set(responseId, generation);
-    generation.finished = runGeneration(this.#deps, generation, responseId, connection, history).finally(() => this.#running.delete(responseId));
+    // Detached from any request: a failure after the model's answer (rendering, storing, a listener) is logged here
+    // and ends the stream with an error event; as an unhandled rejection it would end the process.
+    generation.finished = runGeneration(this.#deps, generation, responseId, connection, history)
+      .catch((err) => {
+        log.error({ err, responseId }, 'the answer failed after the model finished');
+        generation.emit({ type: 'error', message: 'The answer could not be finished. Try again.' });
+      })
+      .finally(() => this.#running.delete(responseId));
     return generation;
   }
 
@@ -83,9 +126,30 @@ export class GenerationRegistry {
   }
 }
 
+/** How an answer that ended early is stored: its status and the reason shown to the user. */
+function endedEarly(reason: EndReason, deps: GenerationDeps): Pick<FinalResponse, 'status' | 'error'> {
+  switch (reason) {
+    case 'user':
+      return { status: 'stopped', error: null };
+    case 'shutdown':
+      return { status: 'interrupted', error: 'The server shut down before this answer was finished.' };
+    case 'max_chars':
+      return { status: 'error', error: `The answer reached the length limit of ${deps.maxAnswerChars.toLocaleString('en')} characters and was stopped there.` };
+    case 'max_time':
+      return { status: 'error', error: `The answer took longer than the time limit of ${Math.round(deps.maxAnswerMs / 1000)} s and was stopped there.` };
+  }
+}
+
+/** The first `chars` UTF-16 units of `text`, one fewer if the cut would split a surrogate pair. */
+function cutAt(text: string, chars: number): string {
+  const code = text.charCodeAt(chars - 1);
+  return text.slice(0, code >= 0xd800 && code <= 0xdbff ? chars - 1 : chars);
+}
+
 async function runGeneration(deps: GenerationDeps, gen: Generation, responseId: number, connection: ModelConnection, history: ChatTurn[]): Promise<void> {
   const { db, log } = deps;
-  let flushed = '';
+  let storedChars = 0;
+  let flushing = false;
   let lastWriteAt = Date.now();
   let usage: { promptTokens: number; completionTokens: number } | null = null;
   // Database writes for this answer happen one at a time and never delay forwarding a token.
@@ -94,16 +158,25 @@ async function runGeneration(deps: GenerationDeps, gen: Generation, responseId: 
     writes = writes.then(write).catch((err) => log.error({ err, responseId }, 'could not save partial answer'));
   };
   const timer = setInterval(() => {
-    const changed = gen.text !== flushed;
-    if (!changed && Date.now() - lastWriteAt < HEARTBEAT_INTERVAL_MS) return;
-    const snapshot = gen.text;
+    if (flushing) return; // a slow database gets fewer flushes, not a queue of them
+    const unsaved = gen.text.length - storedChars;
+    // While text arrives every tick writes (the heartbeat, and a Stop asked from another process is seen); the text
+    // itself only once it has grown enough (see FLUSH_GROWTH_FRACTION).
+    if (unsaved === 0 && Date.now() - lastWriteAt < HEARTBEAT_INTERVAL_MS) return;
+    const snapshot = shouldFlushText(storedChars, unsaved) ? gen.text : null;
+    flushing = true;
     enqueue(async () => {
-      lastWriteAt = Date.now();
-      const stopRequested = await flushPartial(db, responseId, changed ? snapshot : null);
-      flushed = snapshot;
-      if (stopRequested) gen.stop('user'); // asked from another process
+      try {
+        lastWriteAt = Date.now();
+        const stopRequested = await flushPartial(db, responseId, snapshot);
+        if (snapshot !== null) storedChars = snapshot.length;
+        if (stopRequested) gen.stop('user'); // asked from another process
+      } finally {
+        flushing = false;
+      }
     });
-  }, FLUSH_INTERVAL_MS);
+  }, deps.flushIntervalMs ?? FLUSH_INTERVAL_MS);
+  const deadline = setTimeout(() => gen.stop('max_time'), deps.maxAnswerMs);
 
   let final: Pick<FinalResponse, 'status' | 'error'>;
   try {
@@ -113,12 +186,18 @@ async function runGeneration(deps: GenerationDeps, gen: Generation, responseId: 
         continue;
       }
       if (gen.text === '') enqueue(() => markStreaming(db, responseId));
+      const room = deps.maxAnswerChars - gen.text.length;
+      if (event.text.length > room) {
+        const kept = cutAt(event.text, room);
+        if (kept) gen.emit({ type: 'token', text: kept });
+        gen.stop('max_chars'); // aborts the request: the model stops generating
+        break;
+      }
       gen.emit({ type: 'token', text: event.text }); // appends to gen.text, the answer so far
     }
-    final = { status: 'complete', error: null };
+    final = gen.endReason === 'max_chars' ? endedEarly('max_chars', deps) : { status: 'complete', error: null };
   } catch (err) {
-    if (gen.endReason === 'user') final = { status: 'stopped', error: null };
-    else if (gen.endReason === 'shutdown') final = { status: 'interrupted', error: 'The server shut down before this answer was finished.' };
+    if (gen.endReason) final = endedEarly(gen.endReason, deps);
     else if (err instanceof ModelError) final = { status: 'error', error: err.message };
     else {
       log.error({ err, responseId }, 'generation failed');
@@ -126,10 +205,18 @@ async function runGeneration(deps: GenerationDeps, gen: Generation, responseId: 
     }
   } finally {
     clearInterval(timer);
+    clearTimeout(deadline);
   }
   await writes;
   const markdown = gen.text;
-  const html = renderMarkdown(markdown);
+  let html: string;
+  try {
+    html = (deps.renderMarkdown ?? renderMarkdown)(markdown);
+  } catch (err) {
+    // The text is still the answer: keep it, shown as plain text.
+    log.error({ err, responseId }, 'could not render the answer; stored as plain text');
+    html = `<pre>${escapeHtml(markdown)}</pre>`;
+  }
   try {
     await finalizeResponse(db, responseId, {
       ...final,

@@ -186,6 +186,16 @@ describe('streamCompletion', () => {
     assertKind((await pending).error, 'aborted');
   });
 
+  test('the text yielded is storable: NUL dropped, lone surrogates as U+FFFD, a pair split across chunks yielded whole', async () => {
+    const nul = await collect(connection(), [{ role: 'user', content: '[[nul]]' }]);
+    assert.equal(nul.error, undefined);
+    assert.ok(nul.text.includes('a NUL  here') && !nul.text.includes('\u0000'));
+    const odd = await collect(connection(), [{ role: 'user', content: '[[surrogates]]' }]);
+    const pieces = odd.events.flatMap((e) => (e.type === 'delta' ? [e.text] : []));
+    assert.ok(pieces.every((p) => p.isWellFormed()));
+    assert.ok(odd.text.includes('lone high \uFFFD lone low \uFFFD split 😀 pair'));
+  });
+
   test('breaking out of the loop early ends the request without an error', async () => {
     let seen = 0;
     for await (const _ of streamCompletion(connection(), ask('[[long:50]]'), { idleTimeoutMs: IDLE_TIMEOUT_MS })) {

@@ -93,6 +93,38 @@ function toModelError(err: unknown, timeoutMs: number): ModelError {
 }
 
 /**
+ * Model text made storable, chunk by chunk. PostgreSQL `text` cannot hold U+0000 (an INSERT or UPDATE carrying
+ * one fails), so NUL is dropped. A byte-level tokenizer can also send half a surrogate pair: a high surrogate at
+ * the end of a chunk is held back until the next chunk, where its other half usually is; one that stays alone
+ * becomes U+FFFD — as the database driver's UTF-8 encoding would make it anyway, but now what is streamed to the
+ * browser is exactly what is stored, and no cut of the text (a flush, the length bound) can split a pair.
+ */
+class StorableModelText {
+  #held = '';
+
+  push(chunk: string): string {
+    let text = this.#held + chunk.replaceAll('\u0000', '');
+    this.#held = '';
+    if (isHighSurrogate(text.charCodeAt(text.length - 1))) {
+      this.#held = text.slice(-1);
+      text = text.slice(0, -1);
+    }
+    return text.toWellFormed();
+  }
+
+  /** What is still held back, at the end of the stream. */
+  end(): string {
+    const rest = this.#held.toWellFormed();
+    this.#held = '';
+    return rest;
+  }
+}
+
+function isHighSurrogate(code: number): boolean {
+  return code >= 0xd800 && code <= 0xdbff;
+}
+
+/**
  * Streams one answer. The SDK's `timeout` only covers the wait for response headers, so an idle timer runs
  * while we wait for each chunk (the first one too) and aborts the request when the server goes quiet. The
  * timer is stopped while the caller processes a chunk, so a slow consumer is never blamed on the server.
@@ -100,6 +132,8 @@ function toModelError(err: unknown, timeoutMs: number): ModelError {
  * The SDK ends an aborted stream silently rather than throwing, so why it ended is decided here, from our flags:
  * the caller's signal → 'aborted', our timer → 'timeout', no finish_reason → 'malformed' (a stream cut short
  * looks exactly like a finished one to the SDK, which cannot tell us whether `[DONE]` arrived).
+ *
+ * The text yielded holds no NUL and no lone surrogate (see StorableModelText).
  */
 export async function* streamCompletion(
   conn: ModelConnection,
@@ -128,6 +162,7 @@ export async function* streamCompletion(
 
   let iterator: AsyncIterator<OpenAI.Chat.Completions.ChatCompletionChunk> | undefined;
   let finished = false;
+  const storable = new StorableModelText();
   try {
     startIdleTimer();
     const stream = await createClient(conn, opts.idleTimeoutMs).chat.completions.create(
@@ -143,7 +178,7 @@ export async function* streamCompletion(
       const chunk = next.value;
       for (const choice of chunk.choices ?? []) {
         if (choice.finish_reason) finished = true;
-        const text = choice.delta?.content;
+        const text = choice.delta?.content && storable.push(choice.delta.content);
         if (text) yield { type: 'delta', text };
       }
       if (chunk.usage) yield { type: 'usage', promptTokens: chunk.usage.prompt_tokens, completionTokens: chunk.usage.completion_tokens };
@@ -156,6 +191,8 @@ export async function* streamCompletion(
     await iterator?.return?.().catch(() => undefined);
   }
   if (opts.signal?.aborted || timedOut) throw fail(undefined);
+  const rest = storable.end();
+  if (rest) yield { type: 'delta', text: rest };
   if (!finished) throw new ModelError('malformed', 'The model server ended the answer before it was complete');
 }
 
