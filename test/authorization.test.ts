@@ -4,76 +4,80 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { buildApp } from '../src/app.ts';
 import { createSession } from '../src/auth/sessions.ts';
 import type { OpenedDatabase } from '../src/db/database.ts';
-import { createUser } from '../src/users/user-queries.ts';
+import { createUser, grantAdmin } from '../src/users/user-queries.ts';
 import { testConfig } from './app.ts';
 import { openTestDatabase } from './database.ts';
 
 /**
  * Who may call what, for every route of the app. Each route is one line:
- *   [method, route as registered, anonymous, user, admin, url to request (default: `:params` → 999999)]
+ *   [method, route as registered, anonymous, second-factor pending, user, admin, url to request (default: `:params` → 999999)]
+ * "Second-factor pending" is a browser whose password was right for an account with 2FA: it may reach the second
+ * step and sign-out, nothing else.
  * Outcomes:
  *   allow     the guard lets the caller through (any answer but 401/403/5xx or a redirect to /login;
  *             a 400 for the empty body or a 404 for the made-up id is fine: the handler ran)
  *   login     signed-out: pages redirect to /login, JSON (/api/*) answers 401
  *   forbidden 403
  *   to-chat   a redirect to /chat (sign-in pages for someone already signed in)
+ *   to-2fa    pages redirect to /login/2fa, JSON (/api/*) answers 401 (a second-factor-pending session)
  *   signs-out a redirect to /login that also clears the session cookie (the guard's redirect does not)
  * Every POST carries a valid CSRF token, so a 403 can only come from a guard.
  * A route registered in the app but missing here fails the first test: add its line when you add the route.
  */
-type Outcome = 'allow' | 'login' | 'forbidden' | 'to-chat' | 'signs-out';
+type Outcome = 'allow' | 'login' | 'forbidden' | 'to-chat' | 'to-2fa' | 'signs-out';
 type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
-type Rule = [method: Method, route: string, anonymous: Outcome, user: Outcome, admin: Outcome, url?: string];
+type Rule = [method: Method, route: string, anonymous: Outcome, pending: Outcome, user: Outcome, admin: Outcome, url?: string];
 
 const matrix: Rule[] = [
   // ── public ──
-  ['GET', '/healthz', 'allow', 'allow', 'allow'],
-  ['GET', '/readyz', 'allow', 'allow', 'allow'],
-  ['GET', '/', 'login', 'to-chat', 'to-chat'],
+  ['GET', '/healthz', 'allow', 'allow', 'allow', 'allow'],
+  ['GET', '/readyz', 'allow', 'allow', 'allow', 'allow'],
+  ['GET', '/', 'login', 'to-2fa', 'to-chat', 'to-chat'],
 
   // ── sign-in and registration (src/auth) ──
-  ['GET', '/login', 'allow', 'to-chat', 'to-chat'],
-  ['POST', '/login', 'allow', 'to-chat', 'to-chat'],
-  ['GET', '/register', 'allow', 'to-chat', 'to-chat'],
-  ['POST', '/register', 'allow', 'to-chat', 'to-chat'],
-  ['POST', '/logout', 'login', 'signs-out', 'signs-out'],
-  // 2FA and Google sign-in (/login/2fa, /login/google, /login/google/authorized, /settings/2fa, /2fa/qrcode.png) go here.
+  ['GET', '/login', 'allow', 'to-2fa', 'to-chat', 'to-chat'],
+  ['POST', '/login', 'allow', 'allow', 'to-chat', 'to-chat'],
+  ['GET', '/register', 'allow', 'to-2fa', 'to-chat', 'to-chat'],
+  ['POST', '/register', 'allow', 'to-2fa', 'to-chat', 'to-chat'],
+  ['POST', '/logout', 'login', 'signs-out', 'signs-out', 'signs-out'],
+  ['GET', '/login/2fa', 'login', 'allow', 'to-chat', 'to-chat'],
+  // The code step (POST /login/2fa) and Google sign-in (/login/google, /login/google/authorized, /settings/2fa, /2fa/qrcode.png) go here.
 
   // ── chat pages (src/chat) ──
-  ['GET', '/chat', 'login', 'allow', 'allow'],
-  ['GET', '/chat/:id', 'login', 'allow', 'allow'],
+  ['GET', '/chat', 'login', 'to-2fa', 'allow', 'allow'],
+  ['GET', '/chat/:id', 'login', 'to-2fa', 'allow', 'allow'],
 
   // ── chat API (src/chat): JSON, so signed-out callers get 401 ──
-  ['POST', '/api/chats', 'login', 'allow', 'allow'],
-  ['GET', '/api/chats/:id', 'login', 'allow', 'allow'],
-  ['PATCH', '/api/chats/:id', 'login', 'allow', 'allow'],
-  ['DELETE', '/api/chats/:id', 'login', 'allow', 'allow'],
-  ['POST', '/api/chats/:id/messages', 'login', 'allow', 'allow'],
-  ['POST', '/api/chats/:id/regenerate', 'login', 'allow', 'allow'],
-  ['POST', '/api/chats/:id/responses/:idresponse/stop', 'login', 'allow', 'allow'],
+  ['POST', '/api/chats', 'login', 'to-2fa', 'allow', 'allow'],
+  ['GET', '/api/chats/:id', 'login', 'to-2fa', 'allow', 'allow'],
+  ['PATCH', '/api/chats/:id', 'login', 'to-2fa', 'allow', 'allow'],
+  ['DELETE', '/api/chats/:id', 'login', 'to-2fa', 'allow', 'allow'],
+  ['POST', '/api/chats/:id/messages', 'login', 'to-2fa', 'allow', 'allow'],
+  ['POST', '/api/chats/:id/regenerate', 'login', 'to-2fa', 'allow', 'allow'],
+  ['POST', '/api/chats/:id/responses/:idresponse/stop', 'login', 'to-2fa', 'allow', 'allow'],
   // Further /api/chats/* routes go here.
 
   // ── admin: model connections (src/llm) ──
-  ['GET', '/admin/models', 'login', 'forbidden', 'allow'],
-  ['POST', '/admin/models', 'login', 'forbidden', 'allow'],
-  ['GET', '/admin/models/:id/edit', 'login', 'forbidden', 'allow'],
-  ['POST', '/admin/models/:id', 'login', 'forbidden', 'allow'],
-  ['POST', '/admin/models/:id/enable', 'login', 'forbidden', 'allow'],
-  ['POST', '/admin/models/:id/disable', 'login', 'forbidden', 'allow'],
-  ['POST', '/admin/models/:id/delete', 'login', 'forbidden', 'allow'],
-  ['POST', '/admin/models/:id/test', 'login', 'forbidden', 'allow'],
+  ['GET', '/admin/models', 'login', 'to-2fa', 'forbidden', 'allow'],
+  ['POST', '/admin/models', 'login', 'to-2fa', 'forbidden', 'allow'],
+  ['GET', '/admin/models/:id/edit', 'login', 'to-2fa', 'forbidden', 'allow'],
+  ['POST', '/admin/models/:id', 'login', 'to-2fa', 'forbidden', 'allow'],
+  ['POST', '/admin/models/:id/enable', 'login', 'to-2fa', 'forbidden', 'allow'],
+  ['POST', '/admin/models/:id/disable', 'login', 'to-2fa', 'forbidden', 'allow'],
+  ['POST', '/admin/models/:id/delete', 'login', 'to-2fa', 'forbidden', 'allow'],
+  ['POST', '/admin/models/:id/test', 'login', 'to-2fa', 'forbidden', 'allow'],
 
   // ── admin: users and stats (/admin/users, /admin/users/:id/promote|demote|deactivate|reactivate, /admin/stats) go here,
-  //    each as ['…', '/admin/…', 'login', 'forbidden', 'allow'] ──
+  //    each as ['…', '/admin/…', 'login', 'to-2fa', 'forbidden', 'allow'] ──
 ];
 
-const roles = ['anonymous', 'user', 'admin'] as const;
+const roles = ['anonymous', 'pending', 'user', 'admin'] as const;
 type Role = (typeof roles)[number];
 
 let database: OpenedDatabase;
 let app: FastifyInstance;
 const registered = new Set<string>();
-const ids: Record<Exclude<Role, 'anonymous'>, number> = { user: 0, admin: 0 };
+const ids: Record<Exclude<Role, 'anonymous'>, number> = { pending: 0, user: 0, admin: 0 };
 
 before(async () => {
   database = await openTestDatabase();
@@ -90,6 +94,10 @@ before(async () => {
   await app.ready();
   ids.admin = (await createUser(database.db, { username: 'Admin', email: 'admin@example.com', passwordHash: null })).id;
   ids.user = (await createUser(database.db, { username: 'User', email: 'user@example.com', passwordHash: null })).id;
+  // An admin with 2FA half-way through signing in: even admin rights must not leak through a pending session.
+  ids.pending = (await createUser(database.db, { username: 'Pending', email: 'pending@example.com', passwordHash: null })).id;
+  await grantAdmin(database.db, ids.pending);
+  await database.db.updateTable('chatbot_schema.app_user').set({ is_2fa_enabled: true }).where('idappuser', '=', ids.pending).execute();
 });
 after(async () => {
   await app.close();
@@ -101,7 +109,7 @@ const key = ([method, route]: Rule) => `${method} ${route}`;
 /** A fresh browser for each request (POST /logout must not sign out the next row), with its CSRF token. */
 async function visitor(role: Role): Promise<{ cookies: Record<string, string>; csrf: string }> {
   const cookies: Record<string, string> = {};
-  if (role !== 'anonymous') cookies.parley_session = await createSession(database.db, ids[role], {});
+  if (role !== 'anonymous') cookies.parley_session = await createSession(database.db, ids[role], { secondFactorPending: role === 'pending' });
   // Any page carries the token; the 404 page exists for everyone whatever the routes.
   const page = await app.inject({ method: 'GET', url: '/__authorization-matrix__', cookies });
   for (const c of page.cookies as Array<{ name: string; value: string }>) if (c.name === 'parley_csrf') cookies[c.name] = c.value;
@@ -111,7 +119,7 @@ async function visitor(role: Role): Promise<{ cookies: Record<string, string>; c
 }
 
 async function call(rule: Rule, role: Role): Promise<LightMyRequestResponse> {
-  const [method, route, , , , url = route.replace(/:\w+/g, '999999')] = rule;
+  const [method, route, , , , , url = route.replace(/:\w+/g, '999999')] = rule;
   const { cookies, csrf } = await visitor(role);
   const json = route.startsWith('/api/');
   const headers: Record<string, string> = { 'x-csrf-token': csrf };
@@ -137,6 +145,8 @@ function matches(outcome: Outcome, res: LightMyRequestResponse, json: boolean): 
       return res.statusCode === 403;
     case 'to-chat':
       return redirect && location === '/chat';
+    case 'to-2fa':
+      return json ? res.statusCode === 401 : redirect && /^\/login\/2fa(\?|$)/.test(location);
     case 'signs-out': {
       const cleared = (res.cookies as Array<{ name: string; value: string; maxAge?: number; expires?: Date }>).some(
         (c) => c.name === 'parley_session' && (c.value === '' || c.maxAge === 0 || (c.expires !== undefined && c.expires.getTime() <= Date.now())),

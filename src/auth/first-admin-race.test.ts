@@ -21,7 +21,7 @@ async function submitTogether(forms: Array<{ username: string; email: string }>)
   return results.map((r) => r.statusCode);
 }
 
-test(`${CONCURRENT} simultaneous first registrations: ${CONCURRENT} users, exactly one Admin, and it is the first row`, async () => {
+test(`${CONCURRENT} simultaneous first registrations: ${CONCURRENT} users, exactly one Admin, and it is the first row (the race bites only on PostgreSQL)`, async () => {
   const statuses = await submitTogether(Array.from({ length: CONCURRENT }, (_, i) => ({ username: `Racer ${i}`, email: `racer-${i}@example.com` })));
   assert.deepEqual(statuses, Array(CONCURRENT).fill(303));
   assert.equal(await countRows(t.database, 'chatbot_schema.app_user'), CONCURRENT);
@@ -45,7 +45,7 @@ test('registration from one address is limited: after 20 accounts in an hour the
   assert.equal(await countRows(t.database, 'chatbot_schema.app_user'), before);
 });
 
-test('simultaneous registrations of one e-mail (in different cases): one account, the others 409', async () => {
+test('simultaneous registrations of one e-mail (in different cases): one account, the others 409 (the race bites only on PostgreSQL)', async () => {
   // As if the hour had passed: the registration limit of the test above is lifted.
   await t.database.db.deleteFrom('chatbot_schema.login_throttle').execute();
   const statuses = await submitTogether(

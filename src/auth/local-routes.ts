@@ -5,7 +5,7 @@ import type { Db } from '../db/database.ts';
 import { ForbiddenError } from '../http/errors.ts';
 import { formString, parseBody } from '../http/validation.ts';
 import { createUser, EmailTakenError, findUserByEmail, normalizeEmail, setPasswordHash } from '../users/user-queries.ts';
-import { requireAnonymous, requireSession } from './guards.ts';
+import { requireAnonymous, requireSession, SECOND_FACTOR_PATH } from './guards.ts';
 import { loginPage, registerPage, registrationClosedPage } from './local-views.ts';
 import { burnPasswordCheck, hashPassword, needsRehash, PASSWORD_MAX_CHARS, passwordProblem, verifyPassword } from './passwords.ts';
 import { completeSignIn, nextFromQuery } from './sign-in.ts';
@@ -58,7 +58,7 @@ export async function localAuthRoutes(app: FastifyInstance, opts: { db: Db; conf
       status,
     );
 
-  app.get('/', async (req, reply) => reply.redirect(req.user ? '/chat' : '/login', 302));
+  app.get('/', async (req, reply) => reply.redirect(req.user ? '/chat' : req.session ? SECOND_FACTOR_PATH : '/login', 302));
 
   app.get('/login', async (req, reply) => {
     requireAnonymous(req);

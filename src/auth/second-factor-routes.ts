@@ -10,6 +10,6 @@ import { secondFactorUnavailablePage } from './local-views.ts';
 export async function secondFactorRoutes(app: FastifyInstance): Promise<void> {
   app.get('/login/2fa', async (req, reply) => {
     requireSecondFactorPending(req);
-    return reply.page({ title: 'Two-factor authentication', body: secondFactorUnavailablePage({ csrfToken: req.csrfToken() }) }, 403);
+    return reply.page({ title: 'Two-factor authentication', body: secondFactorUnavailablePage({ csrfToken: req.csrfToken() }) });
   });
 }
