@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { benchAnswerFlush } from './answer-flush.ts';
 import { benchConcurrentChats } from './concurrent-chats.ts';
 import { type DbKind, databaseKinds, machine, markdownTable, type Row } from './lib.ts';
 import { benchPageThroughput } from './page-throughput.ts';
@@ -16,10 +17,10 @@ interface Bench {
 }
 
 /** Runs a benchmark once per database: PGlite, and PostgreSQL when TEST_DATABASE_URL is set. */
-function perDatabase(bench: (kind: DbKind) => Promise<Row>): () => Promise<Row[]> {
+function perDatabase(bench: (kind: DbKind) => Promise<Row | Row[]>): () => Promise<Row[]> {
   return async () => {
     const rows: Row[] = [];
-    for (const kind of databaseKinds()) rows.push(await bench(kind));
+    for (const kind of databaseKinds()) rows.push(...[await bench(kind)].flat());
     return rows;
   };
 }
@@ -29,6 +30,7 @@ const benches: Bench[] = [
   { name: 'page', title: 'Authenticated page throughput', run: perDatabase(benchPageThroughput) },
   { name: 'ttft', title: 'Time to first token: the app’s overhead over the model server', run: perDatabase(benchTtft) },
   { name: 'chats', title: 'Concurrent streaming chats', run: perDatabase(benchConcurrentChats) },
+  { name: 'flush', title: 'Saving the partial text of a 100,000-character answer', run: perDatabase(benchAnswerFlush) },
 ];
 
 const wanted = process.argv.slice(2);

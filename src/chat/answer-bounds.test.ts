@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyBaseLogger } from 'fastify';
-import type { KyselyPlugin, OperationNode } from 'kysely';
 import { sql } from 'kysely';
 import pino from 'pino';
 import { addModel, type ChatWorld, newChat, parseSse, startChatWorld, tokensText, waitFor } from '../../test/chat-fixtures.ts';
+import { countFlushes } from '../../test/flush-counter.ts';
 import { type FakeLlm, startFakeLlm } from '../llm/fake-llm-server.ts';
 import type { ModelConnection } from '../llm/model-client.ts';
 import { FLUSH_GROWTH_FRACTION, type GenerationDeps, GenerationRegistry, shouldFlushText } from './generation.ts';
@@ -131,32 +131,6 @@ describe('model output is stored whatever bytes it holds', () => {
     assert.equal(row.txmarkdown, text);
   });
 });
-
-/** Counts what the partial-answer flushes (UPDATEs of txmarkdown that do not set a status) send to the database. */
-function countFlushes(): { plugin: KyselyPlugin; flushes: number; bytes: number } {
-  const counter = {
-    flushes: 0,
-    bytes: 0,
-    plugin: {
-      transformQuery({ node }) {
-        if (node.kind !== 'UpdateQueryNode') return node;
-        const updates = (node.updates ?? []).map((u) => ({ column: columnName(u.column), value: u.value }));
-        const text = updates.find((u) => u.column === 'txmarkdown');
-        if (text && !updates.some((u) => u.column === 'txstatus') && text.value.kind === 'ValueNode') {
-          counter.flushes++;
-          counter.bytes += Buffer.byteLength(String((text.value as unknown as { value: unknown }).value));
-        }
-        return node;
-      },
-      transformResult: async ({ result }) => result,
-    } satisfies KyselyPlugin,
-  };
-  return counter;
-}
-
-function columnName(node: OperationNode): string {
-  return node.kind === 'ColumnNode' ? (node as unknown as { column: { name: string } }).column.name : '';
-}
 
 describe('the generation itself', () => {
   const logged: Array<{ msg: string }> = [];

@@ -8,10 +8,11 @@ import { type FinalResponse, finalizeResponse, flushPartial, HEARTBEAT_INTERVAL_
 /** Partial text reaches the database at most this often, so little is lost if the process dies mid-answer. */
 export const FLUSH_INTERVAL_MS = 1_000;
 /**
- * Each flush rewrites the whole text so far, so flushing every second costs O(n²) bytes for a long answer
- * (measured: 20 MB of UPDATEs for a 100,000-character one, bench/answer-flush.ts). Saving only once the text has
- * grown by this fraction of what is stored makes the sizes written a geometric series: (1 + f) / f × n at most,
- * 5 × n for 1/4. Short answers still reach the database every second; a crash loses at most a fifth of a long one.
+ * Each flush rewrites the whole text so far, so flushing it every second costs O(n²) bytes for a long answer
+ * (a 100,000-character answer over 400 s: 19 MiB of text sent, 21 MiB of WAL; `npm run bench flush`). Saving it
+ * only once it has grown by this fraction of what is stored makes the sizes written a geometric series, at most
+ * (1 + f) / f × n: 5 × n for 1/4 (measured 4.5 ×, 0.5 MiB of WAL). Short answers still reach the database every
+ * second; a crash loses at most a fifth of a long one.
  */
 export const FLUSH_GROWTH_FRACTION = 0.25;
 
@@ -94,9 +95,16 @@ export interface GenerationDeps {
 export class GenerationRegistry {
   readonly #running = new Map<number, Generation>();
   readonly #deps: GenerationDeps;
+  readonly #instance: { readonly owner: number | null };
 
-  constructor(deps: GenerationDeps) {
+  /** `instance`: this process's instance lock (src/db/instance-lock.ts), whose id each answer begun here records. */
+  constructor(deps: GenerationDeps, instance: { readonly owner: number | null } = { owner: null }) {
     this.#deps = deps;
+    this.#instance = instance;
+  }
+
+  get owner(): number | null {
+    return this.#instance.owner;
   }
 
   get(responseId: number): Generation | undefined {
@@ -118,11 +126,25 @@ export class GenerationRegistry {
     return generation;
   }
 
-  /** On shutdown: answers still running end as `interrupted`, with what they have so far. */
-  async stopAll(): Promise<void> {
-    const all = [...this.#running.values()];
-    for (const g of all) g.stop('shutdown');
-    await Promise.all(all.map((g) => g.finished));
+  /**
+   * On shutdown: running answers get `graceMs` to finish; those still running then end as `interrupted` with what
+   * they have so far, and their streams get an `error` event. One begun while stopping is stopped too.
+   */
+  async stopAll(graceMs = 0): Promise<void> {
+    const finished = (all: Generation[]) => Promise.allSettled(all.map((g) => g.finished));
+    if (graceMs > 0 && this.#running.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      const graceOver = new Promise((resolve) => {
+        timer = setTimeout(resolve, graceMs);
+      });
+      await Promise.race([finished([...this.#running.values()]), graceOver]);
+      clearTimeout(timer);
+    }
+    while (this.#running.size > 0) {
+      const all = [...this.#running.values()];
+      for (const g of all) g.stop('shutdown');
+      await finished(all);
+    }
   }
 }
 
