@@ -8,6 +8,10 @@ import type { Database } from './schema.ts';
 
 export type Db = Kysely<Database>;
 
+/** The server URL of each Db openDatabase opened on PostgreSQL (src/db/instance-lock.ts opens a connection of its own there). */
+const serverUrls = new WeakMap<Db, string>();
+export const serverUrlOf = (db: Db): string | undefined => serverUrls.get(db);
+
 export interface OpenedDatabase {
   db: Db;
   kind: 'postgres' | 'pglite';
@@ -18,15 +22,61 @@ export interface OpenedDatabase {
 pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number.parseInt(v, 10));
 pg.types.setTypeParser(pg.types.builtins.NUMERIC, (v) => Number.parseFloat(v));
 
+/**
+ * At most this many distinct SQL texts get a statement name (and so are prepared once per connection); any beyond
+ * run unnamed as before. Our queries are a few dozen fixed texts; the cap keeps a query whose text varies (an IN
+ * list of varying length) from filling every server connection with prepared statements.
+ */
+const MAX_NAMED_STATEMENTS = 500;
+const statementNames = new Map<string, string>();
+
+function statementName(text: string): string | undefined {
+  let name = statementNames.get(text);
+  if (name === undefined && statementNames.size < MAX_NAMED_STATEMENTS) {
+    name = `parley_${statementNames.size + 1}`;
+    statementNames.set(text, name);
+  }
+  return name;
+}
+
+/**
+ * pg's Client, giving each distinct parameterized SQL text a statement name: the server parses and plans it once
+ * per connection instead of on every query (Kysely sends `query(text, values)`, which pg runs unnamed), and each
+ * later query sends only Bind/Execute. Texts without parameters stay on the simple protocol, which also allows
+ * several statements in one text (migrations). Works the same through PGlite's pg adapter (one backend).
+ */
+class PreparingClient extends pg.Client {
+  // biome-ignore lint/suspicious/noExplicitAny: pg's query() has a dozen overloads; this forwards all of them.
+  override query(...args: any[]): any {
+    const [text, values] = args;
+    if (typeof text === 'string' && Array.isArray(values) && values.length > 0 && args.length === 2) {
+      const name = statementName(text);
+      if (name) return super.query({ name, text, values });
+    }
+    // biome-ignore lint/suspicious/noExplicitAny: see above.
+    return (super.query as (...a: any[]) => any)(...args);
+  }
+}
+
+export interface OpenOptions {
+  /** A PostgreSQL server; without it, embedded PGlite in `dataDir` (or the given instance). */
+  databaseUrl?: string;
+  dataDir?: string;
+  pglite?: PGlite;
+  /** Connections to the PostgreSQL server (DB_POOL_SIZE); PGlite is always one. */
+  poolSize?: number;
+}
+
 /** A PostgreSQL server when a URL is given, else embedded PGlite: both through pg's Pool and one dialect. */
-export async function openDatabase(opts: { databaseUrl?: string; dataDir?: string; pglite?: PGlite }): Promise<OpenedDatabase> {
+export async function openDatabase(opts: OpenOptions): Promise<OpenedDatabase> {
   if (opts.databaseUrl) {
-    const pool = new pg.Pool({ connectionString: opts.databaseUrl, max: 10 });
+    const pool = new pg.Pool({ connectionString: opts.databaseUrl, max: opts.poolSize ?? 10, Client: PreparingClient });
     // An idle connection killed by the server (restart, failover, pg_terminate_backend) is reported here; without a
     // listener that 'error' event would crash the process. The pool has already dropped it and connects anew on
     // the next query; if the server is really gone, queries fail and /readyz answers 503.
     pool.on('error', () => {});
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    serverUrls.set(db, opts.databaseUrl);
     return { db, kind: 'postgres', close: () => db.destroy() };
   }
   let lite = opts.pglite;
@@ -39,7 +89,7 @@ export async function openDatabase(opts: { databaseUrl?: string; dataDir?: strin
   }
   const owned = lite;
   // PGlite is one connection: the pool has size 1, so a transaction must use its own `trx`, never the outer db.
-  const pool = new pg.Pool(createPgConfig(owned) as unknown as pg.PoolConfig);
+  const pool = new pg.Pool({ ...(createPgConfig(owned) as unknown as pg.PoolConfig), Client: PreparingClient });
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   return {
     db,
