@@ -28,14 +28,34 @@ async function main(): Promise<void> {
   await app.listen({ port: config.PORT, host: config.HOST });
   app.log.info({ database: database.kind, publicUrl: config.PUBLIC_URL }, `${config.APP_NAME} is ready`);
 
+  // On a signal: no new connections; running answers get SHUTDOWN_GRACE_S to finish, the rest end `interrupted`
+  // (chat-routes.ts); then the pool closes. A second Ctrl-C ends the process at once (the handlers are `once`).
   const shutdown = async (signal: string) => {
-    app.log.info({ signal }, 'shutting down');
+    app.log.info({ signal, graceS: config.SHUTDOWN_GRACE_S }, 'shutting down');
+    // Storing the interrupted answers needs the database; one that stopped answering must not hold the process.
+    setTimeout(
+      () => {
+        app.log.error('shutdown took longer than the grace period; exiting anyway');
+        process.exit(1);
+      },
+      (config.SHUTDOWN_GRACE_S + 1.5) * 1000,
+    ).unref();
+    app.server.close(); // stop accepting now; app.close() below waits for the connections still open
+    // Node closes the connections idle at close() only; an answer's stream that ends later leaves its connection
+    // idle in keep-alive, and the close would wait keepAliveTimeout (72 s) for it.
+    setInterval(() => app.server.closeIdleConnections(), 100).unref();
     await app.close();
     await database.close();
+    app.log.info('stopped');
     process.exit(0);
   };
-  process.once('SIGINT', () => void shutdown('SIGINT'));
-  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  const onSignal = (signal: string) => () =>
+    shutdown(signal).catch((err) => {
+      app.log.error({ err }, 'shutdown failed');
+      process.exit(1);
+    });
+  process.once('SIGINT', onSignal('SIGINT'));
+  process.once('SIGTERM', onSignal('SIGTERM'));
 }
 
 await main();

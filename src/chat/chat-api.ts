@@ -86,7 +86,7 @@ export async function chatApiRoutes(app: FastifyInstance, opts: { db: Db; config
    * answer then runs on its own (see GenerationRegistry).
    */
   async function answerAndStream(reply: FastifyReply, input: { userId: number; chatId: number; prompt?: string }): Promise<FastifyReply> {
-    const begun = await beginAnswer(db, { ...input, maxActive: config.MAX_CONCURRENT_GENERATIONS });
+    const begun = await beginAnswer(db, { ...input, maxActive: config.MAX_CONCURRENT_GENERATIONS, owner: generations.owner });
     switch (begun.outcome) {
       case 'not_found':
         throw new NotFoundError('Chat not found');

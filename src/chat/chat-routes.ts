@@ -2,65 +2,88 @@ import type { FastifyInstance } from 'fastify';
 import { requireUser } from '../auth/guards.ts';
 import type { Config } from '../config.ts';
 import type { Db } from '../db/database.ts';
+import { holdInstanceLock, type InstanceLock } from '../db/instance-lock.ts';
 import { NotFoundError } from '../http/errors.ts';
 import { pathId } from '../http/validation.ts';
 import { assetUrl } from '../views/assets.ts';
-import { findModelSummary, listEnabledModels } from '../llm/llm-queries.ts';
 import { chatApiRoutes } from './chat-api.ts';
-import { findOwnedChat, listChats, listTurns } from './chat-queries.ts';
+import { listTurns, loadChatPage } from './chat-queries.ts';
 import { type ChatPageData, chatPage } from './chat-views.ts';
 import { GenerationRegistry } from './generation.ts';
-import { markStaleResponsesInterrupted, STALE_AFTER_S } from './response-store.ts';
+import { markAllActiveResponsesInterrupted, markOrphanedResponsesInterrupted } from './response-store.ts';
 
-const SWEEP_INTERVAL_MS = (STALE_AFTER_S / 2) * 1000;
+/** How often each process looks for answers whose process died (a dead owner's are found at the next sweep). */
+export const SWEEP_INTERVAL_MS = 5_000;
 
 /** The chat slice: the page, the JSON/SSE API, and the lifecycle of the answers this process generates. */
 export async function chatRoutes(app: FastifyInstance, opts: { db: Db; config: Config }): Promise<void> {
   const { db, config } = opts;
-  const generations = new GenerationRegistry({
-    db,
-    log: app.log,
-    idleTimeoutMs: config.LLM_TIMEOUT_S * 1000,
-    maxAnswerChars: config.MAX_ANSWER_CHARS,
-    maxAnswerMs: config.LLM_MAX_ANSWER_S * 1000,
-  });
+  // Taken at onReady (on PostgreSQL: a connection of its own), before any answer can begin; `owner` is read then.
+  let lock: InstanceLock = { owner: null, close: async () => {} };
+  const instance = {
+    get owner() {
+      return lock.owner;
+    },
+  };
+  const generations = new GenerationRegistry(
+    {
+      db,
+      log: app.log,
+      idleTimeoutMs: config.LLM_TIMEOUT_S * 1000,
+      maxAnswerChars: config.MAX_ANSWER_CHARS,
+      maxAnswerMs: config.LLM_MAX_ANSWER_S * 1000,
+    },
+    instance,
+  );
 
-  // Answers a crashed process left behind become `interrupted`: at start, then regularly (other processes may die too).
+  // Answers a dead process left behind become `interrupted`: at start, then regularly (other processes may die too).
+  // On PGlite only one process ever runs, so at start every active answer is such a one, and nobody else can die.
   let sweeper: NodeJS.Timeout | undefined;
-  const sweep = async () => {
+  const sweep = async (interrupt: (db: Db) => Promise<number>) => {
     try {
-      const n = await markStaleResponsesInterrupted(db);
+      const n = await interrupt(db);
       if (n > 0) app.log.warn({ count: n }, 'marked answers of a stopped process as interrupted');
     } catch (err) {
-      app.log.error({ err }, 'stale answer sweep failed');
+      app.log.error({ err }, 'the sweep for answers of stopped processes failed');
     }
   };
   app.addHook('onReady', async () => {
-    await sweep();
-    sweeper = setInterval(() => void sweep(), SWEEP_INTERVAL_MS).unref();
+    lock = await holdInstanceLock(db, app.log);
+    if (lock.owner === null) return sweep(markAllActiveResponsesInterrupted);
+    await sweep(markOrphanedResponsesInterrupted);
+    sweeper = setInterval(() => void sweep(markOrphanedResponsesInterrupted), SWEEP_INTERVAL_MS).unref();
+  });
+  // On close (SIGTERM/SIGINT in server.ts): requests arriving now get 503 from Fastify; running answers get
+  // SHUTDOWN_GRACE_S to finish, the rest end `interrupted` and their streams get an `error` event and end, so the
+  // server's close does not wait for them. The lock goes last: until then, no other process sweeps these answers.
+  // Not awaited in preClose: Fastify gives those hooks pluginTimeout (10 s), less than a grace may be. The server's
+  // close waits for the answers' streams, and onClose (no time limit) for the answers nobody listens to any more.
+  let draining: Promise<void> | undefined;
+  app.addHook('preClose', async () => {
+    draining = generations.stopAll(config.SHUTDOWN_GRACE_S * 1000).catch((err) => app.log.error({ err }, 'could not stop the answers'));
   });
   app.addHook('onClose', async () => {
     clearInterval(sweeper);
+    await draining;
     await generations.stopAll();
+    await lock.close();
   });
 
   async function renderChat(userId: number, chatId: number | null): Promise<ChatPageData> {
-    const [chats, models] = await Promise.all([listChats(db, userId), listEnabledModels(db)]);
+    const { chats, models, current } = await loadChatPage(db, userId, chatId);
     if (chatId === null) return { chats, models, current: null, maxPromptChars: config.MAX_PROMPT_CHARS };
-    const chat = await findOwnedChat(db, userId, chatId);
-    if (!chat) throw new NotFoundError('This chat does not exist or is not yours.');
-    const model = await findModelSummary(db, chat.modelId);
-    const turns = await listTurns(db, chat.id);
+    if (!current) throw new NotFoundError('This chat does not exist or is not yours.');
+    const turns = await listTurns(db, current.id);
     return {
       chats,
       models,
       maxPromptChars: config.MAX_PROMPT_CHARS,
       current: {
-        id: chat.id,
-        title: chat.title ?? 'New chat',
-        modelId: chat.modelId,
-        modelName: model?.name ?? 'unknown model',
-        modelAvailable: Boolean(model?.enabled && model.baseUrl),
+        id: current.id,
+        title: current.title ?? 'New chat',
+        modelId: current.modelId,
+        modelName: current.modelName,
+        modelAvailable: current.modelAvailable,
         turns,
       },
     };

@@ -1,9 +1,10 @@
 import { sql } from 'kysely';
 import type { Db } from '../db/database.ts';
+import { INSTANCE_LOCK_CLASS } from '../db/instance-lock.ts';
 import type { ResponseStatus } from '../db/schema.ts';
 import { ACTIVE_STATUSES } from './chat-queries.ts';
 
-/** A live answer writes its heartbeat at least this often; one silent for STALE_AFTER_S is from a dead process. */
+/** A live answer writes its heartbeat at least this often; one silent for STALE_AFTER_S is from a dead process (the fallback, see below). */
 export const HEARTBEAT_INTERVAL_MS = 5_000;
 export const STALE_AFTER_S = 30;
 
@@ -62,16 +63,48 @@ export async function requestStop(db: Db, responseId: number): Promise<void> {
   await db.updateTable('chatbot_schema.response').set({ is_stop_requested: true }).where('idresponse', '=', responseId).execute();
 }
 
+// An answer ended by a sweep keeps the text it had; one that never got its first token loses the placeholder, so
+// neither the page nor the model's next history shows "🧠 Thinking..." as an answer.
+const interruptedBecause = (reason: string) => ({
+  txstatus: 'interrupted' as const,
+  tinf_end: sql<Date>`now()`,
+  txerror: reason,
+  txmarkdown: sql<string>`CASE WHEN txstatus = 'pending' THEN '' ELSE txmarkdown END`,
+  txcontent: sql<string>`CASE WHEN txstatus = 'pending' THEN '' ELSE txcontent END`,
+});
+const RESTARTED = 'The server restarted before this answer was finished.';
+
 /**
- * Answers left pending/streaming by a process that died (no heartbeat for STALE_AFTER_S) become `interrupted`,
- * keeping the text they had. Run at start and periodically, so it also works when other processes stay up.
+ * Answers still active whose process is gone become `interrupted`: at once when their owner no longer holds its
+ * instance lock (src/db/instance-lock.ts: its connection closed, so the process ended or crashed), and as a
+ * fallback when the heartbeat has been silent for STALE_AFTER_S (no owner recorded; or an owner cut off from the
+ * database while its lock's session lingers on the server). A live process holds its lock and beats every 5 s, so
+ * its answers are never touched. Run at start and periodically, by every process.
  */
-export async function markStaleResponsesInterrupted(db: Db): Promise<number> {
+export async function markOrphanedResponsesInterrupted(db: Db): Promise<number> {
   const result = await db
     .updateTable('chatbot_schema.response')
-    .set({ txstatus: 'interrupted', tinf_end: sql`now()`, txerror: 'The server restarted before this answer was finished.' })
+    .set(interruptedBecause(RESTARTED))
     .where('txstatus', 'in', ACTIVE_STATUSES)
-    .where((eb) => eb.or([eb('dtheartbeat', 'is', null), eb('dtheartbeat', '<', sql<Date>`now() - make_interval(secs => ${STALE_AFTER_S})`)]))
+    .where((eb) =>
+      eb.or([
+        eb.and([
+          eb('idowner', 'is not', null),
+          sql<boolean>`NOT EXISTS (SELECT 1 FROM pg_locks l
+            WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+              AND l.database = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())
+              AND l.classid = ${INSTANCE_LOCK_CLASS}::oid AND l.objid = idowner::oid)`,
+        ]),
+        eb('dtheartbeat', 'is', null),
+        eb('dtheartbeat', '<', sql<Date>`now() - make_interval(secs => ${STALE_AFTER_S})`),
+      ]),
+    )
     .executeTakeFirst();
+  return Number(result.numUpdatedRows);
+}
+
+/** Embedded PGlite at start: only one process ever runs on it, so every answer still active was left by a dead one. */
+export async function markAllActiveResponsesInterrupted(db: Db): Promise<number> {
+  const result = await db.updateTable('chatbot_schema.response').set(interruptedBecause(RESTARTED)).where('txstatus', 'in', ACTIVE_STATUSES).executeTakeFirst();
   return Number(result.numUpdatedRows);
 }
