@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type FakeLlm, startFakeLlm } from '../src/llm/fake-llm-server.ts';
 import { askOver, placeForServer, readSse, spawnServer } from './server-process.ts';
 
@@ -18,10 +19,18 @@ async function runUntilSignal(opts: { graceS: number; prompt: string; signal: No
   try {
     const { chatId, res } = await askOver(server.baseUrl, opts.prompt);
     let signalledAt = 0;
+    let duringGrace: Promise<number | string> = Promise.resolve('not asked');
     const events = await readSse(res, (event) => {
       if (event === 'token' && signalledAt === 0) {
         signalledAt = Date.now();
         server.child.kill(opts.signal);
+        // While the answers drain, nothing new is taken on: the listening socket is closed at once.
+        duringGrace = sleep(300).then(() =>
+          fetch(`${server.baseUrl}/healthz`).then(
+            (r) => r.status,
+            () => 'refused',
+          ),
+        );
       }
     });
     const code = await server.exited;
@@ -37,7 +46,7 @@ async function runUntilSignal(opts: { graceS: number; prompt: string; signal: No
         .filter((e) => e.event === 'token')
         .map((e) => (e.data as { text: string }).text)
         .join('');
-      return { code, elapsedMs, events: events.map((e) => e.event), streamed, row, output: server.output() };
+      return { code, elapsedMs, events: events.map((e) => e.event), streamed, row, output: server.output(), duringGrace: await duringGrace };
     } finally {
       await db.close();
     }
@@ -55,6 +64,7 @@ test('SIGTERM with an answer streaming past the grace: exit 0 within grace + 2 s
   assert.ok(r.elapsedMs < (graceS + 2) * 1000, `exited after ${r.elapsedMs} ms`);
   assert.ok(r.elapsedMs >= graceS * 1000 - 100, `the answer was given its grace (${r.elapsedMs} ms)`);
   assert.equal(r.events.at(-1), 'error', `events: ${r.events.join(',')}`);
+  assert.equal(r.duringGrace, 'refused', 'a new connection during the grace is refused');
   assert.equal(r.row.txstatus, 'interrupted');
   assert.match(r.row.txerror ?? '', /shut down/);
   assert.ok(r.streamed.length > 0 && r.row.txmarkdown === r.streamed, 'the stored text is what was streamed');
