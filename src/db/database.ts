@@ -12,10 +12,6 @@ export type Db = Kysely<Database>;
 const serverUrls = new WeakMap<Db, string>();
 export const serverUrlOf = (db: Db): string | undefined => serverUrls.get(db);
 
-/** The server URL of each Db openDatabase opened on PostgreSQL (src/db/instance-lock.ts opens a connection of its own there). */
-const serverUrls = new WeakMap<Db, string>();
-export const serverUrlOf = (db: Db): string | undefined => serverUrls.get(db);
-
 export interface OpenedDatabase {
   db: Db;
   kind: 'postgres' | 'pglite';
@@ -80,7 +76,6 @@ export async function openDatabase(opts: OpenOptions): Promise<OpenedDatabase> {
     // the next query; if the server is really gone, queries fail and /readyz answers 503.
     pool.on('error', () => {});
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-    serverUrls.set(db, opts.databaseUrl);
     serverUrls.set(db, opts.databaseUrl);
     return { db, kind: 'postgres', close: () => db.destroy() };
   }
