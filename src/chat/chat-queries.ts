@@ -1,7 +1,8 @@
 import { sql } from 'kysely';
+import { jsonArrayFrom, jsonObjectFrom } from 'kysely/helpers/postgres';
 import type { Db } from '../db/database.ts';
 import type { ResponseStatus } from '../db/schema.ts';
-import type { ModelConnectionRow } from '../llm/llm-queries.ts';
+import { type ModelConnectionRow, selectEnabledModels } from '../llm/llm-queries.ts';
 import { renderAdoptedAnswer } from './markdown.ts';
 
 export const THINKING_PLACEHOLDER = '🧠 Thinking...';
@@ -25,16 +26,63 @@ export async function findOwnedChat(db: Db, userId: number, chatId: number): Pro
     .executeTakeFirst();
 }
 
-export async function listChats(db: Db, userId: number): Promise<Array<{ id: number; title: string; updatedAt: Date }>> {
-  const rows = await db
-    .selectFrom('chatbot_schema.chat')
-    .select(['idchat as id', 'txtitle as title', 'dtupdated as updatedAt'])
-    .where('idappuser', '=', userId)
-    .orderBy('dtupdated', 'desc')
-    .orderBy('idchat', 'desc')
-    .limit(500)
-    .execute();
-  return rows.map((r) => ({ ...r, title: r.title ?? 'New chat' }));
+export interface ChatListRow {
+  id: number;
+  title: string;
+  updatedAt: Date;
+}
+
+export interface ChatPageRows {
+  /** The user's chats, newest first (at most 500). */
+  chats: ChatListRow[];
+  /** What the model picker offers (listEnabledModels). */
+  models: Array<{ id: number; name: string }>;
+  /** The chat asked for, only if it is this user's, with its model as it is now; null for /chat or another's chat. */
+  current: (ChatRecord & { modelName: string; modelAvailable: boolean }) | null;
+}
+
+/**
+ * Everything the chat page shows but the conversation, in one round trip (one statement of three subqueries):
+ * a page costs the server and the database mostly per statement, not per row.
+ */
+export async function loadChatPage(db: Db, userId: number, chatId: number | null): Promise<ChatPageRows> {
+  const row = await db
+    .selectNoFrom((eb) => [
+      jsonArrayFrom(
+        eb
+          .selectFrom('chatbot_schema.chat')
+          .select(['idchat as id', 'txtitle as title', 'dtupdated as updatedAt'])
+          .where('idappuser', '=', userId)
+          .orderBy('dtupdated', 'desc')
+          .orderBy('idchat', 'desc')
+          .limit(500),
+      ).as('chats'),
+      jsonArrayFrom(selectEnabledModels(db)).as('models'),
+      chatId === null
+        ? sql<null>`NULL`.as('current')
+        : jsonObjectFrom(
+            eb
+              .selectFrom('chatbot_schema.chat as c')
+              .innerJoin('chatbot_schema.llm as l', 'l.idllm', 'c.idllm')
+              .select([
+                'c.idchat as id',
+                'c.idappuser as userId',
+                'c.idllm as modelId',
+                'c.txtitle as title',
+                'l.txshortname as modelName',
+                sql<boolean>`l.is_enabled AND l.txbase_url IS NOT NULL`.as('modelAvailable'),
+              ])
+              .where('c.idchat', '=', chatId)
+              .where('c.idappuser', '=', userId),
+          ).as('current'),
+    ])
+    .executeTakeFirstOrThrow();
+  return {
+    // JSON carries timestamps as ISO strings, whatever the types say.
+    chats: row.chats.map((c) => ({ id: c.id, title: c.title ?? 'New chat', updatedAt: new Date(c.updatedAt) })),
+    models: row.models,
+    current: row.current ?? null,
+  };
 }
 
 export async function createChat(db: Db, userId: number, modelId: number): Promise<number> {

@@ -75,14 +75,18 @@ export async function findModelSummary(db: Db, id: number): Promise<ModelSummary
  * picker (and their old chats stay readable) until an admin gives them one.
  */
 export async function listEnabledModels(db: Db): Promise<Array<{ id: number; name: string }>> {
+  return selectEnabledModels(db).execute();
+}
+
+/** The query of listEnabledModels, for a page that loads it together with its other data (chat: one round trip). */
+export function selectEnabledModels(db: Db) {
   return db
     .selectFrom(table)
     .select(['idllm as id', 'txshortname as name'])
     .where('is_enabled', '=', true)
     .where('txbase_url', 'is not', null)
     .orderBy(sql`lower(txshortname)`)
-    .orderBy('idllm')
-    .execute();
+    .orderBy('idllm');
 }
 
 /**
