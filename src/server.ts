@@ -24,7 +24,13 @@ async function main(): Promise<void> {
   });
   await migrateToLatest(database.db);
   await bootstrapModels(database.db, config);
-  const app = await buildApp({ config, db: database.db, logger: { level: config.LOG_LEVEL } });
+  // JSON lines for a log collector; in development at a terminal, pino-pretty's readable lines instead.
+  const pretty = process.stdout.isTTY && !config.isProduction;
+  const logger = {
+    level: config.LOG_LEVEL,
+    ...(pretty ? { transport: { target: 'pino-pretty', options: { ignore: 'pid,hostname', translateTime: 'SYS:HH:MM:ss' } } } : {}),
+  };
+  const app = await buildApp({ config, db: database.db, logger });
   await app.listen({ port: config.PORT, host: config.HOST });
   app.log.info({ database: database.kind, publicUrl: config.PUBLIC_URL }, `${config.APP_NAME} is ready`);
 

@@ -1,0 +1,47 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { type ChatWorld, newChat, startChatWorld } from '../../test/chat-fixtures.ts';
+import { renameChat } from './chat-queries.ts';
+
+/** The chat page's data (loadChatPage: the sidebar, the picker and the current chat, one statement). */
+let w: ChatWorld;
+before(async () => {
+  w = await startChatWorld();
+});
+after(() => w.close());
+
+test('GET /chat lists only my chats, newest first, and the enabled models', async () => {
+  const mine = [await newChat(w.user, w.modelId), await newChat(w.user, w.modelId)];
+  await renameChat(w.t.database.db, mine[0] as number, 'First of mine');
+  await renameChat(w.t.database.db, mine[1] as number, 'Second of mine');
+  const theirs = await newChat(w.admin, w.modelId);
+  await renameChat(w.t.database.db, theirs, 'Not yours');
+  const page = await w.user.get('/chat');
+  assert.equal(page.statusCode, 200);
+  assert.ok(page.body.indexOf('Second of mine') < page.body.indexOf('First of mine'), 'newest first');
+  assert.ok(!page.body.includes('Not yours'));
+  assert.match(page.body, new RegExp(`<option value="${w.modelId}">Fake echo</option>`));
+});
+
+test('GET /chat/:id shows my chat with its model; another user’s chat or none is a 404', async () => {
+  const chat = await newChat(w.user, w.modelId);
+  await renameChat(w.t.database.db, chat, 'Open me');
+  const page = await w.user.get(`/chat/${chat}`);
+  assert.equal(page.statusCode, 200);
+  assert.match(page.body, /<h1 class="chat-title" id="chat-title">Open me<\/h1>/);
+  assert.match(page.body, /chat-model-badge" title="Model">Fake echo</);
+  assert.equal((await w.admin.get(`/chat/${chat}`)).statusCode, 404);
+  assert.equal((await w.user.get('/chat/999999')).statusCode, 404);
+});
+
+test('a chat whose model was disabled stays readable, read-only', async () => {
+  const chat = await newChat(w.user, w.modelId);
+  await w.t.database.db.updateTable('chatbot_schema.llm').set({ is_enabled: false }).where('idllm', '=', w.modelId).execute();
+  try {
+    const page = await w.user.get(`/chat/${chat}`);
+    assert.equal(page.statusCode, 200);
+    assert.match(page.body, /is no longer available, so the conversation is read-only/);
+  } finally {
+    await w.t.database.db.updateTable('chatbot_schema.llm').set({ is_enabled: true }).where('idllm', '=', w.modelId).execute();
+  }
+});
