@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { after, before, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
+import { testConfig } from '../../test/app.ts';
+import { openTestDatabase } from '../../test/database.ts';
 import { buildApp } from '../app.ts';
 import type { OpenedDatabase } from '../db/database.ts';
-import { openTestDatabase } from '../../test/database.ts';
-import { testConfig } from '../../test/app.ts';
 
 let database: OpenedDatabase;
 let app: FastifyInstance;
