@@ -3,7 +3,9 @@ import { createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
-import type { FastifyInstance } from 'fastify';
+import { createPgConfig } from '@electric-sql/pglite/node-postgres';
+import type { FastifyInstance, FastifyServerOptions } from 'fastify';
+import pg from 'pg';
 import { buildApp } from '../src/app.ts';
 import { type Config, loadConfig } from '../src/config.ts';
 import { type OpenedDatabase, openDatabase } from '../src/db/database.ts';
@@ -27,14 +29,20 @@ export function machine(): Row {
   return { cpu: cores[0]?.model.trim() ?? 'unknown', cores: cores.length, node: process.version, platform: `${process.platform}-${process.arch}` };
 }
 
+export interface BenchDatabase extends OpenedDatabase {
+  /** A plain pg pool on the same database, for a floor to compare the app with (PGlite: always one connection). */
+  newPool(max: number): pg.Pool;
+}
+
 /** A migrated database of its own: embedded in memory, or a fresh database on the TEST_DATABASE_URL server. */
-export async function openBenchDatabase(kind: DbKind): Promise<OpenedDatabase> {
+export async function openBenchDatabase(kind: DbKind): Promise<BenchDatabase> {
   if (kind === 'pglite') {
     const lite = new PGlite('memory://');
     const opened = await openDatabase({ pglite: lite });
     await migrateToLatest(opened.db);
     return {
       ...opened,
+      newPool: () => quiet(new pg.Pool({ ...(createPgConfig(lite) as unknown as pg.PoolConfig), max: 1 })),
       close: async () => {
         await opened.close();
         await lite.close();
@@ -43,19 +51,29 @@ export async function openBenchDatabase(kind: DbKind): Promise<OpenedDatabase> {
   }
   const url = process.env.TEST_DATABASE_URL;
   if (!url) throw new Error('PostgreSQL benchmarks need TEST_DATABASE_URL');
-  return openScratchPostgres(url, 'parley_bench');
+  const scratch = await openScratchPostgres(url, 'parley_bench');
+  return { ...scratch, newPool: (max) => quiet(new pg.Pool({ connectionString: scratch.url, max })) };
+}
+
+/** An idle connection the server closes (the scratch database dropped at the end) must not crash the benchmark. */
+function quiet(pool: pg.Pool): pg.Pool {
+  pool.on('error', () => {});
+  return pool;
 }
 
 export interface BenchApp {
   app: FastifyInstance;
-  database: OpenedDatabase;
+  database: BenchDatabase;
   config: Config;
   baseUrl: string;
   close(): Promise<void>;
 }
 
-/** The app as server.ts builds it, listening on an ephemeral loopback port, logging nothing. */
-export async function startBenchApp(kind: DbKind, env: Record<string, string> = {}): Promise<BenchApp> {
+/**
+ * The app as server.ts builds it, listening on an ephemeral loopback port; logging nothing unless `logger` says
+ * (the page benchmark logs as production does: a JSON line per request, here to /dev/null).
+ */
+export async function startBenchApp(kind: DbKind, env: Record<string, string> = {}, logger: FastifyServerOptions['logger'] = false): Promise<BenchApp> {
   const database = await openBenchDatabase(kind);
   const config = loadConfig({
     APP_SECRET: 'bench-secret-that-is-long-enough-0123456789',
@@ -63,7 +81,7 @@ export async function startBenchApp(kind: DbKind, env: Record<string, string> = 
     LOG_LEVEL: 'silent',
     ...env,
   });
-  const app = await buildApp({ config, db: database.db });
+  const app = await buildApp({ config, db: database.db, logger });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const address = app.server.address();
   if (!address || typeof address !== 'object') throw new Error('the app has no address');

@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import { generateToken, sha256Hex } from '../crypto/tokens.ts';
+import { compileOnce } from '../db/compile-once.ts';
 import type { Db } from '../db/database.ts';
 import type { SignInMethod } from '../db/schema.ts';
 import { ADMIN_ROLE_ID } from '../users/user-queries.ts';
@@ -51,13 +52,9 @@ export async function createSession(db: Db, userId: number, meta: NewSession): P
   return token;
 }
 
-/**
- * The session and its user, checked on every request: unexpired (idle and absolute), and the account active.
- * Roles are read here too, never copied into the session, so a demotion bites on the next request.
- */
-export async function validateSessionToken(db: Db, token: string): Promise<SessionUser | null> {
-  const sessionId = sha256Hex(token);
-  const row = await db
+// Built and compiled once (compileOnce): this runs on every request but static files.
+const sessionQuery = compileOnce((db: Db, sessionId: string) =>
+  db
     .selectFrom('chatbot_schema.session as s')
     .innerJoin('chatbot_schema.app_user as u', 'u.idappuser', 's.idappuser')
     .select([
@@ -79,8 +76,16 @@ export async function validateSessionToken(db: Db, token: string): Promise<Sessi
     .where('s.idsession', '=', sessionId)
     .where('s.dtexpires', '>', sql<Date>`now()`)
     .where('s.dtlast_seen', '>', sql<Date>`now() - make_interval(secs => ${SESSION_IDLE_MS / 1000})`)
-    .where('u.is_active', '=', true)
-    .executeTakeFirst();
+    .where('u.is_active', '=', true),
+);
+
+/**
+ * The session and its user, checked on every request: unexpired (idle and absolute), and the account active.
+ * Roles are read here too, never copied into the session, so a demotion bites on the next request.
+ */
+export async function validateSessionToken(db: Db, token: string): Promise<SessionUser | null> {
+  const sessionId = sha256Hex(token);
+  const [row] = await sessionQuery(db, sessionId);
   if (!row) return null;
   if (Date.now() - row.lastSeen.getTime() > TOUCH_INTERVAL_MS) {
     await db.updateTable('chatbot_schema.session').set({ dtlast_seen: sql`now()` }).where('idsession', '=', sessionId).execute();

@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import { jsonArrayFrom, jsonObjectFrom } from 'kysely/helpers/postgres';
+import { compileOnce } from '../db/compile-once.ts';
 import type { Db } from '../db/database.ts';
 import type { ResponseStatus } from '../db/schema.ts';
 import { type ModelConnectionRow, selectEnabledModels } from '../llm/llm-queries.ts';
@@ -43,40 +44,42 @@ export interface ChatPageRows {
 
 /**
  * Everything the chat page shows but the conversation, in one round trip (one statement of three subqueries):
- * a page costs the server and the database mostly per statement, not per row.
+ * a page costs the server and the database mostly per statement, not per row. For /chat, `chatId` is null and
+ * `current` comes back null. Compiled once: this runs on every page view.
  */
+const chatPageQuery = compileOnce((db: Db, userId: number, chatId: number | null) =>
+  db.selectNoFrom((eb) => [
+    jsonArrayFrom(
+      eb
+        .selectFrom('chatbot_schema.chat')
+        .select(['idchat as id', 'txtitle as title', 'dtupdated as updatedAt'])
+        .where('idappuser', '=', userId)
+        .orderBy('dtupdated', 'desc')
+        .orderBy('idchat', 'desc')
+        .limit(500),
+    ).as('chats'),
+    jsonArrayFrom(selectEnabledModels(db)).as('models'),
+    jsonObjectFrom(
+      eb
+        .selectFrom('chatbot_schema.chat as c')
+        .innerJoin('chatbot_schema.llm as l', 'l.idllm', 'c.idllm')
+        .select([
+          'c.idchat as id',
+          'c.idappuser as userId',
+          'c.idllm as modelId',
+          'c.txtitle as title',
+          'l.txshortname as modelName',
+          sql<boolean>`l.is_enabled AND l.txbase_url IS NOT NULL`.as('modelAvailable'),
+        ])
+        .where('c.idchat', '=', sql<number>`${chatId}::int`)
+        .where('c.idappuser', '=', userId),
+    ).as('current'),
+  ]),
+);
+
 export async function loadChatPage(db: Db, userId: number, chatId: number | null): Promise<ChatPageRows> {
-  const row = await db
-    .selectNoFrom((eb) => [
-      jsonArrayFrom(
-        eb
-          .selectFrom('chatbot_schema.chat')
-          .select(['idchat as id', 'txtitle as title', 'dtupdated as updatedAt'])
-          .where('idappuser', '=', userId)
-          .orderBy('dtupdated', 'desc')
-          .orderBy('idchat', 'desc')
-          .limit(500),
-      ).as('chats'),
-      jsonArrayFrom(selectEnabledModels(db)).as('models'),
-      chatId === null
-        ? sql<null>`NULL`.as('current')
-        : jsonObjectFrom(
-            eb
-              .selectFrom('chatbot_schema.chat as c')
-              .innerJoin('chatbot_schema.llm as l', 'l.idllm', 'c.idllm')
-              .select([
-                'c.idchat as id',
-                'c.idappuser as userId',
-                'c.idllm as modelId',
-                'c.txtitle as title',
-                'l.txshortname as modelName',
-                sql<boolean>`l.is_enabled AND l.txbase_url IS NOT NULL`.as('modelAvailable'),
-              ])
-              .where('c.idchat', '=', chatId)
-              .where('c.idappuser', '=', userId),
-          ).as('current'),
-    ])
-    .executeTakeFirstOrThrow();
+  const [row] = await chatPageQuery(db, userId, chatId);
+  if (!row) throw new Error('the chat page query returned no row');
   return {
     // JSON carries timestamps as ISO strings, whatever the types say.
     chats: row.chats.map((c) => ({ id: c.id, title: c.title ?? 'New chat', updatedAt: new Date(c.updatedAt) })),
