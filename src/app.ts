@@ -17,6 +17,7 @@ import { parseFormStrict } from './http/form-parser.ts';
 import { installInputGuards } from './http/input-guards.ts';
 import { pagesPlugin } from './http/pages.ts';
 import { registerSecurityHeaders } from './http/security-headers.ts';
+import { OneLinePerRequest } from './http/request-log.ts';
 import { registerStaticFiles } from './http/static-files.ts';
 import { sendLargeStringsAsUtf8 } from './http/utf8-body.ts';
 import { modelsAdminRoutes } from './llm/models-admin-routes.ts';
@@ -37,17 +38,13 @@ export interface BuildOptions {
 export async function buildApp({ config, db, logger = false, onRoute }: BuildOptions): Promise<FastifyInstance> {
   const app = Fastify({
     logger,
-    // One line per request, written when the answer is sent (below), instead of Fastify's two (incoming, completed).
-    disableRequestLogging: true,
+    logController: new OneLinePerRequest(),
     trustProxy: config.TRUST_PROXY,
     bodyLimit: bodyLimitBytes(config),
     // Deep links like /chat/12/ and /chat/12 are the same page.
     routerOptions: { ignoreTrailingSlash: true },
   });
   if (onRoute) app.addHook('onRoute', onRoute);
-  app.addHook('onResponse', async (req, reply) => {
-    req.log.info({ method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }, 'request');
-  });
   sendLargeStringsAsUtf8(app);
 
   installErrorHandlers(app);
