@@ -97,9 +97,13 @@ export async function renameChat(db: Db, chatId: number, title: string): Promise
   await db.updateTable('chatbot_schema.chat').set({ txtitle: title }).where('idchat', '=', chatId).execute();
 }
 
-/** Deletes the chat with its messages and responses (the foreign keys cascade). */
+/**
+ * Deletes the chat with its messages and responses. The chat's row is locked first, in the order begin_answer takes
+ * its locks (chat, then a response referencing a message): the other order deadlocked with an answer beginning.
+ */
 export async function deleteChat(db: Db, chatId: number): Promise<void> {
   await db.transaction().execute(async (trx) => {
+    await trx.selectFrom('chatbot_schema.chat').select('idchat').where('idchat', '=', chatId).forUpdate().execute();
     await trx.deleteFrom('chatbot_schema.response').where('idchat', '=', chatId).execute();
     await trx.deleteFrom('chatbot_schema.message').where('idchat', '=', chatId).execute();
     await trx.deleteFrom('chatbot_schema.chat').where('idchat', '=', chatId).execute();
