@@ -8,7 +8,7 @@ import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import pg from 'pg';
 import { buildApp } from '../src/app.ts';
 import { type Config, loadConfig } from '../src/config.ts';
-import { type OpenedDatabase, openDatabase } from '../src/db/database.ts';
+import { embeddedOptions, type OpenedDatabase, openDatabase } from '../src/db/database.ts';
 import { migrateToLatest } from '../src/db/migrate.ts';
 import { openScratchPostgres } from '../test/database.ts';
 
@@ -37,7 +37,7 @@ export interface BenchDatabase extends OpenedDatabase {
 /** A migrated database of its own: embedded in memory, or a fresh database on the TEST_DATABASE_URL server. */
 export async function openBenchDatabase(kind: DbKind): Promise<BenchDatabase> {
   if (kind === 'pglite') {
-    const lite = new PGlite('memory://');
+    const lite = new PGlite('memory://', embeddedOptions());
     const opened = await openDatabase({ pglite: lite });
     await migrateToLatest(opened.db);
     return {

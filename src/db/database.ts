@@ -1,5 +1,5 @@
 import { mkdirSync } from 'node:fs';
-import { PGlite } from '@electric-sql/pglite';
+import { PGlite, type PGliteOptions } from '@electric-sql/pglite';
 import { createPgConfig } from '@electric-sql/pglite/node-postgres';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
@@ -58,6 +58,16 @@ class PreparingClient extends pg.Client {
   }
 }
 
+/**
+ * PGlite for a small server (docs/decisions/004): PostgreSQL's defaults size its caches for a machine of its own;
+ * in our process they are memory the app holds all the time. shared_buffers 128 MB → 16 MB: the data of a small
+ * server is in the OS page cache anyway (the cluster is files in DATA_DIR), and the page benchmark does not move.
+ */
+export function embeddedOptions(): PGliteOptions {
+  const settings = ['shared_buffers=16MB', 'maintenance_work_mem=16MB'];
+  return { startParams: [...PGlite.defaultStartParams, ...settings.flatMap((s) => ['-c', s])] };
+}
+
 export interface OpenOptions {
   /** A PostgreSQL server; without it, embedded PGlite in `dataDir` (or the given instance). */
   databaseUrl?: string;
@@ -85,7 +95,7 @@ export async function openDatabase(opts: OpenOptions): Promise<OpenedDatabase> {
     const dir = opts.dataDir ?? './data';
     mkdirSync(dir, { recursive: true });
     unlock = lockDataDir(dir);
-    lite = new PGlite(`${dir}/pglite`);
+    lite = new PGlite(`${dir}/pglite`, embeddedOptions());
   }
   const owned = lite;
   // PGlite is one connection: the pool has size 1, so a transaction must use its own `trx`, never the outer db.
