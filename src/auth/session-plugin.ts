@@ -2,7 +2,15 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Db } from '../db/database.ts';
 import { cookieNames, cookieOptions } from '../http/cookies.ts';
-import { deleteExpiredSessions, invalidateSession, type NewSession, rotateSession, type SessionUser, validateSessionToken } from './sessions.ts';
+import {
+  type CompanionBuild,
+  deleteExpiredSessions,
+  invalidateSession,
+  type NewSession,
+  rotateSession,
+  type SessionUser,
+  validateSessionToken,
+} from './sessions.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -10,7 +18,24 @@ declare module 'fastify' {
     session: SessionUser | null;
     /** The signed-in user: a complete session only (a second-factor-pending one is not signed in). */
     user: SessionUser | null;
+    /** The route's session companion data (see SessionCompanion), read with the session; undefined otherwise. */
+    sessionCompanion: unknown;
   }
+  interface FastifyContextConfig {
+    /** Data the route's page needs, read in the same statement as the session check. */
+    sessionCompanion?: SessionCompanion;
+  }
+}
+
+/**
+ * A route's page data read with the session (one round trip): `build` as in validateSessionToken, `args` taken from
+ * the request (its path parameters: routing is done before the session hook runs). Data only reaches
+ * `req.sessionCompanion` for a complete session, so a route reads it after its requireUser.
+ */
+// biome-ignore lint/suspicious/noExplicitAny: each route's companion has arguments of its own.
+export interface SessionCompanion<A extends unknown[] = any[]> {
+  build: CompanionBuild<A>;
+  args(req: FastifyRequest): A;
 }
 
 const TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/;
@@ -40,18 +65,22 @@ export const sessionPlugin = fp(async (app: FastifyInstance, opts: { db: Db; sec
 
   app.decorateRequest('session', null);
   app.decorateRequest('user', null);
+  app.decorateRequest('sessionCompanion', undefined);
   app.addHook('onRequest', async (req, reply) => {
     if (req.url.startsWith('/static/')) return;
     const token = req.cookies[name];
     if (!token) return;
-    const session = TOKEN_SHAPE.test(token) ? await validateSessionToken(db, token) : null;
-    if (!session) {
+    const companion = req.routeOptions.config.sessionCompanion;
+    const found = TOKEN_SHAPE.test(token) ? await validateSessionToken(db, token, companion && { build: companion.build, args: companion.args(req) }) : null;
+    if (!found) {
       reply.clearCookie(name, cookieOptions(secure));
       return;
     }
+    const { companion: data, ...session } = found;
     req.session = session;
     req.csrfBinding = `s:${session.sessionId}`;
     if (session.secondFactorPending) return;
+    req.sessionCompanion = data;
     req.user = session;
     req.viewer = { id: session.userId, username: session.username, isAdmin: session.isAdmin };
   });

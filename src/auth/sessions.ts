@@ -1,4 +1,4 @@
-import { sql } from 'kysely';
+import { type Expression, sql } from 'kysely';
 import { generateToken, sha256Hex } from '../crypto/tokens.ts';
 import { compileOnce } from '../db/compile-once.ts';
 import type { Db } from '../db/database.ts';
@@ -52,8 +52,8 @@ export async function createSession(db: Db, userId: number, meta: NewSession): P
   return token;
 }
 
-// Built and compiled once (compileOnce): this runs on every request but static files.
-const sessionQuery = compileOnce((db: Db, sessionId: string) =>
+/** The session check: unexpired (idle and absolute), the account active, its roles read (never copied). */
+const sessionCheck = (db: Db, sessionId: string) =>
   db
     .selectFrom('chatbot_schema.session as s')
     .innerJoin('chatbot_schema.app_user as u', 'u.idappuser', 's.idappuser')
@@ -76,16 +76,47 @@ const sessionQuery = compileOnce((db: Db, sessionId: string) =>
     .where('s.idsession', '=', sessionId)
     .where('s.dtexpires', '>', sql<Date>`now()`)
     .where('s.dtlast_seen', '>', sql<Date>`now() - make_interval(secs => ${SESSION_IDLE_MS / 1000})`)
-    .where('u.is_active', '=', true),
-);
+    .where('u.is_active', '=', true);
+
+// Built and compiled once (compileOnce): this runs on every request but static files.
+const sessionQuery = compileOnce(sessionCheck);
+
+/**
+ * A page's own data, read in the same statement as the session check (one round trip instead of two for the pages
+ * every user loads, like /chat). `build` gives it as one SQL expression of the signed-in user's id (`userId` is a
+ * reference to the checked account's row, so the data can only be that user's); `args` are its other bound values.
+ * The statement returns nothing when the session is not valid, so no data is read for anyone else.
+ */
+export type CompanionBuild<A extends unknown[]> = (db: Db, userId: Expression<number>, ...args: A) => Expression<unknown>;
+
+const companionQueries = new WeakMap<CompanionBuild<never[]>, ReturnType<typeof compileOnce<[string, ...unknown[]], SessionRow & { companion: unknown }>>>();
+
+function sessionQueryWith<A extends unknown[]>(build: CompanionBuild<A>) {
+  const key = build as unknown as CompanionBuild<never[]>;
+  let query = companionQueries.get(key);
+  if (!query) {
+    query = compileOnce((db: Db, sessionId: string, ...args: unknown[]) =>
+      sessionCheck(db, sessionId).select(sql`${build(db, sql.ref<number>('u.idappuser'), ...(args as A))}`.as('companion')),
+    );
+    companionQueries.set(key, query);
+  }
+  return query;
+}
+
+type SessionRow = Awaited<ReturnType<typeof sessionQuery>>[number];
 
 /**
  * The session and its user, checked on every request: unexpired (idle and absolute), and the account active.
- * Roles are read here too, never copied into the session, so a demotion bites on the next request.
+ * Roles are read here too, never copied into the session, so a demotion bites on the next request. With a
+ * companion, the page's data comes back with it (`companion`), from the same statement.
  */
-export async function validateSessionToken(db: Db, token: string): Promise<SessionUser | null> {
+export async function validateSessionToken<A extends unknown[]>(
+  db: Db,
+  token: string,
+  companion?: { build: CompanionBuild<A>; args: A },
+): Promise<(SessionUser & { companion?: unknown }) | null> {
   const sessionId = sha256Hex(token);
-  const [row] = await sessionQuery(db, sessionId);
+  const [row] = companion ? await sessionQueryWith(companion.build)(db, sessionId, ...companion.args) : await sessionQuery(db, sessionId);
   if (!row) return null;
   if (Date.now() - row.lastSeen.getTime() > TOUCH_INTERVAL_MS) {
     await db.updateTable('chatbot_schema.session').set({ dtlast_seen: sql`now()` }).where('idsession', '=', sessionId).execute();

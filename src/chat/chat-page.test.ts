@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { startTestApp } from '../../test/app.ts';
 import { type ChatWorld, newChat, startChatWorld } from '../../test/chat-fixtures.ts';
+import { TestClient } from '../../test/client.ts';
 import { renameChat } from './chat-queries.ts';
 
-/** The chat page's data (loadChatPage: the sidebar, the picker and the current chat, one statement). */
+/** The chat page's data (chatPageData: the sidebar, the picker and the current chat, read with the session check). */
 let w: ChatWorld;
 before(async () => {
   w = await startChatWorld();
@@ -43,5 +45,28 @@ test('a chat whose model was disabled stays readable, read-only', async () => {
     assert.match(page.body, /is no longer available, so the conversation is read-only/);
   } finally {
     await w.t.database.db.updateTable('chatbot_schema.llm').set({ is_enabled: true }).where('idllm', '=', w.modelId).execute();
+  }
+});
+
+test('a signed-in GET /chat is one database statement: the page data is read with the session check', async () => {
+  let statements = 0;
+  const counting = w.t.database.db.withPlugin({
+    transformQuery: ({ node }) => node,
+    transformResult: async ({ result }) => {
+      statements++;
+      return result;
+    },
+  });
+  const second = await startTestApp({}, { ...w.t.database, db: counting, close: async () => {} });
+  try {
+    const c = new TestClient(second.app);
+    await c.login('bob@example.com');
+    await c.get('/chat'); // the first visit may write last_seen; the next ones within a minute do not
+    statements = 0;
+    const page = await c.get('/chat');
+    assert.equal(page.statusCode, 200);
+    assert.equal(statements, 1);
+  } finally {
+    await second.close();
   }
 });

@@ -1,6 +1,5 @@
-import { sql } from 'kysely';
+import { type Expression, sql } from 'kysely';
 import { jsonArrayFrom, jsonObjectFrom } from 'kysely/helpers/postgres';
-import { compileOnce } from '../db/compile-once.ts';
 import type { Db } from '../db/database.ts';
 import type { ResponseStatus } from '../db/schema.ts';
 import { type ModelConnectionRow, selectEnabledModels } from '../llm/llm-queries.ts';
@@ -43,24 +42,25 @@ export interface ChatPageRows {
 }
 
 /**
- * Everything the chat page shows but the conversation, in one round trip (one statement of three subqueries):
- * a page costs the server and the database mostly per statement, not per row. For /chat, `chatId` is null and
- * `current` comes back null. Compiled once: this runs on every page view.
+ * Everything the chat page shows but the conversation, as ONE SQL expression (a JSON object of three subqueries):
+ * a page costs the server and the database mostly per statement, not per row. `userId` is an expression, so the
+ * session check reads it in its own statement (the chat routes' session companion, see session-plugin.ts); for
+ * /chat, `chatId` is null and `current` comes back null.
  */
-const chatPageQuery = compileOnce((db: Db, userId: number, chatId: number | null) =>
-  db.selectNoFrom((eb) => [
-    jsonArrayFrom(
-      eb
+export function chatPageData(db: Db, userId: Expression<number>, chatId: number | null): Expression<unknown> {
+  return sql`json_build_object(
+    'chats', ${jsonArrayFrom(
+      db
         .selectFrom('chatbot_schema.chat')
         .select(['idchat as id', 'txtitle as title', 'dtupdated as updatedAt'])
         .where('idappuser', '=', userId)
         .orderBy('dtupdated', 'desc')
         .orderBy('idchat', 'desc')
         .limit(500),
-    ).as('chats'),
-    jsonArrayFrom(selectEnabledModels(db)).as('models'),
-    jsonObjectFrom(
-      eb
+    )},
+    'models', ${jsonArrayFrom(selectEnabledModels(db))},
+    'current', ${jsonObjectFrom(
+      db
         .selectFrom('chatbot_schema.chat as c')
         .innerJoin('chatbot_schema.llm as l', 'l.idllm', 'c.idllm')
         .select([
@@ -73,18 +73,23 @@ const chatPageQuery = compileOnce((db: Db, userId: number, chatId: number | null
         ])
         .where('c.idchat', '=', sql<number>`${chatId}::int`)
         .where('c.idappuser', '=', userId),
-    ).as('current'),
-  ]),
-);
+    )})`;
+}
 
-export async function loadChatPage(db: Db, userId: number, chatId: number | null): Promise<ChatPageRows> {
-  const [row] = await chatPageQuery(db, userId, chatId);
-  if (!row) throw new Error('the chat page query returned no row');
+interface ChatPageJson {
+  chats: Array<{ id: number; title: string | null; updatedAt: string }>;
+  models: Array<{ id: number; name: string }>;
+  current: ChatPageRows['current'];
+}
+
+/** The rows of chatPageData, typed (JSON carries timestamps as ISO strings, whatever the types say). */
+export function chatPageFromJson(json: unknown): ChatPageRows {
+  if (typeof json !== 'object' || json === null) throw new Error('the chat page data was not read with the session');
+  const page = json as ChatPageJson;
   return {
-    // JSON carries timestamps as ISO strings, whatever the types say.
-    chats: row.chats.map((c) => ({ id: c.id, title: c.title ?? 'New chat', updatedAt: new Date(c.updatedAt) })),
-    models: row.models,
-    current: row.current ?? null,
+    chats: page.chats.map((c) => ({ id: c.id, title: c.title ?? 'New chat', updatedAt: new Date(c.updatedAt) })),
+    models: page.models,
+    current: page.current ?? null,
   };
 }
 

@@ -1,13 +1,14 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { requireUser } from '../auth/guards.ts';
+import type { SessionCompanion } from '../auth/session-plugin.ts';
 import type { Config } from '../config.ts';
 import type { Db } from '../db/database.ts';
 import { holdInstanceLock, type InstanceLock } from '../db/instance-lock.ts';
 import { NotFoundError } from '../http/errors.ts';
-import { pathId } from '../http/validation.ts';
+import { pathId, pathIdOrNull } from '../http/validation.ts';
 import { assetUrl } from '../views/assets.ts';
 import { chatApiRoutes } from './chat-api.ts';
-import { listTurns, loadChatPage } from './chat-queries.ts';
+import { chatPageData, chatPageFromJson, listTurns } from './chat-queries.ts';
 import { type ChatPageData, chatPage } from './chat-views.ts';
 import { GenerationRegistry } from './generation.ts';
 import { markAllActiveResponsesInterrupted, markOrphanedResponsesInterrupted } from './response-store.ts';
@@ -69,8 +70,9 @@ export async function chatRoutes(app: FastifyInstance, opts: { db: Db; config: C
     await lock.close();
   });
 
-  async function renderChat(userId: number, chatId: number | null): Promise<ChatPageData> {
-    const { chats, models, current } = await loadChatPage(db, userId, chatId);
+  /** The page's data was read with the session (the routes' session companion); the conversation is read here. */
+  async function renderChat(req: FastifyRequest, chatId: number | null): Promise<ChatPageData> {
+    const { chats, models, current } = chatPageFromJson(req.sessionCompanion);
     if (chatId === null) return { chats, models, current: null, maxPromptChars: config.MAX_PROMPT_CHARS };
     if (!current) throw new NotFoundError('This chat does not exist or is not yours.');
     const turns = await listTurns(db, current.id);
@@ -91,14 +93,18 @@ export async function chatRoutes(app: FastifyInstance, opts: { db: Db; config: C
 
   const page = { fluid: true, scripts: [assetUrl('chat')], styles: ['/static/hljs.css', '/static/chat.css'] };
 
-  app.get('/chat', async (req, reply) => {
-    const user = requireUser(req);
-    return reply.page({ ...page, title: 'Chat', body: chatPage(await renderChat(user.userId, null)) });
+  // The page data comes with the session check (one round trip for the page every user loads most).
+  const chatListPage: SessionCompanion<[null]> = { build: chatPageData, args: () => [null] };
+  const chatDetailPage: SessionCompanion<[number | null]> = { build: chatPageData, args: (req) => [pathIdOrNull(req.params)] };
+
+  app.get('/chat', { config: { sessionCompanion: chatListPage } }, async (req, reply) => {
+    requireUser(req);
+    return reply.page({ ...page, title: 'Chat', body: chatPage(await renderChat(req, null)) });
   });
 
-  app.get('/chat/:id', async (req, reply) => {
-    const user = requireUser(req);
-    const data = await renderChat(user.userId, pathId(req.params));
+  app.get('/chat/:id', { config: { sessionCompanion: chatDetailPage } }, async (req, reply) => {
+    requireUser(req);
+    const data = await renderChat(req, pathId(req.params));
     return reply.page({ ...page, title: data.current?.title ?? 'Chat', body: chatPage(data) });
   });
 

@@ -44,9 +44,15 @@ const pathSegmentId = z
   .transform(Number)
   .pipe(z.number().max(DB_ID_MAX));
 
+/** The id from the URL path, or null when it is not one (for code that runs before the handler's pathId). */
+export function pathIdOrNull(params: unknown, key = 'id'): number | null {
+  const parsed = pathSegmentId.safeParse((params as Record<string, unknown> | undefined)?.[key]);
+  return parsed.success ? parsed.data : null;
+}
+
 /** An id from the URL path (`/chat/:id`); anything that is not one is a page that does not exist (404), not a 400. */
 export function pathId(params: unknown, key = 'id', notFoundMessage?: string): number {
-  const parsed = pathSegmentId.safeParse((params as Record<string, unknown> | undefined)?.[key]);
-  if (!parsed.success) throw new NotFoundError(notFoundMessage);
-  return parsed.data;
+  const id = pathIdOrNull(params, key);
+  if (id === null) throw new NotFoundError(notFoundMessage);
+  return id;
 }
