@@ -1,5 +1,4 @@
 import { mkdtempSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
@@ -128,17 +127,8 @@ export async function registerViaForm(baseUrl: string, user: { username: string;
   return { cookie: session, csrf };
 }
 
-/** A port nobody listens on right now (for a server started in another process). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (address && typeof address === 'object' ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
+/** A port nobody listens on right now (for a server started in another process): the tests' helper. */
+export { freePort } from '../test/server-process.ts';
 
 export function median(values: number[]): number {
   const s = [...values].sort((a, b) => a - b);
