@@ -41,8 +41,7 @@ function navbar(ctx: PageContext): SafeHtml {
     <div class="collapse navbar-collapse" id="nav">
       <ul class="navbar-nav me-auto">
         ${navLink(ctx, '/chat', 'Chat')}
-        ${navLink(ctx, '/settings/2fa', 'Settings')}
-        ${user.isAdmin ? [navLink(ctx, '/admin/users', 'Users'), navLink(ctx, '/admin/stats', 'Stats'), navLink(ctx, '/admin/models', 'Models')] : ''}
+        ${user.isAdmin ? navLink(ctx, '/admin/models', 'Models') : ''}
       </ul>
       <span class="navbar-text me-3" data-testid="current-user">${user.username}${user.isAdmin ? html` <span class="badge text-bg-secondary">Admin</span>` : ''}</span>
       <form method="post" action="/logout" class="d-flex">
