@@ -3,6 +3,7 @@ import cookie from '@fastify/cookie';
 import formbody from '@fastify/formbody';
 import Fastify, { type FastifyInstance, type FastifyServerOptions, type RouteOptions } from 'fastify';
 import { sql } from 'kysely';
+import { modelsAdminRoutes } from './admin/models-routes.ts';
 import { localAuthRoutes } from './auth/local-routes.ts';
 import { secondFactorRoutes } from './auth/second-factor-routes.ts';
 import { sessionPlugin } from './auth/session-plugin.ts';
@@ -20,7 +21,6 @@ import { OneLinePerRequest } from './http/request-log.ts';
 import { registerSecurityHeaders } from './http/security-headers.ts';
 import { registerStaticFiles } from './http/static-files.ts';
 import { sendLargeStringsAsUtf8 } from './http/utf8-body.ts';
-import { modelsAdminRoutes } from './llm/models-admin-routes.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
 /** Forms are small; a prompt is at most MAX_PROMPT_CHARS characters of up to 4 bytes each, plus JSON overhead. */

@@ -57,7 +57,7 @@ const matrix: Rule[] = [
   ['POST', '/api/chats/:id/responses/:idresponse/stop', 'login', 'to-2fa', 'allow', 'allow'],
   // Further /api/chats/* routes go here.
 
-  // ── admin: model connections (src/llm) ──
+  // ── admin: model connections (src/admin) ──
   ['GET', '/admin/models', 'login', 'to-2fa', 'forbidden', 'allow'],
   ['POST', '/admin/models', 'login', 'to-2fa', 'forbidden', 'allow'],
   ['GET', '/admin/models/:id/edit', 'login', 'to-2fa', 'forbidden', 'allow'],

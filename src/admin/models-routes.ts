@@ -18,9 +18,9 @@ import {
   type ModelSummary,
   setModelEnabled,
   updateModel,
-} from './llm-queries.ts';
-import { listModels, ModelError } from './model-client.ts';
-import { editModelPage, type FieldErrors, type ModelFormValues, modelsPage } from './models-admin-views.ts';
+} from '../llm/llm-queries.ts';
+import { listModels, ModelError } from '../llm/model-client.ts';
+import { editModelPage, type FieldErrors, type ModelFormValues, modelsPage } from './models-views.ts';
 
 /** "Test connection" waits this long: an admin is looking at a spinner, and a healthy server answers /models at once. */
 const TEST_CONNECTION_TIMEOUT_MS = 5_000;

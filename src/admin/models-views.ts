@@ -1,6 +1,6 @@
+import type { ModelSummary } from '../llm/llm-queries.ts';
 import { csrfField, field, formAlert } from '../views/forms.ts';
 import { html, type SafeHtml } from '../views/html.ts';
-import type { ModelSummary } from './llm-queries.ts';
 
 export type FieldErrors = Partial<Record<string, string>>;
 

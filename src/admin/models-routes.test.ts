@@ -4,8 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { startTestApp, TEST_SECRET, type TestApp } from '../../test/app.ts';
 import { TestClient } from '../../test/client.ts';
-import { type FakeLlm, startFakeLlm } from './fake-llm-server.ts';
-import { createApiKeyBox, getModelConnection, listModelSummaries } from './llm-queries.ts';
+import { type FakeLlm, startFakeLlm } from '../llm/fake-llm-server.ts';
+import { createApiKeyBox, getModelConnection, listModelSummaries } from '../llm/llm-queries.ts';
 
 const API_KEY = 'sk-admin-test-key-4f9e2b';
 
