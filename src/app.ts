@@ -21,6 +21,7 @@ import { OneLinePerRequest } from './http/request-log.ts';
 import { registerSecurityHeaders } from './http/security-headers.ts';
 import { registerStaticFiles } from './http/static-files.ts';
 import { sendLargeStringsAsUtf8 } from './http/utf8-body.ts';
+import { statsRoutes } from './stats/stats-routes.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
 /** Forms are small; a prompt is at most MAX_PROMPT_CHARS characters of up to 4 bytes each, plus JSON overhead. */
@@ -76,5 +77,6 @@ export async function buildApp({ config, db, logger = false, onRoute }: BuildOpt
   await app.register(secondFactorRoutes);
   await app.register(chatRoutes, { db, config });
   await app.register(modelsAdminRoutes, { db, config });
+  await app.register(statsRoutes, { db, config });
   return app;
 }

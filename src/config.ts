@@ -75,6 +75,18 @@ const envSchema = z.object({
   // Connections per process to a PostgreSQL server (DATABASE_URL); PGlite always has one.
   DB_POOL_SIZE: positiveInt.max(1000).default(10),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  // The statistics count days in this zone; Intl knows every IANA name the database does (and refuses the rest).
+  STATS_TIMEZONE: z
+    .string()
+    .refine((tz) => {
+      try {
+        new Intl.DateTimeFormat('en-US', { timeZone: tz });
+        return true;
+      } catch {
+        return false;
+      }
+    }, 'must be an IANA time zone name, like Europe/Berlin')
+    .default('UTC'),
 });
 
 export type Env = z.infer<typeof envSchema>;

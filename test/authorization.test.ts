@@ -67,6 +67,11 @@ const matrix: Rule[] = [
   ['POST', '/admin/models/:id/delete', 'login', 'to-2fa', 'forbidden', 'allow'],
   ['POST', '/admin/models/:id/test', 'login', 'to-2fa', 'forbidden', 'allow'],
 
+  // ── statistics (src/stats): admin pages, and each user's own usage ──
+  ['GET', '/admin/stats', 'login', 'to-2fa', 'forbidden', 'allow'],
+  ['GET', '/admin/stats/users/:id', 'login', 'to-2fa', 'forbidden', 'allow'],
+  ['GET', '/settings/usage', 'login', 'to-2fa', 'allow', 'allow'],
+
   // ── admin: users and stats (/admin/users, /admin/users/:id/promote|demote|deactivate|reactivate, /admin/stats) go here,
   //    each as ['…', '/admin/…', 'login', 'to-2fa', 'forbidden', 'allow'] ──
 ];

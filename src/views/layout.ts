@@ -42,6 +42,7 @@ function navbar(ctx: PageContext): SafeHtml {
       <ul class="navbar-nav me-auto">
         ${navLink(ctx, '/chat', 'Chat')}
         ${user.isAdmin ? navLink(ctx, '/admin/models', 'Models') : ''}
+        ${user.isAdmin ? navLink(ctx, '/admin/stats', 'Stats') : ''}
       </ul>
       <span class="navbar-text me-3" data-testid="current-user">${user.username}${user.isAdmin ? html` <span class="badge text-bg-secondary">Admin</span>` : ''}</span>
       <form method="post" action="/logout" class="d-flex">

@@ -1,0 +1,272 @@
+import { type Kysely, sql } from 'kysely';
+import type { Db } from '../database.ts';
+
+/**
+ * Daily usage rollups (docs/decisions/006-usage-rollups.md). Triggers keep them in the same transaction as the write
+ * that changes them — a prompt inserted (begin_answer), a response reaching a final state (finalizeResponse, the
+ * sweeps, any direct UPDATE) — so no code path can forget them and several processes need no coordination beyond
+ * the row locks of the upserts. A row's contribution is subtracted before an update and added after it, so a later
+ * correction (a backdated message, a fixed timestamp) keeps the sums equal to a scan of the rows. Deletes are not
+ * subtracted on purpose: a deleted chat's counts stay in the statistics.
+ *
+ * Days are counted in usage_rollup_state.txtimezone (STATS_TIMEZONE); a process started with another zone rebuilds
+ * the rollups (rebuildUsageRollups) before it serves a page.
+ */
+
+/** Upper edges (seconds) of the histogram buckets of inference time and time to first token; the last bucket is open. */
+export const HISTOGRAM_EDGES_S = [0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 4, 5, 7.5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600];
+const BUCKETS = HISTOGRAM_EDGES_S.length + 1;
+const edgesSql = sql.raw(`ARRAY[${HISTOGRAM_EDGES_S.join(',')}]::numeric[]`);
+const zeros = sql.raw(`array_fill(0, ARRAY[${BUCKETS}])`);
+
+export async function up(db: Kysely<unknown>): Promise<void> {
+  await sql`
+    CREATE TABLE chatbot_schema.usage_rollup_state (
+      id BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (id),
+      txtimezone TEXT NOT NULL DEFAULT 'UTC'
+    );
+    INSERT INTO chatbot_schema.usage_rollup_state (id) VALUES (TRUE);
+
+    -- Per day and model: everything the model table, the totals and the charts need (a few rows a day).
+    CREATE TABLE chatbot_schema.usage_day_model (
+      dday DATE NOT NULL,
+      idllm INTEGER NOT NULL,
+      nprompts INTEGER NOT NULL DEFAULT 0,
+      nresponses INTEGER NOT NULL DEFAULT 0,
+      ncomplete INTEGER NOT NULL DEFAULT 0,
+      nerror INTEGER NOT NULL DEFAULT 0,
+      nstopped INTEGER NOT NULL DEFAULT 0,
+      ninterrupted INTEGER NOT NULL DEFAULT 0,
+      ntimed INTEGER NOT NULL DEFAULT 0,
+      sum_inf_s NUMERIC NOT NULL DEFAULT 0,
+      nttft INTEGER NOT NULL DEFAULT 0,
+      sum_ttft_s NUMERIC NOT NULL DEFAULT 0,
+      ntoken_timed INTEGER NOT NULL DEFAULT 0,
+      ntoken_timed_tokens BIGINT NOT NULL DEFAULT 0,
+      sum_token_gen_s NUMERIC NOT NULL DEFAULT 0,
+      nprompt_tokens BIGINT NOT NULL DEFAULT 0,
+      ncompletion_tokens BIGINT NOT NULL DEFAULT 0,
+      hist_inf INTEGER[] NOT NULL DEFAULT ${zeros},
+      hist_ttft INTEGER[] NOT NULL DEFAULT ${zeros},
+      PRIMARY KEY (dday, idllm)
+    );
+
+    -- Per day, user and model: the user table, the models each user uses, /settings/usage.
+    CREATE TABLE chatbot_schema.usage_day_user (
+      dday DATE NOT NULL,
+      idappuser INTEGER NOT NULL,
+      idllm INTEGER NOT NULL,
+      nprompts INTEGER NOT NULL DEFAULT 0,
+      nresponses INTEGER NOT NULL DEFAULT 0,
+      nfailed INTEGER NOT NULL DEFAULT 0,
+      nprompt_tokens BIGINT NOT NULL DEFAULT 0,
+      ncompletion_tokens BIGINT NOT NULL DEFAULT 0,
+      dtlast TIMESTAMPTZ,
+      PRIMARY KEY (dday, idappuser, idllm)
+    );
+    CREATE INDEX usage_day_user_user_idx ON chatbot_schema.usage_day_user (idappuser, dday);
+
+    -- The per-chat drill-down reads one user's raw rows of a range.
+    CREATE INDEX IF NOT EXISTS message_chat_created_idx ON chatbot_schema.message (idchat, dtcreated);
+  `.execute(db);
+
+  await sql`
+    CREATE FUNCTION chatbot_schema.usage_hist_add(arr INTEGER[], seconds NUMERIC, delta INTEGER) RETURNS INTEGER[]
+    LANGUAGE sql IMMUTABLE AS $$
+      SELECT CASE WHEN seconds IS NULL THEN arr ELSE
+        arr[1:width_bucket(seconds, ${edgesSql})]
+        || (arr[width_bucket(seconds, ${edgesSql}) + 1] + delta)
+        || arr[width_bucket(seconds, ${edgesSql}) + 2:${sql.raw(String(BUCKETS))}]
+      END
+    $$;
+
+    CREATE FUNCTION chatbot_schema.usage_day(ts TIMESTAMPTZ) RETURNS DATE
+    LANGUAGE sql STABLE AS $$
+      SELECT (ts AT TIME ZONE (SELECT s.txtimezone FROM chatbot_schema.usage_rollup_state s))::date
+    $$;
+
+    -- One message's prompt, added (delta 1) or taken back (delta -1).
+    CREATE FUNCTION chatbot_schema.usage_fold_message(p_idchat INTEGER, p_created TIMESTAMPTZ, delta INTEGER) RETURNS void
+    LANGUAGE plpgsql AS $$
+    DECLARE v_user INTEGER; v_llm INTEGER; v_day DATE := chatbot_schema.usage_day(p_created);
+    BEGIN
+      SELECT c.idappuser, c.idllm INTO v_user, v_llm FROM chatbot_schema.chat c WHERE c.idchat = p_idchat;
+      IF v_user IS NULL THEN RETURN; END IF;
+      INSERT INTO chatbot_schema.usage_day_model AS t (dday, idllm, nprompts) VALUES (v_day, v_llm, delta)
+        ON CONFLICT (dday, idllm) DO UPDATE SET nprompts = t.nprompts + delta;
+      INSERT INTO chatbot_schema.usage_day_user AS t (dday, idappuser, idllm, nprompts, dtlast) VALUES (v_day, v_user, v_llm, delta, p_created)
+        ON CONFLICT (dday, idappuser, idllm) DO UPDATE SET nprompts = t.nprompts + delta, dtlast = greatest(t.dtlast, excluded.dtlast);
+    END $$;
+
+    -- One final response's contribution. Only final states count: a pending or streaming answer is not yet one.
+    CREATE FUNCTION chatbot_schema.usage_fold_response(r chatbot_schema.response, delta INTEGER) RETURNS void
+    LANGUAGE plpgsql AS $$
+    DECLARE
+      v_user INTEGER;
+      v_day DATE;
+      v_inf NUMERIC := EXTRACT(EPOCH FROM (r.tinf_end - r.tinf_start));
+      v_ttft NUMERIC := EXTRACT(EPOCH FROM (r.tfirst_token - r.tinf_start));
+      v_gen NUMERIC := CASE WHEN r.ncompletion_tokens > 0 THEN EXTRACT(EPOCH FROM (r.tinf_end - coalesce(r.tfirst_token, r.tinf_start))) END;
+      v_failed INTEGER := CASE WHEN r.txstatus IN ('error', 'interrupted') THEN delta ELSE 0 END;
+    BEGIN
+      IF r.txstatus NOT IN ('complete', 'error', 'stopped', 'interrupted') THEN RETURN; END IF;
+      SELECT c.idappuser INTO v_user FROM chatbot_schema.chat c WHERE c.idchat = r.idchat;
+      -- The prompt's day: an answer belongs to the day its question was asked (adopted rows without timestamps: their message's).
+      v_day := chatbot_schema.usage_day(coalesce(r.tinf_start, (SELECT m.dtcreated FROM chatbot_schema.message m WHERE m.idmessage = r.idmessage), now()));
+      IF v_gen IS NOT NULL AND v_gen <= 0 THEN v_gen := NULL; END IF;
+      INSERT INTO chatbot_schema.usage_day_model AS t (dday, idllm) VALUES (v_day, r.idllm) ON CONFLICT (dday, idllm) DO NOTHING;
+      UPDATE chatbot_schema.usage_day_model t SET
+        nresponses = t.nresponses + delta,
+        ncomplete = t.ncomplete + CASE WHEN r.txstatus = 'complete' THEN delta ELSE 0 END,
+        nerror = t.nerror + CASE WHEN r.txstatus = 'error' THEN delta ELSE 0 END,
+        nstopped = t.nstopped + CASE WHEN r.txstatus = 'stopped' THEN delta ELSE 0 END,
+        ninterrupted = t.ninterrupted + CASE WHEN r.txstatus = 'interrupted' THEN delta ELSE 0 END,
+        ntimed = t.ntimed + CASE WHEN v_inf IS NOT NULL THEN delta ELSE 0 END,
+        sum_inf_s = t.sum_inf_s + coalesce(v_inf, 0) * delta,
+        nttft = t.nttft + CASE WHEN v_ttft IS NOT NULL THEN delta ELSE 0 END,
+        sum_ttft_s = t.sum_ttft_s + coalesce(v_ttft, 0) * delta,
+        ntoken_timed = t.ntoken_timed + CASE WHEN v_gen IS NOT NULL THEN delta ELSE 0 END,
+        ntoken_timed_tokens = t.ntoken_timed_tokens + CASE WHEN v_gen IS NOT NULL THEN r.ncompletion_tokens * delta ELSE 0 END,
+        sum_token_gen_s = t.sum_token_gen_s + coalesce(v_gen, 0) * delta,
+        nprompt_tokens = t.nprompt_tokens + coalesce(r.nprompt_tokens, 0) * delta,
+        ncompletion_tokens = t.ncompletion_tokens + coalesce(r.ncompletion_tokens, 0) * delta,
+        hist_inf = chatbot_schema.usage_hist_add(t.hist_inf, v_inf, delta),
+        hist_ttft = chatbot_schema.usage_hist_add(t.hist_ttft, v_ttft, delta)
+      WHERE t.dday = v_day AND t.idllm = r.idllm;
+      IF v_user IS NULL THEN RETURN; END IF;
+      INSERT INTO chatbot_schema.usage_day_user AS t (dday, idappuser, idllm, nresponses, nfailed, nprompt_tokens, ncompletion_tokens, dtlast)
+        VALUES (v_day, v_user, r.idllm, delta, v_failed, coalesce(r.nprompt_tokens, 0) * delta, coalesce(r.ncompletion_tokens, 0) * delta, r.tinf_end)
+        ON CONFLICT (dday, idappuser, idllm) DO UPDATE SET
+          nresponses = t.nresponses + delta,
+          nfailed = t.nfailed + v_failed,
+          nprompt_tokens = t.nprompt_tokens + excluded.nprompt_tokens,
+          ncompletion_tokens = t.ncompletion_tokens + excluded.ncompletion_tokens,
+          dtlast = greatest(t.dtlast, excluded.dtlast);
+    END $$;
+
+    CREATE FUNCTION chatbot_schema.usage_message_trigger() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+    BEGIN
+      IF TG_OP = 'UPDATE' THEN PERFORM chatbot_schema.usage_fold_message(OLD.idchat, OLD.dtcreated, -1); END IF;
+      PERFORM chatbot_schema.usage_fold_message(NEW.idchat, NEW.dtcreated, 1);
+      RETURN NULL;
+    END $$;
+
+    CREATE FUNCTION chatbot_schema.usage_response_trigger() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+    BEGIN
+      IF TG_OP = 'UPDATE' THEN PERFORM chatbot_schema.usage_fold_response(OLD, -1); END IF;
+      PERFORM chatbot_schema.usage_fold_response(NEW, 1);
+      RETURN NULL;
+    END $$;
+
+    CREATE TRIGGER usage_message AFTER INSERT OR UPDATE OF idchat, dtcreated ON chatbot_schema.message
+      FOR EACH ROW EXECUTE FUNCTION chatbot_schema.usage_message_trigger();
+    -- Heartbeats and partial text (flushPartial) change none of these columns, so they never fire it.
+    CREATE TRIGGER usage_response AFTER INSERT OR UPDATE OF txstatus, idchat, idmessage, idllm, tinf_start, tinf_end, tfirst_token, nprompt_tokens, ncompletion_tokens
+      ON chatbot_schema.response
+      FOR EACH ROW EXECUTE FUNCTION chatbot_schema.usage_response_trigger();
+  `.execute(db);
+
+  await rebuildUsageRollups(db as Db, 'UTC');
+}
+
+export async function down(db: Kysely<unknown>): Promise<void> {
+  await sql`
+    DROP TRIGGER IF EXISTS usage_message ON chatbot_schema.message;
+    DROP TRIGGER IF EXISTS usage_response ON chatbot_schema.response;
+    DROP FUNCTION IF EXISTS chatbot_schema.usage_message_trigger, chatbot_schema.usage_response_trigger,
+      chatbot_schema.usage_fold_message, chatbot_schema.usage_fold_response, chatbot_schema.usage_day, chatbot_schema.usage_hist_add;
+    DROP TABLE IF EXISTS chatbot_schema.usage_day_user, chatbot_schema.usage_day_model, chatbot_schema.usage_rollup_state;
+  `.execute(db);
+}
+
+/**
+ * Recomputes every rollup from the rows, counting days in `timeZone`. Writers of messages and responses wait (SHARE
+ * ROW EXCLUSIVE lets readers through) so no trigger folds a row in between; the delete and the inserts commit together.
+ * Runs in the migration (the backfill of an adopted or existing database) and when STATS_TIMEZONE changes.
+ * Counts of chats deleted earlier are lost by a rebuild: the rows are gone.
+ */
+export async function rebuildUsageRollups(db: Db, timeZone: string): Promise<void> {
+  if (db.isTransaction) return recomputeUsageRollups(db, timeZone);
+  await db.transaction().execute((trx) => recomputeUsageRollups(trx, timeZone));
+}
+
+async function recomputeUsageRollups(trx: Db, timeZone: string): Promise<void> {
+  await sql`LOCK TABLE chatbot_schema.message, chatbot_schema.response IN SHARE ROW EXCLUSIVE MODE`.execute(trx);
+  await sql`UPDATE chatbot_schema.usage_rollup_state SET txtimezone = ${timeZone}`.execute(trx);
+  await sql`DELETE FROM chatbot_schema.usage_day_model; DELETE FROM chatbot_schema.usage_day_user;`.execute(trx);
+  await sql`
+      WITH p AS (
+        SELECT (m.dtcreated AT TIME ZONE ${timeZone})::date AS dday, c.idappuser, c.idllm, count(*)::int AS n, max(m.dtcreated) AS last
+        FROM chatbot_schema.message m JOIN chatbot_schema.chat c ON c.idchat = m.idchat
+        GROUP BY 1, 2, 3
+      ), r AS (
+        SELECT (coalesce(x.tinf_start, m.dtcreated) AT TIME ZONE ${timeZone})::date AS dday, c.idappuser, x.idllm, x.txstatus,
+          x.nprompt_tokens, x.ncompletion_tokens, x.tinf_end,
+          EXTRACT(EPOCH FROM (x.tinf_end - x.tinf_start)) AS inf,
+          EXTRACT(EPOCH FROM (x.tfirst_token - x.tinf_start)) AS ttft,
+          CASE WHEN x.ncompletion_tokens > 0 AND x.tinf_end > coalesce(x.tfirst_token, x.tinf_start)
+            THEN EXTRACT(EPOCH FROM (x.tinf_end - coalesce(x.tfirst_token, x.tinf_start))) END AS gen
+        FROM chatbot_schema.response x
+        JOIN chatbot_schema.chat c ON c.idchat = x.idchat
+        JOIN chatbot_schema.message m ON m.idmessage = x.idmessage
+        WHERE x.txstatus IN ('complete', 'error', 'stopped', 'interrupted')
+      ), rm AS (
+        SELECT dday, idllm,
+          count(*)::int AS nresponses,
+          (count(*) FILTER (WHERE txstatus = 'complete'))::int AS ncomplete,
+          (count(*) FILTER (WHERE txstatus = 'error'))::int AS nerror,
+          (count(*) FILTER (WHERE txstatus = 'stopped'))::int AS nstopped,
+          (count(*) FILTER (WHERE txstatus = 'interrupted'))::int AS ninterrupted,
+          count(inf)::int AS ntimed, coalesce(sum(inf), 0) AS sum_inf_s,
+          count(ttft)::int AS nttft, coalesce(sum(ttft), 0) AS sum_ttft_s,
+          count(gen)::int AS ntoken_timed, coalesce(sum(ncompletion_tokens) FILTER (WHERE gen IS NOT NULL), 0) AS ntoken_timed_tokens,
+          coalesce(sum(gen), 0) AS sum_token_gen_s,
+          coalesce(sum(nprompt_tokens), 0) AS nprompt_tokens, coalesce(sum(ncompletion_tokens), 0) AS ncompletion_tokens
+        FROM r GROUP BY 1, 2
+      ), hb AS (
+        SELECT dday, idllm, 'inf' AS kind, width_bucket(inf, ${edgesSql}) + 1 AS b, count(*)::int AS n FROM r WHERE inf IS NOT NULL GROUP BY 1, 2, 3, 4
+        UNION ALL
+        SELECT dday, idllm, 'ttft', width_bucket(ttft, ${edgesSql}) + 1, count(*)::int FROM r WHERE ttft IS NOT NULL GROUP BY 1, 2, 3, 4
+      ), hist AS (
+        SELECT k.dday, k.idllm,
+          array_agg(coalesce(hi.n, 0) ORDER BY b.b) AS hist_inf, array_agg(coalesce(ht.n, 0) ORDER BY b.b) AS hist_ttft
+        FROM (SELECT DISTINCT dday, idllm FROM rm) k
+        CROSS JOIN generate_series(1, ${BUCKETS}) AS b(b)
+        LEFT JOIN hb hi ON hi.kind = 'inf' AND hi.dday = k.dday AND hi.idllm = k.idllm AND hi.b = b.b
+        LEFT JOIN hb ht ON ht.kind = 'ttft' AND ht.dday = k.dday AND ht.idllm = k.idllm AND ht.b = b.b
+        GROUP BY 1, 2
+      )
+      INSERT INTO chatbot_schema.usage_day_model (dday, idllm, nprompts, nresponses, ncomplete, nerror, nstopped, ninterrupted,
+        ntimed, sum_inf_s, nttft, sum_ttft_s, ntoken_timed, ntoken_timed_tokens, sum_token_gen_s, nprompt_tokens, ncompletion_tokens, hist_inf, hist_ttft)
+      SELECT k.dday, k.idllm, coalesce(pm.n, 0), coalesce(rm.nresponses, 0), coalesce(rm.ncomplete, 0), coalesce(rm.nerror, 0),
+        coalesce(rm.nstopped, 0), coalesce(rm.ninterrupted, 0), coalesce(rm.ntimed, 0), coalesce(rm.sum_inf_s, 0), coalesce(rm.nttft, 0),
+        coalesce(rm.sum_ttft_s, 0), coalesce(rm.ntoken_timed, 0), coalesce(rm.ntoken_timed_tokens, 0), coalesce(rm.sum_token_gen_s, 0),
+        coalesce(rm.nprompt_tokens, 0), coalesce(rm.ncompletion_tokens, 0), coalesce(h.hist_inf, ${zeros}), coalesce(h.hist_ttft, ${zeros})
+      FROM (SELECT dday, idllm FROM p UNION SELECT dday, idllm FROM rm) k
+      LEFT JOIN (SELECT dday, idllm, sum(n)::int AS n FROM p GROUP BY 1, 2) pm ON pm.dday = k.dday AND pm.idllm = k.idllm
+      LEFT JOIN rm ON rm.dday = k.dday AND rm.idllm = k.idllm
+      LEFT JOIN hist h ON h.dday = k.dday AND h.idllm = k.idllm
+    `.execute(trx);
+  await sql`
+      WITH p AS (
+        SELECT (m.dtcreated AT TIME ZONE ${timeZone})::date AS dday, c.idappuser, c.idllm, count(*)::int AS n, max(m.dtcreated) AS last
+        FROM chatbot_schema.message m JOIN chatbot_schema.chat c ON c.idchat = m.idchat
+        GROUP BY 1, 2, 3
+      ), r AS (
+        SELECT (coalesce(x.tinf_start, m.dtcreated) AT TIME ZONE ${timeZone})::date AS dday, c.idappuser, x.idllm,
+          count(*)::int AS n, (count(*) FILTER (WHERE x.txstatus IN ('error', 'interrupted')))::int AS nfailed,
+          coalesce(sum(x.nprompt_tokens), 0) AS pt, coalesce(sum(x.ncompletion_tokens), 0) AS ct, max(x.tinf_end) AS last
+        FROM chatbot_schema.response x
+        JOIN chatbot_schema.chat c ON c.idchat = x.idchat
+        JOIN chatbot_schema.message m ON m.idmessage = x.idmessage
+        WHERE x.txstatus IN ('complete', 'error', 'stopped', 'interrupted')
+        GROUP BY 1, 2, 3
+      )
+      INSERT INTO chatbot_schema.usage_day_user (dday, idappuser, idllm, nprompts, nresponses, nfailed, nprompt_tokens, ncompletion_tokens, dtlast)
+      SELECT coalesce(p.dday, r.dday), coalesce(p.idappuser, r.idappuser), coalesce(p.idllm, r.idllm), coalesce(p.n, 0), coalesce(r.n, 0),
+        coalesce(r.nfailed, 0), coalesce(r.pt, 0), coalesce(r.ct, 0), greatest(p.last, r.last)
+      FROM p FULL JOIN r ON r.dday = p.dday AND r.idappuser = p.idappuser AND r.idllm = p.idllm
+    `.execute(trx);
+}

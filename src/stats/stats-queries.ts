@@ -1,0 +1,296 @@
+import { type RawBuilder, sql } from 'kysely';
+import type { Db } from '../db/database.ts';
+import { HISTOGRAM_EDGES_S } from '../db/migrations/011-usage-rollups.ts';
+import { percentileFromHistogram, sumHistograms } from './percentiles.ts';
+
+/**
+ * Every page query reads the daily rollups (migration 011), never the message history: their size grows with days ×
+ * models and days × active users, not with messages. Only the per-chat drill-down reads raw rows, of one user.
+ */
+
+export interface DaySpan {
+  from: string | null;
+  to: string | null;
+}
+
+const inSpan = (span: DaySpan): RawBuilder<boolean> =>
+  span.from === null || span.to === null ? sql<boolean>`TRUE` : sql<boolean>`dday BETWEEN ${span.from}::date AND ${span.to}::date`;
+
+const num = (v: unknown): number => (v === null || v === undefined ? 0 : Number(v));
+
+/** The seed's first table: prompts per username, most first (ties by name so the page does not shuffle). */
+export async function promptsPerUsername(db: Db, span: DaySpan): Promise<{ username: string; prompts: number }[]> {
+  const r = await sql<{ username: string; prompts: string }>`
+    SELECT u.txusername AS username, sum(d.nprompts)::bigint AS prompts
+    FROM chatbot_schema.usage_day_user d JOIN chatbot_schema.app_user u ON u.idappuser = d.idappuser
+    WHERE ${inSpan(span)}
+    GROUP BY u.txusername
+    HAVING sum(d.nprompts) > 0
+    ORDER BY prompts DESC, username`.execute(db);
+  return r.rows.map((x) => ({ username: x.username, prompts: num(x.prompts) }));
+}
+
+/** The seed's second table: ROUND(AVG(tinf_end - tinf_start), 3) seconds per model short name, fastest first. */
+export async function averageSecondsPerModel(db: Db, span: DaySpan): Promise<{ model: string; avgSeconds: string }[]> {
+  const r = await sql<{ model: string; avg_seconds: string }>`
+    SELECT l.txshortname AS model, ROUND(sum(d.sum_inf_s) / sum(d.ntimed), 3)::text AS avg_seconds
+    FROM chatbot_schema.usage_day_model d JOIN chatbot_schema.llm l ON l.idllm = d.idllm
+    WHERE ${inSpan(span)}
+    GROUP BY l.txshortname
+    HAVING sum(d.ntimed) > 0
+    ORDER BY ROUND(sum(d.sum_inf_s) / sum(d.ntimed), 3), model`.execute(db);
+  return r.rows.map((x) => ({ model: x.model, avgSeconds: x.avg_seconds }));
+}
+
+export interface ModelStats {
+  modelId: number;
+  model: string;
+  prompts: number;
+  responses: number;
+  complete: number;
+  errors: number;
+  stopped: number;
+  interrupted: number;
+  /** The seed's average, 3 decimals; null without a timed response. */
+  avgSeconds: string | null;
+  p50Seconds: number | null;
+  p95Seconds: number | null;
+  medianTtftSeconds: number | null;
+  tokensPerSecond: number | null;
+  promptTokens: number;
+  completionTokens: number;
+}
+
+interface ModelDayRow {
+  dday: string;
+  idllm: number;
+  model: string;
+  nprompts: number;
+  nresponses: number;
+  ncomplete: number;
+  nerror: number;
+  nstopped: number;
+  ninterrupted: number;
+  ntimed: number;
+  sum_inf_s: string;
+  nttft: number;
+  ntoken_timed_tokens: string;
+  sum_token_gen_s: string;
+  nprompt_tokens: string;
+  ncompletion_tokens: string;
+  hist_inf: number[];
+  hist_ttft: number[];
+}
+
+/** The day × model rows of a span (a few hundred at most for a year of five models); everything per model sums them. */
+export async function modelDays(db: Db, span: DaySpan): Promise<ModelDayRow[]> {
+  const r = await sql<ModelDayRow>`
+    SELECT to_char(d.dday, 'YYYY-MM-DD') AS dday, d.idllm, coalesce(l.txshortname, '(deleted model ' || d.idllm || ')') AS model,
+      d.nprompts, d.nresponses, d.ncomplete, d.nerror, d.nstopped, d.ninterrupted, d.ntimed, d.sum_inf_s::text AS sum_inf_s,
+      d.nttft, d.ntoken_timed_tokens::text AS ntoken_timed_tokens, d.sum_token_gen_s::text AS sum_token_gen_s,
+      d.nprompt_tokens::text AS nprompt_tokens, d.ncompletion_tokens::text AS ncompletion_tokens, d.hist_inf, d.hist_ttft
+    FROM chatbot_schema.usage_day_model d LEFT JOIN chatbot_schema.llm l ON l.idllm = d.idllm
+    WHERE ${inSpan(span)}
+    ORDER BY d.dday, d.idllm`.execute(db);
+  return r.rows;
+}
+
+/** Per model, summed over the span's days; percentiles from the summed histograms. Fastest (seed's average) first. */
+export function summarizeModels(days: ModelDayRow[]): ModelStats[] {
+  const byModel = new Map<number, ModelDayRow[]>();
+  for (const d of days) byModel.set(d.idllm, [...(byModel.get(d.idllm) ?? []), d]);
+  const out: ModelStats[] = [];
+  for (const [modelId, rows] of byModel) {
+    const sum = (f: (r: ModelDayRow) => unknown) => rows.reduce((a, r) => a + num(f(r)), 0);
+    const ntimed = sum((r) => r.ntimed);
+    const genSeconds = sum((r) => r.sum_token_gen_s);
+    const hist = sumHistograms(rows.map((r) => r.hist_inf));
+    const ttft = sumHistograms(rows.map((r) => r.hist_ttft));
+    out.push({
+      modelId,
+      model: rows[0]?.model ?? '',
+      prompts: sum((r) => r.nprompts),
+      responses: sum((r) => r.nresponses),
+      complete: sum((r) => r.ncomplete),
+      errors: sum((r) => r.nerror),
+      stopped: sum((r) => r.nstopped),
+      interrupted: sum((r) => r.ninterrupted),
+      avgSeconds:
+        ntimed > 0
+          ? averageOf(
+              rows.map((r) => r.sum_inf_s),
+              ntimed,
+            )
+          : null,
+      p50Seconds: percentileFromHistogram(hist, HISTOGRAM_EDGES_S, 0.5),
+      p95Seconds: percentileFromHistogram(hist, HISTOGRAM_EDGES_S, 0.95),
+      medianTtftSeconds: percentileFromHistogram(ttft, HISTOGRAM_EDGES_S, 0.5),
+      tokensPerSecond: genSeconds > 0 ? sum((r) => r.ntoken_timed_tokens) / genSeconds : null,
+      promptTokens: sum((r) => r.nprompt_tokens),
+      completionTokens: sum((r) => r.ncompletion_tokens),
+    });
+  }
+  return out.sort(
+    (a, b) =>
+      (a.avgSeconds === null ? 1 : 0) - (b.avgSeconds === null ? 1 : 0) || Number(a.avgSeconds) - Number(b.avgSeconds) || a.model.localeCompare(b.model),
+  );
+}
+
+/**
+ * The seed's ROUND(AVG(seconds), 3) from exact decimal sums: summed as scaled integers (BigInt, micro-seconds are
+ * exact since timestamptz has microsecond precision), divided and rounded half away from zero as numeric ROUND does.
+ */
+export function averageOf(sums: string[], count: number): string {
+  const SCALE = 6;
+  const micros = sums.reduce((a, s) => a + toScaled(s, SCALE), 0n);
+  // ROUND(x / n, 3): scale to 3 decimals, round half away from zero.
+  const n = BigInt(count);
+  const num1000 = micros * 1000n;
+  const den = n * 10n ** BigInt(SCALE);
+  const neg = num1000 < 0n;
+  const abs = neg ? -num1000 : num1000;
+  let q = abs / den;
+  if ((abs % den) * 2n >= den) q += 1n;
+  const signed = neg ? -q : q;
+  const s = (signed < 0n ? -signed : signed).toString().padStart(4, '0');
+  return `${signed < 0n ? '-' : ''}${s.slice(0, -3)}.${s.slice(-3)}`;
+}
+
+function toScaled(value: string, scale: number): bigint {
+  const neg = value.startsWith('-');
+  const [int = '0', frac = ''] = (neg ? value.slice(1) : value).split('.');
+  const v = BigInt(int) * 10n ** BigInt(scale) + BigInt((frac + '0'.repeat(scale)).slice(0, scale) || '0');
+  return neg ? -v : v;
+}
+
+export interface Totals {
+  prompts: number;
+  answers: number;
+  activeUsers: number;
+  failed: number;
+}
+
+/** Prompts, answers, users who sent a prompt, and failed answers (error or interrupted) of a span. */
+export async function totals(db: Db, span: DaySpan): Promise<Totals> {
+  const r = await sql<{ prompts: string; answers: string; users: string; failed: string }>`
+    SELECT coalesce(sum(nprompts), 0)::text AS prompts, coalesce(sum(nresponses), 0)::text AS answers,
+      count(DISTINCT idappuser) FILTER (WHERE nprompts > 0)::text AS users, coalesce(sum(nfailed), 0)::text AS failed
+    FROM chatbot_schema.usage_day_user WHERE ${inSpan(span)}`.execute(db);
+  const row = r.rows[0];
+  return { prompts: num(row?.prompts), answers: num(row?.answers), activeUsers: num(row?.users), failed: num(row?.failed) };
+}
+
+export interface UserStats {
+  userId: number;
+  username: string;
+  prompts: number;
+  answers: number;
+  models: string[];
+  promptTokens: number;
+  completionTokens: number;
+  lastActivity: Date | null;
+}
+
+/** Per user of the span, most prompts first; `limit` for the page (the CSV has everyone). */
+export async function userStats(db: Db, span: DaySpan, limit: number | null): Promise<{ rows: UserStats[]; total: number }> {
+  const r = await sql<{
+    idappuser: number;
+    username: string | null;
+    prompts: string;
+    answers: string;
+    models: string[];
+    pt: string;
+    ct: string;
+    last: Date | null;
+    total: string;
+  }>`
+    WITH per AS (
+      SELECT d.idappuser, sum(d.nprompts) AS prompts, sum(d.nresponses) AS answers,
+        array_agg(DISTINCT coalesce(l.txshortname, '#' || d.idllm) ORDER BY coalesce(l.txshortname, '#' || d.idllm)) AS models,
+        sum(d.nprompt_tokens) AS pt, sum(d.ncompletion_tokens) AS ct, max(d.dtlast) AS last
+      FROM chatbot_schema.usage_day_user d LEFT JOIN chatbot_schema.llm l ON l.idllm = d.idllm
+      WHERE ${inSpan(span)}
+      GROUP BY d.idappuser
+    )
+    SELECT per.idappuser, u.txusername AS username, per.prompts::text AS prompts, per.answers::text AS answers, per.models,
+      per.pt::text AS pt, per.ct::text AS ct, per.last, (count(*) OVER ())::text AS total
+    FROM per LEFT JOIN chatbot_schema.app_user u ON u.idappuser = per.idappuser
+    ORDER BY per.prompts DESC, u.txusername, per.idappuser
+    ${limit === null ? sql`` : sql`LIMIT ${limit}`}`.execute(db);
+  return {
+    total: num(r.rows[0]?.total),
+    rows: r.rows.map((x) => ({
+      userId: x.idappuser,
+      username: x.username ?? `(deleted user ${x.idappuser})`,
+      prompts: num(x.prompts),
+      answers: num(x.answers),
+      models: x.models,
+      promptTokens: num(x.pt),
+      completionTokens: num(x.ct),
+      lastActivity: x.last,
+    })),
+  };
+}
+
+export interface ChatStats {
+  chatId: number;
+  title: string | null;
+  model: string | null;
+  prompts: number;
+  answers: number;
+  avgSeconds: string | null;
+}
+
+/**
+ * One user's chats with activity in the span (the seed's "or per chat"), from the raw rows: bounded by that user's
+ * history, over chat_user_updated_idx and message_chat_created_idx. Deleted chats are gone from this list (their
+ * counts stay in the rollups).
+ */
+export async function chatStats(db: Db, userId: number, timeZone: string, span: DaySpan): Promise<ChatStats[]> {
+  const within = (col: RawBuilder<unknown>) =>
+    span.from === null || span.to === null
+      ? sql<boolean>`TRUE`
+      : sql<boolean>`(${col} AT TIME ZONE ${timeZone})::date BETWEEN ${span.from}::date AND ${span.to}::date`;
+  const r = await sql<{ idchat: number; title: string | null; model: string | null; prompts: string; answers: string; avg_seconds: string | null }>`
+    SELECT c.idchat, c.txtitle AS title, l.txshortname AS model,
+      (SELECT count(*) FROM chatbot_schema.message m WHERE m.idchat = c.idchat AND ${within(sql`m.dtcreated`)})::text AS prompts,
+      x.answers::text AS answers, x.avg_seconds::text AS avg_seconds
+    FROM chatbot_schema.chat c
+    LEFT JOIN chatbot_schema.llm l ON l.idllm = c.idllm
+    CROSS JOIN LATERAL (
+      SELECT count(*) FILTER (WHERE r.txstatus IN ('complete', 'error', 'stopped', 'interrupted')) AS answers,
+        ROUND(AVG(EXTRACT(EPOCH FROM (r.tinf_end - r.tinf_start))), 3) AS avg_seconds
+      FROM chatbot_schema.response r JOIN chatbot_schema.message m ON m.idmessage = r.idmessage
+      WHERE r.idchat = c.idchat AND ${within(sql`coalesce(r.tinf_start, m.dtcreated)`)}
+    ) x
+    WHERE c.idappuser = ${userId}
+    ORDER BY c.dtupdated DESC, c.idchat DESC`.execute(db);
+  return r.rows
+    .map((x) => ({ chatId: x.idchat, title: x.title, model: x.model, prompts: num(x.prompts), answers: num(x.answers), avgSeconds: x.avg_seconds }))
+    .filter((c) => c.prompts > 0 || c.answers > 0);
+}
+
+export async function findUsername(db: Db, userId: number): Promise<string | null> {
+  const r = await sql<{ txusername: string }>`SELECT txusername FROM chatbot_schema.app_user WHERE idappuser = ${userId}`.execute(db);
+  return r.rows[0]?.txusername ?? null;
+}
+
+export interface OwnUsageRow {
+  day: string;
+  model: string;
+  prompts: number;
+  answers: number;
+  promptTokens: number;
+  completionTokens: number;
+}
+
+/** One user's own rollup rows: by day and model, newest first. Only ever called with the signed-in user's id. */
+export async function ownUsage(db: Db, userId: number, span: DaySpan): Promise<OwnUsageRow[]> {
+  const r = await sql<{ day: string; model: string; prompts: number; answers: number; pt: string; ct: string }>`
+    SELECT to_char(d.dday, 'YYYY-MM-DD') AS day, coalesce(l.txshortname, '(deleted model)') AS model, d.nprompts AS prompts,
+      d.nresponses AS answers, d.nprompt_tokens::text AS pt, d.ncompletion_tokens::text AS ct
+    FROM chatbot_schema.usage_day_user d LEFT JOIN chatbot_schema.llm l ON l.idllm = d.idllm
+    WHERE d.idappuser = ${userId} AND ${inSpan(span)}
+    ORDER BY d.dday DESC, model`.execute(db);
+  return r.rows.map((x) => ({ day: x.day, model: x.model, prompts: x.prompts, answers: x.answers, promptTokens: num(x.pt), completionTokens: num(x.ct) }));
+}

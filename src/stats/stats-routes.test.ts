@@ -1,0 +1,424 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { sql } from 'kysely';
+import { startTestApp } from '../../test/app.ts';
+import { type ChatWorld, newChat, parseSse, startChatWorld } from '../../test/chat-fixtures.ts';
+import { finalizeResponse } from '../chat/response-store.ts';
+import type { Db } from '../db/database.ts';
+import { HISTOGRAM_EDGES_S } from '../db/migrations/011-usage-rollups.ts';
+import { toCsv } from './csv.ts';
+import { parseRange } from './range.ts';
+import { averageSecondsPerModel, modelDays, promptsPerUsername, summarizeModels } from './stats-queries.ts';
+
+/**
+ * The page's numbers against the seed's own SQL (feature-notes.md, "Model Usage Stats"), on generated data, after
+ * live answers, failures, a sweep and a chat deletion. A date range adds one WHERE on the same columns the
+ * rollups count days by (message.dtcreated; response.tinf_start, else its message's time).
+ */
+const seedPrompts = (where = sql`TRUE`) => sql<{ txusername: string; total_prompts: string }>`
+  SELECT u.txusername, COUNT(m.idmessage) AS total_prompts
+  FROM chatbot_schema.app_user u
+  JOIN chatbot_schema.chat c ON c.idappuser = u.idappuser
+  JOIN chatbot_schema.message m ON m.idchat = c.idchat
+  WHERE ${where}
+  GROUP BY u.txusername
+  ORDER BY total_prompts DESC`;
+const seedTiming = (where = sql`TRUE`) => sql<{ model_short: string; avg_seconds: string }>`
+  SELECT l.txshortname AS model_short, ROUND(AVG(EXTRACT(EPOCH FROM (r.tinf_end - r.tinf_start)))::numeric, 3) AS avg_seconds
+  FROM chatbot_schema.response r
+  JOIN chatbot_schema.llm l ON r.idllm = l.idllm
+  WHERE r.tinf_start IS NOT NULL AND r.tinf_end IS NOT NULL AND ${where}
+  GROUP BY l.txshortname
+  ORDER BY avg_seconds ASC`;
+
+/** Both sides sorted the same way: the seed leaves the order of ties open. */
+async function assertSeedEqual(db: Db, span: { from: string | null; to: string | null }, tz = 'UTC'): Promise<void> {
+  const inDays = (col: ReturnType<typeof sql>) =>
+    span.from === null ? sql`TRUE` : sql`(${col} AT TIME ZONE ${tz})::date BETWEEN ${span.from}::date AND ${span.to}::date`;
+  const seedP = (await seedPrompts(inDays(sql`m.dtcreated`)).execute(db)).rows.map((r) => ({ username: r.txusername, prompts: Number(r.total_prompts) }));
+  const seedT = (await seedTiming(inDays(sql`r.tinf_start`)).execute(db)).rows.map((r) => ({ model: r.model_short, avgSeconds: String(r.avg_seconds) }));
+  const byCount = (a: { username: string; prompts: number }, b: { username: string; prompts: number }) =>
+    b.prompts - a.prompts || a.username.localeCompare(b.username);
+  const bySeconds = (a: { model: string; avgSeconds: string }, b: { model: string; avgSeconds: string }) =>
+    Number(a.avgSeconds) - Number(b.avgSeconds) || a.model.localeCompare(b.model);
+  assert.deepEqual([...(await promptsPerUsername(db, span))].sort(byCount), seedP.sort(byCount), 'prompts per user');
+  // PGlite hands numeric over as a JavaScript number (0.22), pg as its text ('0.220'): compared as numbers, the page shows 3 decimals.
+  const ours = (await averageSecondsPerModel(db, span)).map((m) => ({ model: m.model, avgSeconds: Number(m.avgSeconds).toFixed(3) }));
+  assert.deepEqual(
+    ours.sort(bySeconds),
+    seedT.map((t) => ({ model: t.model, avgSeconds: Number(t.avgSeconds).toFixed(3) })).sort(bySeconds),
+    'average per model',
+  );
+  // The model table's "Avg" is the same number.
+  const models = summarizeModels(await modelDays(db, span));
+  for (const t of seedT) {
+    const rows = models.filter((m) => m.model === t.model);
+    if (rows.length === 1) assert.equal(rows[0]?.avgSeconds, Number(t.avgSeconds).toFixed(3), t.model);
+  }
+}
+
+/** RFC 4180, strictly: the test's own reader, so the CSV is checked by parsing it back. */
+function parseCsv(text: string): string[][] {
+  assert.ok(text.endsWith('\r\n'), 'CRLF line ends');
+  const rows: string[][] = [];
+  let row: string[] = [];
+  let i = 0;
+  while (i < text.length) {
+    let cell = '';
+    if (text[i] === '"') {
+      i++;
+      for (;;) {
+        const q = text.indexOf('"', i);
+        assert.ok(q >= 0, 'closing quote');
+        cell += text.slice(i, q);
+        i = q + 1;
+        if (text[i] === '"') {
+          cell += '"';
+          i++;
+        } else break;
+      }
+    } else {
+      const m = /[,\r]/.exec(text.slice(i));
+      const end = m ? i + m.index : text.length;
+      cell = text.slice(i, end);
+      assert.doesNotMatch(cell, /["\n]/, 'a bare quote or line feed must be quoted');
+      i = end;
+    }
+    row.push(cell);
+    if (text[i] === ',') i++;
+    else {
+      assert.equal(text.slice(i, i + 2), '\r\n');
+      i += 2;
+      rows.push(row);
+      row = [];
+    }
+  }
+  return rows;
+}
+
+describe('toCsv', () => {
+  test('quotes, doubles quotes, keeps line breaks and defuses formulas; numbers stay numbers', () => {
+    const cells = ['a,b', 'say "hi"', 'two\r\nlines', '=1+1', '+x', '-y', '@z', '\tt', 'plain', ''];
+    const back = parseCsv(
+      toCsv(
+        ['h'],
+        cells.map((c) => [c]),
+      ),
+    );
+    assert.deepEqual(
+      back.slice(1).map((r) => r[0]),
+      ['a,b', 'say "hi"', 'two\r\nlines', "'=1+1", "'+x", "'-y", "'@z", "'\tt", 'plain', ''],
+    );
+    assert.deepEqual(parseCsv(toCsv(['n', 'd', 'x'], [[-1.5, new Date('2026-01-02T03:04:05Z'), null]]))[1], ['-1.5', '2026-01-02T03:04:05.000Z', '']);
+  });
+});
+
+describe('parseRange', () => {
+  const now = new Date('2026-03-10T03:30:00Z');
+  test('ranges are whole days in the zone, with the range before', () => {
+    assert.deepEqual(parseRange({}, 'UTC', now), {
+      key: '30d',
+      label: 'last 30 days',
+      from: '2026-02-09',
+      to: '2026-03-10',
+      previous: { from: '2026-01-10', to: '2026-02-08' },
+    });
+    assert.equal(parseRange({ range: '7d' }, 'America/New_York', now).to, '2026-03-09');
+    assert.deepEqual(parseRange({ range: '24h' }, 'UTC', now).from, '2026-03-09');
+    assert.equal(parseRange({ range: 'all' }, 'UTC', now).previous, null);
+    assert.deepEqual(parseRange({ from: '2026-03-01' }, 'UTC', now).previous, { from: '2026-02-19', to: '2026-02-28' });
+  });
+});
+
+let w: ChatWorld;
+let bobsChat = 0;
+let db: Db;
+const ALL = { from: null, to: null };
+
+/** Users, models, chats, prompts and answers of every status, spread over 40 days, in SQL. */
+async function generate(): Promise<void> {
+  await sql`
+    INSERT INTO chatbot_schema.app_user (txusername, txemail, password)
+    SELECT 'gen' || i, 'gen' || i || '@example.com', '' FROM generate_series(1, 12) i;
+    INSERT INTO chatbot_schema.app_user (txusername, txemail, password) VALUES ('=cmd|calc', 'formula@example.com', ''), ('silent', 'silent@example.com', '');
+    INSERT INTO chatbot_schema.llm (txshortname) VALUES ('alpha'), ('beta'), ('untimed');
+  `.execute(db);
+  await sql`
+    INSERT INTO chatbot_schema.chat (idappuser, idllm)
+    SELECT u.idappuser, l.idllm FROM chatbot_schema.app_user u CROSS JOIN chatbot_schema.llm l
+    WHERE (u.txusername LIKE 'gen%' OR u.txusername = '=cmd|calc') AND l.txshortname IN ('alpha', 'beta', 'untimed')
+      AND (u.idappuser + l.idllm) % 3 <> 0
+  `.execute(db);
+  await sql`
+    INSERT INTO chatbot_schema.message (idchat, txmessage, dtcreated)
+    SELECT c.idchat, 'q' || g, now() - make_interval(days => (c.idchat * 7 + g) % 40, secs => (g * 3607) % 86400)
+    FROM chatbot_schema.chat c CROSS JOIN generate_series(1, 15) g
+    WHERE g <= 3 + c.idchat % 13
+  `.execute(db);
+  // Answers: timed ones for alpha and beta with varied durations, none timed for 'untimed', every final status.
+  await sql`
+    INSERT INTO chatbot_schema.response (idchat, idmessage, idllm, txcontent, txmarkdown, txstatus, tinf_start, tfirst_token, tinf_end, nprompt_tokens, ncompletion_tokens)
+    SELECT m.idchat, m.idmessage, c.idllm, 'a', 'a',
+      (ARRAY['complete', 'complete', 'complete', 'error', 'stopped', 'interrupted', 'complete'])[1 + m.idmessage % 7],
+      CASE WHEN l.txshortname = 'untimed' THEN NULL ELSE m.dtcreated + interval '0.2 s' END,
+      CASE WHEN l.txshortname = 'untimed' THEN NULL ELSE m.dtcreated + interval '0.2 s' + make_interval(secs => 0.05 + (m.idmessage % 11) * 0.13) END,
+      CASE WHEN l.txshortname = 'untimed' THEN NULL ELSE m.dtcreated + interval '0.2 s' + make_interval(secs => 0.3 + (m.idmessage % 17) * 0.731 + (m.idmessage % 5) * 4.1) END,
+      CASE WHEN m.idmessage % 4 = 0 THEN NULL ELSE 10 + m.idmessage % 50 END,
+      CASE WHEN m.idmessage % 4 = 0 THEN NULL ELSE 20 + m.idmessage % 300 END
+    FROM chatbot_schema.message m JOIN chatbot_schema.chat c ON c.idchat = m.idchat JOIN chatbot_schema.llm l ON l.idllm = c.idllm
+    WHERE m.idmessage % 9 <> 0
+  `.execute(db);
+}
+
+before(async () => {
+  w = await startChatWorld();
+  db = w.t.database.db;
+  await generate();
+});
+after(() => w.close());
+
+const today = () => new Date().toISOString().slice(0, 10);
+const daysAgo = (n: number) => new Date(Date.now() - n * 86_400_000).toISOString().slice(0, 10);
+
+describe('the seed’s two tables', () => {
+  test('equal the seed’s SQL for all time and for a range, on generated data', async () => {
+    await assertSeedEqual(db, ALL);
+    await assertSeedEqual(db, { from: daysAgo(29), to: today() });
+    await assertSeedEqual(db, { from: daysAgo(20), to: daysAgo(10) });
+  });
+
+  test('a model without timed answers is missing from the seed table and shows — in the model table', async () => {
+    const models = summarizeModels(await modelDays(db, ALL));
+    const untimed = models.find((m) => m.model === 'untimed');
+    assert.ok(untimed && untimed.responses > 0);
+    assert.equal(untimed.avgSeconds, null);
+    assert.equal(untimed.p50Seconds, null);
+    assert.ok(!(await averageSecondsPerModel(db, ALL)).some((m) => m.model === 'untimed'));
+    const page = await w.admin.get('/admin/stats?range=all');
+    assert.equal(page.statusCode, 200);
+    assert.match(page.body, /<td>untimed<\/td>(<td class="text-end">[\d,]+<\/td>\s*)+<td class="text-end">—<\/td>/);
+  });
+
+  test('statuses are counted each, and percentiles are within one bucket of a direct computation', async () => {
+    const exact = await sql<{ model: string; n: string; errors: string; stopped: string; interrupted: string; p50: number; p95: number; ttft: number }>`
+      SELECT l.txshortname AS model, count(*) AS n,
+        count(*) FILTER (WHERE r.txstatus = 'error') AS errors, count(*) FILTER (WHERE r.txstatus = 'stopped') AS stopped,
+        count(*) FILTER (WHERE r.txstatus = 'interrupted') AS interrupted,
+        percentile_cont(0.5) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM (r.tinf_end - r.tinf_start)))::float8 AS p50,
+        percentile_cont(0.95) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM (r.tinf_end - r.tinf_start)))::float8 AS p95,
+        percentile_cont(0.5) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM (r.tfirst_token - r.tinf_start)))::float8 AS ttft
+      FROM chatbot_schema.response r JOIN chatbot_schema.llm l ON l.idllm = r.idllm
+      WHERE r.txstatus IN ('complete', 'error', 'stopped', 'interrupted') AND l.txshortname IN ('alpha', 'beta')
+      GROUP BY 1`.execute(db);
+    const models = summarizeModels(await modelDays(db, ALL));
+    const bucketOf = (v: number) => HISTOGRAM_EDGES_S.filter((e) => e <= v).length;
+    for (const e of exact.rows) {
+      const m = models.find((x) => x.model === e.model);
+      assert.ok(m, e.model);
+      assert.deepEqual([m.responses, m.errors, m.stopped, m.interrupted], [e.n, e.errors, e.stopped, e.interrupted].map(Number), e.model);
+      for (const [got, want] of [
+        [m.p50Seconds, e.p50],
+        [m.p95Seconds, e.p95],
+        [m.medianTtftSeconds, e.ttft],
+      ] as const) {
+        assert.ok(got !== null);
+        assert.ok(Math.abs(bucketOf(got) - bucketOf(want)) <= 1, `${e.model}: ${got} vs ${want}`);
+      }
+    }
+  });
+});
+
+describe('the rollups follow the writes', () => {
+  test('a live answer, a failed one and a sweep', async () => {
+    const before = await promptsPerUsername(db, ALL);
+    const chatId = await newChat(w.user, w.modelId);
+    bobsChat = chatId;
+    for (const content of ['hello', 'again']) {
+      const res = await w.user.postJson(`/api/chats/${chatId}/messages`, { content });
+      assert.equal(res.statusCode, 200);
+      assert.ok(parseSse(res.body).some((e) => e.event === 'done'));
+    }
+    await assertSeedEqual(db, ALL);
+    await assertSeedEqual(db, { from: today(), to: today() });
+    const bob = (rows: { username: string; prompts: number }[]) => rows.find((r) => r.username === 'Bob')?.prompts ?? 0;
+    assert.equal(bob(await promptsPerUsername(db, ALL)), bob(before) + 2);
+
+    // A pending answer ended by finalizeResponse with an error, and one ended by a direct sweep-style update.
+    const pending = await sql<{ idresponse: number }>`
+      INSERT INTO chatbot_schema.response (idchat, idmessage, idllm, txcontent, txmarkdown, txstatus, tinf_start)
+      SELECT idchat, idmessage, ${w.modelId}, '', '', 'pending', now() - interval '2 s' FROM chatbot_schema.message WHERE idchat = ${chatId}
+      RETURNING idresponse`.execute(db);
+    const [first, second] = pending.rows;
+    assert.ok(first && second);
+    await finalizeResponse(db, first.idresponse, { status: 'error', markdown: '', html: '', error: 'boom', promptTokens: null, completionTokens: null });
+    await sql`UPDATE chatbot_schema.response SET txstatus = 'interrupted', tinf_end = now() WHERE idresponse = ${second.idresponse}`.execute(db);
+    await assertSeedEqual(db, ALL);
+    const fake = summarizeModels(await modelDays(db, ALL)).find((m) => m.modelId === w.modelId);
+    assert.ok(fake && fake.errors >= 1 && fake.interrupted >= 1);
+  });
+
+  test('a backdated message moves to its new day', async () => {
+    const m = await sql<{ idmessage: number }>`SELECT idmessage FROM chatbot_schema.message ORDER BY idmessage LIMIT 1`.execute(db);
+    await sql`UPDATE chatbot_schema.message SET dtcreated = dtcreated - interval '3 days' WHERE idmessage = ${m.rows[0]?.idmessage}`.execute(db);
+    await sql`UPDATE chatbot_schema.response SET tinf_start = tinf_start - interval '3 days', tinf_end = tinf_end - interval '3 days' WHERE idmessage = ${m.rows[0]?.idmessage}`.execute(
+      db,
+    );
+    await assertSeedEqual(db, ALL);
+    await assertSeedEqual(db, { from: daysAgo(12), to: daysAgo(2) });
+  });
+});
+
+describe('GET /admin/stats', () => {
+  test('shows the range, the time zone and every table; links users to their admin page', async () => {
+    const res = await w.admin.get('/admin/stats');
+    assert.equal(res.statusCode, 200);
+    assert.match(res.body, /last 30 days/);
+    assert.match(res.body, /counted in <strong>UTC<\/strong>/);
+    for (const id of ['totals', 'prompts-per-user', 'average-per-model', 'models', 'users']) assert.match(res.body, new RegExp(`data-testid="${id}"`));
+    assert.match(res.body, /href="\/admin\/users\/\d+"/);
+    assert.match(res.body, /<svg[^>]*class="stats-svg"/);
+    assert.doesNotMatch(res.body, /style=/);
+  });
+
+  test('refuses bad and repeated range values with 400 and a message', async () => {
+    for (const q of [
+      'range=1y',
+      'range=7d&range=30d',
+      'from=2026-02-31',
+      'from=2026-03-02&to=2026-03-01',
+      'range=7d&from=2026-01-01',
+      'to=2026-01-01',
+      'from=yesterday',
+      'format=xml',
+      'format=csv',
+      'format=csv&table=nope',
+      'bogus=1',
+      'from=1000-01-01&to=2026-01-01',
+    ]) {
+      const res = await w.admin.get(`/admin/stats?${q}`);
+      assert.equal(res.statusCode, 400, q);
+      assert.ok(res.body.length > 0 && !/Internal/.test(res.body), q);
+    }
+  });
+
+  test('a user gets 403, and sees only their own /settings/usage', async () => {
+    assert.equal((await w.user.get('/admin/stats')).statusCode, 403);
+    assert.equal((await w.user.get('/admin/stats/users/1')).statusCode, 403);
+    const mine = await w.user.get('/settings/usage?range=all&format=csv');
+    assert.equal(mine.statusCode, 200);
+    const rows = parseCsv(mine.body);
+    const own = await sql<{
+      n: string;
+    }>`SELECT coalesce(sum(d.nprompts), 0) AS n FROM chatbot_schema.usage_day_user d JOIN chatbot_schema.app_user u ON u.idappuser = d.idappuser WHERE u.txusername = 'Bob'`.execute(
+      db,
+    );
+    assert.equal(
+      rows.slice(1).reduce((a, r) => a + Number(r[2]), 0),
+      Number(own.rows[0]?.n),
+    );
+    const page = await w.user.get('/settings/usage?range=all');
+    assert.equal(page.statusCode, 200);
+    assert.doesNotMatch(page.body, /gen\d/);
+  });
+
+  test('the per-chat drill-down lists a user’s chats with prompts, answers and average time', async () => {
+    const u = await sql<{ idappuser: number }>`SELECT idappuser FROM chatbot_schema.app_user WHERE txusername = 'gen3'`.execute(db);
+    const id = u.rows[0]?.idappuser;
+    const res = await w.admin.get(`/admin/stats/users/${id}?range=all`);
+    assert.equal(res.statusCode, 200);
+    assert.match(res.body, /Chats of gen3/);
+    const csv = parseCsv((await w.admin.get(`/admin/stats/users/${id}?range=all&format=csv`)).body);
+    const seed = await sql<{
+      n: string;
+    }>`SELECT count(*) AS n FROM chatbot_schema.message m JOIN chatbot_schema.chat c USING (idchat) WHERE c.idappuser = ${id}`.execute(db);
+    assert.equal(
+      csv.slice(1).reduce((a, r) => a + Number(r[3]), 0),
+      Number(seed.rows[0]?.n),
+    );
+    assert.equal((await w.admin.get('/admin/stats/users/999999')).statusCode, 404);
+  });
+});
+
+describe('CSV', () => {
+  test('every table parses back with its header, the seed’s numbers and formula cells escaped', async () => {
+    for (const table of ['prompts_per_user', 'average_per_model', 'models', 'users', 'daily']) {
+      const res = await w.admin.get(`/admin/stats?range=all&format=csv&table=${table}`);
+      assert.equal(res.statusCode, 200, table);
+      assert.match(String(res.headers['content-type']), /^text\/csv/);
+      const rows = parseCsv(res.body);
+      assert.ok(rows.length >= 2, table);
+      assert.ok(
+        rows.every((r) => r.length === rows[0]?.length),
+        table,
+      );
+      for (const r of rows) for (const cell of r) assert.doesNotMatch(cell, /^[=+@]/, `${table}: ${cell}`);
+    }
+    const prompts = parseCsv((await w.admin.get('/admin/stats?range=all&format=csv&table=prompts_per_user')).body);
+    assert.deepEqual(prompts[0], ['user', 'total_prompts']);
+    assert.ok(prompts.some((r) => r[0] === "'=cmd|calc"));
+    const seed = (await seedPrompts().execute(db)).rows;
+    assert.equal(prompts.length - 1, seed.length);
+    const timing = parseCsv((await w.admin.get('/admin/stats?range=all&format=csv&table=average_per_model')).body);
+    const seedT = (await seedTiming().execute(db)).rows;
+    assert.deepEqual(
+      timing
+        .slice(1)
+        .map((r) => [r[0], Number(r[1])])
+        .sort(),
+      seedT.map((r) => [r.model_short, Number(r.avg_seconds)]).sort(),
+    );
+  });
+});
+
+describe('STATS_TIMEZONE', () => {
+  test('days are counted in the zone: a prompt at 23:30 in New York belongs to that day, not to the UTC one', async () => {
+    // 2026-03-10T03:30Z is 2026-03-09 23:30 in New York (EDT since 8 March).
+    const chat = await sql<{ idchat: number }>`SELECT idchat FROM chatbot_schema.chat ORDER BY idchat LIMIT 1`.execute(db);
+    await sql`INSERT INTO chatbot_schema.message (idchat, txmessage, dtcreated) VALUES (${chat.rows[0]?.idchat}, 'late', '2026-03-10T03:30:00Z')`.execute(db);
+    const ny = await startTestApp({ STATS_TIMEZONE: 'America/New_York' }, w.t.database);
+    try {
+      const state = await sql<{ txtimezone: string }>`SELECT txtimezone FROM chatbot_schema.usage_rollup_state`.execute(db);
+      assert.equal(state.rows[0]?.txtimezone, 'America/New_York');
+      await assertSeedEqual(db, ALL, 'America/New_York');
+      await assertSeedEqual(db, { from: '2026-03-09', to: '2026-03-09' }, 'America/New_York');
+      const on9 = await promptsPerUsername(db, { from: '2026-03-09', to: '2026-03-09' });
+      const on10 = await promptsPerUsername(db, { from: '2026-03-10', to: '2026-03-10' });
+      assert.equal(
+        on9.reduce((a, r) => a + r.prompts, 0),
+        1,
+      );
+      assert.equal(
+        on10.reduce((a, r) => a + r.prompts, 0),
+        0,
+      );
+    } finally {
+      await ny.app.close();
+    }
+    // Back in UTC (a restart with the old zone rebuilds again): the same prompt is on the 10th.
+    const utc = await startTestApp({ STATS_TIMEZONE: 'UTC' }, w.t.database);
+    await utc.app.close();
+    const on10 = await promptsPerUsername(db, { from: '2026-03-10', to: '2026-03-10' });
+    assert.equal(
+      on10.reduce((a, r) => a + r.prompts, 0),
+      1,
+    );
+    await assertSeedEqual(db, ALL);
+  });
+});
+
+describe('deleting a chat', () => {
+  test('keeps its counts in the statistics (the seed’s SQL loses them)', async () => {
+    const bob = (rows: { username: string; prompts: number }[]) => rows.find((r) => r.username === 'Bob')?.prompts ?? 0;
+    const before = bob(await promptsPerUsername(db, ALL));
+    assert.ok(before >= 2);
+    const del = await w.user.app.inject({
+      method: 'DELETE',
+      url: `/api/chats/${bobsChat}`,
+      headers: { cookie: w.user.cookieHeader(), 'x-csrf-token': w.user.csrf },
+    });
+    assert.ok(del.statusCode < 300, del.body);
+    assert.equal(bob(await promptsPerUsername(db, ALL)), before);
+    const seed = (await seedPrompts().execute(db)).rows.find((r) => r.txusername === 'Bob');
+    assert.equal(Number(seed?.total_prompts ?? 0), before - 2);
+  });
+});

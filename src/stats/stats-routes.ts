@@ -1,0 +1,247 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { requireAdmin, requireUser } from '../auth/guards.ts';
+import type { Config } from '../config.ts';
+import type { Db } from '../db/database.ts';
+import { HISTOGRAM_EDGES_S } from '../db/migrations/011-usage-rollups.ts';
+import { BadRequestError, NotFoundError } from '../http/errors.ts';
+import { pathId } from '../http/validation.ts';
+import type { LineChart } from './charts.ts';
+import { type Cell, toCsv } from './csv.ts';
+import { percentileFromHistogram } from './percentiles.ts';
+import { addDays, type DayRange, parseRange, todayIn } from './range.ts';
+import { syncRollupTimeZone } from './rollup-timezone.ts';
+import {
+  averageSecondsPerModel,
+  chatStats,
+  findUsername,
+  modelDays,
+  ownUsage,
+  promptsPerUsername,
+  summarizeModels,
+  totals,
+  userStats,
+} from './stats-queries.ts';
+import { ownUsagePage, statsPage, userChatsPage } from './stats-views.ts';
+
+/** Rows of the per-user tables on the page; the CSV has all of them. */
+const PAGE_USER_ROWS = 200;
+const CSV_TABLES = ['prompts_per_user', 'average_per_model', 'models', 'users', 'daily'] as const;
+type CsvTable = (typeof CSV_TABLES)[number];
+const KNOWN_PARAMS = new Set(['range', 'from', 'to', 'format', 'table']);
+
+interface Wanted {
+  range: DayRange;
+  csv: boolean;
+  table: string | undefined;
+}
+
+/** The query string of every stats page: the range, `format=html|csv`, and for /admin/stats the CSV's `table`. */
+function parseQuery(req: FastifyRequest, timeZone: string): Wanted {
+  const q = (req.query ?? {}) as Record<string, unknown>;
+  for (const key of Object.keys(q)) if (!KNOWN_PARAMS.has(key)) throw new BadRequestError(`Unknown parameter ${key}.`);
+  const format = q.format ?? 'html';
+  if (format !== 'html' && format !== 'csv') throw new BadRequestError('format must be html or csv (given once).');
+  if (q.table !== undefined && typeof q.table !== 'string') throw new BadRequestError('Give table once.');
+  return { range: parseRange(q, timeZone), csv: format === 'csv', table: q.table as string | undefined };
+}
+
+function sendCsv(reply: FastifyReply, name: string, r: DayRange, header: string[], rows: Cell[][]): FastifyReply {
+  const span = r.from ? `${r.from}_${r.to}` : 'all';
+  return reply
+    .header('cache-control', 'no-store')
+    .header('content-disposition', `attachment; filename="parley-${name}-${span}.csv"`)
+    .type('text/csv; charset=utf-8')
+    .send(toCsv(header, rows));
+}
+
+/** Every day of the range (for all time: from the first day with data), so a quiet day shows as a gap, not as nothing. */
+function daysOf(r: DayRange, firstDay: string | undefined, timeZone: string): string[] {
+  const to = r.to ?? todayIn(timeZone);
+  const from = r.from ?? firstDay ?? to;
+  const days: string[] = [];
+  for (let d = from; d <= to && days.length < 4000; d = addDays(d, 1)) days.push(d);
+  return days;
+}
+
+export async function statsRoutes(app: FastifyInstance, opts: { db: Db; config: Config }): Promise<void> {
+  const { db, config } = opts;
+  const timeZone = config.STATS_TIMEZONE;
+  await syncRollupTimeZone(db, timeZone);
+
+  app.get('/admin/stats', async (req, reply) => {
+    requireAdmin(req);
+    const { range, csv, table } = parseQuery(req, timeZone);
+    if (csv && !CSV_TABLES.includes(table as CsvTable)) throw new BadRequestError(`table must be one of ${CSV_TABLES.join(', ')}.`);
+    if (!csv && table !== undefined) throw new BadRequestError('table is only for format=csv.');
+
+    if (csv && table === 'prompts_per_user') {
+      const rows = await promptsPerUsername(db, range);
+      return sendCsv(
+        reply,
+        table,
+        range,
+        ['user', 'total_prompts'],
+        rows.map((u) => [u.username, u.prompts]),
+      );
+    }
+    if (csv && table === 'average_per_model') {
+      const rows = await averageSecondsPerModel(db, range);
+      return sendCsv(
+        reply,
+        table,
+        range,
+        ['model', 'avg_seconds'],
+        rows.map((m) => [m.model, Number(m.avgSeconds)]),
+      );
+    }
+    if (csv && table === 'users') {
+      const { rows } = await userStats(db, range, null);
+      return sendCsv(
+        reply,
+        table,
+        range,
+        ['user_id', 'user', 'prompts', 'answers', 'models', 'prompt_tokens', 'completion_tokens', 'last_activity'],
+        rows.map((u) => [u.userId, u.username, u.prompts, u.answers, u.models.join(' '), u.promptTokens, u.completionTokens, u.lastActivity]),
+      );
+    }
+    const days = await modelDays(db, range);
+    if (csv && table === 'models') {
+      return sendCsv(
+        reply,
+        table,
+        range,
+        [
+          'model',
+          'prompts',
+          'answers',
+          'complete',
+          'errors',
+          'stopped',
+          'interrupted',
+          'avg_seconds',
+          'p50_seconds',
+          'p95_seconds',
+          'median_ttft_seconds',
+          'tokens_per_second',
+          'prompt_tokens',
+          'completion_tokens',
+        ],
+        summarizeModels(days).map((m) => [
+          m.model,
+          m.prompts,
+          m.responses,
+          m.complete,
+          m.errors,
+          m.stopped,
+          m.interrupted,
+          m.avgSeconds === null ? null : Number(m.avgSeconds),
+          m.p50Seconds,
+          m.p95Seconds,
+          m.medianTtftSeconds,
+          m.tokensPerSecond,
+          m.promptTokens,
+          m.completionTokens,
+        ]),
+      );
+    }
+    if (csv) {
+      return sendCsv(
+        reply,
+        'daily',
+        range,
+        ['day', 'model', 'prompts', 'answers', 'p50_seconds'],
+        days.map((d) => [d.dday, d.model, d.nprompts, d.nresponses, percentileFromHistogram(d.hist_inf, HISTOGRAM_EDGES_S, 0.5)]),
+      );
+    }
+
+    const [promptsPerUser, averagePerModel, current, previous, users] = await Promise.all([
+      promptsPerUsername(db, range),
+      averageSecondsPerModel(db, range),
+      totals(db, range),
+      range.previous ? totals(db, range.previous) : Promise.resolve(null),
+      userStats(db, range, PAGE_USER_ROWS),
+    ]);
+    return reply.page({
+      title: 'Statistics',
+      styles: ['/static/stats.css'],
+      body: statsPage({
+        range,
+        timeZone,
+        totals: current,
+        previous,
+        promptsPerUser,
+        averagePerModel,
+        models: summarizeModels(days),
+        users,
+        charts: dailyCharts(days, daysOf(range, days[0]?.dday, timeZone)),
+        userLimit: PAGE_USER_ROWS,
+      }),
+    });
+  });
+
+  app.get('/admin/stats/users/:id', async (req, reply) => {
+    requireAdmin(req);
+    const userId = pathId(req.params, 'id', 'This user does not exist.');
+    const { range, csv, table } = parseQuery(req, timeZone);
+    if (table !== undefined) throw new BadRequestError('This page has one table; leave out table.');
+    const username = await findUsername(db, userId);
+    if (username === null) throw new NotFoundError('This user does not exist.');
+    const chats = await chatStats(db, userId, timeZone, range);
+    if (csv) {
+      return sendCsv(
+        reply,
+        `chats-of-user-${userId}`,
+        range,
+        ['chat_id', 'title', 'model', 'prompts', 'answers', 'avg_seconds'],
+        chats.map((c) => [c.chatId, c.title, c.model, c.prompts, c.answers, c.avgSeconds === null ? null : Number(c.avgSeconds)]),
+      );
+    }
+    return reply.page({ title: `Chats of ${username}`, styles: ['/static/stats.css'], body: userChatsPage(userId, username, range, timeZone, chats) });
+  });
+
+  // In this slice, not in src/settings/: it reads the rollups. The signed-in user's id is the only one it ever uses.
+  app.get('/settings/usage', async (req, reply) => {
+    const user = requireUser(req);
+    const { range, csv, table } = parseQuery(req, timeZone);
+    if (table !== undefined) throw new BadRequestError('This page has one table; leave out table.');
+    const rows = await ownUsage(db, user.userId, range);
+    if (csv) {
+      return sendCsv(
+        reply,
+        'my-usage',
+        range,
+        ['day', 'model', 'prompts', 'answers', 'prompt_tokens', 'completion_tokens'],
+        rows.map((x) => [x.day, x.model, x.prompts, x.answers, x.promptTokens, x.completionTokens]),
+      );
+    }
+    return reply.page({ title: 'Your usage', styles: ['/static/stats.css'], body: ownUsagePage(range, timeZone, rows) });
+  });
+}
+
+/** Prompts per day and p50 inference time per day, one line per model. */
+function dailyCharts(days: Awaited<ReturnType<typeof modelDays>>, allDays: string[]): LineChart[] {
+  const models = [...new Map(days.map((d) => [d.idllm, d.model])).entries()];
+  const index = new Map(allDays.map((d, i) => [d, i]));
+  const prompts = models.map(([id, name]) => ({ name, values: allDays.map(() => 0 as number | null), id }));
+  const p50 = models.map(([id, name]) => ({ name, values: allDays.map(() => null as number | null), id }));
+  for (const d of days) {
+    const i = index.get(d.dday);
+    const m = models.findIndex(([id]) => id === d.idllm);
+    if (i === undefined || m < 0) continue;
+    const pv = prompts[m];
+    const lv = p50[m];
+    if (pv) pv.values[i] = d.nprompts;
+    if (lv) lv.values[i] = percentileFromHistogram(d.hist_inf, HISTOGRAM_EDGES_S, 0.5);
+  }
+  return [
+    { id: 'chart-prompts', title: 'Prompts per day by model', yLabel: 'Prompts', days: allDays, series: prompts, format: (v) => String(Math.round(v)) },
+    {
+      id: 'chart-p50',
+      title: 'p50 inference time per day by model (seconds)',
+      yLabel: 'Seconds',
+      days: allDays,
+      series: p50,
+      format: (v) => (v >= 10 ? v.toFixed(0) : v.toFixed(1)),
+    },
+  ];
+}

@@ -1,0 +1,183 @@
+import { HISTOGRAM_EDGES_S } from '../db/migrations/011-usage-rollups.ts';
+import { html, type SafeHtml } from '../views/html.ts';
+import { type LineChart, lineChart } from './charts.ts';
+import { type DayRange, RANGE_KEYS, rangeQuery } from './range.ts';
+import type { ChatStats, ModelStats, OwnUsageRow, Totals, UserStats } from './stats-queries.ts';
+
+export interface StatsPageData {
+  range: DayRange;
+  timeZone: string;
+  totals: Totals;
+  previous: Totals | null;
+  promptsPerUser: { username: string; prompts: number }[];
+  averagePerModel: { model: string; avgSeconds: string }[];
+  models: ModelStats[];
+  users: { rows: UserStats[]; total: number };
+  charts: LineChart[];
+  userLimit: number;
+}
+
+const DASH = '—';
+const int = (n: number) => n.toLocaleString('en-US');
+export const seconds = (v: number | null) => (v === null ? DASH : v >= 10 ? v.toFixed(1) : v.toFixed(2));
+const lastEdge = HISTOGRAM_EDGES_S[HISTOGRAM_EDGES_S.length - 1] ?? 0;
+/** A percentile in the open last bucket is only known to be at least its lower edge. */
+const percentile = (v: number | null) => (v === null ? DASH : v >= lastEdge ? `≥ ${lastEdge}` : seconds(v));
+const rate = (num: number, den: number) => (den === 0 ? DASH : `${((100 * num) / den).toFixed(1)} %`);
+const when = (d: Date | null) => (d ? `${d.toISOString().slice(0, 16).replace('T', ' ')} UTC` : DASH);
+
+function change(now: number, before: number | undefined): SafeHtml | string {
+  if (before === undefined) return '';
+  if (before === 0) return html`<span class="text-body-secondary small">(before: 0)</span>`;
+  const pct = ((now - before) / before) * 100;
+  return html`<span class="text-body-secondary small">(${pct >= 0 ? '+' : ''}${pct.toFixed(0)} % vs ${int(before)})</span>`;
+}
+
+function rangePicker(path: string, r: DayRange, timeZone: string): SafeHtml {
+  return html`<div class="d-flex flex-wrap gap-2 align-items-end mb-3">
+  <nav aria-label="Range"><div class="btn-group btn-group-sm" role="group">
+    ${RANGE_KEYS.map(
+      (k) =>
+        html`<a class="btn ${r.key === k ? 'btn-primary' : 'btn-outline-secondary'}" ${r.key === k ? html`aria-current="page"` : ''} href="${path}?range=${k}">${k}</a>`,
+    )}
+  </div></nav>
+  <form method="get" action="${path}" class="d-flex gap-2 align-items-end">
+    <label class="small">From <input type="date" name="from" class="form-control form-control-sm" value="${r.from ?? ''}" required></label>
+    <label class="small">To <input type="date" name="to" class="form-control form-control-sm" value="${r.to ?? ''}"></label>
+    <button class="btn btn-sm btn-outline-secondary" type="submit">Apply</button>
+  </form>
+</div>
+<p class="text-body-secondary small" data-testid="range-label">Showing <strong>${r.label}</strong>${r.from ? ` (${r.from} to ${r.to})` : ''}; days are counted in <strong>${timeZone}</strong>.</p>`;
+}
+
+const csvLink = (r: DayRange, table: string) => html`<a class="small ms-2" href="/admin/stats?${rangeQuery(r)}&amp;format=csv&amp;table=${table}">CSV</a>`;
+
+function totalsCards(t: Totals, prev: Totals | null): SafeHtml {
+  const card = (label: string, value: string, extra: SafeHtml | string) =>
+    html`<div class="col-6 col-md-3"><div class="card h-100"><div class="card-body py-2">
+      <div class="text-body-secondary small">${label}</div><div class="fs-4">${value}</div>${extra}</div></div></div>`;
+  const errorRate = (x: Totals) => (x.answers === 0 ? null : (100 * x.failed) / x.answers);
+  const er = errorRate(t);
+  const per = prev ? errorRate(prev) : null;
+  return html`<div class="row g-2 mb-4" data-testid="totals">
+    ${card('Prompts', int(t.prompts), change(t.prompts, prev?.prompts))}
+    ${card('Answers', int(t.answers), change(t.answers, prev?.answers))}
+    ${card('Active users', int(t.activeUsers), change(t.activeUsers, prev?.activeUsers))}
+    ${card('Error rate', rate(t.failed, t.answers), prev ? html`<span class="text-body-secondary small">(before: ${per === null ? DASH : `${per.toFixed(1)} %`})</span>` : '')}
+  </div>${er === null && t.prompts === 0 ? html`<p class="alert alert-info">No prompts in this range yet. Statistics appear here as people chat; try <a href="/admin/stats?range=all">all time</a>.</p>` : ''}`;
+}
+
+export function statsPage(d: StatsPageData): SafeHtml {
+  const r = d.range;
+  return html`<h1 class="h3 mb-3">Usage &amp; inference statistics</h1>
+${rangePicker('/admin/stats', r, d.timeZone)}
+${totalsCards(d.totals, d.previous)}
+<p class="small text-body-secondary">Error rate: answers that ended in an error or were interrupted, of all answers. Stopped answers were stopped by their user and are not errors. Deleted chats keep their counts here.</p>
+
+<div class="row g-4 mb-4">
+  ${d.charts.map((c) => html`<div class="col-lg-6">${lineChart(c)}</div>`)}
+</div>
+
+<div class="row g-4">
+<section class="col-lg-6">
+  <h2 class="h5">Total prompts per user ${csvLink(r, 'prompts_per_user')}</h2>
+  ${
+    d.promptsPerUser.length === 0
+      ? html`<p class="text-body-secondary">No prompts in this range.</p>`
+      : html`<table class="table table-sm" data-testid="prompts-per-user"><thead><tr><th scope="col">User</th><th scope="col" class="text-end"># Prompts</th></tr></thead><tbody>
+    ${d.promptsPerUser.slice(0, d.userLimit).map((u) => html`<tr><td>${u.username}</td><td class="text-end">${int(u.prompts)}</td></tr>`)}
+  </tbody></table>${d.promptsPerUser.length > d.userLimit ? html`<p class="small text-body-secondary">The first ${d.userLimit} of ${int(d.promptsPerUser.length)}; the CSV has everyone.</p>` : ''}`
+  }
+</section>
+<section class="col-lg-6">
+  <h2 class="h5">Average inference time per model (seconds) ${csvLink(r, 'average_per_model')}</h2>
+  ${
+    d.averagePerModel.length === 0
+      ? html`<p class="text-body-secondary">No timed answers in this range.</p>`
+      : html`<table class="table table-sm" data-testid="average-per-model"><thead><tr><th scope="col">Model</th><th scope="col" class="text-end">Avg. time (s)</th></tr></thead><tbody>
+    ${d.averagePerModel.map((m) => html`<tr><td>${m.model}</td><td class="text-end">${m.avgSeconds}</td></tr>`)}
+  </tbody></table>`
+  }
+</section>
+</div>
+
+<section class="mt-4">
+  <h2 class="h5">Per model ${csvLink(r, 'models')}</h2>
+  <div class="table-responsive"><table class="table table-sm align-middle" data-testid="models">
+    <thead><tr><th scope="col">Model</th><th scope="col" class="text-end">Prompts</th><th scope="col" class="text-end">Answers</th>
+      <th scope="col" class="text-end">Errors</th><th scope="col" class="text-end">Stopped</th><th scope="col" class="text-end">Interrupted</th>
+      <th scope="col" class="text-end">Avg (s)</th><th scope="col" class="text-end">p50 (s)</th><th scope="col" class="text-end">p95 (s)</th>
+      <th scope="col" class="text-end">Median first token (s)</th><th scope="col" class="text-end">Tokens/s</th>
+      <th scope="col" class="text-end">Prompt tokens</th><th scope="col" class="text-end">Completion tokens</th></tr></thead>
+    <tbody>${
+      d.models.length === 0
+        ? html`<tr><td colspan="13" class="text-body-secondary">No answers in this range.</td></tr>`
+        : d.models.map(
+            (m) => html`<tr><td>${m.model}</td><td class="text-end">${int(m.prompts)}</td><td class="text-end">${int(m.responses)}</td>
+      <td class="text-end">${int(m.errors)}</td><td class="text-end">${int(m.stopped)}</td><td class="text-end">${int(m.interrupted)}</td>
+      <td class="text-end">${m.avgSeconds ?? DASH}</td><td class="text-end">${percentile(m.p50Seconds)}</td><td class="text-end">${percentile(m.p95Seconds)}</td>
+      <td class="text-end">${percentile(m.medianTtftSeconds)}</td><td class="text-end">${m.tokensPerSecond === null ? DASH : m.tokensPerSecond.toFixed(1)}</td>
+      <td class="text-end">${int(m.promptTokens)}</td><td class="text-end">${int(m.completionTokens)}</td></tr>`,
+          )
+    }</tbody>
+  </table></div>
+  <p class="small text-body-secondary">Avg is the seed's exact average over answers with both timestamps. p50, p95 and the median time to first token come from histograms with bucket edges at ${HISTOGRAM_EDGES_S.join(', ')} s (linear inside a bucket, so within one bucket of the exact value). Tokens/s: completion tokens over the time after the first token, for answers whose server reported token counts.</p>
+</section>
+
+<section class="mt-4">
+  <h2 class="h5">Per user ${csvLink(r, 'users')}</h2>
+  <div class="table-responsive"><table class="table table-sm align-middle" data-testid="users">
+    <thead><tr><th scope="col">User</th><th scope="col" class="text-end">Prompts</th><th scope="col" class="text-end">Answers</th><th scope="col">Models</th>
+      <th scope="col" class="text-end">Tokens (prompt / completion)</th><th scope="col">Last activity</th><th scope="col">Chats</th></tr></thead>
+    <tbody>${
+      d.users.rows.length === 0
+        ? html`<tr><td colspan="7" class="text-body-secondary">Nobody used a model in this range.</td></tr>`
+        : d.users.rows.map(
+            (
+              u,
+            ) => html`<tr><td><a href="/admin/users/${u.userId}">${u.username}</a></td><td class="text-end">${int(u.prompts)}</td><td class="text-end">${int(u.answers)}</td>
+      <td>${u.models.join(', ')}</td><td class="text-end">${int(u.promptTokens)} / ${int(u.completionTokens)}</td><td>${when(u.lastActivity)}</td>
+      <td><a href="/admin/stats/users/${u.userId}?${rangeQuery(r)}">per chat</a></td></tr>`,
+          )
+    }</tbody>
+  </table></div>
+  ${d.users.total > d.users.rows.length ? html`<p class="small text-body-secondary">The ${d.users.rows.length} most active of ${int(d.users.total)} users; the CSV has everyone.</p>` : ''}
+</section>`;
+}
+
+export function userChatsPage(userId: number, username: string, r: DayRange, timeZone: string, chats: ChatStats[]): SafeHtml {
+  return html`<p><a href="/admin/stats?${rangeQuery(r)}">← Statistics</a></p>
+<h1 class="h3 mb-3">Chats of ${username}</h1>
+${rangePicker(`/admin/stats/users/${userId}`, r, timeZone)}
+<div class="table-responsive"><table class="table table-sm" data-testid="chats">
+  <thead><tr><th scope="col">Chat</th><th scope="col">Model</th><th scope="col" class="text-end">Prompts</th><th scope="col" class="text-end">Answers</th><th scope="col" class="text-end">Avg. time (s)</th></tr></thead>
+  <tbody>${
+    chats.length === 0
+      ? html`<tr><td colspan="5" class="text-body-secondary">No chats with activity in this range (deleted chats are not listed; their counts stay in the totals).</td></tr>`
+      : chats.map(
+          (c) =>
+            html`<tr><td>${c.title ?? `Chat ${c.chatId}`}</td><td>${c.model ?? DASH}</td><td class="text-end">${int(c.prompts)}</td><td class="text-end">${int(c.answers)}</td><td class="text-end">${c.avgSeconds ?? DASH}</td></tr>`,
+        )
+  }</tbody>
+</table></div>
+<p><a class="small" href="/admin/stats/users/${userId}?${rangeQuery(r)}&amp;format=csv">CSV</a> · <a class="small" href="/admin/users/${userId}">Account</a></p>`;
+}
+
+export function ownUsagePage(r: DayRange, timeZone: string, rows: OwnUsageRow[]): SafeHtml {
+  const sum = (f: (x: OwnUsageRow) => number) => rows.reduce((a, x) => a + f(x), 0);
+  return html`<h1 class="h3 mb-3">Your usage</h1>
+${rangePicker('/settings/usage', r, timeZone)}
+<p>${int(sum((x) => x.prompts))} prompts, ${int(sum((x) => x.answers))} answers, ${int(sum((x) => x.promptTokens))} prompt and ${int(sum((x) => x.completionTokens))} completion tokens.</p>
+<div class="table-responsive"><table class="table table-sm" data-testid="own-usage">
+  <thead><tr><th scope="col">Day</th><th scope="col">Model</th><th scope="col" class="text-end">Prompts</th><th scope="col" class="text-end">Answers</th><th scope="col" class="text-end">Prompt tokens</th><th scope="col" class="text-end">Completion tokens</th></tr></thead>
+  <tbody>${
+    rows.length === 0
+      ? html`<tr><td colspan="6" class="text-body-secondary">No usage in this range yet.</td></tr>`
+      : rows.map(
+          (x) =>
+            html`<tr><td>${x.day}</td><td>${x.model}</td><td class="text-end">${int(x.prompts)}</td><td class="text-end">${int(x.answers)}</td><td class="text-end">${int(x.promptTokens)}</td><td class="text-end">${int(x.completionTokens)}</td></tr>`,
+        )
+  }</tbody>
+</table></div>
+<p><a class="small" href="/settings/usage?${rangeQuery(r)}&amp;format=csv">CSV</a></p>`;
+}
