@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { invalidateUserSessions } from '../auth/sessions.ts';
+import { resetTwoFactor } from '../auth/totp-queries.ts';
 import type { Db } from '../db/database.ts';
 import { findUserByEmail } from '../users/user-queries.ts';
 import { CliError, type CliOutput, consoleOutput, runCli, withDatabase } from './cli-runtime.ts';
@@ -31,14 +31,12 @@ export function parseResetArgs(argv: string[]): { email: string } | null {
 export async function resetTwoFactorCommand(db: Db, email: string, out: CliOutput = consoleOutput): Promise<void> {
   const user = await findUserByEmail(db, email);
   if (!user) throw new CliError(`No account has the e-mail address ${email}.`);
-  await db.transaction().execute(async (trx) => {
-    await trx.updateTable('chatbot_schema.app_user').set({ is_2fa_enabled: false, totp_secret: null }).where('idappuser', '=', user.id).execute();
-    await invalidateUserSessions(trx, user.id);
-  });
+  // The same reset as the admin user page: secret, pending enrolment, recovery codes and every session gone.
+  await resetTwoFactor(db, user.id);
   out.info(
     user.is2faEnabled
       ? `Two-factor authentication is now off for ${user.email}; all their sessions were ended. They sign in with their password and can enrol again under Settings.`
-      : `${user.email} did not have two-factor authentication on; any pending secret was removed and all their sessions were ended.`,
+      : `${user.email} did not have two-factor authentication on; any pending setup was removed and all their sessions were ended.`,
   );
 }
 

@@ -13,6 +13,18 @@ export interface AppUserTable {
   is_2fa_enabled: Generated<boolean>;
   dtcreated: Generated<Date>;
   dtlast_login: Date | null;
+  /** Time step of the last accepted TOTP code (migration 009): that step and earlier ones are refused. */
+  totp_last_step: number | string | null;
+  txtotp_pending_secret: string | null;
+  dttotp_pending_expires: Timestamp | null;
+}
+
+export interface RecoveryCodeTable {
+  idrecovery_code: Generated<number>;
+  idappuser: number;
+  txhash: string;
+  dtcreated: Generated<Date>;
+  dtused: Timestamp | null;
 }
 
 export interface RoleTable {
@@ -103,6 +115,7 @@ export interface Database {
   'chatbot_schema.user_role': UserRoleTable;
   'chatbot_schema.session': SessionTable;
   'chatbot_schema.login_throttle': LoginThrottleTable;
+  'chatbot_schema.recovery_code': RecoveryCodeTable;
   'chatbot_schema.llm': LlmTable;
   'chatbot_schema.chat': ChatTable;
   'chatbot_schema.message': MessageTable;
