@@ -135,7 +135,7 @@ test('the app runs on the adopted database', async () => {
     const token = await createSession(database.db, 1, {});
     const page = await t.app.inject({ method: 'GET', url: '/chat', cookies: { parley_session: token } });
     assert.equal(page.statusCode, 200);
-    assert.match(page.body, /href="\/admin\/users"/);
+    assert.match(page.body, /href="\/admin\/models"/);
     assert.match(page.body, /Alice/);
 
     // Registration works, gets the next id, and is not Admin: the prototype already has users.

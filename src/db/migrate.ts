@@ -7,6 +7,7 @@ import * as beginAnswerFunction from './migrations/004-begin-answer-function.ts'
 import * as signInState from './migrations/005-sign-in-state.ts';
 import * as answerOwners from './migrations/006-answer-owners.ts';
 import * as untrustedPrototypeHtml from './migrations/007-untrusted-prototype-html.ts';
+import * as googleIdentities from './migrations/008-google-identities.ts';
 import * as totp from './migrations/009-totp.ts';
 
 // Listed in code (not read from a folder) so that the order is explicit and nothing is loaded by path.
@@ -18,6 +19,7 @@ const migrations: Record<string, Migration> = {
   '005-sign-in-state': signInState,
   '006-answer-owners': answerOwners,
   '007-untrusted-prototype-html': untrustedPrototypeHtml,
+  '008-google-identities': googleIdentities,
   '009-totp': totp,
 };
 

@@ -59,6 +59,16 @@ export interface LoginThrottleTable {
   dtlocked_until: Timestamp | null;
 }
 
+/** An account's identity at an OpenID Connect provider (migration 008): (issuer, sub), never the e-mail. */
+export interface OauthIdentityTable {
+  txissuer: string;
+  txsubject: string;
+  idappuser: number;
+  txemail: string | null;
+  dtcreated: Generated<Date>;
+  dtlast_used: Timestamp | null;
+}
+
 export interface LlmTable {
   idllm: Generated<number>;
   txshortname: string;
@@ -115,6 +125,7 @@ export interface Database {
   'chatbot_schema.user_role': UserRoleTable;
   'chatbot_schema.session': SessionTable;
   'chatbot_schema.login_throttle': LoginThrottleTable;
+  'chatbot_schema.oauth_identity': OauthIdentityTable;
   'chatbot_schema.recovery_code': RecoveryCodeTable;
   'chatbot_schema.llm': LlmTable;
   'chatbot_schema.chat': ChatTable;

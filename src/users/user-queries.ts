@@ -1,5 +1,6 @@
-import { sql } from 'kysely';
+import { sql, type Transaction } from 'kysely';
 import type { Db } from '../db/database.ts';
+import type { Database } from '../db/schema.ts';
 
 export const ADMIN_ROLE_ID = 1;
 export const USER_ROLE_ID = 2;
@@ -35,6 +36,44 @@ export async function findUserByEmail(db: Db, email: string): Promise<UserRecord
     .executeTakeFirst();
 }
 
+export async function findUserById(db: Db, id: number): Promise<UserRecord | undefined> {
+  return db.selectFrom('chatbot_schema.app_user').select(userColumns).where('idappuser', '=', id).executeTakeFirst();
+}
+
+/** `name`, or `name 2`, `name 3`…: names are not unique in the schema, but two "Alice"s in a user list confuse people. */
+export async function uniqueUsername(db: Db, wanted: string): Promise<string> {
+  const base = wanted.trim().slice(0, 90) || 'user';
+  const taken = await db
+    .selectFrom('chatbot_schema.app_user')
+    .select('txusername')
+    .where(sql<string>`lower(txusername)`, 'like', `${base.toLowerCase().replace(/[\\%_]/g, '\\$&')}%`)
+    .execute();
+  const names = new Set(taken.map((r) => r.txusername.toLowerCase()));
+  if (!names.has(base.toLowerCase())) return base;
+  for (let n = 2; ; n++) if (!names.has(`${base} ${n}`.toLowerCase())) return `${base} ${n}`;
+}
+
+/**
+ * Moves the account to a new address unless another account has it (then nothing changes and false is returned).
+ * Under the same per-address advisory lock as createUser, so a sign-up of that address cannot slip in between.
+ */
+export async function changeEmailIfFree(db: Db, userId: number, newEmail: string): Promise<boolean> {
+  const email = normalizeEmail(newEmail);
+  return db.transaction().execute(async (trx) => {
+    await sql`SELECT pg_advisory_xact_lock(${FIRST_ACCOUNT_LOCK}, hashtext(${email}))`.execute(trx);
+    const moved = await trx
+      .updateTable('chatbot_schema.app_user')
+      .set({ txemail: email })
+      .where('idappuser', '=', userId)
+      .where(sql<string>`lower(txemail)`, '<>', email)
+      .where(({ not, exists, selectFrom }) =>
+        not(exists(selectFrom('chatbot_schema.app_user as other').select('other.idappuser').where(sql<string>`lower(other.txemail)`, '=', email))),
+      )
+      .executeTakeFirst();
+    return Number(moved.numUpdatedRows) > 0;
+  });
+}
+
 export class EmailTakenError extends Error {}
 
 /** Any fixed number: the key of the transaction-scoped advisory lock that makes "the first account" exact. */
@@ -46,7 +85,12 @@ const FIRST_ACCOUNT_LOCK = 0x7061726c; // 'parl'
  * twenty simultaneous first registrations produce one Admin, and on a server with users nothing is serialized
  * (the table lock this replaces blocked every sign-in's write while any registration ran).
  */
-export async function createUser(db: Db, input: { username: string; email: string; passwordHash: string | null }): Promise<{ id: number; isAdmin: boolean }> {
+export async function createUser(
+  db: Db,
+  input: { username: string; email: string; passwordHash: string | null },
+  /** Runs in the same transaction once the account exists (Google: the identity row), so both commit or neither. */
+  alsoInTransaction?: (trx: Transaction<Database>, userId: number) => Promise<void>,
+): Promise<{ id: number; isAdmin: boolean }> {
   const email = normalizeEmail(input.email);
   return db.transaction().execute(async (trx) => {
     const anyUser = () =>
@@ -72,6 +116,7 @@ export async function createUser(db: Db, input: { username: string; email: strin
       .insertInto('chatbot_schema.user_role')
       .values(roles.map((idrole) => ({ idappuser, idrole })))
       .execute();
+    if (alsoInTransaction) await alsoInTransaction(trx, idappuser);
     return { id: idappuser, isAdmin };
   });
 }

@@ -1,0 +1,155 @@
+import * as oidc from 'openid-client';
+import type { Config } from '../config.ts';
+
+/** The claims of a validated ID token that sign-in uses. */
+export interface VerifiedIdentity {
+  issuer: string;
+  subject: string;
+  email: string | null;
+  emailVerified: boolean;
+  name: string | null;
+  /** Google Workspace domain, from the signed token (never from the request). */
+  hostedDomain: string | null;
+}
+
+export interface AuthorizationStart {
+  url: URL;
+  state: string;
+  nonce: string;
+  codeVerifier: string;
+}
+
+/** Why a callback was refused, as a short code for the log line; the page shows `message`. */
+export class OidcFailure extends Error {
+  readonly reason: string;
+  constructor(reason: string, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.reason = reason;
+  }
+}
+
+const SCOPES = 'openid email profile';
+/** Seconds of clock difference tolerated on exp/iat/nbf (openid-client's default, written here so nobody widens it unseen). */
+const CLOCK_TOLERANCE_S = 30;
+/** Seconds each request to the provider may take. */
+const PROVIDER_TIMEOUT_S = 10;
+/** After a failed discovery, the next sign-in tries again; this keeps a burst of clicks from hammering a provider that is down. */
+const DISCOVERY_RETRY_MS = 2_000;
+
+const loopback = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
+
+/**
+ * The OpenID Connect client (openid-client v6). Discovery runs at the first sign-in, not at boot, so a provider that
+ * is down when the app starts does not stop it; the result is cached, a failure is not (the next sign-in retries).
+ * The ID token is validated by openid-client: signature through the issuer's JWKS (enableNonRepudiationChecks; an
+ * unknown `kid` refetches the JWKS once, which is how key rotation is followed), `iss`, `aud`, `azp`, `exp`/`iat`
+ * with CLOCK_TOLERANCE_S, and `nonce`; PKCE S256 and `state` are checked on the callback.
+ */
+export class GoogleClient {
+  readonly #config: Config;
+  readonly redirectUri: string;
+  #discovered: Promise<oidc.Configuration> | undefined;
+  #failedAt = 0;
+
+  constructor(config: Config) {
+    this.#config = config;
+    this.redirectUri = new URL('/login/google/authorized', config.PUBLIC_URL).toString();
+  }
+
+  async #configuration(): Promise<oidc.Configuration> {
+    if (this.#discovered) return this.#discovered;
+    if (Date.now() - this.#failedAt < DISCOVERY_RETRY_MS)
+      throw new OidcFailure('provider_unreachable', 'Google sign-in is unavailable right now. Try again in a moment.');
+    const issuer = new URL(this.#config.GOOGLE_ISSUER);
+    // config.ts already refuses http:// except on loopback; checked again where the exception is granted.
+    const insecure = issuer.protocol === 'http:' && loopback.has(issuer.hostname);
+    const attempt = oidc
+      .discovery(
+        issuer,
+        this.#config.GOOGLE_CLIENT_ID ?? '',
+        { client_secret: this.#config.GOOGLE_CLIENT_SECRET, [oidc.clockTolerance]: CLOCK_TOLERANCE_S },
+        oidc.ClientSecretPost(this.#config.GOOGLE_CLIENT_SECRET),
+        {
+          timeout: PROVIDER_TIMEOUT_S,
+          execute: insecure ? [oidc.allowInsecureRequests, oidc.enableNonRepudiationChecks] : [oidc.enableNonRepudiationChecks],
+        },
+      )
+      .catch((err: unknown) => {
+        this.#discovered = undefined;
+        this.#failedAt = Date.now();
+        throw new OidcFailure('discovery_failed', 'Google sign-in is unavailable right now. Try again in a moment.', { cause: err });
+      });
+    this.#discovered = attempt;
+    return attempt;
+  }
+
+  /** Fresh state, nonce and PKCE verifier for one sign-in, and the provider URL to send the browser to. */
+  async start(): Promise<AuthorizationStart> {
+    const config = await this.#configuration();
+    const codeVerifier = oidc.randomPKCECodeVerifier();
+    const state = oidc.randomState();
+    const nonce = oidc.randomNonce();
+    const url = oidc.buildAuthorizationUrl(config, {
+      redirect_uri: this.redirectUri,
+      scope: SCOPES,
+      code_challenge: await oidc.calculatePKCECodeChallenge(codeVerifier),
+      code_challenge_method: 'S256',
+      state,
+      nonce,
+      // Google: let someone with several accounts choose which one signs in.
+      prompt: 'select_account',
+    });
+    return { url, state, nonce, codeVerifier };
+  }
+
+  /** Exchanges the code and validates the ID token; throws OidcFailure with a reason code. */
+  async finish(callbackUrl: URL, expected: { state: string; nonce: string; codeVerifier: string }): Promise<VerifiedIdentity> {
+    const config = await this.#configuration();
+    let tokens: Awaited<ReturnType<typeof oidc.authorizationCodeGrant>>;
+    try {
+      tokens = await oidc.authorizationCodeGrant(config, callbackUrl, {
+        pkceCodeVerifier: expected.codeVerifier,
+        expectedState: expected.state,
+        expectedNonce: expected.nonce,
+        idTokenExpected: true,
+      });
+    } catch (err) {
+      throw classify(err);
+    }
+    const claims = tokens.claims();
+    if (!claims) throw new OidcFailure('id_token_missing', 'Google did not confirm who you are. Try again.');
+    // openid-client bounds iat only in the past (an hour); a token issued in our future means a clock is wrong.
+    if (claims.iat > Date.now() / 1000 + CLOCK_TOLERANCE_S) throw new OidcFailure('clock_skew', CLOCK_MESSAGE);
+    return {
+      issuer: claims.iss,
+      subject: claims.sub,
+      email: typeof claims.email === 'string' ? claims.email : null,
+      emailVerified: claims.email_verified === true,
+      name: typeof claims.name === 'string' ? claims.name : null,
+      hostedDomain: typeof claims.hd === 'string' ? claims.hd.toLowerCase() : null,
+    };
+  }
+}
+
+const TRY_AGAIN = 'Google sign-in did not complete. Please try again.';
+const CLOCK_MESSAGE = "Google's answer has expired or is not valid yet. If this keeps happening, the server's clock may be wrong.";
+
+/** openid-client's errors → a reason code for the log and a message for the page; nothing of the token is kept. */
+function classify(err: unknown): OidcFailure {
+  if (err instanceof oidc.AuthorizationResponseError) return new OidcFailure(`provider_${safeCode(err.error)}`, TRY_AGAIN, { cause: err });
+  if (err instanceof oidc.ResponseBodyError) return new OidcFailure(`token_${safeCode(err.error)}`, TRY_AGAIN, { cause: err });
+  const code = (err as { code?: unknown } | null)?.code;
+  if (code === 'OAUTH_JWT_TIMESTAMP_CHECK_FAILED') return new OidcFailure('clock_skew', CLOCK_MESSAGE, { cause: err });
+  if (typeof code === 'string' && code.startsWith('OAUTH_'))
+    return new OidcFailure(`id_token_${safeCode(code.slice(6).toLowerCase())}`, TRY_AGAIN, { cause: err });
+  if (code === 'ERR_JWKS_NO_MATCHING_KEY' || code === 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED')
+    return new OidcFailure('id_token_signature', TRY_AGAIN, { cause: err });
+  if (err instanceof TypeError || (err as { name?: string } | null)?.name === 'TimeoutError' || (err as { name?: string } | null)?.name === 'AbortError')
+    return new OidcFailure('provider_unreachable', 'Google could not be reached. Try again in a moment.', { cause: err });
+  return new OidcFailure('callback_invalid', TRY_AGAIN, { cause: err });
+}
+
+/** Codes from the provider go into a log line: only a short identifier-shaped string. */
+function safeCode(value: unknown): string {
+  return typeof value === 'string' && /^[a-z0-9_]{1,40}$/i.test(value) ? value.toLowerCase() : 'error';
+}

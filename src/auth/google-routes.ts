@@ -1,0 +1,227 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import type { Config } from '../config.ts';
+import type { Db } from '../db/database.ts';
+import { NotFoundError } from '../http/errors.ts';
+import { parseBody } from '../http/validation.ts';
+import { changeEmailIfFree, createUser, EmailTakenError, findUserByEmail, findUserById, normalizeEmail, uniqueUsername } from '../users/user-queries.ts';
+import { GoogleClient, OidcFailure, type VerifiedIdentity } from './google-client.ts';
+import { findUserByIdentity, linkIdentity, touchIdentity } from './google-queries.ts';
+import { GoogleState } from './google-state.ts';
+import { linkGooglePage } from './google-views.ts';
+import { requireAnonymous } from './guards.ts';
+import { PASSWORD_MAX_CHARS, verifyPassword } from './passwords.ts';
+import { completeSignIn, nextFromQuery, safeNext } from './sign-in.ts';
+import { ACCOUNT_PASSWORD_RULE, clearFailures, IP_PASSWORD_RULE, releaseAttempt, reserveAttempts } from './throttle.ts';
+
+/** The same words as a deactivated account's password sign-in gets from completeSignIn. */
+const DEACTIVATED = 'This account cannot sign in.';
+
+const linkSchema = z.object({
+  password: z
+    .string()
+    .min(1)
+    .max(PASSWORD_MAX_CHARS * 4),
+});
+
+class IdentityTakenError extends Error {}
+
+/**
+ * GET /login/google starts the authorization code flow; GET /login/google/authorized finishes it with three outcomes:
+ * a known identity signs in, an unknown one with a free verified e-mail gets a new account (role User; Admin when it
+ * is the first account ever), an unknown one whose e-mail has a local account is sent to /login/google/link to prove
+ * the password first. Every refusal lands on /login with a readable message and one log line with a reason code.
+ * The routes exist whether or not Google is configured (404 when not), so the authorization matrix sees them.
+ */
+export async function googleRoutes(app: FastifyInstance, opts: { db: Db; config: Config }): Promise<void> {
+  const { db, config } = opts;
+  const client = config.GOOGLE_CLIENT_ID ? new GoogleClient(config) : undefined;
+  const state = new GoogleState(config.APP_SECRET, config.secureCookies);
+  const allowedDomains = new Set(config.GOOGLE_ALLOWED_DOMAINS);
+
+  const requireGoogle = (): GoogleClient => {
+    if (!client) throw new NotFoundError('Google sign-in is not configured on this server.');
+    return client;
+  };
+
+  /** Back to the sign-in page with the message; the reason code goes to the log, never a token or a code. */
+  const refuse = (req: FastifyRequest, reply: FastifyReply, reason: string, message: string, next?: string) => {
+    req.log.warn({ reason }, 'google sign-in refused');
+    reply.flash('danger', message);
+    return reply.redirect(next ? `/login?next=${encodeURIComponent(next)}` : '/login', 303);
+  };
+
+  app.get('/login/google', async (req, reply) => {
+    requireAnonymous(req);
+    const google = requireGoogle();
+    const next = nextFromQuery(req);
+    let started: Awaited<ReturnType<GoogleClient['start']>>;
+    try {
+      started = await google.start();
+    } catch (err) {
+      if (err instanceof OidcFailure) return refuse(req, reply, err.reason, err.message, next);
+      throw err;
+    }
+    state.saveFlow(reply, { state: started.state, nonce: started.nonce, codeVerifier: started.codeVerifier, next });
+    return reply.redirect(started.url.toString(), 302);
+  });
+
+  app.get('/login/google/authorized', async (req, reply) => {
+    requireAnonymous(req);
+    const google = requireGoogle();
+    const query = req.query as Record<string, unknown>;
+    if (!GoogleState.isStateShaped(query.state)) {
+      return refuse(req, reply, 'state_missing', 'This sign-in link is not valid. Start again with "Sign in with Google".');
+    }
+    const flow = state.takeFlow(req, reply, query.state);
+    if (!flow.ok) {
+      return refuse(req, reply, flow.reason, 'This sign-in has expired or was started in another browser. Start again with "Sign in with Google".');
+    }
+    const { next } = flow.value;
+    if (query.error !== undefined) {
+      const cancelled = query.error === 'access_denied';
+      return refuse(
+        req,
+        reply,
+        cancelled ? 'provider_access_denied' : 'provider_error',
+        cancelled ? 'Google sign-in was cancelled.' : 'Google could not sign you in. Try again.',
+        next,
+      );
+    }
+    let identity: VerifiedIdentity;
+    try {
+      identity = await google.finish(new URL(req.url, config.PUBLIC_URL), flow.value);
+    } catch (err) {
+      if (err instanceof OidcFailure) return refuse(req, reply, err.reason, err.message, next);
+      throw err;
+    }
+    // The signed `hd` claim, not the address's suffix: a gmail.com account can carry any e-mail as an alias.
+    if (allowedDomains.size > 0 && !(identity.hostedDomain && allowedDomains.has(identity.hostedDomain))) {
+      return refuse(req, reply, 'domain_refused', 'This Google account is not from an organisation allowed on this server.', next);
+    }
+    return signInWithIdentity(req, reply, identity, next);
+  });
+
+  async function signInWithIdentity(req: FastifyRequest, reply: FastifyReply, identity: VerifiedIdentity, next: string | undefined): Promise<FastifyReply> {
+    const key = { issuer: identity.issuer, subject: identity.subject };
+    const known = await findUserByIdentity(db, key);
+    if (known) {
+      if (!known.isActive) return refuse(req, reply, 'account_deactivated', DEACTIVATED, next);
+      await touchIdentity(db, key, identity.email);
+      // The address changed at Google: follow it, unless another account has it (then the account keeps its own).
+      if (identity.email && identity.emailVerified && normalizeEmail(identity.email) !== normalizeEmail(known.email)) {
+        await changeEmailIfFree(db, known.id, identity.email);
+      }
+      return completeSignIn(req, reply, known, { method: 'google', next });
+    }
+    // An identity we have never seen: the address is all we could go on, and only if Google verified it.
+    if (!identity.email || !identity.emailVerified) {
+      return refuse(req, reply, 'email_unverified', 'Your Google account has no verified e-mail address, so it cannot be used to sign in here.', next);
+    }
+    const existing = await findUserByEmail(db, identity.email);
+    if (existing) return offerLink(req, reply, identity, existing.id, next);
+    if (config.REGISTRATION === 'closed') {
+      return refuse(
+        req,
+        reply,
+        'registration_closed',
+        'This server does not accept new accounts. Ask an administrator to create yours, then sign in with Google.',
+        next,
+      );
+    }
+    const email = identity.email;
+    let created: { id: number; isAdmin: boolean };
+    try {
+      const username = await uniqueUsername(db, identity.name?.trim() || email.split('@')[0] || 'user');
+      created = await createUser(db, { username, email, passwordHash: null }, async (trx, userId) => {
+        if (!(await linkIdentity(trx, userId, key, email))) throw new IdentityTakenError();
+      });
+    } catch (err) {
+      // A concurrent first sign-in with this identity (or this address) got there first: use what it made.
+      if (!(err instanceof EmailTakenError || err instanceof IdentityTakenError)) throw err;
+      return signInWithIdentity(req, reply, identity, next);
+    }
+    reply.flash('success', created.isAdmin ? 'Welcome! As the first account, you are the administrator of this server.' : 'Welcome! Your account is ready.');
+    return completeSignIn(req, reply, { id: created.id, isActive: true, is2faEnabled: false }, { method: 'google', next });
+  }
+
+  async function offerLink(req: FastifyRequest, reply: FastifyReply, identity: VerifiedIdentity, userId: number, next: string | undefined) {
+    const user = await findUserById(db, userId);
+    if (!user?.isActive) return refuse(req, reply, 'account_deactivated', DEACTIVATED, next);
+    if (!user.passwordHash) {
+      return refuse(
+        req,
+        reply,
+        'link_no_password',
+        'An account with this e-mail exists but has no password to confirm it with. Ask an administrator to link your Google account.',
+        next,
+      );
+    }
+    if (user.is2faEnabled) {
+      // Linking must pass the second factor too, or a later Google sign-in would skip it; until the step can
+      // carry a pending link, the person signs in with the password and code.
+      return refuse(
+        req,
+        reply,
+        'link_requires_2fa',
+        'An account with this e-mail exists and uses two-factor authentication. Sign in with your password; Google cannot be linked to it yet.',
+        next,
+      );
+    }
+    state.saveLink(reply, { issuer: identity.issuer, subject: identity.subject, email: user.email, userId: user.id, next });
+    return reply.redirect('/login/google/link', 303);
+  }
+
+  const showLink = (req: FastifyRequest, reply: FastifyReply, email: string, status = 200, error?: string) =>
+    reply.page({ title: 'Link your Google account', body: linkGooglePage({ csrfToken: req.csrfToken(), email, error }) }, status);
+
+  app.get('/login/google/link', async (req, reply) => {
+    requireAnonymous(req);
+    requireGoogle();
+    const link = state.readLink(req);
+    if (!link.ok) return refuse(req, reply, `link_${link.reason}`, 'The Google link request has expired. Start again with "Sign in with Google".');
+    return showLink(req, reply, link.value.email);
+  });
+
+  app.post('/login/google/link', async (req, reply) => {
+    requireAnonymous(req);
+    requireGoogle();
+    const link = state.readLink(req);
+    if (!link.ok) return refuse(req, reply, `link_${link.reason}`, 'The Google link request has expired. Start again with "Sign in with Google".');
+    const { email, userId, next } = link.value;
+    const form = parseBody(linkSchema, req.body);
+    if (!form.ok) return showLink(req, reply, email, 400, 'Enter the password of this account.');
+
+    // The same counters as POST /login: linking is a password guess like any other.
+    const accountKey = `pw:${normalizeEmail(email)}`;
+    const ipKey = `ip:${req.ip}`;
+    const reserved = await reserveAttempts(db, [
+      [ipKey, IP_PASSWORD_RULE],
+      [accountKey, ACCOUNT_PASSWORD_RULE],
+    ]);
+    if (!reserved.granted) {
+      reply.header('retry-after', String(reserved.retryAfterS));
+      const minutes = Math.ceil(reserved.retryAfterS / 60);
+      return showLink(req, reply, email, 429, `Too many failed attempts. Try again in ${minutes} minute${minutes === 1 ? '' : 's'}.`);
+    }
+    const user = await findUserById(db, userId);
+    // The account must still be the one the address named when Google came back.
+    const ok = Boolean(
+      user?.passwordHash && normalizeEmail(user.email) === normalizeEmail(email) && (await verifyPassword(user.passwordHash, form.data.password)),
+    );
+    if (!ok || !user) return showLink(req, reply, email, 401, 'Wrong password.');
+    await clearFailures(db, accountKey);
+    await releaseAttempt(db, ipKey, IP_PASSWORD_RULE);
+    state.clearLink(reply);
+    if (!user.isActive) return refuse(req, reply, 'account_deactivated', DEACTIVATED, next);
+    if (user.is2faEnabled) return refuse(req, reply, 'link_requires_2fa', 'This account uses two-factor authentication. Sign in with your password.', next);
+    const linked = await linkIdentity(db, user.id, { issuer: link.value.issuer, subject: link.value.subject }, email);
+    if (!linked) {
+      const owner = await findUserByIdentity(db, { issuer: link.value.issuer, subject: link.value.subject });
+      if (owner?.id !== user.id) return refuse(req, reply, 'link_identity_taken', 'This Google account is already linked to another account.', next);
+    }
+    req.log.info({ userId: user.id }, 'google identity linked');
+    reply.flash('success', 'Google is now linked to your account.');
+    return completeSignIn(req, reply, user, { method: 'google', next: safeNext(next) });
+  });
+}
