@@ -42,6 +42,12 @@ const matrix: Rule[] = [
   ['POST', '/logout', 'login', 'signs-out', 'signs-out', 'signs-out'],
   ['GET', '/login/2fa', 'login', 'allow', 'to-chat', 'to-chat'],
   // The code step (POST /login/2fa) and Google sign-in (/login/google, /login/google/authorized, /settings/2fa, /2fa/qrcode.png) go here.
+  // Google sign-in (src/auth/google-routes.ts): this app has no GOOGLE_CLIENT_ID, so an anonymous visitor gets 404; with
+  // Google configured, the flows and the "Google link pending" state are covered in src/auth/google-auth.test.ts.
+  ['GET', '/login/google', 'allow', 'to-2fa', 'to-chat', 'to-chat'],
+  ['GET', '/login/google/authorized', 'allow', 'to-2fa', 'to-chat', 'to-chat'],
+  ['GET', '/login/google/link', 'allow', 'to-2fa', 'to-chat', 'to-chat'],
+  ['POST', '/login/google/link', 'allow', 'to-2fa', 'to-chat', 'to-chat'],
 
   // ── chat pages (src/chat) ──
   ['GET', '/chat', 'login', 'to-2fa', 'allow', 'allow'],

@@ -23,12 +23,12 @@ describe('registration', () => {
     assert.ok(first.cookies.get(sessionCookie));
     const chat = await first.get('/chat');
     assert.equal(chat.statusCode, 200);
-    assert.match(chat.body, /href="\/admin\/users"/);
+    assert.match(chat.body, /href="\/admin\/models"/);
 
     const second = new TestClient(t.app);
     assert.equal((await second.register({ username: 'Bob', email: 'bob@example.com' })).statusCode, 303);
     const page = await second.get('/chat');
-    assert.doesNotMatch(page.body, /href="\/admin\/users"/);
+    assert.doesNotMatch(page.body, /href="\/admin\/models"/);
 
     const roles = await sql<{ txemail: string; roles: string }>`
       SELECT u.txemail, string_agg(r.txname, ',' ORDER BY r.idrole) AS roles
