@@ -4,6 +4,7 @@ import formbody from '@fastify/formbody';
 import Fastify, { type FastifyInstance, type FastifyServerOptions, type RouteOptions } from 'fastify';
 import { sql } from 'kysely';
 import { modelsAdminRoutes } from './admin/models-routes.ts';
+import { usersAdminRoutes } from './admin/users-routes.ts';
 import { googleRoutes } from './auth/google-routes.ts';
 import { localAuthRoutes } from './auth/local-routes.ts';
 import { secondFactorRoutes } from './auth/second-factor-routes.ts';
@@ -79,6 +80,7 @@ export async function buildApp({ config, db, logger = false, onRoute }: BuildOpt
   await app.register(secondFactorRoutes);
   await app.register(chatRoutes, { db, config });
   await app.register(modelsAdminRoutes, { db, config });
+  await app.register(usersAdminRoutes, { db });
   await app.register(statsRoutes, { db, config });
   return app;
 }

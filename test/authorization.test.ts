@@ -78,6 +78,14 @@ const matrix: Rule[] = [
   ['GET', '/admin/stats/users/:id', 'login', 'to-2fa', 'forbidden', 'allow'],
   ['GET', '/settings/usage', 'login', 'to-2fa', 'allow', 'allow'],
 
+  // ── admin: users and the audit log (src/admin) ──
+  ['GET', '/admin/users', 'login', 'to-2fa', 'forbidden', 'allow'],
+  ['POST', '/admin/users/:id/promote', 'login', 'to-2fa', 'forbidden', 'allow'],
+  ['POST', '/admin/users/:id/demote', 'login', 'to-2fa', 'forbidden', 'allow'],
+  ['POST', '/admin/users/:id/deactivate', 'login', 'to-2fa', 'forbidden', 'allow'],
+  ['POST', '/admin/users/:id/reactivate', 'login', 'to-2fa', 'forbidden', 'allow'],
+  ['POST', '/admin/users/bulk', 'login', 'to-2fa', 'forbidden', 'allow'],
+
   // ── admin: users and stats (/admin/users, /admin/users/:id/promote|demote|deactivate|reactivate, /admin/stats) go here,
   //    each as ['…', '/admin/…', 'login', 'to-2fa', 'forbidden', 'allow'] ──
 ];

@@ -9,6 +9,7 @@ import * as answerOwners from './migrations/006-answer-owners.ts';
 import * as untrustedPrototypeHtml from './migrations/007-untrusted-prototype-html.ts';
 import * as googleIdentities from './migrations/008-google-identities.ts';
 import * as totp from './migrations/009-totp.ts';
+import * as adminUsers from './migrations/010-admin-users.ts';
 
 // Listed in code (not read from a folder) so that the order is explicit and nothing is loaded by path.
 const migrations: Record<string, Migration> = {
@@ -21,6 +22,7 @@ const migrations: Record<string, Migration> = {
   '007-untrusted-prototype-html': untrustedPrototypeHtml,
   '008-google-identities': googleIdentities,
   '009-totp': totp,
+  '010-admin-users': adminUsers,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -13,6 +13,8 @@ export interface AppUserTable {
   is_2fa_enabled: Generated<boolean>;
   dtcreated: Generated<Date>;
   dtlast_login: Date | null;
+  /** Prompts sent, kept by a trigger on message (migration 010) so the admin list sorts by it through an index. */
+  nprompts: Generated<number>;
   /** Time step of the last accepted TOTP code (migration 009): that step and earlier ones are refused. */
   totp_last_step: number | string | null;
   txtotp_pending_secret: string | null;
@@ -119,6 +121,28 @@ export interface ResponseTable {
   is_html_ours: Generated<boolean>;
 }
 
+/** One admin action (migration 010); the app never deletes these rows. */
+export interface AdminAuditTable {
+  idaudit: Generated<number>;
+  dtcreated: Generated<Date>;
+  idactor: number | null;
+  txactor: string;
+  idtarget: number | null;
+  txtarget: string | null;
+  txaction: string;
+  jsdetails: ColumnType<Record<string, unknown>, string | undefined, string>;
+  txip: string | null;
+}
+
+/** A one-time password reset link (migration 010): only the SHA-256 of the token is stored. */
+export interface PasswordResetTable {
+  idtoken: string;
+  idappuser: number;
+  dtcreated: Generated<Date>;
+  dtexpires: Timestamp;
+  dtused: Timestamp | null;
+}
+
 export interface Database {
   'chatbot_schema.app_user': AppUserTable;
   'chatbot_schema.role': RoleTable;
@@ -131,4 +155,6 @@ export interface Database {
   'chatbot_schema.chat': ChatTable;
   'chatbot_schema.message': MessageTable;
   'chatbot_schema.response': ResponseTable;
+  'chatbot_schema.admin_audit': AdminAuditTable;
+  'chatbot_schema.password_reset': PasswordResetTable;
 }

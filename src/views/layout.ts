@@ -41,6 +41,7 @@ function navbar(ctx: PageContext): SafeHtml {
     <div class="collapse navbar-collapse" id="nav">
       <ul class="navbar-nav me-auto">
         ${navLink(ctx, '/chat', 'Chat')}
+        ${user.isAdmin ? navLink(ctx, '/admin/users', 'Users') : ''}
         ${user.isAdmin ? navLink(ctx, '/admin/models', 'Models') : ''}
         ${user.isAdmin ? navLink(ctx, '/admin/stats', 'Stats') : ''}
       </ul>

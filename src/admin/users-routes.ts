@@ -1,0 +1,129 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { requireAdmin } from '../auth/guards.ts';
+import type { SessionUser } from '../auth/sessions.ts';
+import type { Db } from '../db/database.ts';
+import { BadRequestError } from '../http/errors.ts';
+import { DB_ID_MAX, formString, pathId } from '../http/validation.ts';
+import type { AuditActor } from './audit-queries.ts';
+import { type ActionOutcome, applyUserAction, type UserAction } from './user-actions.ts';
+import { listUsers, type UserListQuery } from './user-list-queries.ts';
+import { usersPage } from './users-views.ts';
+
+/** Pages beyond this are refused: 1,000,000 users at 50 a page. Keeps OFFSET (and the page number) bounded. */
+const MAX_PAGE = 20_000;
+
+const listQuerySchema = z.object({
+  q: z
+    .string()
+    .max(200, 'The search is too long (at most 200 characters).')
+    .refine((v) => !/[\u0000-\u001f\u007f]/.test(v), 'The search contains characters that are not allowed.')
+    .transform((v) => v.trim())
+    .default(''),
+  status: z.enum(['all', 'active', 'deactivated'], { error: 'status must be all, active or deactivated.' }).default('all'),
+  role: z.enum(['any', 'admin'], { error: 'role must be any or admin.' }).default('any'),
+  twofa: z.enum(['any', 'off'], { error: 'twofa must be any or off.' }).default('any'),
+  sort: z.enum(['username', 'created', 'last-sign-in', 'prompts'], { error: 'sort must be username, created, last-sign-in or prompts.' }).default('username'),
+  page: z
+    .string()
+    .regex(/^[1-9]\d{0,4}$/, 'page must be a page number.')
+    .transform(Number)
+    .pipe(z.number().max(MAX_PAGE, `page must be at most ${MAX_PAGE}.`))
+    .default(1),
+});
+
+/** The list's query string: each parameter at most once (a repeated one is a 400, not "one of them wins"). */
+export function parseListQuery(raw: unknown): UserListQuery {
+  const input = (raw ?? {}) as Record<string, unknown>;
+  for (const [key, value] of Object.entries(input)) {
+    if (Array.isArray(value)) throw new BadRequestError(`The parameter ${key} must be given once.`);
+  }
+  const parsed = listQuerySchema.safeParse(input);
+  if (!parsed.success) throw new BadRequestError(parsed.error.issues[0]?.message ?? 'Bad query.');
+  const { q, status, role, twofa, sort, page } = parsed.data;
+  return { q, status, adminsOnly: role === 'admin', twoFactorOff: twofa === 'off', sort, page };
+}
+
+/**
+ * Where an action returns: the list view it came from, given as its query string only ("?q=…&page=3"), so the
+ * redirect can never leave /admin/users (no open redirect). Anything else returns to the plain list.
+ */
+const backSchema = z
+  .string()
+  .max(600)
+  .regex(/^(\?[A-Za-z0-9=&%+._~-]*)?$/)
+  .optional()
+  .catch(undefined);
+
+export function backTo(body: unknown): string {
+  const back = backSchema.parse((body as Record<string, unknown> | undefined)?.back);
+  return `/admin/users${back ?? ''}`;
+}
+
+const bulkSchema = z.object({
+  action: z.enum(['deactivate', 'reactivate', 'sign-out-everywhere'], { error: 'Choose deactivate, reactivate or sign out everywhere.' }),
+  ids: z
+    .union([z.string(), z.array(z.string()).max(500, 'Select at most 500 users at once.')], { error: 'Select at least one user.' })
+    .transform((v) => (Array.isArray(v) ? v : [v]))
+    .pipe(
+      z.array(
+        z
+          .string()
+          .regex(/^[1-9]\d{0,9}$/, 'A selected user id is not valid.')
+          .transform(Number)
+          .pipe(z.number().max(DB_ID_MAX)),
+      ),
+    ),
+  back: formString(600, 'back').optional(),
+});
+
+export const actorOf = (req: FastifyRequest, admin: SessionUser): AuditActor => ({ id: admin.userId, username: admin.username, ip: req.ip ?? null });
+
+const PAST: Record<UserAction, string> = {
+  promote: 'promoted to Admin',
+  demote: 'demoted to User',
+  deactivate: 'deactivated: signed out everywhere, running answers stopped',
+  reactivate: 'reactivated',
+  'sign-out-everywhere': 'signed out everywhere',
+};
+
+function names(list: { username: string }[]): string {
+  const shown = list.slice(0, 5).map((u) => `“${u.username.slice(0, 60)}”`);
+  return `${shown.join(', ')}${list.length > 5 ? ` and ${list.length - 5} more` : ''}`;
+}
+
+export function flashOutcome(reply: FastifyReply, action: UserAction, outcome: ActionOutcome): void {
+  if (outcome.changed.length > 0) reply.flash('success', `${names(outcome.changed)} ${PAST[action]}.`);
+  if (outcome.unchanged.length > 0 && action !== 'sign-out-everywhere') reply.flash('info', `${names(outcome.unchanged)}: nothing to change.`);
+}
+
+export async function usersAdminRoutes(app: FastifyInstance, opts: { db: Db }): Promise<void> {
+  const { db } = opts;
+
+  app.get('/admin/users', async (req, reply) => {
+    const admin = requireAdmin(req);
+    const query = parseListQuery(req.query);
+    const { users, total } = await listUsers(db, query);
+    return reply.page({ title: 'Users', body: usersPage({ csrfToken: req.csrfToken(), query, users, total, selfId: admin.userId }) });
+  });
+
+  for (const action of ['promote', 'demote', 'deactivate', 'reactivate'] as const) {
+    app.post(`/admin/users/:id/${action}`, async (req, reply) => {
+      const admin = requireAdmin(req);
+      const id = pathId(req.params, 'id', 'This user does not exist.');
+      const outcome = await applyUserAction(db, actorOf(req, admin), action, [id]);
+      flashOutcome(reply, action, outcome);
+      return reply.redirect(backTo(req.body), 303);
+    });
+  }
+
+  app.post('/admin/users/bulk', async (req, reply) => {
+    const admin = requireAdmin(req);
+    const parsed = bulkSchema.safeParse(req.body ?? {});
+    if (!parsed.success) throw new BadRequestError(parsed.error.issues[0]?.message ?? 'Bad request.');
+    const { action, ids } = parsed.data;
+    const outcome = await applyUserAction(db, actorOf(req, admin), action, ids);
+    flashOutcome(reply, action, outcome);
+    return reply.redirect(backTo(req.body), 303);
+  });
+}

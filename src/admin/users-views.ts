@@ -1,0 +1,123 @@
+import { csrfField } from '../views/forms.ts';
+import { html, type SafeHtml } from '../views/html.ts';
+import type { UserListQuery, UserListRow, UserSort } from './user-list-queries.ts';
+import { USERS_PER_PAGE } from './user-list-queries.ts';
+
+export interface UsersPageView {
+  csrfToken: string;
+  query: UserListQuery;
+  users: UserListRow[];
+  total: number;
+  selfId: number;
+}
+
+/** The list's query string for `query` with some values changed; defaults are left out so URLs stay short. */
+export function listSearch(query: UserListQuery, change: Partial<UserListQuery> = {}): string {
+  const q = { ...query, ...change };
+  const params = new URLSearchParams();
+  if (q.q !== '') params.set('q', q.q);
+  if (q.status !== 'all') params.set('status', q.status);
+  if (q.adminsOnly) params.set('role', 'admin');
+  if (q.twoFactorOff) params.set('twofa', 'off');
+  if (q.sort !== 'username') params.set('sort', q.sort);
+  if (q.page !== 1) params.set('page', String(q.page));
+  const s = params.toString();
+  return s === '' ? '' : `?${s}`;
+}
+
+const dateTime = (d: Date | null): SafeHtml =>
+  d === null
+    ? html`<span class="text-body-secondary">never</span>`
+    : html`<time datetime="${d.toISOString()}">${d.toISOString().slice(0, 16).replace('T', ' ')}</time>`;
+
+export function postButton(csrfToken: string, action: string, label: string, style: string, back: string): SafeHtml {
+  return html`<form method="post" action="${action}" class="d-inline">${csrfField(csrfToken)}<input type="hidden" name="back" value="${back}"><button type="submit" class="btn btn-sm ${style}">${label}</button></form>`;
+}
+
+function rowActions(v: UsersPageView, u: UserListRow, back: string): SafeHtml {
+  const base = `/admin/users/${u.id}`;
+  const isAdmin = u.roles.includes('Admin');
+  if (u.id === v.selfId) return html`<span class="text-body-secondary small">you</span>`;
+  return html`${isAdmin ? postButton(v.csrfToken, `${base}/demote`, 'Demote', 'btn-outline-warning', back) : postButton(v.csrfToken, `${base}/promote`, 'Promote', 'btn-outline-info', back)}
+    ${u.isActive ? postButton(v.csrfToken, `${base}/deactivate`, 'Deactivate', 'btn-outline-danger', back) : postButton(v.csrfToken, `${base}/reactivate`, 'Reactivate', 'btn-outline-success', back)}`;
+}
+
+function row(v: UsersPageView, u: UserListRow, back: string): SafeHtml {
+  return html`<tr data-user-id="${u.id}"${u.isActive ? '' : html` class="table-secondary"`}>
+  <td><input class="form-check-input" type="checkbox" name="ids" value="${u.id}" form="bulk" aria-label="Select ${u.username}"${u.id === v.selfId ? html` disabled` : ''}></td>
+  <td class="fw-semibold"><a href="/admin/users/${u.id}">${u.username}</a></td>
+  <td class="text-break">${u.email}</td>
+  <td>${u.roles.map((r) => html`<span class="badge ${r === 'Admin' ? 'text-bg-primary' : 'text-bg-secondary'} me-1">${r}</span>`)}</td>
+  <td>${u.isActive ? html`<span class="badge text-bg-success">active</span>` : html`<span class="badge text-bg-danger">deactivated</span>`}</td>
+  <td>${u.is2faEnabled ? 'on' : html`<span class="text-body-secondary">off</span>`}</td>
+  <td>${u.signInMethods.length === 0 ? html`<span class="text-body-secondary">none</span>` : u.signInMethods.join(', ')}</td>
+  <td class="text-nowrap">${dateTime(u.created)}</td>
+  <td class="text-nowrap">${dateTime(u.lastSignIn)}</td>
+  <td class="text-end">${u.prompts}</td>
+  <td class="text-end text-nowrap">${rowActions(v, u, back)}</td>
+</tr>`;
+}
+
+function sortHeader(v: UsersPageView, sort: UserSort, label: string, extraClass = ''): SafeHtml {
+  const current = v.query.sort === sort;
+  return html`<th scope="col" class="${extraClass}"${current ? html` aria-sort="${sort === 'username' ? 'ascending' : 'descending'}"` : ''}><a class="link-light${current ? ' fw-bold' : ''}" href="/admin/users${listSearch(v.query, { sort, page: 1 })}">${label}${current ? (sort === 'username' ? ' ▲' : ' ▼') : ''}</a></th>`;
+}
+
+const option = (value: string, label: string, selected: boolean): SafeHtml =>
+  html`<option value="${value}"${selected ? html` selected` : ''}>${label}</option>`;
+
+function searchForm(q: UserListQuery): SafeHtml {
+  return html`<form method="get" action="/admin/users" class="row g-2 align-items-end mb-3" role="search">
+  <div class="col-12 col-md-4"><label class="form-label small" for="f-q">Search username or e-mail</label>
+    <input class="form-control form-control-sm" id="f-q" name="q" type="search" value="${q.q}" maxlength="200"></div>
+  <div class="col-6 col-md-2"><label class="form-label small" for="f-status">Status</label>
+    <select class="form-select form-select-sm" id="f-status" name="status">${option('all', 'All', q.status === 'all')}${option('active', 'Active', q.status === 'active')}${option('deactivated', 'Deactivated', q.status === 'deactivated')}</select></div>
+  <div class="col-6 col-md-2 form-check ms-2"><input class="form-check-input" type="checkbox" id="f-role" name="role" value="admin"${q.adminsOnly ? html` checked` : ''}><label class="form-check-label small" for="f-role">Admins only</label></div>
+  <div class="col-6 col-md-2 form-check ms-2"><input class="form-check-input" type="checkbox" id="f-twofa" name="twofa" value="off"${q.twoFactorOff ? html` checked` : ''}><label class="form-check-label small" for="f-twofa">2FA off</label></div>
+  ${q.sort === 'username' ? '' : html`<input type="hidden" name="sort" value="${q.sort}">`}
+  <div class="col-auto"><button class="btn btn-sm btn-primary" type="submit">Search</button> <a class="btn btn-sm btn-outline-light" href="/admin/users">Clear</a></div>
+</form>`;
+}
+
+/** First, last, and the pages around the current one: a window, not 2,000 links. */
+function pageLinks(v: UsersPageView): SafeHtml {
+  const last = Math.max(1, Math.ceil(v.total / USERS_PER_PAGE));
+  if (last === 1) return html``;
+  const current = v.query.page;
+  const shown = [...new Set([1, current - 2, current - 1, current, current + 1, current + 2, last])].filter((p) => p >= 1 && p <= last).sort((a, b) => a - b);
+  const items: SafeHtml[] = [];
+  let previous = 0;
+  for (const p of shown) {
+    if (p > previous + 1) items.push(html`<li class="page-item disabled"><span class="page-link">…</span></li>`);
+    items.push(
+      p === current
+        ? html`<li class="page-item active" aria-current="page"><span class="page-link">${p}</span></li>`
+        : html`<li class="page-item"><a class="page-link" href="/admin/users${listSearch(v.query, { page: p })}">${p}</a></li>`,
+    );
+    previous = p;
+  }
+  return html`<nav aria-label="User list pages"><ul class="pagination pagination-sm flex-wrap">${items}</ul></nav>`;
+}
+
+export function usersPage(v: UsersPageView): SafeHtml {
+  const back = listSearch(v.query);
+  const from = v.total === 0 ? 0 : (v.query.page - 1) * USERS_PER_PAGE + 1;
+  const to = (v.query.page - 1) * USERS_PER_PAGE + v.users.length;
+  return html`<div class="d-flex flex-wrap justify-content-between align-items-center mb-3 gap-2">
+  <h1 class="h4 mb-0">Users</h1>
+  <div><a class="btn btn-sm btn-outline-light" href="/admin/audit">Audit log</a> <a class="btn btn-sm btn-primary" href="/admin/users/new">Add a user</a></div>
+</div>
+${searchForm(v.query)}
+<p class="small text-body-secondary" data-total="${v.total}">${v.total === 0 ? 'No user matches.' : `${from}–${to} of ${v.total} user${v.total === 1 ? '' : 's'}`}</p>
+<form method="post" action="/admin/users/bulk" id="bulk" class="d-flex flex-wrap gap-2 align-items-center mb-2">
+  ${csrfField(v.csrfToken)}<input type="hidden" name="back" value="${back}">
+  <label class="small" for="f-bulk-action">With the selected users:</label>
+  <select class="form-select form-select-sm w-auto" id="f-bulk-action" name="action">${option('deactivate', 'Deactivate', true)}${option('reactivate', 'Reactivate', false)}${option('sign-out-everywhere', 'Sign out everywhere', false)}</select>
+  <button class="btn btn-sm btn-outline-warning" type="submit">Apply</button>
+</form>
+<div class="table-responsive"><table class="table table-sm align-middle">
+  <thead><tr><th scope="col"><span class="visually-hidden">Select</span></th>${sortHeader(v, 'username', 'Username')}<th scope="col">E-mail</th><th scope="col">Roles</th><th scope="col">Status</th><th scope="col">2FA</th><th scope="col">Sign-in</th>${sortHeader(v, 'created', 'Created')}${sortHeader(v, 'last-sign-in', 'Last sign-in')}${sortHeader(v, 'prompts', 'Prompts', 'text-end')}<th scope="col" class="text-end">Actions</th></tr></thead>
+  <tbody>${v.users.map((u) => row(v, u, back))}</tbody>
+</table></div>
+${pageLinks(v)}`;
+}
