@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { benchAdminUsers } from './admin-users.ts';
 import { benchAnswerFlush } from './answer-flush.ts';
 import { benchConcurrentChats } from './concurrent-chats.ts';
 import { type DbKind, databaseKinds, machine, markdownTable, type Row } from './lib.ts';
@@ -31,6 +32,7 @@ const benches: Bench[] = [
   { name: 'ttft', title: 'Time to first token: the app’s overhead over the model server', run: perDatabase(benchTtft) },
   { name: 'chats', title: 'Concurrent streaming chats', run: perDatabase(benchConcurrentChats) },
   { name: 'flush', title: 'Saving the partial text of a 100,000-character answer', run: perDatabase(benchAnswerFlush) },
+  { name: 'admin', title: 'GET /admin/users at 100,000 users: server time per page and search', run: perDatabase(benchAdminUsers) },
 ];
 
 const wanted = process.argv.slice(2);

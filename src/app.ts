@@ -9,6 +9,7 @@ import { googleRoutes } from './auth/google-routes.ts';
 import { localAuthRoutes } from './auth/local-routes.ts';
 import { secondFactorRoutes } from './auth/second-factor-routes.ts';
 import { sessionPlugin } from './auth/session-plugin.ts';
+import { sealAdoptedTotpSecrets, totpSecretBox } from './auth/totp-queries.ts';
 import { chatRoutes } from './chat/chat-routes.ts';
 import type { Config } from './config.ts';
 import { deriveKey } from './crypto/secret-box.ts';
@@ -23,6 +24,8 @@ import { OneLinePerRequest } from './http/request-log.ts';
 import { registerSecurityHeaders } from './http/security-headers.ts';
 import { registerStaticFiles } from './http/static-files.ts';
 import { sendLargeStringsAsUtf8 } from './http/utf8-body.ts';
+import { settingsRoutes } from './settings/settings-routes.ts';
+import { twoFactorSettingsRoutes } from './settings/two-factor-routes.ts';
 import { statsRoutes } from './stats/stats-routes.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
@@ -75,9 +78,16 @@ export async function buildApp({ config, db, logger = false, onRoute }: BuildOpt
     }
   });
 
+  // Secrets the Flask prototype stored in plaintext are sealed before the first sign-in can read them (migration
+  // 009 cannot: it has no APP_SECRET). One small query once none is left.
+  await sealAdoptedTotpSecrets(db, totpSecretBox(config.APP_SECRET));
+  app.decorate('require2faForAdmins', config.REQUIRE_2FA_FOR_ADMINS);
+
   await app.register(localAuthRoutes, { db, config });
   await app.register(googleRoutes, { db, config });
-  await app.register(secondFactorRoutes);
+  await app.register(secondFactorRoutes, { db, config });
+  await app.register(settingsRoutes, { db });
+  await app.register(twoFactorSettingsRoutes, { db, config });
   await app.register(chatRoutes, { db, config });
   await app.register(modelsAdminRoutes, { db, config });
   await app.register(usersAdminRoutes, { db });

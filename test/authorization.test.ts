@@ -41,6 +41,7 @@ const matrix: Rule[] = [
   ['POST', '/register', 'allow', 'to-2fa', 'to-chat', 'to-chat'],
   ['POST', '/logout', 'login', 'signs-out', 'signs-out', 'signs-out'],
   ['GET', '/login/2fa', 'login', 'allow', 'to-chat', 'to-chat'],
+  ['POST', '/login/2fa', 'login', 'allow', 'to-chat', 'to-chat'],
   // The code step (POST /login/2fa) and Google sign-in (/login/google, /login/google/authorized, /settings/2fa, /2fa/qrcode.png) go here.
   // Google sign-in (src/auth/google-routes.ts): this app has no GOOGLE_CLIENT_ID, so an anonymous visitor gets 404; with
   // Google configured, the flows and the "Google link pending" state are covered in src/auth/google-auth.test.ts.
@@ -62,6 +63,16 @@ const matrix: Rule[] = [
   ['POST', '/api/chats/:id/regenerate', 'login', 'to-2fa', 'allow', 'allow'],
   ['POST', '/api/chats/:id/responses/:idresponse/stop', 'login', 'to-2fa', 'allow', 'allow'],
   // Further /api/chats/* routes go here.
+
+  // ── one's own account (src/settings); /2fa/qrcode.png answers 404 without an enrolment in progress ──
+  ['GET', '/settings', 'login', 'to-2fa', 'allow', 'allow'],
+  ['POST', '/settings/profile', 'login', 'to-2fa', 'allow', 'allow'],
+  ['POST', '/settings/password', 'login', 'to-2fa', 'allow', 'allow'],
+  ['POST', '/settings/sessions/revoke', 'login', 'to-2fa', 'allow', 'allow'],
+  ['POST', '/settings/sessions/revoke-others', 'login', 'to-2fa', 'allow', 'allow'],
+  ['GET', '/settings/2fa', 'login', 'to-2fa', 'allow', 'allow'],
+  ['POST', '/settings/2fa', 'login', 'to-2fa', 'allow', 'allow'],
+  ['GET', '/2fa/qrcode.png', 'login', 'to-2fa', 'allow', 'allow'],
 
   // ── admin: model connections (src/admin) ──
   ['GET', '/admin/models', 'login', 'to-2fa', 'forbidden', 'allow'],

@@ -6,6 +6,12 @@ import { ADMIN_ROLE_ID } from '../users/user-queries.ts';
 /** The list's page size: the seed showed every user on one page, which at 100,000 users is megabytes of HTML. */
 export const USERS_PER_PAGE = 50;
 
+/** pg_trgm indexes strings of three characters and more. */
+const TRIGRAM_LENGTH = 3;
+
+/** A search's matches are counted up to this many ("10000+"): 200 pages. */
+export const SEARCH_COUNT_CAP = 10_000;
+
 export type UserSort = 'username' | 'created' | 'last-sign-in' | 'prompts';
 export type StatusFilter = 'all' | 'active' | 'deactivated';
 
@@ -42,10 +48,18 @@ type Eb = ExpressionBuilder<Database & { u: AppUserTable }, 'u'>;
 
 function filters(eb: Eb, query: UserListQuery) {
   const conditions = [];
-  if (query.q !== '') {
+  if (query.q.length >= TRIGRAM_LENGTH) {
     // lower(...) LIKE matches the trigram GIN indexes of migration 010 (where pg_trgm exists): a BitmapOr of the two.
     const pattern = likeSubstring(query.q);
     conditions.push(eb.or([eb(sql<string>`lower(u.txusername)`, 'like', pattern), eb(sql<string>`lower(u.txemail)`, 'like', pattern)]));
+  } else if (query.q !== '') {
+    // One or two characters have no trigram, and the index would be read whole. A different statement text, because
+    // statements are prepared (src/db/database.ts) and PostgreSQL settles on one generic plan per text: this one's
+    // plan is the sort index walked with a filter, which finds 50 matches of a short string at once.
+    const needle = query.q.toLowerCase();
+    conditions.push(
+      eb.or([eb(sql<number>`position(${needle} in lower(u.txusername))`, '>', 0), eb(sql<number>`position(${needle} in lower(u.txemail))`, '>', 0)]),
+    );
   }
   if (query.status === 'active') conditions.push(eb('u.is_active', '=', true));
   if (query.status === 'deactivated') conditions.push(eb('u.is_active', '=', false));
@@ -76,7 +90,7 @@ const orderings: Record<UserSort, string> = {
  * with OFFSET, then joins the 50 rows it keeps for their columns, roles and sign-in methods (a deferred join: the
  * skipped rows are never read from the table). The count runs beside it. See docs/decisions/005-admin-user-list.md.
  */
-export async function listUsers(db: Db, query: UserListQuery): Promise<{ users: UserListRow[]; total: number }> {
+export async function listUsers(db: Db, query: UserListQuery): Promise<{ users: UserListRow[]; total: number; totalIsCapped: boolean }> {
   const order = sql.raw(orderings[query.sort]);
   const offset = (query.page - 1) * USERS_PER_PAGE;
   const pageIds = db
@@ -110,15 +124,23 @@ export async function listUsers(db: Db, query: UserListQuery): Promise<{ users: 
       ])
       .orderBy(sql`${order}`)
       .execute(),
+    // A search counts at most SEARCH_COUNT_CAP matches: "user" matching 100,000 rows would otherwise be counted in
+    // full on every page, and nobody pages through 200 pages of a search instead of typing more.
     db
-      .selectFrom('chatbot_schema.app_user as u')
+      .selectFrom((eb) => {
+        const matches = eb
+          .selectFrom('chatbot_schema.app_user as u')
+          .select(sql<number>`1`.as('one'))
+          .where((w) => filters(w, query));
+        return (query.q === '' ? matches : matches.limit(SEARCH_COUNT_CAP + 1)).as('m');
+      })
       .select((eb) => eb.fn.countAll<number>().as('total'))
-      .where((eb) => filters(eb, query))
       .executeTakeFirstOrThrow(),
   ]);
   const users = rows.map(({ hasPassword, hasGoogle, ...row }) => ({
     ...row,
     signInMethods: [...(hasPassword ? ['password' as const] : []), ...(hasGoogle ? ['google' as const] : [])],
   }));
-  return { users, total: Number(countRow.total) };
+  const total = Number(countRow.total);
+  return { users, total: Math.min(total, SEARCH_COUNT_CAP), totalIsCapped: total > SEARCH_COUNT_CAP };
 }

@@ -153,6 +153,25 @@ describe('GET /admin/users', () => {
       assert.ok(page3.body.includes(`href="/admin/users?q=${prefix}&amp;page=2"`), 'page links keep the search');
     });
 
+    test('one- and two-character searches find substrings too', async () => {
+      // The last two characters of the prefix: at least the 40 deactivated users made here (others may match too).
+      const res = await admin.get(`/admin/users?q=${prefix.slice(-2)}&status=deactivated`);
+      assert.ok(total(res.body) >= 40, String(total(res.body)));
+      const one = await admin.get(`/admin/users?q=${encodeURIComponent(`${prefix}119`.slice(-2))}&sort=prompts`);
+      assert.ok(names(one.body).includes(`${prefix}119`), 'a two-character search finds a substring in the middle');
+    });
+
+    test('a search counts at most 10,000 matches ("10000+")', async () => {
+      const cap = `cap${prefix}`;
+      await sql`INSERT INTO chatbot_schema.app_user (txusername, txemail, password) SELECT ${cap} || i, ${cap} || i || '@example.com', 'x' FROM generate_series(1, 10001) i`.execute(
+        db(),
+      );
+      const res = await admin.get(`/admin/users?q=${cap}`);
+      assert.equal(total(res.body), 10000);
+      assert.match(res.body, /of 10000\+ users/);
+      await sql`DELETE FROM chatbot_schema.app_user WHERE txusername LIKE ${`${cap}%`}`.execute(db());
+    });
+
     test('LIKE wildcards in ?q= are literal characters', async () => {
       const res = await admin.get(`/admin/users?q=${encodeURIComponent(`${prefix}_0`)}`);
       assert.equal(total(res.body), 0);

@@ -103,8 +103,8 @@ export async function usersAdminRoutes(app: FastifyInstance, opts: { db: Db }): 
   app.get('/admin/users', async (req, reply) => {
     const admin = requireAdmin(req);
     const query = parseListQuery(req.query);
-    const { users, total } = await listUsers(db, query);
-    return reply.page({ title: 'Users', body: usersPage({ csrfToken: req.csrfToken(), query, users, total, selfId: admin.userId }) });
+    const { users, total, totalIsCapped } = await listUsers(db, query);
+    return reply.page({ title: 'Users', body: usersPage({ csrfToken: req.csrfToken(), query, users, total, totalIsCapped, selfId: admin.userId }) });
   });
 
   for (const action of ['promote', 'demote', 'deactivate', 'reactivate'] as const) {

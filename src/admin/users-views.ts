@@ -8,6 +8,8 @@ export interface UsersPageView {
   query: UserListQuery;
   users: UserListRow[];
   total: number;
+  /** The search had more matches than were counted (SEARCH_COUNT_CAP): the total reads "10000+". */
+  totalIsCapped: boolean;
   selfId: number;
 }
 
@@ -108,7 +110,7 @@ export function usersPage(v: UsersPageView): SafeHtml {
   <div><a class="btn btn-sm btn-outline-light" href="/admin/audit">Audit log</a> <a class="btn btn-sm btn-primary" href="/admin/users/new">Add a user</a></div>
 </div>
 ${searchForm(v.query)}
-<p class="small text-body-secondary" data-total="${v.total}">${v.total === 0 ? 'No user matches.' : `${from}–${to} of ${v.total} user${v.total === 1 ? '' : 's'}`}</p>
+<p class="small text-body-secondary" data-total="${v.total}">${v.total === 0 ? 'No user matches.' : `${from}–${to} of ${v.total}${v.totalIsCapped ? '+' : ''} user${v.total === 1 ? '' : 's'}${v.totalIsCapped ? ': type more to narrow the search' : ''}`}</p>
 <form method="post" action="/admin/users/bulk" id="bulk" class="d-flex flex-wrap gap-2 align-items-center mb-2">
   ${csrfField(v.csrfToken)}<input type="hidden" name="back" value="${back}">
   <label class="small" for="f-bulk-action">With the selected users:</label>

@@ -1,5 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import { ForbiddenError, RedirectError, SecondFactorRequiredError, UnauthenticatedError } from '../http/errors.ts';
+import { wantsJson } from '../http/request-kind.ts';
 import type { SessionUser } from './sessions.ts';
 
 /** Where a session that has passed only its first factor is sent. */
@@ -15,9 +16,24 @@ export function requireUser(req: FastifyRequest): SessionUser {
   throw new UnauthenticatedError();
 }
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** REQUIRE_2FA_FOR_ADMINS (buildApp decorates it). */
+    require2faForAdmins: boolean;
+  }
+}
+
+/** Where an admin without 2FA is sent when REQUIRE_2FA_FOR_ADMINS is on. */
+export const TWO_FACTOR_SETTINGS_PATH = '/settings/2fa';
+
 export function requireAdmin(req: FastifyRequest): SessionUser {
   const user = requireUser(req);
   if (!user.isAdmin) throw new ForbiddenError('This page is for administrators.');
+  // is2faEnabled is read with the session on every request, so turning 2FA off bites at once.
+  if (req.server.require2faForAdmins && !user.is2faEnabled) {
+    if (wantsJson(req)) throw new ForbiddenError(`Administrators must turn on two-factor authentication first: ${TWO_FACTOR_SETTINGS_PATH}`);
+    throw new RedirectError(TWO_FACTOR_SETTINGS_PATH);
+  }
   return user;
 }
 

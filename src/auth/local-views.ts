@@ -85,14 +85,3 @@ export function registrationClosedPage(): SafeHtml {
     html`<p>Accounts on this server are created by its administrators.</p><a class="btn btn-primary w-100" href="/login">Sign in</a>`,
   );
 }
-
-/** Fail closed: an account with 2FA on cannot finish signing in while this server cannot check codes. */
-export function secondFactorUnavailablePage(v: { csrfToken: string }): SafeHtml {
-  return card(
-    'Two-factor authentication',
-    html`<div class="alert alert-warning" role="alert">Your password was right, but this account has two-factor authentication turned on,
-    and this server cannot check authenticator codes yet. You are <strong>not signed in</strong>.</div>
-  <p>An administrator can turn two-factor authentication off for your account (<code>npm run user:reset-2fa -- --email …</code>); then sign in with your password.</p>
-  <form method="post" action="/logout">${csrfField(v.csrfToken)}<button class="btn btn-outline-light w-100" type="submit">Start over</button></form>`,
-  );
-}

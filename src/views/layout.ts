@@ -44,6 +44,7 @@ function navbar(ctx: PageContext): SafeHtml {
         ${user.isAdmin ? navLink(ctx, '/admin/users', 'Users') : ''}
         ${user.isAdmin ? navLink(ctx, '/admin/models', 'Models') : ''}
         ${user.isAdmin ? navLink(ctx, '/admin/stats', 'Stats') : ''}
+        ${navLink(ctx, '/settings', 'Settings')}
       </ul>
       <span class="navbar-text me-3" data-testid="current-user">${user.username}${user.isAdmin ? html` <span class="badge text-bg-secondary">Admin</span>` : ''}</span>
       <form method="post" action="/logout" class="d-flex">

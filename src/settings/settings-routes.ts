@@ -1,0 +1,106 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { requireUser } from '../auth/guards.ts';
+import { hashPassword, PASSWORD_MAX_CHARS, passwordProblem, verifyPassword } from '../auth/passwords.ts';
+import type { SessionUser } from '../auth/sessions.ts';
+import { ACCOUNT_PASSWORD_RULE, clearFailures, reserveAttempt } from '../auth/throttle.ts';
+import { readTotpState } from '../auth/totp-queries.ts';
+import type { Db } from '../db/database.ts';
+import { formString, parseBody } from '../http/validation.ts';
+import { findUserById, normalizeEmail } from '../users/user-queries.ts';
+import { changePassword, listOwnSessions, revokeOtherSessions, revokeOwnSession, setDisplayName } from './settings-queries.ts';
+import { type FieldErrors, settingsPage } from './settings-views.ts';
+
+const profileSchema = z.object({
+  username: formString(50, 'Name')
+    .transform((v) => v.trim())
+    .pipe(z.string().min(1, 'Enter your name.')),
+});
+
+const passwordSchema = z.object({
+  current_password: z
+    .string({ message: 'Enter your current password.' })
+    .min(1, 'Enter your current password.')
+    .max(PASSWORD_MAX_CHARS * 4),
+  new_password: z.string({ message: 'Choose a new password.' }).max(PASSWORD_MAX_CHARS * 4, `Use at most ${PASSWORD_MAX_CHARS} characters.`),
+});
+
+// A session key is the hex SHA-256 of its token (sessions.ts).
+const revokeSchema = z.object({ session: z.string().regex(/^[0-9a-f]{64}$/, 'Not a session.') });
+
+/** One's own account: name, password, sessions, and the way to the 2FA page. */
+export async function settingsRoutes(app: FastifyInstance, opts: { db: Db }): Promise<void> {
+  const { db } = opts;
+
+  const show = async (req: FastifyRequest, reply: FastifyReply, user: SessionUser, status = 200, extra: { errors?: FieldErrors; error?: string } = {}) => {
+    const [account, sessions, totp] = await Promise.all([findUserById(db, user.userId), listOwnSessions(db, user.userId), readTotpState(db, user.userId)]);
+    return reply.page(
+      {
+        title: 'Settings',
+        body: settingsPage({
+          csrfToken: req.csrfToken(),
+          username: account?.username ?? user.username,
+          email: user.email,
+          hasPassword: Boolean(account?.passwordHash),
+          currentSessionId: user.sessionId,
+          sessions,
+          twoFactor: { enabled: Boolean(totp?.enabled), recoveryCodesLeft: totp?.unusedRecoveryCodes ?? 0 },
+          ...extra,
+        }),
+      },
+      status,
+    );
+  };
+
+  app.get('/settings', async (req, reply) => show(req, reply, requireUser(req)));
+
+  app.post('/settings/profile', async (req, reply) => {
+    const user = requireUser(req);
+    const form = parseBody(profileSchema, req.body);
+    if (!form.ok) return show(req, reply, user, 400, { errors: form.errors });
+    await setDisplayName(db, user.userId, form.data.username);
+    reply.flash('success', 'Your name is saved.');
+    return reply.redirect('/settings', 303);
+  });
+
+  app.post('/settings/password', async (req, reply) => {
+    const user = requireUser(req);
+    const form = parseBody(passwordSchema, req.body);
+    if (!form.ok) return show(req, reply, user, 400, { errors: form.errors });
+    const problem = passwordProblem(form.data.new_password);
+    if (problem) return show(req, reply, user, 400, { errors: { new_password: problem } });
+    const account = await findUserById(db, user.userId);
+    if (!account?.passwordHash) return show(req, reply, user, 400, { error: 'This account has no password to change.' });
+    // The same counter as the sign-in form: a stolen session must not become a way to guess the password.
+    const key = `pw:${normalizeEmail(account.email)}`;
+    const reserved = await reserveAttempt(db, key, ACCOUNT_PASSWORD_RULE);
+    if (!reserved.granted) {
+      reply.header('retry-after', String(reserved.retryAfterS));
+      return show(req, reply, user, 429, { error: 'Too many wrong passwords. Try again later.' });
+    }
+    if (!(await verifyPassword(account.passwordHash, form.data.current_password))) {
+      return show(req, reply, user, 401, { errors: { current_password: 'That is not your current password.' } });
+    }
+    await clearFailures(db, key);
+    await changePassword(db, user.userId, await hashPassword(form.data.new_password), user.sessionId);
+    reply.flash('success', 'Your password is changed. Your other sessions were signed out.');
+    return reply.redirect('/settings', 303);
+  });
+
+  app.post('/settings/sessions/revoke', async (req, reply) => {
+    const user = requireUser(req);
+    const form = parseBody(revokeSchema, req.body);
+    if (!form.ok) return show(req, reply, user, 400, { error: 'Choose a session to revoke.' });
+    if (form.data.session === user.sessionId) return show(req, reply, user, 400, { error: 'To end this session, sign out.' });
+    const revoked = await revokeOwnSession(db, user.userId, form.data.session);
+    reply.flash(revoked ? 'success' : 'info', revoked ? 'The session is signed out.' : 'That session had already ended.');
+    return reply.redirect('/settings', 303);
+  });
+
+  app.post('/settings/sessions/revoke-others', async (req, reply) => {
+    const user = requireUser(req);
+    const n = await revokeOtherSessions(db, user.userId, user.sessionId);
+    reply.flash('success', n === 1 ? 'One other session was signed out.' : `${n} other sessions were signed out.`);
+    return reply.redirect('/settings', 303);
+  });
+}
