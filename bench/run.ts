@@ -5,6 +5,7 @@ import { benchConcurrentChats } from './concurrent-chats.ts';
 import { type DbKind, databaseKinds, machine, markdownTable, type Row } from './lib.ts';
 import { benchPageThroughput } from './page-throughput.ts';
 import { benchStartup } from './startup.ts';
+import { benchStats } from './stats.ts';
 import { benchTtft } from './ttft.ts';
 
 /**
@@ -33,6 +34,7 @@ const benches: Bench[] = [
   { name: 'chats', title: 'Concurrent streaming chats', run: perDatabase(benchConcurrentChats) },
   { name: 'flush', title: 'Saving the partial text of a 100,000-character answer', run: perDatabase(benchAnswerFlush) },
   { name: 'admin', title: 'GET /admin/users at 100,000 users: server time per page and search', run: perDatabase(benchAdminUsers) },
+  { name: 'stats', title: '/admin/stats on a million messages: daily rollups against the seed’s raw SQL', run: perDatabase(benchStats) },
 ];
 
 const wanted = process.argv.slice(2);

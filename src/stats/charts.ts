@@ -13,6 +13,7 @@ export interface Series {
 export interface LineChart {
   id: string;
   title: string;
+  xLabel: string;
   yLabel: string;
   days: string[];
   series: Series[];
@@ -75,7 +76,7 @@ export function lineChart(c: LineChart): SafeHtml {
         ? html`<text class="tick" x="${x(i).toFixed(1)}" y="${H - PAD.bottom + 16}" text-anchor="middle">${d.slice(5)}</text>`
         : '',
     )}
-    <text class="axis-label" x="${PAD.left + plotW / 2}" y="${H - 6}" text-anchor="middle">Day (MM-DD)</text>
+    <text class="axis-label" x="${PAD.left + plotW / 2}" y="${H - 6}" text-anchor="middle">${c.xLabel}</text>
     <text class="axis-label" x="14" y="${PAD.top + plotH / 2}" text-anchor="middle" transform="rotate(-90 14 ${PAD.top + plotH / 2})">${c.yLabel}</text>
     ${empty ? html`<text class="tick" x="${PAD.left + plotW / 2}" y="${PAD.top + plotH / 2}" text-anchor="middle">No data in this range</text>` : ''}
     ${lines}

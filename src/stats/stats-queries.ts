@@ -18,15 +18,32 @@ const inSpan = (span: DaySpan): RawBuilder<boolean> =>
 
 const num = (v: unknown): number => (v === null || v === undefined ? 0 : Number(v));
 
+/**
+ * The user-side rows of a span: day × user × model rollups for a range of days, the all-time per-user totals for
+ * all time (so "all" reads one row per user, not users × active days).
+ */
+const userRows = (span: DaySpan): RawBuilder<unknown> =>
+  span.from === null || span.to === null
+    ? sql`SELECT idappuser, nprompts, nresponses, nfailed, nprompt_tokens, ncompletion_tokens, dtlast FROM chatbot_schema.usage_user_total`
+    : sql`SELECT idappuser, nprompts, nresponses, nfailed, nprompt_tokens, ncompletion_tokens, dtlast FROM chatbot_schema.usage_day_user
+          WHERE dday BETWEEN ${span.from}::date AND ${span.to}::date`;
+
+/** The model ids each of the users in `ids` (a subquery of idappuser) used in the span. */
+const userModels = (span: DaySpan, ids: RawBuilder<unknown>): RawBuilder<unknown> =>
+  span.from === null || span.to === null
+    ? sql`SELECT idappuser, models FROM chatbot_schema.usage_user_total WHERE idappuser IN (${ids})`
+    : sql`SELECT idappuser, array_agg(DISTINCT idllm) AS models FROM chatbot_schema.usage_day_user
+          WHERE dday BETWEEN ${span.from}::date AND ${span.to}::date AND idappuser IN (${ids}) GROUP BY idappuser`;
+
 /** The seed's first table: prompts per username, most first (ties by name so the page does not shuffle). */
-export async function promptsPerUsername(db: Db, span: DaySpan): Promise<{ username: string; prompts: number }[]> {
+export async function promptsPerUsername(db: Db, span: DaySpan, limit: number | null = null): Promise<{ username: string; prompts: number }[]> {
   const r = await sql<{ username: string; prompts: string }>`
     SELECT u.txusername AS username, sum(d.nprompts)::bigint AS prompts
-    FROM chatbot_schema.usage_day_user d JOIN chatbot_schema.app_user u ON u.idappuser = d.idappuser
-    WHERE ${inSpan(span)}
+    FROM (${userRows(span)}) d JOIN chatbot_schema.app_user u ON u.idappuser = d.idappuser
     GROUP BY u.txusername
     HAVING sum(d.nprompts) > 0
-    ORDER BY prompts DESC, username`.execute(db);
+    ORDER BY prompts DESC, username
+    ${limit === null ? sql`` : sql`LIMIT ${limit}`}`.execute(db);
   return r.rows.map((x) => ({ username: x.username, prompts: num(x.prompts) }));
 }
 
@@ -83,22 +100,48 @@ interface ModelDayRow {
 }
 
 /** The day × model rows of a span (a few hundred at most for a year of five models); everything per model sums them. */
-export async function modelDays(db: Db, span: DaySpan): Promise<ModelDayRow[]> {
-  const r = await sql<ModelDayRow>`
-    SELECT to_char(d.dday, 'YYYY-MM-DD') AS dday, d.idllm, coalesce(l.txshortname, '(deleted model ' || d.idllm || ')') AS model,
-      d.nprompts, d.nresponses, d.ncomplete, d.nerror, d.nstopped, d.ninterrupted, d.ntimed, d.sum_inf_s::text AS sum_inf_s,
-      d.nttft, d.ntoken_timed_tokens::text AS ntoken_timed_tokens, d.sum_token_gen_s::text AS sum_token_gen_s,
-      d.nprompt_tokens::text AS nprompt_tokens, d.ncompletion_tokens::text AS ncompletion_tokens, d.hist_inf, d.hist_ttft
+export type Bucket = 'day' | 'week' | 'total';
+
+const BUCKET_COUNT = HISTOGRAM_EDGES_S.length + 1;
+/** Element-wise sum of a histogram column, written out by subscript: several times faster than unnest and regroup. */
+const histSum = (col: 'hist_inf' | 'hist_ttft') =>
+  sql.raw(`array_to_string(ARRAY[${Array.from({ length: BUCKET_COUNT }, (_, i) => `sum(d.${col}[${i + 1}])`).join(', ')}], ',')`);
+const bucketOf: Record<Bucket, RawBuilder<string>> = {
+  day: sql<string>`to_char(d.dday, 'YYYY-MM-DD')`,
+  // ISO weeks start on Monday; the label is the Monday.
+  week: sql<string>`to_char(date_trunc('week', d.dday), 'YYYY-MM-DD')`,
+  total: sql<string>`''`,
+};
+
+/**
+ * The day × model rollups of a span summed per model and `bucket` (a day, an ISO week, or the whole span): at most a
+ * few hundred rows whatever the history, and the summing happens in the database.
+ */
+export async function modelDays(db: Db, span: DaySpan, bucket: Bucket = 'day'): Promise<ModelDayRow[]> {
+  // The histograms travel as text: pg's generic array parser costs more than the rest of the page for a year of days.
+  const r = await sql<Omit<ModelDayRow, 'hist_inf' | 'hist_ttft'> & { hist_inf: string; hist_ttft: string }>`
+    SELECT ${bucketOf[bucket]} AS dday, d.idllm, coalesce(min(l.txshortname), '(deleted model ' || d.idllm || ')') AS model,
+      sum(d.nprompts)::int AS nprompts, sum(d.nresponses)::int AS nresponses, sum(d.ncomplete)::int AS ncomplete, sum(d.nerror)::int AS nerror,
+      sum(d.nstopped)::int AS nstopped, sum(d.ninterrupted)::int AS ninterrupted, sum(d.ntimed)::int AS ntimed, sum(d.sum_inf_s)::text AS sum_inf_s,
+      sum(d.nttft)::int AS nttft, sum(d.ntoken_timed_tokens)::text AS ntoken_timed_tokens, sum(d.sum_token_gen_s)::text AS sum_token_gen_s,
+      sum(d.nprompt_tokens)::text AS nprompt_tokens, sum(d.ncompletion_tokens)::text AS ncompletion_tokens,
+      ${histSum('hist_inf')} AS hist_inf, ${histSum('hist_ttft')} AS hist_ttft
     FROM chatbot_schema.usage_day_model d LEFT JOIN chatbot_schema.llm l ON l.idllm = d.idllm
     WHERE ${inSpan(span)}
-    ORDER BY d.dday, d.idllm`.execute(db);
-  return r.rows;
+    GROUP BY 1, d.idllm
+    ORDER BY 1, d.idllm`.execute(db);
+  const ints = (text: string) => text.split(',').map(Number);
+  return r.rows.map((x) => ({ ...x, hist_inf: ints(x.hist_inf), hist_ttft: ints(x.hist_ttft) }));
 }
 
 /** Per model, summed over the span's days; percentiles from the summed histograms. Fastest (seed's average) first. */
 export function summarizeModels(days: ModelDayRow[]): ModelStats[] {
   const byModel = new Map<number, ModelDayRow[]>();
-  for (const d of days) byModel.set(d.idllm, [...(byModel.get(d.idllm) ?? []), d]);
+  for (const d of days) {
+    const list = byModel.get(d.idllm);
+    if (list) list.push(d);
+    else byModel.set(d.idllm, [d]);
+  }
   const out: ModelStats[] = [];
   for (const [modelId, rows] of byModel) {
     const sum = (f: (r: ModelDayRow) => unknown) => rows.reduce((a, r) => a + num(f(r)), 0);
@@ -175,7 +218,7 @@ export async function totals(db: Db, span: DaySpan): Promise<Totals> {
   const r = await sql<{ prompts: string; answers: string; users: string; failed: string }>`
     SELECT coalesce(sum(nprompts), 0)::text AS prompts, coalesce(sum(nresponses), 0)::text AS answers,
       count(DISTINCT idappuser) FILTER (WHERE nprompts > 0)::text AS users, coalesce(sum(nfailed), 0)::text AS failed
-    FROM chatbot_schema.usage_day_user WHERE ${inSpan(span)}`.execute(db);
+    FROM (${userRows(span)}) d`.execute(db);
   const row = r.rows[0];
   return { prompts: num(row?.prompts), answers: num(row?.answers), activeUsers: num(row?.users), failed: num(row?.failed) };
 }
@@ -191,44 +234,90 @@ export interface UserStats {
   lastActivity: Date | null;
 }
 
+const perUser = (span: DaySpan) => sql`
+  SELECT d.idappuser, sum(d.nprompts) AS prompts, sum(d.nresponses) AS answers, sum(d.nfailed) AS failed,
+    sum(d.nprompt_tokens) AS pt, sum(d.ncompletion_tokens) AS ct, max(d.dtlast) AS last
+  FROM (${userRows(span)}) d
+  GROUP BY d.idappuser`;
+
+/** The JSON of the users of `top` (a CTE name with per's columns and username), in order, with their models' names. */
+const usersJson = (span: DaySpan, top: string) => sql`
+  SELECT coalesce(json_agg(json_build_object('idappuser', t.idappuser, 'username', t.username, 'prompts', t.prompts, 'answers', t.answers,
+      'models', ARRAY(SELECT coalesce(l.txshortname, '#' || x) FROM unnest(m.models) x LEFT JOIN chatbot_schema.llm l ON l.idllm = x ORDER BY 1),
+      'pt', t.pt, 'ct', t.ct, 'last', t.last) ORDER BY t.prompts DESC, t.username, t.idappuser), '[]'::json)
+  FROM ${sql.table(top)} t LEFT JOIN (${userModels(span, sql`SELECT idappuser FROM ${sql.table(top)}`)}) m ON m.idappuser = t.idappuser`;
+
+interface UserJson {
+  idappuser: number;
+  username: string | null;
+  prompts: number | string;
+  answers: number | string;
+  models: string[];
+  pt: number | string;
+  ct: number | string;
+  last: string | null;
+}
+
+const toUserStats = (x: UserJson): UserStats => ({
+  userId: x.idappuser,
+  username: x.username ?? `(deleted user ${x.idappuser})`,
+  prompts: num(x.prompts),
+  answers: num(x.answers),
+  models: x.models,
+  promptTokens: num(x.pt),
+  completionTokens: num(x.ct),
+  lastActivity: x.last === null ? null : new Date(x.last),
+});
+
 /** Per user of the span, most prompts first; `limit` for the page (the CSV has everyone). */
 export async function userStats(db: Db, span: DaySpan, limit: number | null): Promise<{ rows: UserStats[]; total: number }> {
+  const r = await sql<{ users: UserJson[] }>`
+    WITH top AS MATERIALIZED (
+      SELECT per.*, u.txusername AS username FROM (${perUser(span)}) per LEFT JOIN chatbot_schema.app_user u ON u.idappuser = per.idappuser
+      ORDER BY per.prompts DESC, u.txusername, per.idappuser ${limit === null ? sql`` : sql`LIMIT ${limit}`})
+    SELECT (${usersJson(span, 'top')}) AS users`.execute(db);
+  const rows = (r.rows[0]?.users ?? []).map(toUserStats);
+  return { total: rows.length, rows };
+}
+
+export interface UserOverview {
+  totals: Totals;
+  users: { rows: UserStats[]; total: number };
+  promptsPerUser: { username: string; prompts: number }[];
+  usernames: number;
+}
+
+/**
+ * Everything the page shows per user, in one statement over one read of the span's user rows: the totals, the
+ * first `limit` users, and the seed's prompts per username (its first `limit` rows, and how many there are).
+ */
+export async function userOverview(db: Db, span: DaySpan, limit: number): Promise<UserOverview> {
   const r = await sql<{
-    idappuser: number;
-    username: string | null;
-    prompts: string;
-    answers: string;
-    models: string[];
-    pt: string;
-    ct: string;
-    last: Date | null;
-    total: string;
+    totals: Record<string, number | string>;
+    users: UserJson[];
+    by_name: { username: string; prompts: number | string }[];
+    nusers: string;
+    nnames: string;
   }>`
-    WITH per AS (
-      SELECT d.idappuser, sum(d.nprompts) AS prompts, sum(d.nresponses) AS answers,
-        array_agg(DISTINCT coalesce(l.txshortname, '#' || d.idllm) ORDER BY coalesce(l.txshortname, '#' || d.idllm)) AS models,
-        sum(d.nprompt_tokens) AS pt, sum(d.ncompletion_tokens) AS ct, max(d.dtlast) AS last
-      FROM chatbot_schema.usage_day_user d LEFT JOIN chatbot_schema.llm l ON l.idllm = d.idllm
-      WHERE ${inSpan(span)}
-      GROUP BY d.idappuser
-    )
-    SELECT per.idappuser, u.txusername AS username, per.prompts::text AS prompts, per.answers::text AS answers, per.models,
-      per.pt::text AS pt, per.ct::text AS ct, per.last, (count(*) OVER ())::text AS total
-    FROM per LEFT JOIN chatbot_schema.app_user u ON u.idappuser = per.idappuser
-    ORDER BY per.prompts DESC, u.txusername, per.idappuser
-    ${limit === null ? sql`` : sql`LIMIT ${limit}`}`.execute(db);
+    WITH per AS MATERIALIZED (${perUser(span)}),
+    named AS MATERIALIZED (SELECT per.*, u.txusername AS username FROM per LEFT JOIN chatbot_schema.app_user u ON u.idappuser = per.idappuser),
+    top AS MATERIALIZED (SELECT * FROM named ORDER BY prompts DESC, username, idappuser LIMIT ${limit}),
+    by_name AS MATERIALIZED (SELECT username, sum(prompts) AS prompts FROM named WHERE username IS NOT NULL GROUP BY username HAVING sum(prompts) > 0)
+    SELECT
+      (SELECT json_build_object('prompts', coalesce(sum(prompts), 0), 'answers', coalesce(sum(answers), 0),
+        'users', count(*) FILTER (WHERE prompts > 0), 'failed', coalesce(sum(failed), 0)) FROM per) AS totals,
+      (SELECT count(*) FROM per)::text AS nusers,
+      (${usersJson(span, 'top')}) AS users,
+      (SELECT coalesce(json_agg(t ORDER BY t.prompts DESC, t.username), '[]'::json) FROM (
+        SELECT username, prompts FROM by_name ORDER BY prompts DESC, username LIMIT ${limit}) t) AS by_name,
+      (SELECT count(*) FROM by_name)::text AS nnames`.execute(db);
+  const row = r.rows[0];
+  const t = row?.totals ?? {};
   return {
-    total: num(r.rows[0]?.total),
-    rows: r.rows.map((x) => ({
-      userId: x.idappuser,
-      username: x.username ?? `(deleted user ${x.idappuser})`,
-      prompts: num(x.prompts),
-      answers: num(x.answers),
-      models: x.models,
-      promptTokens: num(x.pt),
-      completionTokens: num(x.ct),
-      lastActivity: x.last,
-    })),
+    totals: { prompts: num(t.prompts), answers: num(t.answers), activeUsers: num(t.users), failed: num(t.failed) },
+    users: { rows: (row?.users ?? []).map(toUserStats), total: num(row?.nusers) },
+    promptsPerUser: (row?.by_name ?? []).map((x) => ({ username: x.username, prompts: num(x.prompts) })),
+    usernames: num(row?.nnames),
   };
 }
 

@@ -8,7 +8,7 @@ import type { Db } from '../db/database.ts';
 import { HISTOGRAM_EDGES_S } from '../db/migrations/011-usage-rollups.ts';
 import { toCsv } from './csv.ts';
 import { parseRange } from './range.ts';
-import { averageSecondsPerModel, modelDays, promptsPerUsername, summarizeModels } from './stats-queries.ts';
+import { averageSecondsPerModel, modelDays, promptsPerUsername, summarizeModels, totals, userOverview } from './stats-queries.ts';
 
 /**
  * The page's numbers against the seed's own SQL (feature-notes.md, "Model Usage Stats"), on generated data, after
@@ -31,6 +31,9 @@ const seedTiming = (where = sql`TRUE`) => sql<{ model_short: string; avg_seconds
   GROUP BY l.txshortname
   ORDER BY avg_seconds ASC`;
 
+/** No test deletes a user; a deleted user's prompts would count in the totals but not in the seed's join. */
+const promptsOfDeletedUsers = async (_db: Db) => 0;
+
 /** Both sides sorted the same way: the seed leaves the order of ties open. */
 async function assertSeedEqual(db: Db, span: { from: string | null; to: string | null }, tz = 'UTC'): Promise<void> {
   const inDays = (col: ReturnType<typeof sql>) =>
@@ -49,6 +52,12 @@ async function assertSeedEqual(db: Db, span: { from: string | null; to: string |
     seedT.map((t) => ({ model: t.model, avgSeconds: Number(t.avgSeconds).toFixed(3) })).sort(bySeconds),
     'average per model',
   );
+  // The page's one-statement overview says the same, and its totals are the sums.
+  const overview = await userOverview(db, span, 100_000);
+  assert.deepEqual([...overview.promptsPerUser].sort(byCount), seedP.sort(byCount), 'overview: prompts per user');
+  assert.equal(overview.usernames, seedP.length);
+  assert.deepEqual(overview.totals, await totals(db, span));
+  assert.equal(overview.totals.prompts, seedP.reduce((a, r) => a + r.prompts, 0) + (await promptsOfDeletedUsers(db)));
   // The model table's "Avg" is the same number.
   const models = summarizeModels(await modelDays(db, span));
   for (const t of seedT) {

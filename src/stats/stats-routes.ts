@@ -8,7 +8,7 @@ import { pathId } from '../http/validation.ts';
 import type { LineChart } from './charts.ts';
 import { type Cell, toCsv } from './csv.ts';
 import { percentileFromHistogram } from './percentiles.ts';
-import { addDays, type DayRange, parseRange, todayIn } from './range.ts';
+import { addDays, type DayRange, daysBetween, parseRange, todayIn } from './range.ts';
 import { syncRollupTimeZone } from './rollup-timezone.ts';
 import {
   averageSecondsPerModel,
@@ -19,6 +19,7 @@ import {
   promptsPerUsername,
   summarizeModels,
   totals,
+  userOverview,
   userStats,
 } from './stats-queries.ts';
 import { ownUsagePage, statsPage, userChatsPage } from './stats-views.ts';
@@ -54,13 +55,27 @@ function sendCsv(reply: FastifyReply, name: string, r: DayRange, header: string[
     .send(toCsv(header, rows));
 }
 
-/** Every day of the range (for all time: from the first day with data), so a quiet day shows as a gap, not as nothing. */
-function daysOf(r: DayRange, firstDay: string | undefined, timeZone: string): string[] {
+/** Charts of more than this many days draw a point per week. */
+const MAX_DAILY_POINTS = 92;
+
+function chartBucket(r: DayRange): 'day' | 'week' {
+  if (r.from && r.to) return daysBetween(r.from, r.to) > MAX_DAILY_POINTS ? 'week' : 'day';
+  return 'week'; // all time: usually more than a quarter; a short history just has few weekly points
+}
+
+/** Every bucket of the range (for all time: from the first with data), so a quiet day shows as zero, not as nothing. */
+function bucketsOf(r: DayRange, first: string | undefined, timeZone: string, bucket: 'day' | 'week'): string[] {
   const to = r.to ?? todayIn(timeZone);
-  const from = r.from ?? firstDay ?? to;
-  const days: string[] = [];
-  for (let d = from; d <= to && days.length < 4000; d = addDays(d, 1)) days.push(d);
-  return days;
+  let from = r.from ?? first ?? to;
+  if (bucket === 'week') from = mondayOf(from);
+  const out: string[] = [];
+  for (let d = from; d <= to && out.length < 4000; d = addDays(d, bucket === 'week' ? 7 : 1)) out.push(d);
+  return out;
+}
+
+function mondayOf(date: string): string {
+  const weekday = new Date(`${date}T00:00:00Z`).getUTCDay(); // 0 = Sunday
+  return addDays(date, -((weekday + 6) % 7));
 }
 
 export async function statsRoutes(app: FastifyInstance, opts: { db: Db; config: Config }): Promise<void> {
@@ -104,8 +119,8 @@ export async function statsRoutes(app: FastifyInstance, opts: { db: Db; config: 
         rows.map((u) => [u.userId, u.username, u.prompts, u.answers, u.models.join(' '), u.promptTokens, u.completionTokens, u.lastActivity]),
       );
     }
-    const days = await modelDays(db, range);
     if (csv && table === 'models') {
+      const totalsPerModel = await modelDays(db, range, 'total');
       return sendCsv(
         reply,
         table,
@@ -126,7 +141,7 @@ export async function statsRoutes(app: FastifyInstance, opts: { db: Db; config: 
           'prompt_tokens',
           'completion_tokens',
         ],
-        summarizeModels(days).map((m) => [
+        summarizeModels(totalsPerModel).map((m) => [
           m.model,
           m.prompts,
           m.responses,
@@ -145,6 +160,7 @@ export async function statsRoutes(app: FastifyInstance, opts: { db: Db; config: 
       );
     }
     if (csv) {
+      const days = await modelDays(db, range, 'day');
       return sendCsv(
         reply,
         'daily',
@@ -154,12 +170,13 @@ export async function statsRoutes(app: FastifyInstance, opts: { db: Db; config: 
       );
     }
 
-    const [promptsPerUser, averagePerModel, current, previous, users] = await Promise.all([
-      promptsPerUsername(db, range),
+    const bucket = chartBucket(range);
+    const [overview, averagePerModel, previous, perModel, series] = await Promise.all([
+      userOverview(db, range, PAGE_USER_ROWS),
       averageSecondsPerModel(db, range),
-      totals(db, range),
       range.previous ? totals(db, range.previous) : Promise.resolve(null),
-      userStats(db, range, PAGE_USER_ROWS),
+      modelDays(db, range, 'total'),
+      modelDays(db, range, bucket),
     ]);
     return reply.page({
       title: 'Statistics',
@@ -167,13 +184,14 @@ export async function statsRoutes(app: FastifyInstance, opts: { db: Db; config: 
       body: statsPage({
         range,
         timeZone,
-        totals: current,
+        totals: overview.totals,
         previous,
-        promptsPerUser,
+        promptsPerUser: overview.promptsPerUser,
+        usernames: overview.usernames,
         averagePerModel,
-        models: summarizeModels(days),
-        users,
-        charts: dailyCharts(days, daysOf(range, days[0]?.dday, timeZone)),
+        models: summarizeModels(perModel),
+        users: overview.users,
+        charts: charts(series, bucketsOf(range, series[0]?.dday, timeZone, bucket), bucket),
         userLimit: PAGE_USER_ROWS,
       }),
     });
@@ -218,8 +236,10 @@ export async function statsRoutes(app: FastifyInstance, opts: { db: Db; config: 
   });
 }
 
-/** Prompts per day and p50 inference time per day, one line per model. */
-function dailyCharts(days: Awaited<ReturnType<typeof modelDays>>, allDays: string[]): LineChart[] {
+/** Prompts and p50 inference time per day (or week), one line per model. */
+function charts(days: Awaited<ReturnType<typeof modelDays>>, allDays: string[], bucket: 'day' | 'week'): LineChart[] {
+  const per = bucket === 'week' ? 'week' : 'day';
+  const axis = bucket === 'week' ? 'Week starting (MM-DD)' : 'Day (MM-DD)';
   const models = [...new Map(days.map((d) => [d.idllm, d.model])).entries()];
   const index = new Map(allDays.map((d, i) => [d, i]));
   const prompts = models.map(([id, name]) => ({ name, values: allDays.map(() => 0 as number | null), id }));
@@ -234,10 +254,19 @@ function dailyCharts(days: Awaited<ReturnType<typeof modelDays>>, allDays: strin
     if (lv) lv.values[i] = percentileFromHistogram(d.hist_inf, HISTOGRAM_EDGES_S, 0.5);
   }
   return [
-    { id: 'chart-prompts', title: 'Prompts per day by model', yLabel: 'Prompts', days: allDays, series: prompts, format: (v) => String(Math.round(v)) },
+    {
+      id: 'chart-prompts',
+      title: `Prompts per ${per} by model`,
+      xLabel: axis,
+      yLabel: 'Prompts',
+      days: allDays,
+      series: prompts,
+      format: (v) => String(Math.round(v)),
+    },
     {
       id: 'chart-p50',
-      title: 'p50 inference time per day by model (seconds)',
+      title: `p50 inference time per ${per} by model (seconds)`,
+      xLabel: axis,
       yLabel: 'Seconds',
       days: allDays,
       series: p50,

@@ -9,7 +9,9 @@ export interface StatsPageData {
   timeZone: string;
   totals: Totals;
   previous: Totals | null;
+  /** The seed's table, its first `userLimit` rows, and how many usernames it has in all. */
   promptsPerUser: { username: string; prompts: number }[];
+  usernames: number;
   averagePerModel: { model: string; avgSeconds: string }[];
   models: ModelStats[];
   users: { rows: UserStats[]; total: number };
@@ -85,8 +87,8 @@ ${totalsCards(d.totals, d.previous)}
     d.promptsPerUser.length === 0
       ? html`<p class="text-body-secondary">No prompts in this range.</p>`
       : html`<table class="table table-sm" data-testid="prompts-per-user"><thead><tr><th scope="col">User</th><th scope="col" class="text-end"># Prompts</th></tr></thead><tbody>
-    ${d.promptsPerUser.slice(0, d.userLimit).map((u) => html`<tr><td>${u.username}</td><td class="text-end">${int(u.prompts)}</td></tr>`)}
-  </tbody></table>${d.promptsPerUser.length > d.userLimit ? html`<p class="small text-body-secondary">The first ${d.userLimit} of ${int(d.promptsPerUser.length)}; the CSV has everyone.</p>` : ''}`
+    ${d.promptsPerUser.map((u) => html`<tr><td>${u.username}</td><td class="text-end">${int(u.prompts)}</td></tr>`)}
+  </tbody></table>${d.usernames > d.promptsPerUser.length ? html`<p class="small text-body-secondary">The first ${d.promptsPerUser.length} of ${int(d.usernames)}; the CSV has everyone.</p>` : ''}`
   }
 </section>
 <section class="col-lg-6">

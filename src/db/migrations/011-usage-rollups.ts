@@ -66,6 +66,18 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     );
     CREATE INDEX usage_day_user_user_idx ON chatbot_schema.usage_day_user (idappuser, dday);
 
+    -- Per user over all time, with the models they used: the "all" range reads one row per user, not users × active days.
+    CREATE TABLE chatbot_schema.usage_user_total (
+      idappuser INTEGER PRIMARY KEY,
+      models INTEGER[] NOT NULL DEFAULT '{}',
+      nprompts INTEGER NOT NULL DEFAULT 0,
+      nresponses INTEGER NOT NULL DEFAULT 0,
+      nfailed INTEGER NOT NULL DEFAULT 0,
+      nprompt_tokens BIGINT NOT NULL DEFAULT 0,
+      ncompletion_tokens BIGINT NOT NULL DEFAULT 0,
+      dtlast TIMESTAMPTZ
+    );
+
     -- The per-chat drill-down reads one user's raw rows of a range.
     CREATE INDEX IF NOT EXISTS message_chat_created_idx ON chatbot_schema.message (idchat, dtcreated);
   `.execute(db);
@@ -96,6 +108,9 @@ export async function up(db: Kysely<unknown>): Promise<void> {
         ON CONFLICT (dday, idllm) DO UPDATE SET nprompts = t.nprompts + delta;
       INSERT INTO chatbot_schema.usage_day_user AS t (dday, idappuser, idllm, nprompts, dtlast) VALUES (v_day, v_user, v_llm, delta, p_created)
         ON CONFLICT (dday, idappuser, idllm) DO UPDATE SET nprompts = t.nprompts + delta, dtlast = greatest(t.dtlast, excluded.dtlast);
+      INSERT INTO chatbot_schema.usage_user_total AS t (idappuser, models, nprompts, dtlast) VALUES (v_user, ARRAY[v_llm], delta, p_created)
+        ON CONFLICT (idappuser) DO UPDATE SET nprompts = t.nprompts + delta, dtlast = greatest(t.dtlast, excluded.dtlast),
+          models = CASE WHEN v_llm = ANY (t.models) THEN t.models ELSE t.models || v_llm END;
     END $$;
 
     -- One final response's contribution. Only final states count: a pending or streaming answer is not yet one.
@@ -142,6 +157,15 @@ export async function up(db: Kysely<unknown>): Promise<void> {
           nprompt_tokens = t.nprompt_tokens + excluded.nprompt_tokens,
           ncompletion_tokens = t.ncompletion_tokens + excluded.ncompletion_tokens,
           dtlast = greatest(t.dtlast, excluded.dtlast);
+      INSERT INTO chatbot_schema.usage_user_total AS t (idappuser, models, nresponses, nfailed, nprompt_tokens, ncompletion_tokens, dtlast)
+        VALUES (v_user, ARRAY[r.idllm], delta, v_failed, coalesce(r.nprompt_tokens, 0) * delta, coalesce(r.ncompletion_tokens, 0) * delta, r.tinf_end)
+        ON CONFLICT (idappuser) DO UPDATE SET
+          models = CASE WHEN r.idllm = ANY (t.models) THEN t.models ELSE t.models || r.idllm END,
+          nresponses = t.nresponses + delta,
+          nfailed = t.nfailed + v_failed,
+          nprompt_tokens = t.nprompt_tokens + excluded.nprompt_tokens,
+          ncompletion_tokens = t.ncompletion_tokens + excluded.ncompletion_tokens,
+          dtlast = greatest(t.dtlast, excluded.dtlast);
     END $$;
 
     CREATE FUNCTION chatbot_schema.usage_message_trigger() RETURNS trigger
@@ -177,7 +201,7 @@ export async function down(db: Kysely<unknown>): Promise<void> {
     DROP TRIGGER IF EXISTS usage_response ON chatbot_schema.response;
     DROP FUNCTION IF EXISTS chatbot_schema.usage_message_trigger, chatbot_schema.usage_response_trigger,
       chatbot_schema.usage_fold_message, chatbot_schema.usage_fold_response, chatbot_schema.usage_day, chatbot_schema.usage_hist_add;
-    DROP TABLE IF EXISTS chatbot_schema.usage_day_user, chatbot_schema.usage_day_model, chatbot_schema.usage_rollup_state;
+    DROP TABLE IF EXISTS chatbot_schema.usage_user_total, chatbot_schema.usage_day_user, chatbot_schema.usage_day_model, chatbot_schema.usage_rollup_state;
   `.execute(db);
 }
 
@@ -195,7 +219,7 @@ export async function rebuildUsageRollups(db: Db, timeZone: string): Promise<voi
 async function recomputeUsageRollups(trx: Db, timeZone: string): Promise<void> {
   await sql`LOCK TABLE chatbot_schema.message, chatbot_schema.response IN SHARE ROW EXCLUSIVE MODE`.execute(trx);
   await sql`UPDATE chatbot_schema.usage_rollup_state SET txtimezone = ${timeZone}`.execute(trx);
-  await sql`DELETE FROM chatbot_schema.usage_day_model; DELETE FROM chatbot_schema.usage_day_user;`.execute(trx);
+  await sql`DELETE FROM chatbot_schema.usage_day_model; DELETE FROM chatbot_schema.usage_day_user; DELETE FROM chatbot_schema.usage_user_total;`.execute(trx);
   await sql`
       WITH p AS (
         SELECT (m.dtcreated AT TIME ZONE ${timeZone})::date AS dday, c.idappuser, c.idllm, count(*)::int AS n, max(m.dtcreated) AS last
@@ -268,5 +292,10 @@ async function recomputeUsageRollups(trx: Db, timeZone: string): Promise<void> {
       SELECT coalesce(p.dday, r.dday), coalesce(p.idappuser, r.idappuser), coalesce(p.idllm, r.idllm), coalesce(p.n, 0), coalesce(r.n, 0),
         coalesce(r.nfailed, 0), coalesce(r.pt, 0), coalesce(r.ct, 0), greatest(p.last, r.last)
       FROM p FULL JOIN r ON r.dday = p.dday AND r.idappuser = p.idappuser AND r.idllm = p.idllm
+    `.execute(trx);
+  await sql`
+      INSERT INTO chatbot_schema.usage_user_total (idappuser, models, nprompts, nresponses, nfailed, nprompt_tokens, ncompletion_tokens, dtlast)
+      SELECT idappuser, array_agg(DISTINCT idllm), sum(nprompts), sum(nresponses), sum(nfailed), sum(nprompt_tokens), sum(ncompletion_tokens), max(dtlast)
+      FROM chatbot_schema.usage_day_user GROUP BY 1
     `.execute(trx);
 }
