@@ -3,7 +3,8 @@ import { html, type SafeHtml } from '../views/html.ts';
 /**
  * Line charts drawn on the server as SVG: no script and no inline style (the CSP forbids both), colours from
  * public/stats.css classes (series-0 … series-5, chosen to read on the dark theme), geometry as presentation
- * attributes. Each chart has its data as a table for screen readers right after it (the SVG itself is aria-hidden).
+ * attributes. Each chart has its data as a table for screen readers right after it (the SVG itself is aria-hidden). The table sits in a visually-hidden div: a table does not shrink to
+ * Bootstrap's 1px box and widened the phone page.
  */
 export interface Series {
   name: string;
@@ -22,7 +23,7 @@ export interface LineChart {
 
 const W = 720;
 const H = 260;
-const PAD = { left: 56, right: 12, top: 12, bottom: 44 };
+const PAD = { left: 60, right: 16, top: 12, bottom: 48 };
 const SERIES_CLASSES = 6;
 
 /** 0, and 4 more steps of a "nice" size (1, 2 or 5 × 10ⁿ) reaching at least max. */
@@ -72,8 +73,9 @@ export function lineChart(c: LineChart): SafeHtml {
     <text class="tick" x="${PAD.left - 6}" y="${(y(t) + 4).toFixed(1)}" text-anchor="end">${c.format(t)}</text>`,
     )}
     ${c.days.map((d, i) =>
-      i % labelEvery === 0 || i === c.days.length - 1
-        ? html`<text class="tick" x="${x(i).toFixed(1)}" y="${H - PAD.bottom + 16}" text-anchor="middle">${d.slice(5)}</text>`
+      // Every labelEvery-th day, and the last one unless a regular label sits right before it (they would overlap).
+      (i % labelEvery === 0 && c.days.length - 1 - i >= labelEvery / 2) || i === c.days.length - 1
+        ? html`<text class="tick" x="${x(i).toFixed(1)}" y="${H - PAD.bottom + 18}" text-anchor="${i === c.days.length - 1 && i > 0 ? 'end' : 'middle'}">${d.slice(5)}</text>`
         : '',
     )}
     <text class="axis-label" x="${PAD.left + plotW / 2}" y="${H - 6}" text-anchor="middle">${c.xLabel}</text>
@@ -84,7 +86,7 @@ export function lineChart(c: LineChart): SafeHtml {
   <ul class="stats-legend list-inline small mb-1">
     ${c.series.map((s, si) => html`<li class="list-inline-item"><span class="swatch series-${si % SERIES_CLASSES}"></span>${s.name}</li>`)}
   </ul>
-  <table class="visually-hidden">
+  <div class="visually-hidden"><table>
     <caption>${c.title}</caption>
     <thead><tr><th scope="col">Day</th>${c.series.map((s) => html`<th scope="col">${s.name}</th>`)}</tr></thead>
     <tbody>${c.days.map(
@@ -94,6 +96,6 @@ export function lineChart(c: LineChart): SafeHtml {
           return html`<td>${v === null || v === undefined ? '—' : c.format(v)}</td>`;
         })}</tr>`,
     )}</tbody>
-  </table>
+  </table></div>
 </figure>`;
 }

@@ -43,7 +43,7 @@ function rangePicker(path: string, r: DayRange, timeZone: string): SafeHtml {
         html`<a class="btn ${r.key === k ? 'btn-primary' : 'btn-outline-secondary'}" ${r.key === k ? html`aria-current="page"` : ''} href="${path}?range=${k}">${k}</a>`,
     )}
   </div></nav>
-  <form method="get" action="${path}" class="d-flex gap-2 align-items-end">
+  <form method="get" action="${path}" class="d-flex flex-wrap gap-2 align-items-end">
     <label class="small">From <input type="date" name="from" class="form-control form-control-sm" value="${r.from ?? ''}" required></label>
     <label class="small">To <input type="date" name="to" class="form-control form-control-sm" value="${r.to ?? ''}"></label>
     <button class="btn btn-sm btn-outline-secondary" type="submit">Apply</button>
