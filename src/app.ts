@@ -90,7 +90,7 @@ export async function buildApp({ config, db, logger = false, onRoute }: BuildOpt
   await app.register(twoFactorSettingsRoutes, { db, config });
   await app.register(chatRoutes, { db, config });
   await app.register(modelsAdminRoutes, { db, config });
-  await app.register(usersAdminRoutes, { db });
+  await app.register(usersAdminRoutes, { db, config });
   await app.register(statsRoutes, { db, config });
   return app;
 }

@@ -97,6 +97,25 @@ const matrix: Rule[] = [
   ['POST', '/admin/users/:id/reactivate', 'login', 'to-2fa', 'forbidden', 'allow'],
   ['POST', '/admin/users/bulk', 'login', 'to-2fa', 'forbidden', 'allow'],
 
+  // ── admin: users and the audit log (src/admin) ──
+  ['GET', '/admin/users', 'login', 'to-2fa', 'forbidden', 'allow'],
+  ['POST', '/admin/users/:id/promote', 'login', 'to-2fa', 'forbidden', 'allow'],
+  ['POST', '/admin/users/:id/demote', 'login', 'to-2fa', 'forbidden', 'allow'],
+  ['POST', '/admin/users/:id/deactivate', 'login', 'to-2fa', 'forbidden', 'allow'],
+  ['POST', '/admin/users/:id/reactivate', 'login', 'to-2fa', 'forbidden', 'allow'],
+  ['POST', '/admin/users/bulk', 'login', 'to-2fa', 'forbidden', 'allow'],
+  ['GET', '/admin/users/new', 'login', 'to-2fa', 'forbidden', 'allow'],
+  ['POST', '/admin/users/new', 'login', 'to-2fa', 'forbidden', 'allow'],
+  ['GET', '/admin/users/:id', 'login', 'to-2fa', 'forbidden', 'allow'],
+  ['POST', '/admin/users/:id/sign-out-everywhere', 'login', 'to-2fa', 'forbidden', 'allow'],
+  ['POST', '/admin/users/:id/sessions/revoke', 'login', 'to-2fa', 'forbidden', 'allow'],
+  ['POST', '/admin/users/:id/reset-2fa', 'login', 'to-2fa', 'forbidden', 'allow'],
+  ['POST', '/admin/users/:id/reset-link', 'login', 'to-2fa', 'forbidden', 'allow'],
+  ['GET', '/admin/audit', 'login', 'to-2fa', 'forbidden', 'allow'],
+  // The one-time reset link's page: the token is the credential, so no guard (a made-up token is a 404).
+  ['GET', '/reset-password/:token', 'allow', 'allow', 'allow', 'allow'],
+  ['POST', '/reset-password/:token', 'allow', 'allow', 'allow', 'allow'],
+
   // ── admin: users and stats (/admin/users, /admin/users/:id/promote|demote|deactivate|reactivate, /admin/stats) go here,
   //    each as ['…', '/admin/…', 'login', 'to-2fa', 'forbidden', 'allow'] ──
 ];

@@ -15,6 +15,20 @@ export interface AuditTarget {
 
 export const AUDIT_PER_PAGE = 50;
 
+/** Every action an admin can take that is recorded; the audit page filters by these. */
+export const AUDIT_ACTIONS = [
+  'promote',
+  'demote',
+  'deactivate',
+  'reactivate',
+  'sign-out-everywhere',
+  'revoke-session',
+  'reset-2fa',
+  'create-reset-link',
+  'create-user',
+] as const;
+export type AuditAction = (typeof AUDIT_ACTIONS)[number];
+
 export interface AuditRow {
   id: number;
   at: Date;
@@ -41,7 +55,7 @@ export interface AuditQuery {
 export async function writeAudit(
   db: Kysely<Database>,
   actor: AuditActor,
-  action: string,
+  action: AuditAction,
   targets: AuditTarget[] | null,
   details: Record<string, unknown>,
 ): Promise<void> {

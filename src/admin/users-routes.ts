@@ -1,12 +1,15 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { requireAdmin } from '../auth/guards.ts';
-import type { SessionUser } from '../auth/sessions.ts';
+import type { Config } from '../config.ts';
 import type { Db } from '../db/database.ts';
 import { BadRequestError } from '../http/errors.ts';
 import { DB_ID_MAX, formString, pathId } from '../http/validation.ts';
-import type { AuditActor } from './audit-queries.ts';
-import { type ActionOutcome, applyUserAction, type UserAction } from './user-actions.ts';
+import { actorOf, flashOutcome } from './action-replies.ts';
+import { auditRoutes } from './audit-routes.ts';
+import { passwordResetRoutes } from './password-reset-routes.ts';
+import { applyUserAction } from './user-actions.ts';
+import { userDetailRoutes } from './user-detail-routes.ts';
 import { listUsers, type UserListQuery } from './user-list-queries.ts';
 import { usersPage } from './users-views.ts';
 
@@ -55,8 +58,11 @@ const backSchema = z
   .optional()
   .catch(undefined);
 
-export function backTo(body: unknown): string {
-  const back = backSchema.parse((body as Record<string, unknown> | undefined)?.back);
+/** `back=detail` (the user's own page) returns to `/admin/users/:id`. */
+export function backTo(body: unknown, userId?: number): string {
+  const raw = (body as Record<string, unknown> | undefined)?.back;
+  if (raw === 'detail' && userId !== undefined) return `/admin/users/${userId}`;
+  const back = backSchema.parse(raw);
   return `/admin/users${back ?? ''}`;
 }
 
@@ -77,28 +83,11 @@ const bulkSchema = z.object({
   back: formString(600, 'back').optional(),
 });
 
-export const actorOf = (req: FastifyRequest, admin: SessionUser): AuditActor => ({ id: admin.userId, username: admin.username, ip: req.ip ?? null });
-
-const PAST: Record<UserAction, string> = {
-  promote: 'promoted to Admin',
-  demote: 'demoted to User',
-  deactivate: 'deactivated: signed out everywhere, running answers stopped',
-  reactivate: 'reactivated',
-  'sign-out-everywhere': 'signed out everywhere',
-};
-
-function names(list: { username: string }[]): string {
-  const shown = list.slice(0, 5).map((u) => `“${u.username.slice(0, 60)}”`);
-  return `${shown.join(', ')}${list.length > 5 ? ` and ${list.length - 5} more` : ''}`;
-}
-
-export function flashOutcome(reply: FastifyReply, action: UserAction, outcome: ActionOutcome): void {
-  if (outcome.changed.length > 0) reply.flash('success', `${names(outcome.changed)} ${PAST[action]}.`);
-  if (outcome.unchanged.length > 0 && action !== 'sign-out-everywhere') reply.flash('info', `${names(outcome.unchanged)}: nothing to change.`);
-}
-
-export async function usersAdminRoutes(app: FastifyInstance, opts: { db: Db }): Promise<void> {
-  const { db } = opts;
+export async function usersAdminRoutes(app: FastifyInstance, opts: { db: Db; config: Config }): Promise<void> {
+  const { db, config } = opts;
+  await app.register(auditRoutes, { db });
+  await app.register(userDetailRoutes, { db, config });
+  await app.register(passwordResetRoutes, { db });
 
   app.get('/admin/users', async (req, reply) => {
     const admin = requireAdmin(req);
@@ -113,7 +102,7 @@ export async function usersAdminRoutes(app: FastifyInstance, opts: { db: Db }): 
       const id = pathId(req.params, 'id', 'This user does not exist.');
       const outcome = await applyUserAction(db, actorOf(req, admin), action, [id]);
       flashOutcome(reply, action, outcome);
-      return reply.redirect(backTo(req.body), 303);
+      return reply.redirect(backTo(req.body, id), 303);
     });
   }
 

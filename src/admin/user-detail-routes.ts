@@ -1,0 +1,129 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { requireAdmin } from '../auth/guards.ts';
+import { hashPassword, PASSWORD_MAX_CHARS, passwordProblem } from '../auth/passwords.ts';
+import { resetTwoFactor } from '../auth/totp-queries.ts';
+import type { Config } from '../config.ts';
+import type { Db } from '../db/database.ts';
+import { BadRequestError, NotFoundError } from '../http/errors.ts';
+import { formString, parseBody, pathId } from '../http/validation.ts';
+import { createUser, EmailTakenError, grantAdmin } from '../users/user-queries.ts';
+import { actorOf, flashOutcome } from './action-replies.ts';
+import { listAudit, writeAudit } from './audit-queries.ts';
+import { applyUserAction } from './user-actions.ts';
+import { createResetLink, findUserDetail, listUserSessions, RESET_LINK_TTL_MS, revokeSession, usageLast30Days } from './user-detail-queries.ts';
+import { type NewUserValues, newUserPage, resetLinkPage, userDetailPage } from './user-detail-views.ts';
+
+const newUserSchema = z.object({
+  username: formString(50, 'Username')
+    .transform((v) => v.trim())
+    .pipe(z.string().min(1, 'Enter a username.')),
+  email: formString(254, 'E-mail')
+    .transform((v) => v.trim())
+    .pipe(z.email('Enter an e-mail address like name@example.com.')),
+  role: z.enum(['user', 'admin'], { error: 'Choose User or Admin.' }).default('user'),
+  signIn: z.enum(['password', 'google'], { error: 'Choose a password or Google only.' }).default('password'),
+  password: z
+    .string({ error: 'The password must be given once.' })
+    .max(PASSWORD_MAX_CHARS * 4, 'Use at most 128 characters.')
+    .optional(),
+});
+
+const sessionIdSchema = z.object({ session: z.string().regex(/^[0-9a-f]{64}$/, 'This session does not exist.') });
+
+export async function userDetailRoutes(app: FastifyInstance, opts: { db: Db; config: Config }): Promise<void> {
+  const { db, config } = opts;
+
+  const findOr404 = async (id: number) => {
+    const user = await findUserDetail(db, id);
+    if (!user) throw new NotFoundError('This user does not exist.');
+    return user;
+  };
+  const userId = (params: unknown) => pathId(params, 'id', 'This user does not exist.');
+
+  app.get('/admin/users/new', async (req, reply) => {
+    requireAdmin(req);
+    return reply.page({ title: 'Add a user', body: newUserPage({ csrfToken: req.csrfToken(), values: {}, errors: {} }) });
+  });
+
+  app.post('/admin/users/new', async (req, reply) => {
+    const admin = requireAdmin(req);
+    const raw = (req.body ?? {}) as Record<string, unknown>;
+    const text = (k: string) => (typeof raw[k] === 'string' ? raw[k] : undefined);
+    const values: NewUserValues = { username: text('username'), email: text('email'), role: text('role'), signIn: text('signIn') };
+    const again = (errors: Partial<Record<string, string>>) =>
+      reply.page({ title: 'Add a user', body: newUserPage({ csrfToken: req.csrfToken(), values, errors }) }, 400);
+    const form = parseBody(newUserSchema, req.body);
+    if (!form.ok) return again(form.errors);
+    const { username, email, role, signIn, password } = form.data;
+    let passwordHash: string | null = null;
+    if (signIn === 'password') {
+      const problem = passwordProblem(password ?? '');
+      if (problem) return again({ password: problem });
+      passwordHash = await hashPassword(password ?? '');
+    }
+    const actor = actorOf(req, admin);
+    try {
+      const created = await createUser(db, { username, email, passwordHash }, async (trx, id) => {
+        if (role === 'admin') await grantAdmin(trx, id);
+        await writeAudit(trx, actor, 'create-user', [{ id, username }], { role, signIn });
+      });
+      reply.flash('success', `Account “${username.slice(0, 60)}” created${signIn === 'google' ? ': they sign in with Google using this e-mail' : ''}.`);
+      return reply.redirect(`/admin/users/${created.id}`, 303);
+    } catch (err) {
+      if (err instanceof EmailTakenError) return again({ email: 'An account with this e-mail already exists.' });
+      throw err;
+    }
+  });
+
+  app.get('/admin/users/:id', async (req, reply) => {
+    const admin = requireAdmin(req);
+    const user = await findOr404(userId(req.params));
+    const [sessions, usage, audit] = await Promise.all([
+      listUserSessions(db, user.id),
+      usageLast30Days(db, user.id),
+      listAudit(db, { targetId: user.id, page: 1 }, 20),
+    ]);
+    return reply.page({
+      title: user.username,
+      body: userDetailPage({ csrfToken: req.csrfToken(), user, selfId: admin.userId, sessions, usage, audit: audit.rows, canReset2fa: true }),
+    });
+  });
+
+  app.post('/admin/users/:id/sign-out-everywhere', async (req, reply) => {
+    const admin = requireAdmin(req);
+    const id = userId(req.params);
+    flashOutcome(reply, 'sign-out-everywhere', await applyUserAction(db, actorOf(req, admin), 'sign-out-everywhere', [id]));
+    return reply.redirect(`/admin/users/${id}`, 303);
+  });
+
+  app.post('/admin/users/:id/sessions/revoke', async (req, reply) => {
+    const admin = requireAdmin(req);
+    const id = userId(req.params);
+    const form = sessionIdSchema.safeParse(req.body ?? {});
+    if (!form.success) throw new BadRequestError('This session does not exist.');
+    const revoked = await revokeSession(db, actorOf(req, admin), id, form.data.session);
+    reply.flash(revoked ? 'success' : 'info', revoked ? 'Session revoked: that browser is signed out.' : 'That session had already ended.');
+    return reply.redirect(`/admin/users/${id}`, 303);
+  });
+
+  app.post('/admin/users/:id/reset-2fa', async (req, reply) => {
+    const admin = requireAdmin(req);
+    const user = await findOr404(userId(req.params));
+    // resetTwoFactor (src/auth/totp-queries.ts) runs its own transaction (2FA cleared, sessions ended); the audit row
+    // follows it. Written after, so a row never claims a reset that did not happen.
+    await resetTwoFactor(db, user.id);
+    await writeAudit(db, actorOf(req, admin), 'reset-2fa', [{ id: user.id, username: user.username }], {});
+    reply.flash('success', `Two-factor authentication of “${user.username.slice(0, 60)}” reset: they are signed out and can enrol again.`);
+    return reply.redirect(`/admin/users/${user.id}`, 303);
+  });
+
+  app.post('/admin/users/:id/reset-link', async (req, reply) => {
+    const admin = requireAdmin(req);
+    const user = await findOr404(userId(req.params));
+    if (!user.isActive) throw new BadRequestError('Reactivate the account first: a reset link does not open a deactivated account.');
+    const token = await createResetLink(db, actorOf(req, admin), user.id);
+    const link = `${config.PUBLIC_URL.replace(/\/+$/, '')}/reset-password/${token}`;
+    return reply.page({ title: 'Password reset link', body: resetLinkPage({ user, link, validMinutes: RESET_LINK_TTL_MS / 60_000 }) });
+  });
+}
