@@ -28,7 +28,7 @@ export function minutesText(seconds: number): string {
 
 /** The second step of a sign-in: the authenticator's code, or one recovery code. */
 export function secondFactorPage(v: SecondFactorView): SafeHtml {
-  const startOver = html`<form method="post" action="/logout" class="mt-3">${csrfField(v.csrfToken)}<button class="btn btn-link p-0" type="submit">Start over</button></form>`;
+  const startOver = html`<form method="post" action="/logout" class="mt-2 text-center">${csrfField(v.csrfToken)}<button class="btn btn-link p-0" type="submit">Start over</button></form>`;
   if (v.lockedForS) {
     return card(
       'Two-factor authentication',

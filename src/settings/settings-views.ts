@@ -70,7 +70,7 @@ export function settingsPage(v: SettingsView): SafeHtml {
   const twoFactor = v.twoFactor.enabled
     ? html`<p><span class="badge text-bg-success">On</span> ${v.twoFactor.recoveryCodesLeft} recovery codes left.</p>`
     : html`<p><span class="badge text-bg-secondary">Off</span> Protect your account with a code from an authenticator app.</p>`;
-  return html`<div class="container py-4" style="max-width: 52rem">
+  return html`<div class="row justify-content-center"><div class="col-lg-9">
   <h1 class="h3 mb-4">Settings</h1>
   ${formAlert(v.error)}
   <section class="card mb-4"><div class="card-body">
@@ -110,5 +110,5 @@ export function settingsPage(v: SettingsView): SafeHtml {
     ${twoFactor}
     <a class="btn btn-outline-primary" href="/settings/2fa">Manage two-factor authentication</a>
   </div></section>
-</div>`;
+</div></div>`;
 }

@@ -79,9 +79,9 @@ export function twoFactorPage(v: TwoFactorView): SafeHtml {
   else
     body = html`${formAlert(v.error)}<p><span class="badge text-bg-secondary">Off</span> With two-factor authentication, signing in also asks for a code from an app on your phone, so a stolen password is not enough.</p>
   <form method="post" action="/settings/2fa">${csrfField(v.csrfToken)}<input type="hidden" name="action" value="generate"><button class="btn btn-primary" type="submit">Set up two-factor authentication</button></form>`;
-  return html`<div class="container py-4" style="max-width: 44rem">
+  return html`<div class="row justify-content-center"><div class="col-lg-7">
   <p><a href="/settings">← Settings</a></p>
   <h1 class="h3 mb-4">Two-factor authentication</h1>
   ${body}
-</div>`;
+</div></div>`;
 }
