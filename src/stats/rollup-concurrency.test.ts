@@ -1,0 +1,81 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { sql } from 'kysely';
+import { openTestDatabase, testDbKind } from '../../test/database.ts';
+import { beginAnswer } from '../chat/chat-queries.ts';
+import { finalizeResponse, markOrphanedResponsesInterrupted, markStreaming } from '../chat/response-store.ts';
+import type { OpenedDatabase } from '../db/database.ts';
+import { rebuildUsageRollups } from '../db/migrations/011-usage-rollups.ts';
+
+/**
+ * Many prompts and answers at once, through the app's own writes, on a pool of connections (on PostgreSQL; PGlite
+ * has one connection and serializes everything, so there it proves little): the rollups the triggers kept must be
+ * exactly what a recount from the rows gives, histograms included, and no write may deadlock.
+ */
+let database: OpenedDatabase;
+
+const snapshot = async () => {
+  const db = database.db;
+  const q = (t: string, order: string) =>
+    sql
+      .raw(`SELECT * FROM chatbot_schema.${t} ORDER BY ${order}`)
+      .execute(db)
+      .then((r) => JSON.parse(JSON.stringify(r.rows)) as unknown[]);
+  // NUMERIC sums compare by value (a recount may write 1.50 where the triggers summed to 1.5).
+  const norm = (rows: unknown[]) =>
+    rows.map((r) =>
+      Object.fromEntries(Object.entries(r as Record<string, unknown>).map(([k, v]) => [k, typeof v === 'string' && /^-?\d+(\.\d+)?$/.test(v) ? Number(v) : v])),
+    );
+  return {
+    model: norm(await q('usage_day_model', 'dday, idllm')),
+    user: norm(await q('usage_day_user', 'dday, idappuser, idllm')),
+    total: norm((await q('usage_user_total', 'idappuser')).map((r) => ({ ...(r as object), models: [...((r as { models: number[] }).models ?? [])].sort() }))),
+  };
+};
+
+before(async () => {
+  database = await openTestDatabase();
+  await sql`
+    INSERT INTO chatbot_schema.llm (txshortname, txbase_url, txmodel) VALUES ('m1', 'http://127.0.0.1:9/v1', 'a'), ('m2', 'http://127.0.0.1:9/v1', 'b');
+    INSERT INTO chatbot_schema.app_user (txusername, txemail, password) VALUES ('u1', 'u1@example.com', ''), ('u2', 'u2@example.com', '');
+  `.execute(database.db);
+  await sql`
+    INSERT INTO chatbot_schema.chat (idappuser, idllm)
+    SELECT u.idappuser, l.idllm FROM chatbot_schema.app_user u CROSS JOIN chatbot_schema.llm l CROSS JOIN generate_series(1, 6)`.execute(database.db);
+});
+after(() => database.close());
+
+test(`concurrent prompts, answers and sweeps keep the rollups equal to a recount (bites only on PostgreSQL; running on ${testDbKind})`, async () => {
+  const db = database.db;
+  const chats = (await sql<{ idchat: number; idappuser: number }>`SELECT idchat, idappuser FROM chatbot_schema.chat ORDER BY idchat`.execute(db)).rows;
+  const statuses = ['complete', 'error', 'stopped', 'complete'] as const;
+  // Every chat answers several prompts in turn (one answer per chat at a time), all chats at once.
+  await Promise.all(
+    chats.map(async (chat, ci) => {
+      for (let turn = 0; turn < 6; turn++) {
+        const r = await beginAnswer(db, { userId: chat.idappuser, chatId: chat.idchat, prompt: `p${turn}`, maxActive: 1000 });
+        assert.equal(r.outcome, 'ok');
+        if (r.outcome !== 'ok') return;
+        await markStreaming(db, r.responseId);
+        if (turn === 5 && ci % 3 === 0) continue; // the last answer left active: the sweep below interrupts it
+        await finalizeResponse(db, r.responseId, {
+          status: statuses[(ci + turn) % statuses.length] ?? 'complete',
+          markdown: 'x',
+          html: '<p>x</p>',
+          error: null,
+          promptTokens: turn + 1,
+          completionTokens: 10 * (turn + 1),
+        });
+      }
+    }),
+  );
+  // The sweep finds the unfinished ones ownerless and silent: every one becomes interrupted.
+  await sql`UPDATE chatbot_schema.response SET dtheartbeat = now() - interval '1 hour' WHERE txstatus IN ('pending', 'streaming')`.execute(db);
+  assert.ok((await markOrphanedResponsesInterrupted(db)) > 0);
+
+  const kept = await snapshot();
+  const prompts = kept.total.reduce((a, r) => a + Number((r as { nprompts: number }).nprompts), 0);
+  assert.equal(prompts, chats.length * 6);
+  await rebuildUsageRollups(db, 'UTC');
+  assert.deepEqual(kept, await snapshot());
+});
