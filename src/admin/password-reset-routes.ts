@@ -18,7 +18,7 @@ function tokenOf(params: unknown): string {
 
 const form = (csrfToken: string, username: string, error?: string) =>
   html`<h1 class="h4 mb-3">Choose a new password</h1>
-<div class="card" style="max-width: 32rem"><div class="card-body">
+<div class="row"><div class="col-12 col-md-8 col-lg-5"><div class="card"><div class="card-body">
   <p>For the account <strong>${username}</strong>. Setting it signs this account out everywhere.</p>
   ${formAlert(error)}
   <form method="post" novalidate>
@@ -26,7 +26,7 @@ const form = (csrfToken: string, username: string, error?: string) =>
     ${field({ name: 'password', label: 'New password', type: 'password', error, autocomplete: 'new-password', maxlength: PASSWORD_MAX_CHARS, autofocus: true })}
     <button class="btn btn-primary" type="submit">Set password</button>
   </form>
-</div></div>`;
+</div></div></div></div>`;
 
 /**
  * The page an admin's one-time link opens (src/admin/user-detail-queries.ts): anyone holding the link may use it

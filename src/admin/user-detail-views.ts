@@ -132,7 +132,7 @@ export function newUserPage(v: { csrfToken: string; values: NewUserValues; error
   const checked = (cond: boolean) => (cond ? html` checked` : '');
   return html`<nav aria-label="breadcrumb"><ol class="breadcrumb small"><li class="breadcrumb-item"><a href="/admin/users">Users</a></li><li class="breadcrumb-item active" aria-current="page">Add a user</li></ol></nav>
 <h1 class="h4 mb-3">Add a user</h1>
-<div class="card" style="max-width: 40rem"><div class="card-body">
+<div class="row"><div class="col-12 col-md-9 col-lg-6"><div class="card"><div class="card-body">
   ${formAlert(Object.keys(v.errors).length > 0 ? 'The account was not created: see the messages below.' : undefined)}
   <form method="post" action="/admin/users/new" novalidate>
     ${csrfField(v.csrfToken)}
@@ -150,5 +150,5 @@ export function newUserPage(v: { csrfToken: string; values: NewUserValues; error
     <button class="btn btn-primary" type="submit">Create account</button>
     <a class="btn btn-outline-light" href="/admin/users">Cancel</a>
   </form>
-</div></div>`;
+</div></div></div></div>`;
 }

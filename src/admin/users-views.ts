@@ -27,10 +27,11 @@ export function listSearch(query: UserListQuery, change: Partial<UserListQuery> 
   return s === '' ? '' : `?${s}`;
 }
 
+/** The day in the table (it has eleven columns to fit), the minute in the tooltip. */
 const dateTime = (d: Date | null): SafeHtml =>
   d === null
     ? html`<span class="text-body-secondary">never</span>`
-    : html`<time datetime="${d.toISOString()}">${d.toISOString().slice(0, 16).replace('T', ' ')}</time>`;
+    : html`<time datetime="${d.toISOString()}" title="${d.toISOString().slice(0, 16).replace('T', ' ')} UTC">${d.toISOString().slice(0, 10)}</time>`;
 
 export function postButton(csrfToken: string, action: string, label: string, style: string, back: string): SafeHtml {
   return html`<form method="post" action="${action}" class="d-inline">${csrfField(csrfToken)}<input type="hidden" name="back" value="${back}"><button type="submit" class="btn btn-sm ${style}">${label}</button></form>`;
@@ -45,10 +46,11 @@ function rowActions(v: UsersPageView, u: UserListRow, back: string): SafeHtml {
 }
 
 function row(v: UsersPageView, u: UserListRow, back: string): SafeHtml {
-  return html`<tr data-user-id="${u.id}"${u.isActive ? '' : html` class="table-secondary"`}>
+  // No row colour for deactivated accounts: Bootstrap's light table variants turn the dark theme's text unreadable.
+  return html`<tr data-user-id="${u.id}">
   <td><input class="form-check-input" type="checkbox" name="ids" value="${u.id}" form="bulk" aria-label="Select ${u.username}"${u.id === v.selfId ? html` disabled` : ''}></td>
   <td class="fw-semibold"><a href="/admin/users/${u.id}">${u.username}</a></td>
-  <td class="text-break">${u.email}</td>
+  <td class="text-nowrap">${u.email}</td>
   <td>${u.roles.map((r) => html`<span class="badge ${r === 'Admin' ? 'text-bg-primary' : 'text-bg-secondary'} me-1">${r}</span>`)}</td>
   <td>${u.isActive ? html`<span class="badge text-bg-success">active</span>` : html`<span class="badge text-bg-danger">deactivated</span>`}</td>
   <td>${u.is2faEnabled ? 'on' : html`<span class="text-body-secondary">off</span>`}</td>
