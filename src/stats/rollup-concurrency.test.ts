@@ -5,7 +5,7 @@ import { openTestDatabase, testDbKind } from '../../test/database.ts';
 import { beginAnswer } from '../chat/chat-queries.ts';
 import { finalizeResponse, markOrphanedResponsesInterrupted, markStreaming } from '../chat/response-store.ts';
 import type { OpenedDatabase } from '../db/database.ts';
-import { rebuildUsageRollups } from '../db/migrations/011-usage-rollups.ts';
+import { backfillUsageStep, rebuildUsageRollups, restartUsageBackfill, usageBackfillPercent } from '../db/migrations/011-usage-rollups.ts';
 
 /**
  * Many prompts and answers at once, through the app's own writes, on a pool of connections (on PostgreSQL; PGlite
@@ -76,6 +76,44 @@ test(`concurrent prompts, answers and sweeps keep the rollups equal to a recount
   const kept = await snapshot();
   const prompts = kept.total.reduce((a, r) => a + Number((r as { nprompts: number }).nprompts), 0);
   assert.equal(prompts, chats.length * 6);
+  await rebuildUsageRollups(db, 'UTC');
+  assert.deepEqual(kept, await snapshot());
+});
+
+test(`the backfill in batches, with prompts and answers arriving meanwhile, counts every row once (bites only on PostgreSQL; running on ${testDbKind})`, async () => {
+  const db = database.db;
+  await restartUsageBackfill(db, 'UTC');
+  assert.equal(await usageBackfillPercent(db), 0);
+  const chats = (await sql<{ idchat: number; idappuser: number }>`SELECT idchat, idappuser FROM chatbot_schema.chat ORDER BY idchat`.execute(db)).rows;
+  const newChat = await sql<{ idchat: number }>`
+    INSERT INTO chatbot_schema.chat (idappuser, idllm) SELECT idappuser, idllm FROM chatbot_schema.chat ORDER BY idchat LIMIT 1 RETURNING idchat`.execute(db);
+  const all = [...chats, { idchat: newChat.rows[0]?.idchat ?? 0, idappuser: chats[0]?.idappuser ?? 0 }];
+  let writing = true;
+  // Writers on every chat (counted, not yet counted, and newer than the backfill) while the batches run.
+  const writers = Promise.all(
+    all.map(async (chat, i) => {
+      for (let turn = 0; writing || turn < 2; turn++) {
+        const r = await beginAnswer(db, { userId: chat.idappuser, chatId: chat.idchat, prompt: `b${turn}`, maxActive: 1000 });
+        if (r.outcome !== 'ok') throw new Error(r.outcome);
+        await finalizeResponse(db, r.responseId, {
+          status: i % 2 ? 'complete' : 'error',
+          markdown: 'y',
+          html: '<p>y</p>',
+          error: null,
+          promptTokens: 1,
+          completionTokens: 2,
+        });
+        if (turn > 20) break;
+      }
+    }),
+  );
+  let steps = 0;
+  while (await backfillUsageStep(db, 2)) steps++;
+  writing = false;
+  await writers;
+  assert.ok(steps >= 5, `${steps} batches`);
+  assert.equal(await usageBackfillPercent(db), null);
+  const kept = await snapshot();
   await rebuildUsageRollups(db, 'UTC');
   assert.deepEqual(kept, await snapshot());
 });

@@ -1,13 +1,13 @@
 import { sql } from 'kysely';
 import { ConfigError } from '../config.ts';
 import type { Db } from '../db/database.ts';
-import { rebuildUsageRollups } from '../db/migrations/011-usage-rollups.ts';
+import { restartUsageBackfill } from '../db/migrations/011-usage-rollups.ts';
 
 /**
  * The rollups count days in one zone, recorded in usage_rollup_state. A process started with another STATS_TIMEZONE
- * recomputes them once, before it serves a page; the row lock makes a second process starting at the same moment
- * wait and then find the work done. (All processes of one database must use the same STATS_TIMEZONE: two that
- * disagree would rebuild at each other's starts.)
+ * empties them and restarts the backfill in that zone (the batches then run after start, see runUsageBackfill); the
+ * row lock makes a second process starting at the same moment wait and then find the zone already set. (All
+ * processes of one database must use the same STATS_TIMEZONE: two that disagree would restart at each other's starts.)
  */
 export async function syncRollupTimeZone(db: Db, timeZone: string): Promise<void> {
   try {
@@ -20,6 +20,6 @@ export async function syncRollupTimeZone(db: Db, timeZone: string): Promise<void
   await db.transaction().execute(async (trx) => {
     const locked = await sql<{ txtimezone: string }>`SELECT txtimezone FROM chatbot_schema.usage_rollup_state FOR UPDATE`.execute(trx);
     if (locked.rows[0]?.txtimezone === timeZone) return;
-    await rebuildUsageRollups(trx, timeZone);
+    await restartUsageBackfill(trx, timeZone);
   });
 }

@@ -5,7 +5,7 @@ import { startTestApp } from '../../test/app.ts';
 import { type ChatWorld, newChat, parseSse, startChatWorld } from '../../test/chat-fixtures.ts';
 import { finalizeResponse } from '../chat/response-store.ts';
 import type { Db } from '../db/database.ts';
-import { HISTOGRAM_EDGES_S } from '../db/migrations/011-usage-rollups.ts';
+import { HISTOGRAM_EDGES_S, runUsageBackfill } from '../db/migrations/011-usage-rollups.ts';
 import { toCsv } from './csv.ts';
 import { parseRange } from './range.ts';
 import { averageSecondsPerModel, modelDays, promptsPerUsername, summarizeModels, totals, userOverview } from './stats-queries.ts';
@@ -289,6 +289,16 @@ describe('GET /admin/stats', () => {
     assert.doesNotMatch(res.body, /style=/);
   });
 
+  test('says "statistics are being computed (N %)" while the backfill runs, and nothing once it is done', async () => {
+    await sql`UPDATE chatbot_schema.usage_rollup_state SET nbackfill_cursor = 1, nbackfill_upto = 4`.execute(db);
+    try {
+      assert.match((await w.admin.get('/admin/stats')).body, /Statistics are being computed \(25 %\)/);
+    } finally {
+      await sql`UPDATE chatbot_schema.usage_rollup_state SET nbackfill_cursor = NULL`.execute(db);
+    }
+    assert.doesNotMatch((await w.admin.get('/admin/stats')).body, /being computed/);
+  });
+
   test('refuses bad and repeated range values with 400 and a message', async () => {
     for (const q of [
       'range=1y',
@@ -386,6 +396,7 @@ describe('STATS_TIMEZONE', () => {
     await sql`INSERT INTO chatbot_schema.message (idchat, txmessage, dtcreated) VALUES (${chat.rows[0]?.idchat}, 'late', '2026-03-10T03:30:00Z')`.execute(db);
     const ny = await startTestApp({ STATS_TIMEZONE: 'America/New_York' }, w.t.database);
     try {
+      await runUsageBackfill(db);
       const state = await sql<{ txtimezone: string }>`SELECT txtimezone FROM chatbot_schema.usage_rollup_state`.execute(db);
       assert.equal(state.rows[0]?.txtimezone, 'America/New_York');
       await assertSeedEqual(db, ALL, 'America/New_York');
@@ -405,6 +416,7 @@ describe('STATS_TIMEZONE', () => {
     }
     // Back in UTC (a restart with the old zone rebuilds again): the same prompt is on the 10th.
     const utc = await startTestApp({ STATS_TIMEZONE: 'UTC' }, w.t.database);
+    await runUsageBackfill(db);
     await utc.app.close();
     const on10 = await promptsPerUsername(db, { from: '2026-03-10', to: '2026-03-10' });
     assert.equal(

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { requireAdmin, requireUser } from '../auth/guards.ts';
 import type { Config } from '../config.ts';
 import type { Db } from '../db/database.ts';
-import { HISTOGRAM_EDGES_S } from '../db/migrations/011-usage-rollups.ts';
+import { HISTOGRAM_EDGES_S, runUsageBackfill, usageBackfillPercent } from '../db/migrations/011-usage-rollups.ts';
 import { BadRequestError, NotFoundError } from '../http/errors.ts';
 import { pathId } from '../http/validation.ts';
 import type { LineChart } from './charts.ts';
@@ -82,6 +82,8 @@ export async function statsRoutes(app: FastifyInstance, opts: { db: Db; config: 
   const { db, config } = opts;
   const timeZone = config.STATS_TIMEZONE;
   await syncRollupTimeZone(db, timeZone);
+  // Existing rows (an adopted database, an upgrade, a new zone) are counted after start, in batches that each commit.
+  runUsageBackfill(db).catch((err: unknown) => app.log.error({ err }, 'usage statistics backfill failed; it resumes at the next start'));
 
   app.get('/admin/stats', async (req, reply) => {
     requireAdmin(req);
@@ -171,12 +173,13 @@ export async function statsRoutes(app: FastifyInstance, opts: { db: Db; config: 
     }
 
     const bucket = chartBucket(range);
-    const [overview, averagePerModel, previous, perModel, series] = await Promise.all([
+    const [overview, averagePerModel, previous, perModel, series, backfillPercent] = await Promise.all([
       userOverview(db, range, PAGE_USER_ROWS),
       averageSecondsPerModel(db, range),
       range.previous ? totals(db, range.previous) : Promise.resolve(null),
       modelDays(db, range, 'total'),
       modelDays(db, range, bucket),
+      usageBackfillPercent(db),
     ]);
     return reply.page({
       title: 'Statistics',
@@ -193,6 +196,7 @@ export async function statsRoutes(app: FastifyInstance, opts: { db: Db; config: 
         users: overview.users,
         charts: charts(series, bucketsOf(range, series[0]?.dday, timeZone, bucket), bucket),
         userLimit: PAGE_USER_ROWS,
+        backfillPercent,
       }),
     });
   });

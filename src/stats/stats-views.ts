@@ -17,6 +17,8 @@ export interface StatsPageData {
   users: { rows: UserStats[]; total: number };
   charts: LineChart[];
   userLimit: number;
+  /** Set while existing rows are still being counted (after an adoption, an upgrade or a new STATS_TIMEZONE). */
+  backfillPercent: number | null;
 }
 
 const DASH = '—';
@@ -73,6 +75,7 @@ export function statsPage(d: StatsPageData): SafeHtml {
   const r = d.range;
   return html`<h1 class="h3 mb-3">Usage &amp; inference statistics</h1>
 ${rangePicker('/admin/stats', r, d.timeZone)}
+${d.backfillPercent === null ? '' : html`<p class="alert alert-warning" role="status" data-testid="backfill">Statistics are being computed (${d.backfillPercent} %): the numbers below are still growing.</p>`}
 ${totalsCards(d.totals, d.previous)}
 <p class="small text-body-secondary">Error rate: answers that ended in an error or were interrupted, of all answers. Stopped answers were stopped by their user and are not errors. Deleted chats keep their counts here.</p>
 

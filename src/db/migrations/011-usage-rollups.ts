@@ -23,7 +23,11 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   await sql`
     CREATE TABLE chatbot_schema.usage_rollup_state (
       id BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (id),
-      txtimezone TEXT NOT NULL DEFAULT 'UTC'
+      txtimezone TEXT NOT NULL DEFAULT 'UTC',
+      -- The backfill walks chats in id order, in batches that each commit: chats up to the cursor are counted, and so
+      -- are chats newer than nbackfill_upto (their rows arrive through the triggers); NULL cursor: nothing left to do.
+      nbackfill_cursor INTEGER,
+      nbackfill_upto INTEGER
     );
     INSERT INTO chatbot_schema.usage_rollup_state (id) VALUES (TRUE);
 
@@ -92,6 +96,12 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       END
     $$;
 
+    -- Whether the rows of this chat are in the rollups yet (see nbackfill_cursor); a trigger folds only those.
+    CREATE FUNCTION chatbot_schema.usage_counts(p_idchat INTEGER) RETURNS BOOLEAN
+    LANGUAGE sql STABLE AS $$
+      SELECT s.nbackfill_cursor IS NULL OR p_idchat <= s.nbackfill_cursor OR p_idchat > s.nbackfill_upto FROM chatbot_schema.usage_rollup_state s
+    $$;
+
     CREATE FUNCTION chatbot_schema.usage_day(ts TIMESTAMPTZ) RETURNS DATE
     LANGUAGE sql STABLE AS $$
       SELECT (ts AT TIME ZONE (SELECT s.txtimezone FROM chatbot_schema.usage_rollup_state s))::date
@@ -102,6 +112,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     LANGUAGE plpgsql AS $$
     DECLARE v_user INTEGER; v_llm INTEGER; v_day DATE := chatbot_schema.usage_day(p_created);
     BEGIN
+      IF NOT chatbot_schema.usage_counts(p_idchat) THEN RETURN; END IF;
       SELECT c.idappuser, c.idllm INTO v_user, v_llm FROM chatbot_schema.chat c WHERE c.idchat = p_idchat;
       IF v_user IS NULL THEN RETURN; END IF;
       INSERT INTO chatbot_schema.usage_day_model AS t (dday, idllm, nprompts) VALUES (v_day, v_llm, delta)
@@ -124,7 +135,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       v_gen NUMERIC := CASE WHEN r.ncompletion_tokens > 0 THEN EXTRACT(EPOCH FROM (r.tinf_end - coalesce(r.tfirst_token, r.tinf_start))) END;
       v_failed INTEGER := CASE WHEN r.txstatus IN ('error', 'interrupted') THEN delta ELSE 0 END;
     BEGIN
-      IF r.txstatus NOT IN ('complete', 'error', 'stopped', 'interrupted') THEN RETURN; END IF;
+      IF r.txstatus NOT IN ('complete', 'error', 'stopped', 'interrupted') OR NOT chatbot_schema.usage_counts(r.idchat) THEN RETURN; END IF;
       SELECT c.idappuser INTO v_user FROM chatbot_schema.chat c WHERE c.idchat = r.idchat;
       -- The prompt's day: an answer belongs to the day its question was asked (adopted rows without timestamps: their message's).
       v_day := chatbot_schema.usage_day(coalesce(r.tinf_start, (SELECT m.dtcreated FROM chatbot_schema.message m WHERE m.idmessage = r.idmessage), now()));
@@ -192,7 +203,8 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       FOR EACH ROW EXECUTE FUNCTION chatbot_schema.usage_response_trigger();
   `.execute(db);
 
-  await rebuildUsageRollups(db as Db, 'UTC');
+  // The backfill of existing rows (an adopted Flask database, or an upgrade) runs after start, in batches: see below.
+  await restartUsageBackfill(db as Db, 'UTC');
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {
@@ -200,30 +212,84 @@ export async function down(db: Kysely<unknown>): Promise<void> {
     DROP TRIGGER IF EXISTS usage_message ON chatbot_schema.message;
     DROP TRIGGER IF EXISTS usage_response ON chatbot_schema.response;
     DROP FUNCTION IF EXISTS chatbot_schema.usage_message_trigger, chatbot_schema.usage_response_trigger,
-      chatbot_schema.usage_fold_message, chatbot_schema.usage_fold_response, chatbot_schema.usage_day, chatbot_schema.usage_hist_add;
+      chatbot_schema.usage_fold_message, chatbot_schema.usage_fold_response, chatbot_schema.usage_day, chatbot_schema.usage_counts, chatbot_schema.usage_hist_add;
     DROP TABLE IF EXISTS chatbot_schema.usage_user_total, chatbot_schema.usage_day_user, chatbot_schema.usage_day_model, chatbot_schema.usage_rollup_state;
   `.execute(db);
 }
 
+/** Chats per backfill batch: writers of messages and responses wait for one batch (about 10 prompts a chat: ~0.1 s). */
+export const BACKFILL_BATCH_CHATS = 1000;
+
 /**
- * Recomputes every rollup from the rows, counting days in `timeZone`. Writers of messages and responses wait (SHARE
- * ROW EXCLUSIVE lets readers through) so no trigger folds a row in between; the delete and the inserts commit together.
- * Runs in the migration (the backfill of an adopted or existing database) and when STATS_TIMEZONE changes.
- * Counts of chats deleted earlier are lost by a rebuild: the rows are gone.
+ * Empties the rollups and starts counting every existing chat again, in `timeZone`: the migration (an adopted or
+ * upgraded database) and a STATS_TIMEZONE change. Writers wait for this short transaction (SHARE ROW EXCLUSIVE lets
+ * readers through), so no trigger folds a row between the delete and the new cursor. The batches then run after
+ * start (runUsageBackfill), from any process. Counts of chats deleted earlier are lost: their rows are gone.
  */
-export async function rebuildUsageRollups(db: Db, timeZone: string): Promise<void> {
-  if (db.isTransaction) return recomputeUsageRollups(db, timeZone);
-  await db.transaction().execute((trx) => recomputeUsageRollups(trx, timeZone));
+export async function restartUsageBackfill(db: Db, timeZone: string): Promise<void> {
+  const run = async (trx: Db) => {
+    await sql`SELECT 1 FROM chatbot_schema.usage_rollup_state FOR UPDATE`.execute(trx);
+    await sql`LOCK TABLE chatbot_schema.message, chatbot_schema.response IN SHARE ROW EXCLUSIVE MODE`.execute(trx);
+    await sql`DELETE FROM chatbot_schema.usage_day_model; DELETE FROM chatbot_schema.usage_day_user; DELETE FROM chatbot_schema.usage_user_total;`.execute(trx);
+    await sql`
+      UPDATE chatbot_schema.usage_rollup_state SET txtimezone = ${timeZone},
+        nbackfill_upto = (SELECT max(idchat) FROM chatbot_schema.chat),
+        nbackfill_cursor = CASE WHEN EXISTS (SELECT 1 FROM chatbot_schema.chat) THEN 0 END`.execute(trx);
+  };
+  if (db.isTransaction) await run(db);
+  else await db.transaction().execute(run);
 }
 
-async function recomputeUsageRollups(trx: Db, timeZone: string): Promise<void> {
-  await sql`LOCK TABLE chatbot_schema.message, chatbot_schema.response IN SHARE ROW EXCLUSIVE MODE`.execute(trx);
-  await sql`UPDATE chatbot_schema.usage_rollup_state SET txtimezone = ${timeZone}`.execute(trx);
-  await sql`DELETE FROM chatbot_schema.usage_day_model; DELETE FROM chatbot_schema.usage_day_user; DELETE FROM chatbot_schema.usage_user_total;`.execute(trx);
+/** How far the backfill is, 0–100, or null when every chat is counted. */
+export async function usageBackfillPercent(db: Db): Promise<number | null> {
+  const r = await sql<{ cursor: number | null; upto: number | null }>`
+    SELECT nbackfill_cursor AS cursor, nbackfill_upto AS upto FROM chatbot_schema.usage_rollup_state`.execute(db);
+  const row = r.rows[0];
+  if (!row || row.cursor === null) return null;
+  return row.upto ? Math.floor((100 * row.cursor) / row.upto) : 0;
+}
+
+/**
+ * Counts the next BACKFILL_BATCH_CHATS chats and moves the cursor past them, in one transaction: the state row
+ * locked first (two processes take turns), then the tables (so the rows read are final until the cursor moves and
+ * the triggers take over for those chats). Returns whether anything is left.
+ */
+export async function backfillUsageStep(db: Db, batchChats = BACKFILL_BATCH_CHATS): Promise<boolean> {
+  return db.transaction().execute(async (trx) => {
+    const state = await sql<{ txtimezone: string; cursor: number | null; upto: number | null }>`
+      SELECT txtimezone, nbackfill_cursor AS cursor, nbackfill_upto AS upto FROM chatbot_schema.usage_rollup_state FOR UPDATE`.execute(trx);
+    const s = state.rows[0];
+    if (!s || s.cursor === null || s.upto === null) return false;
+    await sql`LOCK TABLE chatbot_schema.message, chatbot_schema.response IN SHARE ROW EXCLUSIVE MODE`.execute(trx);
+    const hi = Math.min(s.cursor + batchChats, s.upto);
+    await foldChats(trx, s.txtimezone, s.cursor, hi);
+    const done = hi >= s.upto;
+    await sql`UPDATE chatbot_schema.usage_rollup_state SET nbackfill_cursor = ${done ? null : hi}`.execute(trx);
+    return !done;
+  });
+}
+
+/** Runs the backfill to its end (each batch commits, so a restart resumes where it stopped). */
+export async function runUsageBackfill(db: Db): Promise<void> {
+  while (await backfillUsageStep(db)) {
+    // Let the app's own queries in between batches (on PGlite they share one connection).
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+/** Recounts everything now (tests and benchmarks): restart, then every batch. */
+export async function rebuildUsageRollups(db: Db, timeZone: string): Promise<void> {
+  await restartUsageBackfill(db, timeZone);
+  await runUsageBackfill(db);
+}
+
+/** Adds the rows of chats lo < idchat <= hi to the rollups (which hold nothing of those chats yet). */
+async function foldChats(trx: Db, timeZone: string, lo: number, hi: number): Promise<void> {
   await sql`
       WITH p AS (
         SELECT (m.dtcreated AT TIME ZONE ${timeZone})::date AS dday, c.idappuser, c.idllm, count(*)::int AS n, max(m.dtcreated) AS last
         FROM chatbot_schema.message m JOIN chatbot_schema.chat c ON c.idchat = m.idchat
+        WHERE m.idchat > ${lo} AND m.idchat <= ${hi}
         GROUP BY 1, 2, 3
       ), r AS (
         SELECT (coalesce(x.tinf_start, m.dtcreated) AT TIME ZONE ${timeZone})::date AS dday, c.idappuser, x.idllm, x.txstatus,
@@ -235,7 +301,7 @@ async function recomputeUsageRollups(trx: Db, timeZone: string): Promise<void> {
         FROM chatbot_schema.response x
         JOIN chatbot_schema.chat c ON c.idchat = x.idchat
         JOIN chatbot_schema.message m ON m.idmessage = x.idmessage
-        WHERE x.txstatus IN ('complete', 'error', 'stopped', 'interrupted')
+        WHERE x.txstatus IN ('complete', 'error', 'stopped', 'interrupted') AND x.idchat > ${lo} AND x.idchat <= ${hi}
       ), rm AS (
         SELECT dday, idllm,
           count(*)::int AS nresponses,
@@ -262,7 +328,7 @@ async function recomputeUsageRollups(trx: Db, timeZone: string): Promise<void> {
         LEFT JOIN hb ht ON ht.kind = 'ttft' AND ht.dday = k.dday AND ht.idllm = k.idllm AND ht.b = b.b
         GROUP BY 1, 2
       )
-      INSERT INTO chatbot_schema.usage_day_model (dday, idllm, nprompts, nresponses, ncomplete, nerror, nstopped, ninterrupted,
+      INSERT INTO chatbot_schema.usage_day_model AS t (dday, idllm, nprompts, nresponses, ncomplete, nerror, nstopped, ninterrupted,
         ntimed, sum_inf_s, nttft, sum_ttft_s, ntoken_timed, ntoken_timed_tokens, sum_token_gen_s, nprompt_tokens, ncompletion_tokens, hist_inf, hist_ttft)
       SELECT k.dday, k.idllm, coalesce(pm.n, 0), coalesce(rm.nresponses, 0), coalesce(rm.ncomplete, 0), coalesce(rm.nerror, 0),
         coalesce(rm.nstopped, 0), coalesce(rm.ninterrupted, 0), coalesce(rm.ntimed, 0), coalesce(rm.sum_inf_s, 0), coalesce(rm.nttft, 0),
@@ -272,11 +338,30 @@ async function recomputeUsageRollups(trx: Db, timeZone: string): Promise<void> {
       LEFT JOIN (SELECT dday, idllm, sum(n)::int AS n FROM p GROUP BY 1, 2) pm ON pm.dday = k.dday AND pm.idllm = k.idllm
       LEFT JOIN rm ON rm.dday = k.dday AND rm.idllm = k.idllm
       LEFT JOIN hist h ON h.dday = k.dday AND h.idllm = k.idllm
+      ON CONFLICT (dday, idllm) DO UPDATE SET
+        nprompts = t.nprompts + excluded.nprompts,
+        nresponses = t.nresponses + excluded.nresponses,
+        ncomplete = t.ncomplete + excluded.ncomplete,
+        nerror = t.nerror + excluded.nerror,
+        nstopped = t.nstopped + excluded.nstopped,
+        ninterrupted = t.ninterrupted + excluded.ninterrupted,
+        ntimed = t.ntimed + excluded.ntimed,
+        sum_inf_s = t.sum_inf_s + excluded.sum_inf_s,
+        nttft = t.nttft + excluded.nttft,
+        sum_ttft_s = t.sum_ttft_s + excluded.sum_ttft_s,
+        ntoken_timed = t.ntoken_timed + excluded.ntoken_timed,
+        ntoken_timed_tokens = t.ntoken_timed_tokens + excluded.ntoken_timed_tokens,
+        sum_token_gen_s = t.sum_token_gen_s + excluded.sum_token_gen_s,
+        nprompt_tokens = t.nprompt_tokens + excluded.nprompt_tokens,
+        ncompletion_tokens = t.ncompletion_tokens + excluded.ncompletion_tokens,
+        hist_inf = ARRAY(SELECT x.a + x.b FROM unnest(t.hist_inf, excluded.hist_inf) WITH ORDINALITY AS x(a, b, i) ORDER BY x.i),
+        hist_ttft = ARRAY(SELECT x.a + x.b FROM unnest(t.hist_ttft, excluded.hist_ttft) WITH ORDINALITY AS x(a, b, i) ORDER BY x.i)
     `.execute(trx);
   await sql`
       WITH p AS (
         SELECT (m.dtcreated AT TIME ZONE ${timeZone})::date AS dday, c.idappuser, c.idllm, count(*)::int AS n, max(m.dtcreated) AS last
         FROM chatbot_schema.message m JOIN chatbot_schema.chat c ON c.idchat = m.idchat
+        WHERE m.idchat > ${lo} AND m.idchat <= ${hi}
         GROUP BY 1, 2, 3
       ), r AS (
         SELECT (coalesce(x.tinf_start, m.dtcreated) AT TIME ZONE ${timeZone})::date AS dday, c.idappuser, x.idllm,
@@ -285,17 +370,35 @@ async function recomputeUsageRollups(trx: Db, timeZone: string): Promise<void> {
         FROM chatbot_schema.response x
         JOIN chatbot_schema.chat c ON c.idchat = x.idchat
         JOIN chatbot_schema.message m ON m.idmessage = x.idmessage
-        WHERE x.txstatus IN ('complete', 'error', 'stopped', 'interrupted')
+        WHERE x.txstatus IN ('complete', 'error', 'stopped', 'interrupted') AND x.idchat > ${lo} AND x.idchat <= ${hi}
         GROUP BY 1, 2, 3
       )
-      INSERT INTO chatbot_schema.usage_day_user (dday, idappuser, idllm, nprompts, nresponses, nfailed, nprompt_tokens, ncompletion_tokens, dtlast)
-      SELECT coalesce(p.dday, r.dday), coalesce(p.idappuser, r.idappuser), coalesce(p.idllm, r.idllm), coalesce(p.n, 0), coalesce(r.n, 0),
-        coalesce(r.nfailed, 0), coalesce(r.pt, 0), coalesce(r.ct, 0), greatest(p.last, r.last)
-      FROM p FULL JOIN r ON r.dday = p.dday AND r.idappuser = p.idappuser AND r.idllm = p.idllm
-    `.execute(trx);
-  await sql`
-      INSERT INTO chatbot_schema.usage_user_total (idappuser, models, nprompts, nresponses, nfailed, nprompt_tokens, ncompletion_tokens, dtlast)
+      , j AS (
+        SELECT coalesce(p.dday, r.dday) AS dday, coalesce(p.idappuser, r.idappuser) AS idappuser, coalesce(p.idllm, r.idllm) AS idllm,
+          coalesce(p.n, 0) AS nprompts, coalesce(r.n, 0) AS nresponses, coalesce(r.nfailed, 0) AS nfailed, coalesce(r.pt, 0) AS nprompt_tokens,
+          coalesce(r.ct, 0) AS ncompletion_tokens, greatest(p.last, r.last) AS dtlast
+        FROM p FULL JOIN r ON r.dday = p.dday AND r.idappuser = p.idappuser AND r.idllm = p.idllm
+      ), days AS (
+        INSERT INTO chatbot_schema.usage_day_user AS t (dday, idappuser, idllm, nprompts, nresponses, nfailed, nprompt_tokens, ncompletion_tokens, dtlast)
+        SELECT * FROM j
+        ON CONFLICT (dday, idappuser, idllm) DO UPDATE SET
+          nprompts = t.nprompts + excluded.nprompts,
+        nresponses = t.nresponses + excluded.nresponses,
+        nfailed = t.nfailed + excluded.nfailed,
+        nprompt_tokens = t.nprompt_tokens + excluded.nprompt_tokens,
+        ncompletion_tokens = t.ncompletion_tokens + excluded.ncompletion_tokens,
+          dtlast = greatest(t.dtlast, excluded.dtlast)
+      )
+      INSERT INTO chatbot_schema.usage_user_total AS t (idappuser, models, nprompts, nresponses, nfailed, nprompt_tokens, ncompletion_tokens, dtlast)
       SELECT idappuser, array_agg(DISTINCT idllm), sum(nprompts), sum(nresponses), sum(nfailed), sum(nprompt_tokens), sum(ncompletion_tokens), max(dtlast)
-      FROM chatbot_schema.usage_day_user GROUP BY 1
+      FROM j GROUP BY 1
+      ON CONFLICT (idappuser) DO UPDATE SET
+        nprompts = t.nprompts + excluded.nprompts,
+        nresponses = t.nresponses + excluded.nresponses,
+        nfailed = t.nfailed + excluded.nfailed,
+        nprompt_tokens = t.nprompt_tokens + excluded.nprompt_tokens,
+        ncompletion_tokens = t.ncompletion_tokens + excluded.ncompletion_tokens,
+        dtlast = greatest(t.dtlast, excluded.dtlast),
+        models = ARRAY(SELECT DISTINCT unnest(t.models || excluded.models))
     `.execute(trx);
 }
