@@ -26,6 +26,11 @@ export const AUDIT_ACTIONS = [
   'reset-2fa',
   'create-reset-link',
   'create-user',
+  'create-model',
+  'update-model',
+  'enable-model',
+  'disable-model',
+  'delete-model',
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 

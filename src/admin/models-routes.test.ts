@@ -371,6 +371,37 @@ describe('/admin/models: access control', () => {
   });
 });
 
+describe('/admin/models: the audit log', () => {
+  test('every model change writes an audit row with what changed, never the key', async () => {
+    const db = t.database.db;
+    const before = await db
+      .selectFrom('chatbot_schema.admin_audit')
+      .select((eb) => eb.fn.max('idaudit').as('max'))
+      .executeTakeFirstOrThrow();
+    const since = Number(before.max ?? 0);
+    await adminPostAndFollow('/admin/models', form({ name: 'Audited', apiKey: API_KEY }));
+    const id = await modelId('Audited');
+    await adminPostAndFollow(`/admin/models/${id}`, form({ name: 'Audited 2' }));
+    await adminPostAndFollow(`/admin/models/${id}/disable`);
+    await adminPostAndFollow(`/admin/models/${id}/enable`);
+    await adminPostAndFollow(`/admin/models/${id}/delete`);
+    const rows = await db
+      .selectFrom('chatbot_schema.admin_audit')
+      .select(['txaction', 'idactor', 'idtarget', 'jsdetails'])
+      .where('idaudit', '>', since)
+      .orderBy('idaudit')
+      .execute();
+    assert.deepEqual(
+      rows.map((r) => r.txaction),
+      ['create-model', 'update-model', 'disable-model', 'enable-model', 'delete-model'],
+    );
+    assert.ok(rows.every((r) => r.idactor === adminUserId && r.idtarget === null));
+    assert.equal(rows[0]?.jsdetails.apiKey, 'set');
+    assert.equal(rows[1]?.jsdetails.name, 'Audited 2');
+    assert.doesNotMatch(JSON.stringify(rows), new RegExp(API_KEY));
+  });
+});
+
 // Last, so that it sees every page the tests above showed the admin.
 test('the API key never appeared in any page shown to the admin', () => {
   assert.ok(adminBodies.length > 50);

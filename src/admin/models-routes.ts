@@ -20,6 +20,8 @@ import {
   updateModel,
 } from '../llm/llm-queries.ts';
 import { listModels, ModelError } from '../llm/model-client.ts';
+import { actorOf } from './action-replies.ts';
+import { writeAudit } from './audit-queries.ts';
 import { editModelPage, type FieldErrors, type ModelFormValues, modelsPage } from './models-views.ts';
 
 /** "Test connection" waits this long: an admin is looking at a spinner, and a healthy server answers /models at once. */
@@ -117,12 +119,16 @@ export async function modelsAdminRoutes(app: FastifyInstance, opts: { db: Db; co
   });
 
   app.post('/admin/models', async (req, reply) => {
-    requireAdmin(req);
+    const admin = requireAdmin(req);
     const form = parseBody(modelFormSchema, req.body);
     if (!form.ok) return showList(req, reply, 400, typedValues(req.body), form.errors);
     const { name, baseUrl, model, apiKey, enabled } = form.data;
     if (await isModelNameTaken(db, name)) return showList(req, reply, 400, typedValues(req.body), { name: 'Another model already has this name.' });
-    await createModel(db, box, { name, baseUrl, model, enabled, apiKey: apiKey ?? null });
+    // The model and its audit row commit together (createModel takes the transaction).
+    await db.transaction().execute(async (trx) => {
+      const id = await createModel(trx, box, { name, baseUrl, model, enabled, apiKey: apiKey ?? null });
+      await writeAudit(trx, actorOf(req, admin), 'create-model', null, { id, name, baseUrl, model, enabled, apiKey: apiKey ? 'set' : 'none' });
+    });
     reply.flash('success', `Model “${name}” added.`);
     return back(reply);
   });
@@ -134,7 +140,7 @@ export async function modelsAdminRoutes(app: FastifyInstance, opts: { db: Db; co
   });
 
   app.post('/admin/models/:id', async (req, reply) => {
-    requireAdmin(req);
+    const admin = requireAdmin(req);
     const existing = await findOr404(parseId(req));
     const form = parseBody(modelFormSchema, req.body);
     if (!form.ok) return showEdit(req, reply, existing, typedValues(req.body), 400, form.errors);
@@ -146,6 +152,15 @@ export async function modelsAdminRoutes(app: FastifyInstance, opts: { db: Db; co
     // (updateModel drops it then; the check here only words the notice).
     const keyChange = apiKey ?? (removeApiKey ? null : undefined);
     if (!(await updateModel(db, box, existing.id, { name, baseUrl, model, enabled, apiKey: keyChange }))) throw new NotFoundError('This model does not exist.');
+    // updateModel runs its own transaction, so the audit row follows the committed change (it never claims one that failed).
+    await writeAudit(db, actorOf(req, admin), 'update-model', null, {
+      id: existing.id,
+      name,
+      baseUrl,
+      model,
+      enabled,
+      apiKey: keyChange === undefined ? 'kept' : keyChange === null ? 'removed' : 'replaced',
+    });
     reply.flash('success', `Model “${name}” saved.`);
     if (existing.hasApiKey && keyChange === undefined && !isSameOrigin(existing.baseUrl, baseUrl)) {
       reply.flash('warning', 'The stored API key was removed because the server changed. If the new server needs a key, edit the model and enter it.');
@@ -154,30 +169,38 @@ export async function modelsAdminRoutes(app: FastifyInstance, opts: { db: Db; co
   });
 
   app.post('/admin/models/:id/enable', async (req, reply) => {
-    requireAdmin(req);
+    const admin = requireAdmin(req);
     const model = await findOr404(parseId(req));
     if (model.baseUrl === null) {
       reply.flash('warning', `“${model.name}” has no base URL yet: edit it and set one first.`);
       return back(reply);
     }
-    await setModelEnabled(db, model.id, true);
+    await db.transaction().execute(async (trx) => {
+      await setModelEnabled(trx, model.id, true);
+      await writeAudit(trx, actorOf(req, admin), 'enable-model', null, { id: model.id, name: model.name });
+    });
     reply.flash('success', `“${model.name}” is enabled: users can pick it.`);
     return back(reply);
   });
 
   app.post('/admin/models/:id/disable', async (req, reply) => {
-    requireAdmin(req);
+    const admin = requireAdmin(req);
     const model = await findOr404(parseId(req));
-    await setModelEnabled(db, model.id, false);
+    await db.transaction().execute(async (trx) => {
+      await setModelEnabled(trx, model.id, false);
+      await writeAudit(trx, actorOf(req, admin), 'disable-model', null, { id: model.id, name: model.name });
+    });
     reply.flash('success', `“${model.name}” is disabled: users can no longer pick it, and existing chats stay readable.`);
     return back(reply);
   });
 
   app.post('/admin/models/:id/delete', async (req, reply) => {
-    requireAdmin(req);
+    const admin = requireAdmin(req);
     const model = await findOr404(parseId(req));
     const outcome = await deleteModel(db, model.id);
     if (outcome === 'missing') throw new NotFoundError('This model does not exist.');
+    // deleteModel runs its own transaction: the audit row follows what it did.
+    await writeAudit(db, actorOf(req, admin), outcome === 'disabled' ? 'disable-model' : 'delete-model', null, { id: model.id, name: model.name, outcome });
     if (outcome === 'disabled') reply.flash('warning', `“${model.name}” has chats, so it was disabled instead of deleted: their history is kept.`);
     else reply.flash('success', `Model “${model.name}” deleted.`);
     return back(reply);
