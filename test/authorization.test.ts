@@ -96,14 +96,6 @@ const matrix: Rule[] = [
   ['POST', '/admin/users/:id/deactivate', 'login', 'to-2fa', 'forbidden', 'allow'],
   ['POST', '/admin/users/:id/reactivate', 'login', 'to-2fa', 'forbidden', 'allow'],
   ['POST', '/admin/users/bulk', 'login', 'to-2fa', 'forbidden', 'allow'],
-
-  // ── admin: users and the audit log (src/admin) ──
-  ['GET', '/admin/users', 'login', 'to-2fa', 'forbidden', 'allow'],
-  ['POST', '/admin/users/:id/promote', 'login', 'to-2fa', 'forbidden', 'allow'],
-  ['POST', '/admin/users/:id/demote', 'login', 'to-2fa', 'forbidden', 'allow'],
-  ['POST', '/admin/users/:id/deactivate', 'login', 'to-2fa', 'forbidden', 'allow'],
-  ['POST', '/admin/users/:id/reactivate', 'login', 'to-2fa', 'forbidden', 'allow'],
-  ['POST', '/admin/users/bulk', 'login', 'to-2fa', 'forbidden', 'allow'],
   ['GET', '/admin/users/new', 'login', 'to-2fa', 'forbidden', 'allow'],
   ['POST', '/admin/users/new', 'login', 'to-2fa', 'forbidden', 'allow'],
   ['GET', '/admin/users/:id', 'login', 'to-2fa', 'forbidden', 'allow'],
