@@ -70,6 +70,7 @@ const matrix: Rule[] = [
   ['POST', '/settings/password', 'login', 'to-2fa', 'allow', 'allow'],
   ['POST', '/settings/sessions/revoke', 'login', 'to-2fa', 'allow', 'allow'],
   ['POST', '/settings/sessions/revoke-others', 'login', 'to-2fa', 'allow', 'allow'],
+  ['POST', '/settings/google/unlink', 'login', 'to-2fa', 'allow', 'allow'],
   ['GET', '/settings/2fa', 'login', 'to-2fa', 'allow', 'allow'],
   ['POST', '/settings/2fa', 'login', 'to-2fa', 'allow', 'allow'],
   ['GET', '/2fa/qrcode.png', 'login', 'to-2fa', 'allow', 'allow'],

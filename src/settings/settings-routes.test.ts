@@ -103,4 +103,28 @@ describe('settings', () => {
     assert.equal((await c.get('/chat')).statusCode, 200);
     assert.equal(sessionIds((await c.get('/settings')).body).length, 0);
   });
+
+  test('linked Google identities are listed; unlinked only while the account keeps a password', async () => {
+    const { c, email } = await account();
+    const { idappuser } = await t.database.db.selectFrom('chatbot_schema.app_user').select('idappuser').where('txemail', '=', email).executeTakeFirstOrThrow();
+    const identity = { txissuer: 'https://accounts.google.com', txsubject: `sub-${idappuser}`, idappuser, txemail: 'me@gmail.com' };
+    await t.database.db.insertInto('chatbot_schema.oauth_identity').values(identity).execute();
+    const page = await c.get('/settings');
+    assert.match(page.body, /Google: me@gmail.com/);
+    const wrong = await c.post('/settings/google/unlink', { issuer: identity.txissuer, subject: 'someone-else' });
+    assert.equal(wrong.statusCode, 404);
+    assert.equal((await c.post('/settings/google/unlink', {})).statusCode, 400);
+    assert.equal((await c.post('/settings/google/unlink', { issuer: identity.txissuer, subject: identity.txsubject })).statusCode, 303);
+    assert.match((await c.get('/settings')).body, /No Google account is linked/);
+
+    // An account that signs in only with Google keeps its identity.
+    await t.database.db.insertInto('chatbot_schema.oauth_identity').values(identity).execute();
+    await t.database.db.updateTable('chatbot_schema.app_user').set({ password: null }).where('idappuser', '=', idappuser).execute();
+    const only = await c.get('/settings');
+    assert.match(only.body, /Your only way in/);
+    assert.match(only.body, /has no password/);
+    const refused = await c.post('/settings/google/unlink', { issuer: identity.txissuer, subject: identity.txsubject });
+    assert.equal(refused.statusCode, 409);
+    assert.match((await c.get('/settings')).body, /Google: me@gmail.com/);
+  });
 });

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { listIdentities, unlinkIdentityIfPasswordSet } from '../auth/google-queries.ts';
 import { requireUser } from '../auth/guards.ts';
 import { hashPassword, PASSWORD_MAX_CHARS, passwordProblem, verifyPassword } from '../auth/passwords.ts';
 import type { SessionUser } from '../auth/sessions.ts';
@@ -26,6 +27,8 @@ const passwordSchema = z.object({
 });
 
 // A session key is the hex SHA-256 of its token (sessions.ts).
+const unlinkSchema = z.object({ issuer: formString(500, 'Issuer'), subject: formString(255, 'Subject') });
+
 const revokeSchema = z.object({ session: z.string().regex(/^[0-9a-f]{64}$/, 'Not a session.') });
 
 /** One's own account: name, password, sessions, and the way to the 2FA page. */
@@ -33,7 +36,12 @@ export async function settingsRoutes(app: FastifyInstance, opts: { db: Db }): Pr
   const { db } = opts;
 
   const show = async (req: FastifyRequest, reply: FastifyReply, user: SessionUser, status = 200, extra: { errors?: FieldErrors; error?: string } = {}) => {
-    const [account, sessions, totp] = await Promise.all([findUserById(db, user.userId), listOwnSessions(db, user.userId), readTotpState(db, user.userId)]);
+    const [account, sessions, totp, identities] = await Promise.all([
+      findUserById(db, user.userId),
+      listOwnSessions(db, user.userId),
+      readTotpState(db, user.userId),
+      listIdentities(db, user.userId),
+    ]);
     return reply.page(
       {
         title: 'Settings',
@@ -45,6 +53,7 @@ export async function settingsRoutes(app: FastifyInstance, opts: { db: Db }): Pr
           currentSessionId: user.sessionId,
           sessions,
           twoFactor: { enabled: Boolean(totp?.enabled), recoveryCodesLeft: totp?.unusedRecoveryCodes ?? 0 },
+          identities,
           ...extra,
         }),
       },
@@ -94,6 +103,22 @@ export async function settingsRoutes(app: FastifyInstance, opts: { db: Db }): Pr
     if (form.data.session === user.sessionId) return show(req, reply, user, 400, { error: 'To end this session, sign out.' });
     const revoked = await revokeOwnSession(db, user.userId, form.data.session);
     reply.flash(revoked ? 'success' : 'info', revoked ? 'The session is signed out.' : 'That session had already ended.');
+    return reply.redirect('/settings', 303);
+  });
+
+  // Only while the account keeps a password: unlinking its only way in would lock the user out (one statement decides).
+  app.post('/settings/google/unlink', async (req, reply) => {
+    const user = requireUser(req);
+    const form = parseBody(unlinkSchema, req.body);
+    if (!form.ok) return show(req, reply, user, 400, { error: 'Choose a linked account to unlink.' });
+    const removed = await unlinkIdentityIfPasswordSet(db, user.userId, form.data);
+    if (!removed) {
+      const hasPassword = Boolean((await findUserById(db, user.userId))?.passwordHash);
+      return hasPassword
+        ? show(req, reply, user, 404, { error: 'That Google account is not linked to yours.' })
+        : show(req, reply, user, 409, { error: 'This Google account is your only way to sign in: it cannot be unlinked.' });
+    }
+    reply.flash('success', 'The Google account is unlinked.');
     return reply.redirect('/settings', 303);
   });
 

@@ -1,3 +1,4 @@
+import type { LinkedIdentity } from '../auth/google-queries.ts';
 import { PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS } from '../auth/passwords.ts';
 import { csrfField, field, formAlert } from '../views/forms.ts';
 import { html, type SafeHtml } from '../views/html.ts';
@@ -13,6 +14,7 @@ export interface SettingsView {
   currentSessionId: string;
   sessions: OwnSession[];
   twoFactor: { enabled: boolean; recoveryCodesLeft: number };
+  identities: LinkedIdentity[];
   errors?: FieldErrors;
   /** A message about the whole page (e.g. too many wrong passwords). */
   error?: string;
@@ -65,6 +67,22 @@ function sessionsSection(v: SettingsView): SafeHtml {
 </div></section>`;
 }
 
+function identitiesSection(v: SettingsView): SafeHtml {
+  const rows = v.identities.map(
+    (i) => html`<li class="list-group-item d-flex justify-content-between align-items-center" data-testid="identity">
+      <div>Google${i.email ? html`: ${i.email}` : ''}<div class="small text-body-secondary">Linked ${when(i.createdAt)}${i.lastUsedAt ? html`, last used ${when(i.lastUsedAt)}` : ''}</div></div>
+      ${
+        v.hasPassword
+          ? html`<form method="post" action="/settings/google/unlink">${csrfField(v.csrfToken)}<input type="hidden" name="issuer" value="${i.issuer}"><input type="hidden" name="subject" value="${i.subject}"><button class="btn btn-outline-danger btn-sm" type="submit">Unlink</button></form>`
+          : html`<span class="small text-body-secondary">Your only way in</span>`
+      }</li>`,
+  );
+  return html`<section class="card mb-4"><div class="card-body">
+    <h2 class="h5 card-title">Google sign-in</h2>
+    ${v.identities.length > 0 ? html`<ul class="list-group">${rows}</ul>` : html`<p class="mb-0 text-body-secondary">No Google account is linked.</p>`}
+  </div></section>`;
+}
+
 export function settingsPage(v: SettingsView): SafeHtml {
   const e = v.errors ?? {};
   const twoFactor = v.twoFactor.enabled
@@ -105,6 +123,7 @@ export function settingsPage(v: SettingsView): SafeHtml {
     }
   </div></section>
   ${sessionsSection(v)}
+  ${identitiesSection(v)}
   <section class="card mb-4"><div class="card-body">
     <h2 class="h5 card-title">Two-factor authentication</h2>
     ${twoFactor}
