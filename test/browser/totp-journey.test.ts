@@ -74,6 +74,7 @@ describe('TOTP journey in a browser', { skip: skipWithoutBrowser() }, () => {
     // Settings → two-factor authentication → set up.
     await page.locator('nav.navbar').getByRole('link', { name: 'Settings' }).click();
     await page.waitForURL(/\/settings$/);
+    await screenshot(page, 'settings');
     await page.getByRole('link', { name: 'Manage two-factor authentication' }).click();
     await page.getByRole('button', { name: 'Set up two-factor authentication' }).click();
     await page.waitForURL(/\/settings\/2fa$/);
