@@ -18,15 +18,18 @@ export class TestProvider {
   /** Replaces the next ID token the token endpoint returns, given the nonce the app sent. */
   forgeNext: ((nonce: string) => string) | undefined;
   #lastNonce = '';
+  readonly #claimsByCode = new Map<string, Claims>();
 
   async start(): Promise<void> {
     await this.server.issuer.keys.generate('RS256');
     await this.server.start(0, '127.0.0.1');
     // The ID token (the access token carries `scope`): our claims on top of the provider's.
-    this.server.service.on(Events.BeforeTokenSigning, (token) => {
+    this.server.service.on(Events.BeforeTokenSigning, (token, req) => {
       if ('scope' in token.payload) return;
-      Object.assign(token.payload, this.claims);
-      for (const [k, v] of Object.entries(this.claims)) if (v === undefined) delete token.payload[k];
+      const code = (req as { body?: { code?: unknown } }).body?.code;
+      const claims = (typeof code === 'string' && this.#claimsByCode.get(code)) || this.claims;
+      Object.assign(token.payload, claims);
+      for (const [k, v] of Object.entries(claims)) if (v === undefined) delete token.payload[k];
     });
     this.server.service.on(Events.BeforeAuthorizeRedirect, (_uri, req) => {
       this.#lastNonce = String(new URL(req.url ?? '/', 'http://x').searchParams.get('nonce') ?? '');
@@ -50,10 +53,13 @@ export class TestProvider {
   }
 
   /** What a browser does at the provider: follow the authorize URL, which answers with a redirect back to the app. */
-  async authorize(authorizeUrl: string): Promise<string> {
+  async authorize(authorizeUrl: string, claims?: Claims): Promise<string> {
     const res = await fetch(authorizeUrl, { redirect: 'manual' });
     const location = res.headers.get('location');
     if (res.status !== 302 || !location) throw new Error(`authorize answered ${res.status}`);
+    // Claims for this code only: concurrent sign-ins of different people.
+    const code = new URL(location).searchParams.get('code');
+    if (claims && code) this.#claimsByCode.set(code, claims);
     return location;
   }
 

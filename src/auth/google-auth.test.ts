@@ -349,6 +349,20 @@ describe('REGISTRATION=closed', () => {
   });
   after(() => t.close());
 
+  test('an account an admin made without a password is claimed by the first verified Google identity, and only by it', async () => {
+    const { id } = await createUser(t.database.db, { username: 'Google only', email: 'preset@example.com', passwordHash: null });
+    provider.forgeNext = undefined;
+    provider.claims = { sub: 'g-preset', ...verified('Preset@example.com') };
+    assert.equal((await googleSignIn(new TestClient(t.app))).headers.location, '/chat');
+    const identity = await t.database.db.selectFrom('chatbot_schema.oauth_identity').select('idappuser').where('txsubject', '=', 'g-preset').executeTakeFirst();
+    assert.equal(identity?.idappuser, id);
+    // Another Google account with that address (another sub) does not take it over.
+    provider.claims = { sub: 'g-preset-other', ...verified('preset@example.com') };
+    const c = new TestClient(t.app);
+    assert.match(await landed(c, await googleSignIn(c)), /linked to another sign-in/);
+    await t.database.db.deleteFrom('chatbot_schema.app_user').where('idappuser', '=', id).execute();
+  });
+
   test('refuses a new Google account; an account an admin made is reached through the link page', async () => {
     provider.forgeNext = undefined;
     provider.claims = { sub: 'g-closed', ...verified('closed@example.com') };

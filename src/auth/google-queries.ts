@@ -80,3 +80,18 @@ export async function unlinkIdentityIfPasswordSet(db: Db, userId: number, key: I
     .executeTakeFirst();
   return Number(removed.numDeletedRows) > 0;
 }
+
+/**
+ * An account an administrator made for this address without a password ("Google only") has no way in yet: the first
+ * identity with that verified address claims it. Only while it has no password and no identity (the row locked, so
+ * two identities cannot both claim it); an account someone has used is never taken over by e-mail. `false`: not claimed.
+ */
+export async function claimUnusedAccount(db: Db, userId: number, key: IdentityKey, email: string): Promise<boolean> {
+  return db.transaction().execute(async (trx) => {
+    const user = await trx.selectFrom('chatbot_schema.app_user').select(['password']).where('idappuser', '=', userId).forUpdate().executeTakeFirst();
+    if (!user || (user.password !== null && user.password !== '')) return false;
+    const linked = await trx.selectFrom('chatbot_schema.oauth_identity').select('txsubject').where('idappuser', '=', userId).executeTakeFirst();
+    if (linked) return false;
+    return linkIdentity(trx, userId, key, email);
+  });
+}

@@ -6,7 +6,7 @@ import { NotFoundError } from '../http/errors.ts';
 import { parseBody } from '../http/validation.ts';
 import { changeEmailIfFree, createUser, EmailTakenError, findUserByEmail, findUserById, normalizeEmail, uniqueUsername } from '../users/user-queries.ts';
 import { GoogleClient, OidcFailure, type VerifiedIdentity } from './google-client.ts';
-import { findUserByIdentity, linkIdentity, touchIdentity } from './google-queries.ts';
+import { claimUnusedAccount, findUserByIdentity, linkIdentity, touchIdentity } from './google-queries.ts';
 import { GoogleState } from './google-state.ts';
 import { linkGooglePage } from './google-views.ts';
 import { requireAnonymous } from './guards.ts';
@@ -149,13 +149,11 @@ export async function googleRoutes(app: FastifyInstance, opts: { db: Db; config:
     const user = await findUserById(db, userId);
     if (!user?.isActive) return refuse(req, reply, 'account_deactivated', DEACTIVATED, next);
     if (!user.passwordHash) {
-      return refuse(
-        req,
-        reply,
-        'link_no_password',
-        'An account with this e-mail exists but has no password to confirm it with. Ask an administrator to link your Google account.',
-        next,
-      );
+      if (await claimUnusedAccount(db, user.id, { issuer: identity.issuer, subject: identity.subject }, user.email)) {
+        req.log.info({ userId: user.id }, 'google identity linked to an account an administrator created');
+        return completeSignIn(req, reply, user, { method: 'google', next });
+      }
+      return refuse(req, reply, 'link_no_password', 'An account with this e-mail exists and is linked to another sign-in. Ask an administrator.', next);
     }
     if (user.is2faEnabled) {
       // Linking must pass the second factor too, or a later Google sign-in would skip it; until the step can
