@@ -455,6 +455,85 @@ describe('an existing local account with the e-mail is linked only with its pass
   });
 });
 
+describe('"Google link pending" is not signed in', () => {
+  let t: TestApp;
+  before(async () => {
+    t = await startTestApp(provider.env());
+    await new TestClient(t.app).register({ username: 'Pending Link', email: 'pending-link@example.com' });
+  });
+  after(() => t.close());
+
+  test('a browser waiting to prove the password reaches the link page and the sign-in pages, nothing else', async () => {
+    provider.forgeNext = undefined;
+    provider.claims = { sub: 'g-pending-link', ...verified('pending-link@example.com') };
+    const c = new TestClient(t.app);
+    assert.equal((await googleSignIn(c)).headers.location, '/login/google/link');
+    assert.equal((await c.get('/login/google/link')).statusCode, 200);
+    assert.equal((await c.get('/login')).statusCode, 200);
+    for (const url of ['/', '/chat', '/chat/1', '/settings', '/admin/users', '/admin/models']) {
+      assert.match(String((await c.get(url)).headers.location), /^\/login(\?|$)/, url);
+    }
+    assert.equal((await c.postJson('/api/chats', { llm: 1 })).statusCode, 401);
+    assert.equal(await countIdentities(t), 0);
+  });
+
+  test('a tampered link cookie is worthless', async () => {
+    provider.forgeNext = undefined;
+    provider.claims = { sub: 'g-pending-link', ...verified('pending-link@example.com') };
+    const c = new TestClient(t.app);
+    await googleSignIn(c);
+    const name = 'parley_google_link';
+    const value = c.cookies.get(name);
+    assert.ok(value);
+    c.cookies.set(name, `${value.slice(0, 10)}${value[10] === 'A' ? 'B' : 'A'}${value.slice(11)}`);
+    assert.match(String((await c.get('/login/google/link')).headers.location), /^\/login/);
+    await c.get('/login'); // a CSRF token, so the POST is refused for the cookie and not for the token
+    assert.match(String((await c.post('/login/google/link', { password: DEFAULT_PASSWORD })).headers.location), /^\/login/);
+    assert.equal(await countIdentities(t), 0);
+  });
+});
+
+describe('every refusal is one log line with a reason code, without tokens or codes', () => {
+  test('a replayed callback and a wrong nonce', async () => {
+    const { buildApp } = await import('../app.ts');
+    const { testConfig } = await import('../../test/app.ts');
+    const { openTestDatabase } = await import('../../test/database.ts');
+    const { Writable } = await import('node:stream');
+    const lines: string[] = [];
+    const stream = new Writable({
+      write(chunk, _enc, done) {
+        lines.push(...String(chunk).split('\n').filter(Boolean));
+        done();
+      },
+    });
+    const database = await openTestDatabase();
+    const app = await buildApp({ config: testConfig(provider.env()), db: database.db, logger: { level: 'info', stream } });
+    try {
+      provider.forgeNext = undefined;
+      provider.claims = { sub: 'g-logged', ...verified('logged@example.com'), nonce: 'wrong' };
+      const c = new TestClient(app);
+      const start = await c.get('/login/google');
+      const back = new URL(await provider.authorize(String(start.headers.location)));
+      lines.length = 0;
+      const res = await c.get(back.pathname + back.search);
+      assert.equal(res.headers.location, '/login');
+      const refusals = lines.filter((l) => l.includes('google sign-in refused'));
+      assert.equal(refusals.length, 1, lines.join('\n'));
+      assert.equal(JSON.parse(refusals[0] ?? '{}').reason, 'id_token_jwt_claim_comparison_failed');
+      const code = back.searchParams.get('code') ?? '';
+      const state = back.searchParams.get('state') ?? '';
+      for (const line of lines) {
+        assert.ok(!line.includes(code), 'the code is not logged');
+        assert.ok(!line.includes(state), 'the state is not logged');
+        assert.ok(!/eyJ[A-Za-z0-9_-]{10,}/.test(line), 'no JWT in the log');
+      }
+    } finally {
+      await app.close();
+      await database.close();
+    }
+  });
+});
+
 describe('LOCAL_LOGIN=false: Google only', () => {
   let t: TestApp;
   before(async () => {

@@ -67,6 +67,10 @@ export async function googleRoutes(app: FastifyInstance, opts: { db: Db; config:
   });
 
   app.get('/login/google/authorized', async (req, reply) => {
+    // The query holds the authorization code and state: kept for the exchange, then cut from the URL that the request
+    // log line (and any error line) writes. The code is single-use and PKCE-bound, but it has no place in logs.
+    const callbackUrl = new URL(req.url, config.PUBLIC_URL);
+    req.raw.url = callbackUrl.pathname;
     requireAnonymous(req);
     const google = requireGoogle();
     const query = req.query as Record<string, unknown>;
@@ -90,7 +94,7 @@ export async function googleRoutes(app: FastifyInstance, opts: { db: Db; config:
     }
     let identity: VerifiedIdentity;
     try {
-      identity = await google.finish(new URL(req.url, config.PUBLIC_URL), flow.value);
+      identity = await google.finish(callbackUrl, flow.value);
     } catch (err) {
       if (err instanceof OidcFailure) return refuse(req, reply, err.reason, err.message, next);
       throw err;
