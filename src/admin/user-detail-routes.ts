@@ -68,7 +68,7 @@ export async function userDetailRoutes(app: FastifyInstance, opts: { db: Db; con
         if (role === 'admin') await grantAdmin(trx, id);
         await writeAudit(trx, actor, 'create-user', [{ id, username }], { role, signIn });
       });
-      reply.flash('success', `Account “${username.slice(0, 60)}” created${signIn === 'google' ? ' without a password, for Google sign-in' : ''}.`);
+      reply.flash('success', `Account “${username.slice(0, 60)}” created${signIn === 'google' ? ': they sign in with Google using this e-mail' : ''}.`);
       return reply.redirect(`/admin/users/${created.id}`, 303);
     } catch (err) {
       if (err instanceof EmailTakenError) return again({ email: 'An account with this e-mail already exists.' });

@@ -144,7 +144,7 @@ export function newUserPage(v: { csrfToken: string; values: NewUserValues; error
     </fieldset>
     <fieldset class="mb-3"><legend class="form-label fs-6">Sign-in</legend>
       <div class="form-check"><input class="form-check-input" type="radio" name="signIn" id="f-signin-password" value="password"${checked(val.signIn !== 'google')}><label class="form-check-label" for="f-signin-password">Initial password (below)</label></div>
-      <div class="form-check"><input class="form-check-input" type="radio" name="signIn" id="f-signin-google" value="google"${checked(val.signIn === 'google')}><label class="form-check-label" for="f-signin-google">Google only (no password; the account is for Google sign-in with this e-mail)</label></div>
+      <div class="form-check"><input class="form-check-input" type="radio" name="signIn" id="f-signin-google" value="google"${checked(val.signIn === 'google')}><label class="form-check-label" for="f-signin-google">Google only (no password: the first Google sign-in with this verified e-mail claims the account)</label></div>
     </fieldset>
     ${field({ name: 'password', label: 'Initial password', type: 'password', error: v.errors.password, required: false, autocomplete: 'new-password', maxlength: 128, help: 'At least 8 characters. Hand it over safely; or create a reset link from the user page instead.' })}
     <button class="btn btn-primary" type="submit">Create account</button>
