@@ -580,3 +580,33 @@ describe('the button', () => {
     }
   });
 });
+
+describe('queries for the settings page', () => {
+  test('listIdentities shows the linked identity; unlinking needs a password on the account', async () => {
+    const { listIdentities, unlinkIdentityIfPasswordSet } = await import('./google-queries.ts');
+    const { setPasswordHash } = await import('../users/user-queries.ts');
+    const t = await startTestApp(provider.env());
+    try {
+      provider.forgeNext = undefined;
+      provider.claims = { sub: 'g-settings', ...verified('settings@example.com') };
+      await googleSignIn(new TestClient(t.app));
+      const user = await userRow(t, 'settings@example.com');
+      assert.ok(user);
+      const [identity, ...more] = await listIdentities(t.database.db, user.idappuser);
+      assert.ok(identity);
+      assert.equal(more.length, 0);
+      assert.deepEqual(
+        { issuer: identity.issuer, subject: identity.subject, email: identity.email },
+        { issuer: provider.issuer, subject: 'g-settings', email: 'settings@example.com' },
+      );
+      // Google-only: unlinking would lock the person out.
+      assert.equal(await unlinkIdentityIfPasswordSet(t.database.db, user.idappuser, identity), false);
+      assert.equal((await listIdentities(t.database.db, user.idappuser)).length, 1);
+      await setPasswordHash(t.database.db, user.idappuser, await hashPassword(DEFAULT_PASSWORD));
+      assert.equal(await unlinkIdentityIfPasswordSet(t.database.db, user.idappuser, identity), true);
+      assert.equal((await listIdentities(t.database.db, user.idappuser)).length, 0);
+    } finally {
+      await t.close();
+    }
+  });
+});
