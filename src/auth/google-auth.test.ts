@@ -610,3 +610,42 @@ describe('queries for the settings page', () => {
     }
   });
 });
+
+describe('the provider goes down between the redirect and the callback', () => {
+  test('the token request fails: /login with a message, reason provider_unreachable', async () => {
+    const flaky = new TestProvider();
+    await flaky.start();
+    flaky.claims = { sub: 'g-flaky', ...verified('flaky@example.com') };
+    const t = await startTestApp(flaky.env());
+    try {
+      const c = new TestClient(t.app);
+      const start = await c.get('/login/google');
+      const back = new URL(await flaky.authorize(String(start.headers.location)));
+      await flaky.stop();
+      assert.match(await landed(c, await c.get(back.pathname + back.search)), /could not be reached/);
+      assert.equal(await userRow(t, 'flaky@example.com'), undefined);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+describe('TOTP_FOR_OAUTH', () => {
+  for (const [flag, expected] of [
+    ['false', '/chat'],
+    ['true', '/login/2fa'],
+  ] as const) {
+    test(`=${flag}: a Google sign-in of an account with 2FA goes to ${expected}`, async () => {
+      const t = await startTestApp(provider.env({ TOTP_FOR_OAUTH: flag }));
+      try {
+        provider.forgeNext = undefined;
+        provider.claims = { sub: 'g-2fa', ...verified('two-factor@example.com') };
+        await googleSignIn(new TestClient(t.app));
+        await t.database.db.updateTable('chatbot_schema.app_user').set({ is_2fa_enabled: true }).where('txemail', '=', 'two-factor@example.com').execute();
+        assert.equal((await googleSignIn(new TestClient(t.app))).headers.location, expected);
+      } finally {
+        await t.close();
+      }
+    });
+  }
+});
