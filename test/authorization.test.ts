@@ -49,6 +49,7 @@ const matrix: Rule[] = [
   ['GET', '/login/google/authorized', 'allow', 'to-2fa', 'to-chat', 'to-chat'],
   ['GET', '/login/google/link', 'allow', 'to-2fa', 'to-chat', 'to-chat'],
   ['POST', '/login/google/link', 'allow', 'to-2fa', 'to-chat', 'to-chat'],
+  ['GET', '/login/google/link/complete', 'login', 'to-2fa', 'allow', 'allow'],
 
   // ── chat pages (src/chat) ──
   ['GET', '/chat', 'login', 'to-2fa', 'allow', 'allow'],

@@ -649,3 +649,43 @@ describe('TOTP_FOR_OAUTH', () => {
     });
   }
 });
+
+describe('linking an account with 2FA passes the second step first', () => {
+  test('the right password leads to /login/2fa, nothing linked yet; once signed in fully, the link completes', async () => {
+    const { createSession } = await import('./sessions.ts');
+    const t = await startTestApp(provider.env());
+    try {
+      await new TestClient(t.app).register({ username: 'With 2FA', email: 'with-2fa@example.com' });
+      const user = await userRow(t, 'with-2fa@example.com');
+      assert.ok(user);
+      await t.database.db.updateTable('chatbot_schema.app_user').set({ is_2fa_enabled: true }).where('idappuser', '=', user.idappuser).execute();
+      provider.forgeNext = undefined;
+      provider.claims = { sub: 'g-with-2fa', ...verified('with-2fa@example.com') };
+      const c = new TestClient(t.app);
+      assert.equal((await googleSignIn(c, { next: '/chat/5' })).headers.location, '/login/google/link');
+      await c.get('/login/google/link');
+      const res = await c.post('/login/google/link', { password: DEFAULT_PASSWORD });
+      assert.equal(res.statusCode, 303);
+      assert.equal(res.headers.location, `/login/2fa?next=${encodeURIComponent('/login/google/link/complete')}`);
+      assert.equal(await countIdentities(t), 0, 'nothing linked before the second factor');
+      // Half-signed-in: the completion is out of reach.
+      assert.match(String((await c.get('/login/google/link/complete')).headers.location), /^\/login\/2fa/);
+      assert.equal(await countIdentities(t), 0);
+
+      // What the second step does when the code is right: a complete session (the 2FA slice's own tests cover the step).
+      const other = new TestClient(t.app);
+      other.cookies.set('parley_session', await createSession(t.database.db, user.idappuser, {}));
+      assert.equal((await other.get('/login/google/link/complete')).headers.location, '/chat', 'another browser has no link cookie');
+      assert.equal(await countIdentities(t), 0);
+      c.cookies.set('parley_session', await createSession(t.database.db, user.idappuser, {}));
+      const done = await c.get('/login/google/link/complete');
+      assert.equal(done.headers.location, '/chat/5');
+      const identity = await t.database.db.selectFrom('chatbot_schema.oauth_identity').select(['idappuser', 'txsubject']).executeTakeFirst();
+      assert.deepEqual(identity, { idappuser: user.idappuser, txsubject: 'g-with-2fa' });
+      // The cookie is spent.
+      assert.equal(c.cookies.has('parley_google_link'), false);
+    } finally {
+      await t.close();
+    }
+  });
+});

@@ -9,7 +9,7 @@ import { GoogleClient, OidcFailure, type VerifiedIdentity } from './google-clien
 import { claimUnusedAccount, findUserByIdentity, linkIdentity, touchIdentity } from './google-queries.ts';
 import { GoogleState } from './google-state.ts';
 import { linkGooglePage } from './google-views.ts';
-import { requireAnonymous } from './guards.ts';
+import { requireAnonymous, requireUser } from './guards.ts';
 import { PASSWORD_MAX_CHARS, verifyPassword } from './passwords.ts';
 import { completeSignIn, nextFromQuery, safeNext } from './sign-in.ts';
 import { ACCOUNT_PASSWORD_RULE, clearFailures, IP_PASSWORD_RULE, releaseAttempt, reserveAttempts } from './throttle.ts';
@@ -25,6 +25,9 @@ const linkSchema = z.object({
 });
 
 class IdentityTakenError extends Error {}
+
+/** Where a link of an account with 2FA is finished, once the second step has been passed. */
+const LINK_COMPLETE_PATH = '/login/google/link/complete';
 
 /**
  * GET /login/google starts the authorization code flow; GET /login/google/authorized finishes it with three outcomes:
@@ -159,17 +162,6 @@ export async function googleRoutes(app: FastifyInstance, opts: { db: Db; config:
       }
       return refuse(req, reply, 'link_no_password', 'An account with this e-mail exists and is linked to another sign-in. Ask an administrator.', next);
     }
-    if (user.is2faEnabled) {
-      // Linking must pass the second factor too, or a later Google sign-in would skip it; until the step can
-      // carry a pending link, the person signs in with the password and code.
-      return refuse(
-        req,
-        reply,
-        'link_requires_2fa',
-        'An account with this e-mail exists and uses two-factor authentication. Sign in with your password; Google cannot be linked to it yet.',
-        next,
-      );
-    }
     state.saveLink(reply, { issuer: identity.issuer, subject: identity.subject, email: user.email, userId: user.id, next });
     return reply.redirect('/login/google/link', 303);
   }
@@ -214,9 +206,14 @@ export async function googleRoutes(app: FastifyInstance, opts: { db: Db; config:
     if (!ok || !user) return showLink(req, reply, email, 401, 'Wrong password.');
     await clearFailures(db, accountKey);
     await releaseAttempt(db, ipKey, IP_PASSWORD_RULE);
-    state.clearLink(reply);
+    if (!user.is2faEnabled) state.clearLink(reply);
     if (!user.isActive) return refuse(req, reply, 'account_deactivated', DEACTIVATED, next);
-    if (user.is2faEnabled) return refuse(req, reply, 'link_requires_2fa', 'This account uses two-factor authentication. Sign in with your password.', next);
+    if (user.is2faEnabled) {
+      // Linking must pass the second factor too, or every later Google sign-in would skip it (TOTP_FOR_OAUTH=false):
+      // the password starts a sign-in that needs the code, and the identity is added after it, at LINK_COMPLETE_PATH.
+      state.saveLink(reply, { ...withoutExp(link.value), passwordProven: true });
+      return completeSignIn(req, reply, user, { method: 'password', next: LINK_COMPLETE_PATH });
+    }
     const linked = await linkIdentity(db, user.id, { issuer: link.value.issuer, subject: link.value.subject }, email);
     if (!linked) {
       const owner = await findUserByIdentity(db, { issuer: link.value.issuer, subject: link.value.subject });
@@ -226,4 +223,30 @@ export async function googleRoutes(app: FastifyInstance, opts: { db: Db; config:
     reply.flash('success', 'Google is now linked to your account.');
     return completeSignIn(req, reply, user, { method: 'google', next: safeNext(next) });
   });
+
+  /** After the second step of a 2FA account's link: the person is signed in now, with password and code. */
+  app.get(LINK_COMPLETE_PATH, async (req, reply) => {
+    const user = requireUser(req);
+    requireGoogle();
+    const link = state.readLink(req);
+    state.clearLink(reply);
+    if (!link.ok || !link.value.passwordProven || link.value.userId !== user.userId) {
+      req.log.warn({ reason: link.ok ? 'link_not_proven' : `link_${link.reason}` }, 'google link not completed');
+      reply.flash('warning', 'Google was not linked: the request expired. Sign in with Google again to link it.');
+      return reply.redirect('/chat', 303);
+    }
+    const key = { issuer: link.value.issuer, subject: link.value.subject };
+    if (!(await linkIdentity(db, user.userId, key, link.value.email)) && (await findUserByIdentity(db, key))?.id !== user.userId) {
+      reply.flash('danger', 'This Google account is already linked to another account.');
+      return reply.redirect('/chat', 303);
+    }
+    req.log.info({ userId: user.userId }, 'google identity linked');
+    reply.flash('success', 'Google is now linked to your account.');
+    return reply.redirect(safeNext(link.value.next) ?? '/chat', 303);
+  });
+}
+
+function withoutExp<T extends { exp: number }>(value: T): Omit<T, 'exp'> {
+  const { exp: _exp, ...rest } = value;
+  return rest;
 }

@@ -28,6 +28,8 @@ const linkSchema = z.object({
   email: z.string(),
   userId: z.number(),
   next: z.string().optional(),
+  /** The password was right; the account has 2FA, so the identity is added once the second step is passed too. */
+  passwordProven: z.boolean().optional(),
   exp: z.number(),
 });
 export type PendingLink = z.infer<typeof linkSchema>;
