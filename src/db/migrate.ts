@@ -10,6 +10,7 @@ import * as untrustedPrototypeHtml from './migrations/007-untrusted-prototype-ht
 import * as googleIdentities from './migrations/008-google-identities.ts';
 import * as totp from './migrations/009-totp.ts';
 import * as adminUsers from './migrations/010-admin-users.ts';
+import * as usageRollups from './migrations/011-usage-rollups.ts';
 
 // Listed in code (not read from a folder) so that the order is explicit and nothing is loaded by path.
 const migrations: Record<string, Migration> = {
@@ -23,6 +24,7 @@ const migrations: Record<string, Migration> = {
   '008-google-identities': googleIdentities,
   '009-totp': totp,
   '010-admin-users': adminUsers,
+  '011-usage-rollups': usageRollups,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };
