@@ -86,7 +86,7 @@ export async function buildApp({ config, db, logger = false, onRoute }: BuildOpt
   await app.register(localAuthRoutes, { db, config });
   await app.register(googleRoutes, { db, config });
   await app.register(secondFactorRoutes, { db, config });
-  await app.register(settingsRoutes, { db });
+  await app.register(settingsRoutes, { db, localLogin: config.LOCAL_LOGIN });
   await app.register(twoFactorSettingsRoutes, { db, config });
   await app.register(chatRoutes, { db, config });
   await app.register(modelsAdminRoutes, { db, config });

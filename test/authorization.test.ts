@@ -69,6 +69,7 @@ const matrix: Rule[] = [
   ['GET', '/settings', 'login', 'to-2fa', 'allow', 'allow'],
   ['POST', '/settings/profile', 'login', 'to-2fa', 'allow', 'allow'],
   ['POST', '/settings/password', 'login', 'to-2fa', 'allow', 'allow'],
+  ['POST', '/settings/password/new', 'login', 'to-2fa', 'allow', 'allow'],
   ['POST', '/settings/sessions/revoke', 'login', 'to-2fa', 'allow', 'allow'],
   ['POST', '/settings/sessions/revoke-others', 'login', 'to-2fa', 'allow', 'allow'],
   ['POST', '/settings/google/unlink', 'login', 'to-2fa', 'allow', 'allow'],

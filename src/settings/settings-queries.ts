@@ -46,3 +46,21 @@ export async function changePassword(db: Db, userId: number, passwordHash: strin
     await revokeOtherSessions(trx, userId, keepSessionId);
   });
 }
+
+/**
+ * A first password for an account that has none (Google only), and every other session ended, in one transaction.
+ * The update is guarded on "no password yet", so it never replaces one without the current password. Returns whether it set it.
+ */
+export async function setFirstPassword(db: Db, userId: number, passwordHash: string, keepSessionId: string): Promise<boolean> {
+  return db.transaction().execute(async (trx) => {
+    const set = await trx
+      .updateTable('chatbot_schema.app_user')
+      .set({ password: passwordHash })
+      .where('idappuser', '=', userId)
+      .where((eb) => eb.or([eb('password', 'is', null), eb('password', '=', '')]))
+      .executeTakeFirst();
+    if (Number(set.numUpdatedRows) === 0) return false;
+    await revokeOtherSessions(trx, userId, keepSessionId);
+    return true;
+  });
+}

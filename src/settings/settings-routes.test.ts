@@ -127,4 +127,20 @@ describe('settings', () => {
     assert.equal(refused.statusCode, 409);
     assert.match((await c.get('/settings')).body, /Google: me@gmail.com/);
   });
+
+  test('a Google-only account (no password) sets a first password; other sessions end; an account with one cannot', async () => {
+    const { c, email } = await account();
+    const other = await otherBrowser(email);
+    await t.database.db.updateTable('chatbot_schema.app_user').set({ password: null }).where('txemail', '=', email).execute();
+    const page = await c.get('/settings');
+    assert.match(page.body, /action="\/settings\/password\/new"/);
+    assert.doesNotMatch(page.body, /name="current_password"/);
+    assert.equal((await c.post('/settings/password/new', { new_password: 'short' })).statusCode, 400);
+    assert.equal((await c.post('/settings/password/new', { new_password: 'a brand new passphrase' })).statusCode, 303);
+    assert.equal((await other.get('/chat')).statusCode, 303, 'the other session is signed out');
+    assert.equal((await new TestClient(t.app).login(email, 'a brand new passphrase')).headers.location, '/chat');
+    await c.get('/settings');
+    const again = await c.post('/settings/password/new', { new_password: 'another new passphrase' });
+    assert.equal(again.statusCode, 409, 'an existing password is changed only with the current one');
+  });
 });

@@ -9,13 +9,17 @@ import { readTotpState } from '../auth/totp-queries.ts';
 import type { Db } from '../db/database.ts';
 import { formString, parseBody } from '../http/validation.ts';
 import { findUserById, normalizeEmail } from '../users/user-queries.ts';
-import { changePassword, listOwnSessions, revokeOtherSessions, revokeOwnSession, setDisplayName } from './settings-queries.ts';
+import { changePassword, listOwnSessions, revokeOtherSessions, revokeOwnSession, setDisplayName, setFirstPassword } from './settings-queries.ts';
 import { type FieldErrors, settingsPage } from './settings-views.ts';
 
 const profileSchema = z.object({
   username: formString(50, 'Name')
     .transform((v) => v.trim())
     .pipe(z.string().min(1, 'Enter your name.')),
+});
+
+const newPasswordSchema = z.object({
+  new_password: z.string({ message: 'Choose a password.' }).max(PASSWORD_MAX_CHARS * 4, `Use at most ${PASSWORD_MAX_CHARS} characters.`),
 });
 
 const passwordSchema = z.object({
@@ -32,8 +36,8 @@ const unlinkSchema = z.object({ issuer: formString(500, 'Issuer'), subject: form
 const revokeSchema = z.object({ session: z.string().regex(/^[0-9a-f]{64}$/, 'Not a session.') });
 
 /** One's own account: name, password, sessions, and the way to the 2FA page. */
-export async function settingsRoutes(app: FastifyInstance, opts: { db: Db }): Promise<void> {
-  const { db } = opts;
+export async function settingsRoutes(app: FastifyInstance, opts: { db: Db; localLogin: boolean }): Promise<void> {
+  const { db, localLogin } = opts;
 
   const show = async (req: FastifyRequest, reply: FastifyReply, user: SessionUser, status = 200, extra: { errors?: FieldErrors; error?: string } = {}) => {
     const [account, sessions, totp, identities] = await Promise.all([
@@ -50,6 +54,7 @@ export async function settingsRoutes(app: FastifyInstance, opts: { db: Db }): Pr
           username: account?.username ?? user.username,
           email: user.email,
           hasPassword: Boolean(account?.passwordHash),
+          canSetPassword: localLogin,
           currentSessionId: user.sessionId,
           sessions,
           twoFactor: { enabled: Boolean(totp?.enabled), recoveryCodesLeft: totp?.unusedRecoveryCodes ?? 0 },
@@ -93,6 +98,21 @@ export async function settingsRoutes(app: FastifyInstance, opts: { db: Db }): Pr
     await clearFailures(db, key);
     await changePassword(db, user.userId, await hashPassword(form.data.new_password), user.sessionId);
     reply.flash('success', 'Your password is changed. Your other sessions were signed out.');
+    return reply.redirect('/settings', 303);
+  });
+
+  // A Google-only account may add a password while password sign-in is on (the account then has two ways in, and
+  // Google can be unlinked). Only an account without one: changing an existing password needs the current one.
+  app.post('/settings/password/new', async (req, reply) => {
+    const user = requireUser(req);
+    if (!localLogin) return show(req, reply, user, 403, { error: 'Password sign-in is turned off on this server.' });
+    const form = parseBody(newPasswordSchema, req.body);
+    if (!form.ok) return show(req, reply, user, 400, { errors: form.errors });
+    const problem = passwordProblem(form.data.new_password);
+    if (problem) return show(req, reply, user, 400, { errors: { new_password: problem } });
+    const set = await setFirstPassword(db, user.userId, await hashPassword(form.data.new_password), user.sessionId);
+    if (!set) return show(req, reply, user, 409, { error: 'This account already has a password: change it with the current one.' });
+    reply.flash('success', 'Your password is set: you can sign in with your e-mail address too. Your other sessions were signed out.');
     return reply.redirect('/settings', 303);
   });
 

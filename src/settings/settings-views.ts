@@ -11,6 +11,8 @@ export interface SettingsView {
   username: string;
   email: string;
   hasPassword: boolean;
+  /** Password sign-in is on, so an account without a password may set one. */
+  canSetPassword: boolean;
   currentSessionId: string;
   sessions: OwnSession[];
   twoFactor: { enabled: boolean; recoveryCodesLeft: number };
@@ -119,7 +121,23 @@ export function settingsPage(v: SettingsView): SafeHtml {
       })}
       <button class="btn btn-primary" type="submit">Change password</button>
     </form>`
-        : html`<p class="mb-0">This account signs in with Google and has no password.</p>`
+        : v.canSetPassword
+          ? html`<p>This account signs in with Google and has no password. Set one to sign in with your e-mail address too.</p>
+    <form method="post" action="/settings/password/new" novalidate>
+      ${csrfField(v.csrfToken)}
+      ${field({
+        name: 'new_password',
+        label: 'New password',
+        type: 'password',
+        error: e.new_password,
+        autocomplete: 'new-password',
+        maxlength: PASSWORD_MAX_CHARS,
+        minlength: PASSWORD_MIN_CHARS,
+        help: `At least ${PASSWORD_MIN_CHARS} characters. Your other sessions are signed out.`,
+      })}
+      <button class="btn btn-primary" type="submit">Set password</button>
+    </form>`
+          : html`<p class="mb-0">This account signs in with Google and has no password.</p>`
     }
   </div></section>
   ${sessionsSection(v)}
