@@ -4,7 +4,7 @@ import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { sql } from 'kysely';
 import pg from 'pg';
-import { type OpenedDatabase, openDatabase } from '../src/db/database.ts';
+import { embeddedOptions, type OpenedDatabase, openDatabase } from '../src/db/database.ts';
 import { migrateToLatest } from '../src/db/migrate.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
@@ -15,7 +15,7 @@ export const testDbKind: 'postgres' | 'pglite' = process.env.TEST_DB === 'postgr
 
 /** Migrates an empty PGlite once and keeps its data directory as a tarball; each test file loads a copy (~0.5 s, not ~5 s). */
 export async function buildPgliteTemplate(): Promise<void> {
-  const lite = new PGlite('memory://');
+  const lite = new PGlite('memory://', embeddedOptions());
   const opened = await openDatabase({ pglite: lite });
   await migrateToLatest(opened.db);
   await opened.close();
@@ -28,7 +28,7 @@ export async function buildPgliteTemplate(): Promise<void> {
 }
 
 export async function emptyPglite(): Promise<PGlite> {
-  return new PGlite('memory://');
+  return new PGlite('memory://', embeddedOptions());
 }
 
 /** A database of its own on the server at `serverUrl` (tests, benchmarks), dropped again at close. */
@@ -72,7 +72,7 @@ export async function openTestDatabase(opts: { migrate?: boolean } = {}): Promis
     return { ...opened, close: () => closeBoth(opened, lite) };
   }
   if (!existsSync(templatePath)) await buildPgliteTemplate();
-  const lite = new PGlite({ loadDataDir: new Blob([readFileSync(templatePath)]) });
+  const lite = new PGlite({ ...embeddedOptions(), loadDataDir: new Blob([readFileSync(templatePath)]) });
   const opened = await openDatabase({ pglite: lite });
   // A template built before a new migration was added is brought up to date here.
   await migrateToLatest(opened.db);

@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { PGlite, type PGliteOptions } from '@electric-sql/pglite';
+import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm';
 import { createPgConfig } from '@electric-sql/pglite/node-postgres';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
@@ -65,7 +66,8 @@ class PreparingClient extends pg.Client {
  */
 export function embeddedOptions(): PGliteOptions {
   const settings = ['shared_buffers=16MB', 'maintenance_work_mem=16MB'];
-  return { startParams: [...PGlite.defaultStartParams, ...settings.flatMap((s) => ['-c', s])] };
+  // pg_trgm: the admin user list's substring search uses trigram indexes (migrations 010 and 012).
+  return { startParams: [...PGlite.defaultStartParams, ...settings.flatMap((s) => ['-c', s])], extensions: { pg_trgm } };
 }
 
 export interface OpenOptions {

@@ -11,6 +11,7 @@ import * as googleIdentities from './migrations/008-google-identities.ts';
 import * as totp from './migrations/009-totp.ts';
 import * as adminUsers from './migrations/010-admin-users.ts';
 import * as usageRollups from './migrations/011-usage-rollups.ts';
+import * as embeddedSearchIndexes from './migrations/012-embedded-search-indexes.ts';
 
 // Listed in code (not read from a folder) so that the order is explicit and nothing is loaded by path.
 const migrations: Record<string, Migration> = {
@@ -25,6 +26,7 @@ const migrations: Record<string, Migration> = {
   '009-totp': totp,
   '010-admin-users': adminUsers,
   '011-usage-rollups': usageRollups,
+  '012-embedded-search-indexes': embeddedSearchIndexes,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

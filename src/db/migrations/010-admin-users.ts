@@ -62,10 +62,16 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     CREATE INDEX IF NOT EXISTS app_user_deactivated_idx ON chatbot_schema.app_user (txusername, idappuser) WHERE NOT is_active;
     CREATE INDEX IF NOT EXISTS user_role_role_idx ON chatbot_schema.user_role (idrole, idappuser);
   `.execute(db);
-  // pg_trgm ships with PostgreSQL (contrib, "trusted" since 13: a database owner may create it). Embedded PGlite has it
-  // only when the extension bundle is loaded at construction, which Parley does not do (yet): there the search is a
-  // sequential scan, fine at the size of a server that runs embedded. Checked, not attempted: a failed CREATE would
-  // abort the migration's transaction.
+  await createSearchIndexes(db);
+}
+
+/**
+ * Trigram GIN indexes for `?q=` substring search. pg_trgm ships with PostgreSQL (contrib, "trusted" since 13: a
+ * database owner may create it); embedded PGlite has it when its extension bundle is loaded at construction
+ * (embeddedOptions in database.ts, since migration 012). Checked, not attempted: a failed CREATE would abort the
+ * migration's transaction. Without it the search is a sequential scan.
+ */
+export async function createSearchIndexes(db: Kysely<unknown>): Promise<void> {
   const { rows } = await sql<{ ok: boolean }>`SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm') AS ok`.execute(db);
   if (rows[0]?.ok) {
     await sql`
