@@ -85,6 +85,20 @@ function identitiesSection(v: SettingsView): SafeHtml {
   </div></section>`;
 }
 
+/** The new-password field of both password forms (change, and a first password for a Google-only account). */
+function newPasswordField(error: string | undefined): SafeHtml {
+  return field({
+    name: 'new_password',
+    label: 'New password',
+    type: 'password',
+    error,
+    autocomplete: 'new-password',
+    maxlength: PASSWORD_MAX_CHARS,
+    minlength: PASSWORD_MIN_CHARS,
+    help: `At least ${PASSWORD_MIN_CHARS} characters. Your other sessions are signed out.`,
+  });
+}
+
 export function settingsPage(v: SettingsView): SafeHtml {
   const e = v.errors ?? {};
   const twoFactor = v.twoFactor.enabled
@@ -109,32 +123,14 @@ export function settingsPage(v: SettingsView): SafeHtml {
         ? html`<form method="post" action="/settings/password" novalidate>
       ${csrfField(v.csrfToken)}
       ${field({ name: 'current_password', label: 'Current password', type: 'password', error: e.current_password, autocomplete: 'current-password', maxlength: PASSWORD_MAX_CHARS })}
-      ${field({
-        name: 'new_password',
-        label: 'New password',
-        type: 'password',
-        error: e.new_password,
-        autocomplete: 'new-password',
-        maxlength: PASSWORD_MAX_CHARS,
-        minlength: PASSWORD_MIN_CHARS,
-        help: `At least ${PASSWORD_MIN_CHARS} characters. Your other sessions are signed out.`,
-      })}
+      ${newPasswordField(e.new_password)}
       <button class="btn btn-primary" type="submit">Change password</button>
     </form>`
         : v.canSetPassword
           ? html`<p>This account signs in with Google and has no password. Set one to sign in with your e-mail address too.</p>
     <form method="post" action="/settings/password/new" novalidate>
       ${csrfField(v.csrfToken)}
-      ${field({
-        name: 'new_password',
-        label: 'New password',
-        type: 'password',
-        error: e.new_password,
-        autocomplete: 'new-password',
-        maxlength: PASSWORD_MAX_CHARS,
-        minlength: PASSWORD_MIN_CHARS,
-        help: `At least ${PASSWORD_MIN_CHARS} characters. Your other sessions are signed out.`,
-      })}
+      ${newPasswordField(e.new_password)}
       <button class="btn btn-primary" type="submit">Set password</button>
     </form>`
           : html`<p class="mb-0">This account signs in with Google and has no password.</p>`
