@@ -3,6 +3,7 @@ import { generateToken, sha256Hex } from '../crypto/tokens.ts';
 import type { Db } from '../db/database.ts';
 import { ConflictError, NotFoundError } from '../http/errors.ts';
 import { type AuditActor, writeAudit } from './audit-queries.ts';
+import { userSummaryColumns } from './user-list-queries.ts';
 
 /** A reset link works for an hour: long enough to hand it over in a chat, short enough that a forgotten one dies. */
 export const RESET_LINK_TTL_MS = 60 * 60 * 1000;
@@ -42,21 +43,7 @@ export async function findUserDetail(db: Db, id: number): Promise<UserDetail | u
   const row = await db
     .selectFrom('chatbot_schema.app_user as u')
     .select((eb) => [
-      'u.idappuser as id',
-      'u.txusername as username',
-      'u.txemail as email',
-      'u.is_active as isActive',
-      'u.is_2fa_enabled as is2faEnabled',
-      'u.dtcreated as created',
-      'u.dtlast_login as lastSignIn',
-      'u.nprompts as prompts',
-      sql<boolean>`u.password IS NOT NULL`.as('hasPassword'),
-      sql<string[]>`ARRAY(${eb
-        .selectFrom('chatbot_schema.user_role as ur')
-        .innerJoin('chatbot_schema.role as r', 'r.idrole', 'ur.idrole')
-        .select('r.txname')
-        .whereRef('ur.idappuser', '=', 'u.idappuser')
-        .orderBy('r.idrole')})`.as('roles'),
+      ...userSummaryColumns(eb),
       sql<
         UserDetail['googleIdentities']
       >`COALESCE((SELECT json_agg(json_build_object('email', i.txemail, 'created', i.dtcreated, 'lastUsed', i.dtlast_used) ORDER BY i.dtcreated)

@@ -46,6 +46,27 @@ export function likeSubstring(q: string): string {
 
 type Eb = ExpressionBuilder<Database & { u: AppUserTable }, 'u'>;
 
+/** What the list and a user's page both show of an account (`u` is chatbot_schema.app_user): one column list. */
+export function userSummaryColumns(eb: Eb) {
+  return [
+    'u.idappuser as id',
+    'u.txusername as username',
+    'u.txemail as email',
+    'u.is_active as isActive',
+    'u.is_2fa_enabled as is2faEnabled',
+    'u.dtcreated as created',
+    'u.dtlast_login as lastSignIn',
+    'u.nprompts as prompts',
+    sql<boolean>`u.password IS NOT NULL`.as('hasPassword'),
+    sql<string[]>`ARRAY(${eb
+      .selectFrom('chatbot_schema.user_role as ur')
+      .innerJoin('chatbot_schema.role as r', 'r.idrole', 'ur.idrole')
+      .select('r.txname')
+      .whereRef('ur.idappuser', '=', 'u.idappuser')
+      .orderBy('r.idrole')})`.as('roles'),
+  ] as const;
+}
+
 function filters(eb: Eb, query: UserListQuery) {
   const conditions = [];
   if (query.q.length >= TRIGRAM_LENGTH) {
@@ -105,22 +126,8 @@ export async function listUsers(db: Db, query: UserListQuery): Promise<{ users: 
       .selectFrom('chatbot_schema.app_user as u')
       .where('u.idappuser', 'in', pageIds)
       .select((eb) => [
-        'u.idappuser as id',
-        'u.txusername as username',
-        'u.txemail as email',
-        'u.is_active as isActive',
-        'u.is_2fa_enabled as is2faEnabled',
-        'u.dtcreated as created',
-        'u.dtlast_login as lastSignIn',
-        'u.nprompts as prompts',
-        sql<boolean>`u.password IS NOT NULL`.as('hasPassword'),
+        ...userSummaryColumns(eb),
         eb.exists(eb.selectFrom('chatbot_schema.oauth_identity as oi').select('oi.idappuser').whereRef('oi.idappuser', '=', 'u.idappuser')).as('hasGoogle'),
-        sql<string[]>`ARRAY(${eb
-          .selectFrom('chatbot_schema.user_role as ur')
-          .innerJoin('chatbot_schema.role as r', 'r.idrole', 'ur.idrole')
-          .select('r.txname')
-          .whereRef('ur.idappuser', '=', 'u.idappuser')
-          .orderBy('r.idrole')})`.as('roles'),
       ])
       .orderBy(sql`${order}`)
       .execute(),
