@@ -74,6 +74,13 @@ const envSchema = z.object({
   SHUTDOWN_GRACE_S: z.coerce.number({ message: 'must be a number' }).min(0).max(3600).default(10),
   // Connections per process to a PostgreSQL server (DATABASE_URL); PGlite always has one.
   DB_POOL_SIZE: positiveInt.max(1000).default(10),
+  // Unset: GET /metrics is not registered at all (404). Set: the bearer token a Prometheus scrape must send.
+  // RFC 6750's b64token characters, so it travels unchanged in an Authorization header; 16+ so it is not guessable.
+  METRICS_TOKEN: z
+    .string()
+    .min(16, 'must be at least 16 characters (try: openssl rand -hex 32)')
+    .regex(/^[A-Za-z0-9._~+/-]+=*$/, 'must be letters, digits and - . _ ~ + / (a bearer token)')
+    .optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   // The statistics count days in this zone; Intl knows every IANA name the database does (and refuses the rest).
   STATS_TIMEZONE: z
