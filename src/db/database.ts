@@ -47,6 +47,15 @@ function statementName(text: string): string | undefined {
  * several statements in one text (migrations). Works the same through PGlite's pg adapter (one backend).
  */
 class PreparingClient extends pg.Client {
+  constructor(config?: string | pg.ClientConfig) {
+    super(config);
+    // The pool listens for 'error' only on idle connections. One checked out (inside a transaction, between a
+    // query's end and its release) whose server goes away (a restart: 57P01, a crash: the socket closes) emits
+    // 'error' with no listener, which ends the process. The error also reaches the query that runs, or the next
+    // one; the client is no longer queryable, so the pool discards it on release instead of handing it out again.
+    this.on('error', () => {});
+  }
+
   // biome-ignore lint/suspicious/noExplicitAny: pg's query() has a dozen overloads; this forwards all of them.
   override query(...args: any[]): any {
     const [text, values] = args;
@@ -70,6 +79,9 @@ export function embeddedOptions(): PGliteOptions {
   return { startParams: [...PGlite.defaultStartParams, ...settings.flatMap((s) => ['-c', s])], extensions: { pg_trgm } };
 }
 
+/** Longest wait to connect to PostgreSQL or for a free pooled connection, in ms ("fail fast", README "Failure behaviour"). */
+export const CONNECT_TIMEOUT_MS = 5_000;
+
 export interface OpenOptions {
   /** A PostgreSQL server; without it, embedded PGlite in `dataDir` (or the given instance). */
   databaseUrl?: string;
@@ -82,7 +94,17 @@ export interface OpenOptions {
 /** A PostgreSQL server when a URL is given, else embedded PGlite: both through pg's Pool and one dialect. */
 export async function openDatabase(opts: OpenOptions): Promise<OpenedDatabase> {
   if (opts.databaseUrl) {
-    const pool = new pg.Pool({ connectionString: opts.databaseUrl, max: opts.poolSize ?? 10, Client: PreparingClient });
+    const pool = new pg.Pool({
+      connectionString: opts.databaseUrl,
+      max: opts.poolSize ?? 10,
+      Client: PreparingClient,
+      // pg waits forever by default, both to connect and for a free connection: a server that drops packets (a
+      // network cut, a failover in progress) would hold every request. Past this the query fails and the request
+      // gets a 503 (src/http/errors.ts); a server that is down refuses at once anyway.
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+      // TCP keepalive on every connection: one whose peer vanished without a word is found and dropped while idle.
+      keepAlive: true,
+    });
     // An idle connection killed by the server (restart, failover, pg_terminate_backend) is reported here; without a
     // listener that 'error' event would crash the process. The pool has already dropped it and connects anew on
     // the next query; if the server is really gone, queries fail and /readyz answers 503.

@@ -1,7 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { html } from '../views/html.ts';
 import { card } from '../views/layout.ts';
-import { HttpError, RedirectError, SecondFactorRequiredError, TooManyRequestsError, UnauthenticatedError } from './errors.ts';
+import { HttpError, isDatabaseUnavailable, RedirectError, SecondFactorRequiredError, TooManyRequestsError, UnauthenticatedError } from './errors.ts';
 import { wantsJson } from './request-kind.ts';
 
 const genericMessages: Record<number, string> = {
@@ -13,7 +13,11 @@ const genericMessages: Record<number, string> = {
   415: 'This kind of content is not accepted here.',
   429: 'Too many attempts. Try again later.',
   500: 'Something went wrong on our side. It has been logged.',
+  503: 'The service is unavailable for a moment. Try again in a few seconds.',
 };
+
+/** A client may retry a 503 after this long: a database restart takes a few seconds. */
+const UNAVAILABLE_RETRY_AFTER_S = 5;
 
 function errorPage(req: FastifyRequest, reply: FastifyReply, status: number, message: string): FastifyReply {
   if (wantsJson(req)) return reply.code(status).send({ error: message });
@@ -42,6 +46,13 @@ export function installErrorHandlers(app: FastifyInstance): void {
     if (status && status >= 400 && status < 500) {
       // Fastify's own client errors (body too large, bad JSON, unsupported content type): safe to name.
       return errorPage(req, reply, status, genericMessages[status] ?? fe.message);
+    }
+    if (isDatabaseUnavailable(error)) {
+      // Not a bug to chase but an outage (the database restarting, down, or out of connections): one line, no
+      // stack, and an answer that says "try again" (README "Failure behaviour"). /readyz says the same meanwhile.
+      req.log.warn({ err: { message: error.message, code: (error as { code?: unknown }).code } }, 'database unavailable');
+      reply.header('retry-after', String(UNAVAILABLE_RETRY_AFTER_S));
+      return errorPage(req, reply, 503, genericMessages[503] as string);
     }
     req.log.error({ err: error }, 'unhandled error');
     return errorPage(req, reply, 500, genericMessages[500] as string);
