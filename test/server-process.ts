@@ -129,12 +129,15 @@ export interface Place {
   cleanUp(): Promise<void>;
 }
 
-/** A database for a server process: a temp DATA_DIR (PGlite) or a scratch PostgreSQL database, per TEST_DB. */
-export async function placeForServer(): Promise<Place> {
+/**
+ * A database for a server process: a temp DATA_DIR (PGlite) or a scratch PostgreSQL database, per TEST_DB.
+ * `migrate: false` leaves the PostgreSQL database empty, so the servers started on it run the migrations themselves.
+ */
+export async function placeForServer(opts: { migrate?: boolean } = {}): Promise<Place> {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'parley-shutdown-'));
   const cleanDir = async () => rmSync(dataDir, { recursive: true, force: true });
   if (testDbKind === 'pglite') return { env: { DATA_DIR: dataDir }, open: () => openDatabase({ dataDir }), cleanUp: cleanDir };
-  const scratch = await openScratchPostgres(process.env.TEST_DATABASE_URL ?? '', 'parley_shutdown');
+  const scratch = await openScratchPostgres(process.env.TEST_DATABASE_URL ?? '', 'parley_shutdown', opts.migrate ?? true);
   return {
     env: { DATA_DIR: dataDir, DATABASE_URL: scratch.url },
     open: async () => ({ ...scratch, close: async () => {} }),
