@@ -1,6 +1,7 @@
 import { closeSync, existsSync, fsyncSync, linkSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { gunzipSync } from 'node:zlib';
 import { PGlite } from '@electric-sql/pglite';
 import { sql } from 'kysely';
 import { totpSecretBox } from '../auth/totp-queries.ts';
@@ -112,7 +113,8 @@ export function secretSource(env: NodeJS.ProcessEnv, dataDir: string): string {
 
 /** Loads a backup into an in-memory PGlite and counts its rows: a file that does not open is not a backup. */
 export async function openBackupInMemory<T>(bytes: Buffer<ArrayBuffer>, work: (db: Db) => Promise<T>): Promise<T> {
-  const lite = new PGlite({ ...embeddedOptions(), loadDataDir: new File([bytes], 'backup.tar.gz', { type: 'application/x-gzip' }) });
+  // gunzipSync: a damaged file throws here; PGlite's own gunzip stream would fail outside any promise and end the process.
+  const lite = new PGlite({ ...embeddedOptions(), loadDataDir: new File([gunzipSync(bytes)], 'backup.tar', { type: 'application/x-tar' }) });
   try {
     const opened = await openDatabase({ pglite: lite });
     try {

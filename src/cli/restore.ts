@@ -1,4 +1,5 @@
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
 import { PGlite } from '@electric-sql/pglite';
 import { type Config, loadConfig } from '../config.ts';
 import { embeddedOptions, openDatabase } from '../db/database.ts';
@@ -44,6 +45,13 @@ export async function restoreCommand(config: Config, args: CopyArgs, env: NodeJS
   if (!existsSync(args.file)) throw new CliError(`${args.file} does not exist.`);
   const bytes = readFileSync(args.file);
   if (!bytes.subarray(0, 2).equals(GZIP_MAGIC)) throw new CliError(`${args.file} is not a backup made by npm run backup (not a .tar.gz file).`);
+  let tarball: Buffer<ArrayBuffer>;
+  try {
+    // Unpacked here, not by PGlite: a cut file makes its gunzip stream fail outside any promise, ending the process.
+    tarball = gunzipSync(bytes);
+  } catch (err) {
+    throw new CliError(`${args.file} is damaged (${(err as Error).message}); nothing was changed.`);
+  }
 
   mkdirSync(config.DATA_DIR, { recursive: true });
   const unlock = lockForCopy(config.DATA_DIR, 'the server has the database open and would go on writing the old one');
@@ -63,7 +71,7 @@ export async function restoreCommand(config: Config, args: CopyArgs, env: NodeJS
     let sealed: { checked: number; unreadable: number };
     let lite: PGlite | undefined;
     try {
-      lite = new PGlite(staging, { ...embeddedOptions(), loadDataDir: new File([bytes], 'backup.tar.gz', { type: 'application/x-gzip' }) });
+      lite = new PGlite(staging, { ...embeddedOptions(), loadDataDir: new File([tarball], 'backup.tar', { type: 'application/x-tar' }) });
       const opened = await openDatabase({ pglite: lite });
       try {
         counts = await countRowsPerTable(opened.db);
