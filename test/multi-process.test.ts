@@ -17,6 +17,7 @@ import { type Place, placeForServer, readSse, type ServerProcess, spawnServer } 
 
 const skip = testDbKind === 'pglite' ? 'several processes need PostgreSQL: PGlite is single-process by design (its DATA_DIR is locked)' : false;
 
+const POOL_SIZE = 4;
 const SECRET = 'multi-process-secret-that-is-long-enough-0123456789';
 let llm: FakeLlm;
 let place: Place;
@@ -45,10 +46,16 @@ before(async () => {
     OPENAI_BASE_URL: llm.baseUrl,
     OPENAI_MODELS: 'fake-echo',
     SHUTDOWN_GRACE_S: '1',
-    DB_POOL_SIZE: '5',
+    DB_POOL_SIZE: String(POOL_SIZE),
     LOG_LEVEL: 'warn',
   };
-  const started = await Promise.allSettled([spawnServer(env), spawnServer(env)]);
+  // Each process's connections carry its name (pg_stat_activity.application_name), so they can be counted apart.
+  const named = (name: string) => {
+    const url = new URL(place.env.DATABASE_URL ?? '');
+    url.searchParams.set('application_name', name);
+    return { ...env, DATABASE_URL: url.toString() };
+  };
+  const started = await Promise.allSettled([spawnServer(named('parley-A')), spawnServer(named('parley-B'))]);
   const [a, b] = started;
   if (a.status === 'rejected' || b.status === 'rejected') {
     for (const s of started) if (s.status === 'fulfilled') s.value.child.kill('SIGKILL');
@@ -245,6 +252,17 @@ test('a session revoked on A (Settings → Sessions) is signed out on B at its v
   await assertSignedInOn(B, owner.browser);
 });
 
+test("a session an admin revokes on A (the user's page) is signed out on B at its very next request", { skip }, async () => {
+  const target = racer(15);
+  await assertSignedInOn(B, target.browser);
+  const id = await userIdOf(target.email);
+  const page = await admin().browser.get(A, `/admin/users/${id}`);
+  const session = /name="session" value="([0-9a-f]{64})"/.exec(page.body)?.[1];
+  assert.ok(session, "the user's page lists the session");
+  assert.equal((await admin().browser.post(A, `/admin/users/${id}/sessions/revoke`, { session })).status, 303);
+  assert.ok(signedOut(await target.browser.get(B, '/chat')));
+});
+
 test('the password throttle counts across both: wrong passwords alternating A, B, A… lock at the 11th, as on one process', { skip }, async () => {
   const email = racer(6).email;
   const guesser = newBrowser();
@@ -260,9 +278,25 @@ test('the password throttle under a burst across both: 30 wrong passwords at onc
   const email = racer(7).email;
   const guessers = Array.from({ length: 30 }, () => newBrowser());
   await Promise.all(guessers.map((g, i) => g.get(i % 2 === 0 ? A : B, '/login')));
+  let bursting = true;
+  const peak = { 'parley-A': 0, 'parley-B': 0 };
+  const sampling = (async () => {
+    while (bursting) {
+      const rows = await sql<{ name: keyof typeof peak; n: number }>`
+        SELECT application_name AS name, count(*)::int AS n FROM pg_stat_activity
+        WHERE datname = current_database() AND application_name IN ('parley-A', 'parley-B') GROUP BY 1`.execute(database.db);
+      for (const r of rows.rows) peak[r.name] = Math.max(peak[r.name], r.n);
+      await sleep(10);
+    }
+  })();
   const answers = await Promise.all(guessers.map((g, i) => g.post(i % 2 === 0 ? A : B, '/login', { email, password: `burst ${i}` })));
+  bursting = false;
+  await sampling;
   const count = (s: number) => answers.filter((a) => a.status === s).length;
   console.log(`# password throttle, burst of 30 over A+B: ${count(401)} × 401, ${count(429)} × 429`);
+  console.log(`# connections to PostgreSQL at the peak of the burst, DB_POOL_SIZE=${POOL_SIZE}: A ${peak['parley-A']}, B ${peak['parley-B']}`);
+  // The pool, and the one connection of its own that holds the instance lock (src/db/instance-lock.ts).
+  for (const n of Object.values(peak)) assert.ok(n >= 2 && n <= POOL_SIZE + 1, `${n} connections`);
   assert.equal(count(401), 10);
   assert.equal(count(429), 20);
   assert.equal((await guessers[0]?.post(A, '/login', { email, password: PASSWORD }))?.status, 429);
@@ -383,7 +417,7 @@ test('Stop pressed through B stops an answer running on A', { skip }, async () =
 
 test('A killed (SIGKILL) mid-answer: its answer is `interrupted` within seconds, while the answers on B go on and complete', { skip }, async () => {
   const onA = await ask(A, racer(11).browser, 'on A [[slow:50]] [[long:400]]');
-  const onB = await Promise.all([12, 13].map((i) => ask(B, racer(i).browser, 'on B [[slow:50]] [[long:200]]')));
+  const onB = await Promise.all([12, 13].map((i) => ask(B, racer(i).browser, 'on B [[slow:50]] [[long:260]]')));
   await Promise.all([onA.tokenSeen, ...onB.map((x) => x.tokenSeen)]);
   const responseOf = async (chatId: number) =>
     database.db
@@ -422,7 +456,7 @@ test('A killed (SIGKILL) mid-answer: its answer is `interrupted` within seconds,
     assert.equal(f.events.at(-1)?.event, 'done');
     assert.equal(bRows[i]?.txstatus, 'complete');
     assert.equal(bRows[i]?.txmarkdown, f.text);
-    assert.equal(words(f.text), 200);
+    assert.equal(words(f.text), 260);
   }
   assert.equal((await fetch(`${B}/readyz`)).status, 200, 'B is still ready');
 });
