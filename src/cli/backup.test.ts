@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -9,7 +10,7 @@ import { sql } from 'kysely';
 import { startTestApp, TEST_SECRET } from '../../test/app.ts';
 import { newChat, parseSse } from '../../test/chat-fixtures.ts';
 import { TestClient } from '../../test/client.ts';
-import { buildPgliteTemplate, templatePath, testDbKind } from '../../test/database.ts';
+import { buildPgliteTemplate, openScratchPostgres, templatePath, testDbKind } from '../../test/database.ts';
 import { spawnServer } from '../../test/server-process.ts';
 import { enrolThroughSettings, nextCode } from '../../test/totp-helpers.ts';
 import { type Db, embeddedOptions, type OpenedDatabase, openDatabase } from '../db/database.ts';
@@ -95,12 +96,80 @@ test('with DATABASE_URL both commands refuse and point to pg_dump / pg_restore a
   const file = path.join(scratch('backup-pg'), 'x.tar.gz');
   const backup = await run('backup.ts', [file], env);
   assert.equal(backup.code, 1);
-  assert.match(backup.stderr, /^Error: DATABASE_URL is set.*Use pg_dump -Fc -n chatbot_schema \(see "Backups" in the README\)/);
+  assert.match(backup.stderr, /^Error: DATABASE_URL is set.*Use pg_dump -Fc -f <file> "\$DATABASE_URL" \(see "Backups" in the README\)/);
   writeFileSync(file, 'x');
   const restore = await run('restore.ts', [file], env);
   assert.equal(restore.code, 1);
-  assert.match(restore.stderr, /^Error: DATABASE_URL is set.*Use pg_restore \(see "Backups" in the README\)/);
+  assert.match(restore.stderr, /^Error: DATABASE_URL is set.*Use pg_restore into a new database \(see "Backups" in the README\)/);
 });
+
+interface World {
+  modelId: number;
+  totp: { secret: string; codes: string[] };
+  counts: Map<string, number>;
+  spots: Awaited<ReturnType<typeof spotRows>>;
+}
+
+/**
+ * The data is made through the app, as users would: two accounts (one with 2FA and recovery codes), chats with
+ * answers, the rollups the answers feed, and a model connection whose API key the fake model server insists on.
+ */
+async function seedWorld(database: OpenedDatabase, llm: FakeLlm): Promise<World> {
+  const t = await startTestApp({}, database);
+  try {
+    const modelId = await createModel(database.db, createApiKeyBox(TEST_SECRET), {
+      name: 'Fake echo',
+      baseUrl: llm.baseUrl,
+      model: 'fake-echo',
+      enabled: true,
+      apiKey: API_KEY,
+    });
+    const ada = new TestClient(t.app);
+    await ada.register({ username: 'Ada', email: 'ada@example.com' });
+    const bob = new TestClient(t.app);
+    await bob.register({ username: 'Bob', email: 'bob@example.com' });
+    const totp = await enrolThroughSettings(bob);
+    for (const c of [ada, bob]) {
+      await c.get('/chat');
+      const chatId = await newChat(c, modelId);
+      for (const content of ['first question', 'second question']) {
+        const res = await c.postJson(`/api/chats/${chatId}/messages`, { content });
+        assert.equal(parseSse(res.body).at(-1)?.event, 'done', res.body);
+      }
+    }
+    const world = { modelId, totp, counts: await countRowsPerTable(database.db), spots: await spotRows(database.db) };
+    assert.equal(world.spots.responses.length, 4);
+    assert.ok(world.spots.rollups.length > 0 && (world.counts.get('recovery_code') ?? 0) > 0 && (world.counts.get('session') ?? 0) > 0);
+    return world;
+  } finally {
+    await t.app.close();
+  }
+}
+
+/** The restored database has every row, and the app on it signs Bob in with password + TOTP and uses the API key. */
+async function assertRestored(restored: OpenedDatabase, world: World): Promise<void> {
+  assert.deepEqual(await countRowsPerTable(restored.db), world.counts);
+  assert.deepEqual(await spotRows(restored.db), world.spots);
+  const connection = await getModelConnection(restored.db, createApiKeyBox(TEST_SECRET), world.modelId);
+  assert.equal(connection?.apiKey, API_KEY);
+
+  const t = await startTestApp({}, restored);
+  try {
+    const bob = new TestClient(t.app);
+    const first = await bob.login('bob@example.com');
+    assert.equal(first.headers.location, '/login/2fa');
+    await bob.get('/login/2fa');
+    const second = await bob.post('/login/2fa', { otp_code: nextCode(world.totp.secret) });
+    assert.equal(second.headers.location, '/chat', second.body);
+    await bob.get('/chat');
+    // The model server answers only with the right key: a done answer proves the restored key is the real one.
+    const chatId = await newChat(bob, world.modelId);
+    const res = await bob.postJson(`/api/chats/${chatId}/messages`, { content: 'after the restore' });
+    assert.equal(parseSse(res.body).at(-1)?.event, 'done', res.body);
+  } finally {
+    await t.app.close();
+  }
+}
 
 // The commands copy the embedded database whatever TEST_DB says; running the same round trip again adds nothing.
 const onlyOnce = testDbKind === 'postgres' && 'embedded-only commands: this round trip ran on the PGlite run (PostgreSQL uses pg_dump, README "Backups")';
@@ -110,48 +179,13 @@ describe('backup and restore of an embedded database in DATA_DIR', { skip: onlyO
   let env: Record<string, string>;
   const file = path.join(scratch('backup-out'), 'parley.tar.gz');
   let llm: FakeLlm;
-  let modelId: number;
-  let totp: { secret: string; codes: string[] };
-  let counts: Map<string, number>;
-  let spots: Awaited<ReturnType<typeof spotRows>>;
+  let world: World;
 
   before(async () => {
-    // The data is made through the app, as users would: two accounts (one with 2FA), chats with answers, the rollups
-    // the answers feed, and a model connection whose API key the fake model server insists on.
     llm = await startFakeLlm({ apiKey: API_KEY });
     source = await migratedDataDir('backup-src');
     env = { DATA_DIR: source, APP_SECRET: TEST_SECRET };
-    await withEmbedded(source, async (database) => {
-      const t = await startTestApp({}, database);
-      try {
-        modelId = await createModel(database.db, createApiKeyBox(TEST_SECRET), {
-          name: 'Fake echo',
-          baseUrl: llm.baseUrl,
-          model: 'fake-echo',
-          enabled: true,
-          apiKey: API_KEY,
-        });
-        const ada = new TestClient(t.app);
-        await ada.register({ username: 'Ada', email: 'ada@example.com' });
-        const bob = new TestClient(t.app);
-        await bob.register({ username: 'Bob', email: 'bob@example.com' });
-        totp = await enrolThroughSettings(bob);
-        for (const c of [ada, bob]) {
-          await c.get('/chat');
-          const chatId = await newChat(c, modelId);
-          for (const content of ['first question', 'second question']) {
-            const res = await c.postJson(`/api/chats/${chatId}/messages`, { content });
-            assert.equal(parseSse(res.body).at(-1)?.event, 'done', res.body);
-          }
-        }
-        counts = await countRowsPerTable(database.db);
-        spots = await spotRows(database.db);
-      } finally {
-        await t.app.close();
-      }
-    });
-    assert.equal(spots.responses.length, 4);
-    assert.ok(spots.rollups.length > 0 && (counts.get('recovery_code') ?? 0) > 0 && (counts.get('session') ?? 0) > 0);
+    world = await withEmbedded(source, (database) => seedWorld(database, llm));
   });
   after(() => llm.close());
 
@@ -167,30 +201,7 @@ describe('backup and restore of an embedded database in DATA_DIR', { skip: onlyO
     const restore = await run('restore.ts', [file], { DATA_DIR: target, APP_SECRET: TEST_SECRET });
     assert.equal(restore.code, 0, restore.stderr);
     assert.match(restore.stdout, /The 2 model API keys and 2FA secrets in it open with this APP_SECRET\./);
-
-    await withEmbedded(target, async (restored) => {
-      assert.deepEqual(await countRowsPerTable(restored.db), counts);
-      assert.deepEqual(await spotRows(restored.db), spots);
-      const connection = await getModelConnection(restored.db, createApiKeyBox(TEST_SECRET), modelId);
-      assert.equal(connection?.apiKey, API_KEY);
-
-      const t = await startTestApp({}, restored);
-      try {
-        const bob = new TestClient(t.app);
-        const first = await bob.login('bob@example.com');
-        assert.equal(first.headers.location, '/login/2fa');
-        await bob.get('/login/2fa');
-        const second = await bob.post('/login/2fa', { otp_code: nextCode(totp.secret) });
-        assert.equal(second.headers.location, '/chat', second.body);
-        await bob.get('/chat');
-        // The model server answers only with the right key: a done answer proves the restored key is the real one.
-        const chatId = await newChat(bob, modelId);
-        const res = await bob.postJson(`/api/chats/${chatId}/messages`, { content: 'after the restore' });
-        assert.equal(parseSse(res.body).at(-1)?.event, 'done', res.body);
-      } finally {
-        await t.app.close();
-      }
-    });
+    await withEmbedded(target, (restored) => assertRestored(restored, world));
   });
 
   test('backup does not replace an existing file without --force', async () => {
@@ -218,16 +229,16 @@ describe('backup and restore of an embedded database in DATA_DIR', { skip: onlyO
     assert.match(forced.stdout, /Warning: 2 of the 2 model API keys and 2FA secrets in the backup do not open with the APP_SECRET/);
 
     await withEmbedded(target, async (restored) => {
-      assert.deepEqual(await countRowsPerTable(restored.db), counts);
+      assert.deepEqual(await countRowsPerTable(restored.db), world.counts);
       const t = await startTestApp({ APP_SECRET: OTHER_SECRET }, restored);
       try {
         const bob = new TestClient(t.app);
         await bob.login('bob@example.com');
         await bob.get('/login/2fa');
-        const code = await bob.post('/login/2fa', { otp_code: nextCode(totp.secret) });
+        const code = await bob.post('/login/2fa', { otp_code: nextCode(world.totp.secret) });
         assert.notEqual(code.headers.location, '/chat', 'a TOTP code cannot be checked without the APP_SECRET that sealed the secret');
         await bob.get('/login/2fa?recovery=1');
-        const recovery = await bob.post('/login/2fa', { otp_code: totp.codes[0] });
+        const recovery = await bob.post('/login/2fa', { otp_code: world.totp.codes[0] });
         assert.equal(recovery.headers.location, '/chat', 'recovery codes are hashes: no key needed');
       } finally {
         await t.app.close();
@@ -273,5 +284,56 @@ describe('backup and restore of an embedded database in DATA_DIR', { skip: onlyO
       await server.exited;
     }
     assert.equal(readdirSync(source).filter((n) => n.startsWith('pglite.')).length, 0, 'nothing was moved aside or left half-way');
+  });
+});
+
+/** A PostgreSQL client tool, as the README's commands run it. */
+function tool(name: 'pg_dump' | 'pg_restore', args: string[]): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(name, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+const hasPgTools = ['pg_dump', 'pg_restore'].every((name) => spawnSync(name, ['--version']).status === 0);
+const postgresOnly =
+  testDbKind !== 'postgres'
+    ? 'PostgreSQL backups: this runs on the PostgreSQL run'
+    : !hasPgTools && 'pg_dump and pg_restore are not installed (apt-get install postgresql-client)';
+
+describe('pg_dump / pg_restore as the README says', { skip: postgresOnly }, () => {
+  test('a custom-format dump restored into a new database owned by a plain role: every row back, TOTP sign-in, the API key decrypts', async () => {
+    const serverUrl = process.env.TEST_DATABASE_URL ?? '';
+    const llm = await startFakeLlm({ apiKey: API_KEY });
+    const source = await openScratchPostgres(serverUrl, 'parley_backup_src');
+    const target = await openScratchPostgres(serverUrl, 'parley_backup_dst', false);
+    // As on a managed server: the restore runs as the database's owner, not a superuser, and pg_trgm was enabled by an
+    // administrator (so its COMMENT, which only the extension's owner may set, must be skipped: --no-comments).
+    const owner = `parley_backup_owner_${randomBytes(4).toString('hex')}`;
+    const targetUrl = new URL(target.url);
+    await sql`CREATE ROLE ${sql.id(owner)} LOGIN`.execute(source.db);
+    try {
+      await sql`ALTER DATABASE ${sql.id(targetUrl.pathname.slice(1))} OWNER TO ${sql.id(owner)}`.execute(target.db);
+      await sql`CREATE EXTENSION pg_trgm`.execute(target.db);
+      const world = await seedWorld(source, llm);
+      const file = path.join(scratch('pg-dump'), 'parley.dump');
+      // Taken with the app's pool connected: pg_dump reads one snapshot, so it needs no pause.
+      const dump = await tool('pg_dump', ['-Fc', '-f', file, source.url]);
+      assert.equal(dump.code, 0, dump.stderr);
+      targetUrl.username = owner;
+      const restore = await tool('pg_restore', ['--no-owner', '--no-comments', '--single-transaction', '--exit-on-error', '-d', targetUrl.toString(), file]);
+      assert.equal(restore.code, 0, restore.stderr);
+      await assertRestored(target, world);
+    } finally {
+      await target.close();
+      await sql`DROP ROLE IF EXISTS ${sql.id(owner)}`.execute(source.db);
+      await source.close();
+      await llm.close();
+    }
   });
 });

@@ -51,7 +51,7 @@ export const holdsDatabase = (dir: string) => existsSync(path.join(dir, 'PG_VERS
 
 export function refuseOnPostgres(config: Config, command: 'backup' | 'restore'): void {
   if (!config.DATABASE_URL) return;
-  const tool = command === 'backup' ? 'pg_dump -Fc -n chatbot_schema' : 'pg_restore';
+  const tool = command === 'backup' ? 'pg_dump -Fc -f <file> "$DATABASE_URL"' : 'pg_restore into a new database';
   throw new CliError(
     `DATABASE_URL is set, so Parley's data is in that PostgreSQL server; npm run ${command} only handles the embedded database. Use ${tool} (see "Backups" in the README).`,
   );
