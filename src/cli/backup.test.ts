@@ -84,8 +84,8 @@ async function withEmbedded<T>(dataDir: string, work: (opened: OpenedDatabase) =
 
 describe('arguments', () => {
   test('<file> [--force]; the file is required, one only, unknown flags refused', () => {
-    assert.deepEqual(parseCopyArgs(['b.tar.gz']), { file: path.resolve('b.tar.gz'), force: false });
-    assert.deepEqual(parseCopyArgs(['--force', 'b.tar.gz']), { file: path.resolve('b.tar.gz'), force: true });
+    assert.deepEqual(parseCopyArgs(['b.tar.gz'], undefined, '/srv/x'), { file: '/srv/x/b.tar.gz', force: false });
+    assert.deepEqual(parseCopyArgs(['--force', '/b/c.tar.gz']), { file: '/b/c.tar.gz', force: true });
     assert.equal(parseCopyArgs(['--help']), null);
     for (const argv of [[], ['a', 'b'], ['a', '--overwrite']]) assert.throws(() => parseCopyArgs(argv), CliError);
   });

@@ -25,8 +25,11 @@ export interface CopyArgs {
   force: boolean;
 }
 
-/** `<file> [--force]`, shared with restore; `null` means --help was asked for. */
-export function parseCopyArgs(argv: string[], usage: string = USAGE): CopyArgs | null {
+/**
+ * `<file> [--force]`, shared with restore; `null` means --help was asked for. A relative file is taken from where
+ * `npm run` was typed (npm runs scripts at the package root and says where it was called from in INIT_CWD).
+ */
+export function parseCopyArgs(argv: string[], usage: string = USAGE, cwd: string = process.env.INIT_CWD ?? process.cwd()): CopyArgs | null {
   let parsed: { values: { force?: boolean; help?: boolean }; positionals: string[] };
   try {
     parsed = parseArgs({
@@ -42,7 +45,7 @@ export function parseCopyArgs(argv: string[], usage: string = USAGE): CopyArgs |
   const [file, ...extra] = parsed.positionals;
   if (!file?.trim()) throw new CliError(`the backup file is required\n${usage}`);
   if (extra.length > 0) throw new CliError(`one file only (got also ${extra.join(' ')})\n${usage}`);
-  return { file: path.resolve(file), force: parsed.values.force ?? false };
+  return { file: path.resolve(cwd, file), force: parsed.values.force ?? false };
 }
 
 /** Where openDatabase keeps the embedded cluster inside DATA_DIR. */
