@@ -55,6 +55,15 @@ describe('defaults', () => {
     assert.deepEqual(c.OPENAI_MODELS, ['llama3', 'qwen2.5']);
   });
 
+  test("TRUST_PROXY: true, false or the proxies' addresses", () => {
+    const trust = (v: string) => loadConfig({ ...base(), TRUST_PROXY: v }).TRUST_PROXY;
+    assert.equal(trust('true'), true);
+    assert.equal(trust('no'), false);
+    assert.equal(trust('0'), false);
+    assert.deepEqual(trust('loopback'), ['loopback']);
+    assert.deepEqual(trust('10.0.0.1, 10.0.1.0/24,::1'), ['10.0.0.1', '10.0.1.0/24', '::1']);
+  });
+
   test('an empty variable counts as unset', () => {
     assert.equal(loadConfig({ ...base(), PORT: '', REGISTRATION: '' }).PORT, 5000);
   });
@@ -84,6 +93,8 @@ describe('a bad value stops the start with one line naming the variable', () => 
     ['TOTP_FOR_OAUTH', { TOTP_FOR_OAUTH: '2' }],
     ['REQUIRE_2FA_FOR_ADMINS', { REQUIRE_2FA_FOR_ADMINS: 'on' }],
     ['TRUST_PROXY', { TRUST_PROXY: 'sometimes' }],
+    ['TRUST_PROXY', { TRUST_PROXY: '2' }],
+    ['TRUST_PROXY', { TRUST_PROXY: 'proxy.internal' }],
     ['OPENAI_BASE_URL', { OPENAI_BASE_URL: 'localhost:11434' }],
     ['OPENAI_BASE_URL', { OPENAI_MODELS: 'llama3' }],
     ['LLM_TIMEOUT_S', { LLM_TIMEOUT_S: '0' }],

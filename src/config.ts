@@ -49,7 +49,26 @@ const envSchema = z.object({
     ),
   TOTP_FOR_OAUTH: bool.default(false),
   REQUIRE_2FA_FOR_ADMINS: bool.default(false),
-  TRUST_PROXY: bool.default(false),
+  // true trusts every hop: the leftmost X-Forwarded-For address is the client, so the proxy must replace the header.
+  // A list trusts only those proxy addresses (proxy-addr's CIDRs or loopback/linklocal/uniquelocal): the client is the
+  // first address from the right that is not one of them, so whatever a client put in front is never taken.
+  // (Fastify's hop count fails closed since 5.x, so it is not offered.)
+  TRUST_PROXY: z
+    .string()
+    .trim()
+    .default('false')
+    .transform((v, ctx): boolean | string[] => {
+      if (/^(true|yes|1)$/i.test(v)) return true;
+      if (/^(false|no|0)$/i.test(v)) return false;
+      const list = v
+        .split(',')
+        .map((a) => a.trim())
+        .filter(Boolean);
+      const address = /^(loopback|linklocal|uniquelocal|[0-9a-f]*[.:][0-9a-f.:]*(\/\d{1,3})?)$/i;
+      if (list.length > 0 && list.every((a) => address.test(a))) return list;
+      ctx.addIssue({ code: 'custom', message: 'must be true, false or a list of proxy addresses (CIDR, loopback…)' });
+      return z.NEVER;
+    }),
   // `protocol`: "localhost:11434" parses as a URL with the scheme "localhost:".
   OPENAI_BASE_URL: z.url({ protocol: /^https?$/, message: 'must be an absolute http(s) URL' }).optional(),
   OPENAI_API_KEY: z.string().optional(),

@@ -161,6 +161,24 @@ describe('error pages leak nothing', () => {
     assert.deepEqual(res.json(), { error: 'This page does not exist.' });
   });
 
+  test('TRUST_PROXY: true takes the leftmost X-Forwarded-For address, a proxy list only what those proxies added', async () => {
+    const database = await openTestDatabase();
+    const forwarded = { 'x-forwarded-for': '6.6.6.6, 203.0.113.7' }; // a client's own header, then what nginx appended
+    try {
+      const seen: Record<string, string> = {};
+      for (const trust of ['false', 'true', '10.0.0.0/8']) {
+        const app = await buildApp({ config: testConfig({ TRUST_PROXY: trust }), db: database.db });
+        app.get('/__ip', async (req) => ({ ip: req.ip }));
+        await app.ready();
+        seen[trust] = (await app.inject({ method: 'GET', url: '/__ip', headers: forwarded, remoteAddress: '10.0.0.2' })).json().ip;
+        await app.close();
+      }
+      assert.deepEqual(seen, { false: '10.0.0.2', true: '6.6.6.6', '10.0.0.0/8': '203.0.113.7' });
+    } finally {
+      await database.close();
+    }
+  });
+
   test('an unexpected error is a generic 500: no message, no stack, no internals', async () => {
     const database = await openTestDatabase();
     const logged: string[] = [];
