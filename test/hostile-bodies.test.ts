@@ -1,10 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import fc from 'fast-check';
-import type { LightMyRequestResponse } from 'fastify';
-import { DEFAULT_PASSWORD } from './client.ts';
 import { type Encoding, encodeBody, hostileValue, mutatedPairs, oddType, type Pair, sized } from './hostile-input.ts';
-import { excerpt, IDENTITIES, type Identity, type Route, sessionChanged, startHostileWorld } from './hostile-world.ts';
+import { excerpt, fillIn, IDENTITIES, type Identity, Judge, mainIdentity, type Route, startHostileWorld } from './hostile-world.ts';
 
 /**
  * Hostile bodies to every route that takes one (POST, PATCH, DELETE…, found through `onRoute`, so a new route is
@@ -22,54 +20,13 @@ const SEED = process.env.HOSTILE_SEED === undefined ? undefined : Number(process
 
 const world = await startHostileWorld();
 after(() => world.close());
-const { app, ids, limits, config } = world;
-
-const CSRF = 'CSRF-TOKEN-OF-THE-CALLER';
-/** Replaced by an address nobody has yet, so a registration gets as far as the INSERT, not to "already taken". */
-const NEW_EMAIL = 'new-address@example.com';
-let fresh = 0;
-/** Bodies some route accepts as they are; each route starts from those it accepted (see `accepted`). */
-const fieldsOnly: Pair[][] = [
-  [],
-  [['content', 'hello']],
-  [['title', 'A title']],
-  [['llm', ids.model]],
-  [
-    ['name', 'Model B'],
-    ['baseUrl', world.llm.baseUrl],
-    ['model', 'fake-echo'],
-    ['apiKey', 'sk-test'],
-    ['enabled', 'on'],
-  ],
-  [
-    ['username', 'Nina'],
-    ['email', NEW_EMAIL],
-    ['password', DEFAULT_PASSWORD],
-  ],
-  [
-    ['email', 'user@example.com'],
-    ['password', DEFAULT_PASSWORD],
-  ],
-  [['username', 'Renamed']],
-  [
-    ['current_password', DEFAULT_PASSWORD],
-    ['new_password', DEFAULT_PASSWORD],
-  ],
-  [
-    ['action', 'sign-out-everywhere'],
-    ['ids', String(ids.user)],
-  ],
-  [['otp_code', '123456']],
-];
-const knownBodies = fieldsOnly.map((pairs): Pair[] => [['_csrf', CSRF], ...pairs]);
+const { app, limits, config } = world;
 
 const bodyRoutes = world.routes.filter((r) => r.method !== 'GET');
 const value = hostileValue(config.MAX_PROMPT_CHARS);
 const sizes = [limits.form - 1, limits.form, limits.form + 1, limits.body - 1, limits.body, limits.body + 1, 2 * 1024 * 1024, 5 * 1024 * 1024 + 3];
 
 /** Mostly the caller the route is for (so the handler runs), sometimes the others (so the guards are attacked too). */
-const mainIdentity = (route: Route): Identity =>
-  route.url.startsWith('/admin') ? 'admin' : /^\/(login|register|reset-password)/.test(route.url) ? 'anonymous' : 'user';
 function identityFor(route: Route): fc.Arbitrary<Identity> {
   return fc.oneof({ weight: 4, arbitrary: fc.constant(mainIdentity(route)) }, { weight: 1, arbitrary: fc.constantFrom<Identity>(...IDENTITIES) });
 }
@@ -103,11 +60,10 @@ type Case = ReturnType<typeof caseFor> extends fc.Arbitrary<infer T> ? T : never
 
 function request(route: Route, c: Case) {
   const client = world.clients[c.identity];
-  const withToken = (pairs: Pair[]): Pair[] => pairs.map(([k, v]) => [k, v === CSRF ? client.csrf : v === NEW_EMAIL ? `new${++fresh}@example.com` : v]);
   let contentType: string | undefined;
   let payload: Buffer;
   const s = c.shape;
-  if (s.kind === 'mutated') ({ contentType, payload } = encodeBody(withToken(s.pairs), s.encoding, c.odd));
+  if (s.kind === 'mutated') ({ contentType, payload } = encodeBody(fillIn(s.pairs, client), s.encoding, c.odd));
   else if (s.kind === 'value') ({ contentType, payload } = encodeBody(s.value, s.encoding, c.odd));
   else if (s.kind === 'bytes') {
     contentType = encodeBody([], s.encoding, c.odd).contentType;
@@ -122,73 +78,23 @@ function request(route: Route, c: Case) {
   return { method: route.method as 'POST', url: world.realUrl(route, c.identity), headers, payload, remoteAddress: c.ip };
 }
 
-let generated = 0;
-let refused = 0;
-let before = await world.fingerprint();
-
-async function send(route: Route, c: Case): Promise<{ req: ReturnType<typeof request>; res: LightMyRequestResponse }> {
-  const req = request(route, c);
-  const started = performance.now();
-  const res = await app.inject(req);
-  generated++;
-  if (process.env.HOSTILE_TRACE)
-    console.log(
-      Math.round(performance.now() - started),
-      'ms',
-      c.identity,
-      res.statusCode,
-      req.method,
-      req.url,
-      req.headers['content-type'],
-      excerpt(req.payload, 120),
-    );
-  return { req, res };
-}
-
-/** After an accepted request (or one that changed a session), the world is put back and fingerprinted again. */
-async function settle(res: LightMyRequestResponse): Promise<void> {
-  if (res.statusCode < 400 || sessionChanged(res)) {
-    await world.restore();
-    before = await world.fingerprint();
-  }
-}
-
-/** The known bodies this route accepts from its main caller as they are (real ids, the native encoding). */
-async function accepted(route: Route): Promise<Pair[][]> {
-  const found: Pair[][] = [];
-  for (const pairs of knownBodies) {
-    const { res } = await send(route, {
-      identity: mainIdentity(route),
-      csrfInHeader: true,
-      shape: { kind: 'mutated', pairs, encoding: route.json ? 'json' : 'form' },
-      odd: '',
-      ip: '10.0.0.1',
-    } as unknown as Case);
-    if (res.statusCode < 400) found.push(pairs);
-    await settle(res);
-  }
-  return found.length > 0 ? found : knownBodies;
-}
+const judge = new Judge(world);
+await judge.start();
 
 for (const route of bodyRoutes) {
-  test(`${route.method} ${route.url}: hostile bodies get a 4xx or are stored whole, never a 5xx`, async () => {
-    const starts = await accepted(route);
+  test(`${route.method} ${route.url}: hostile bodies never get a 5xx, and a refusal writes nothing`, async () => {
+    const starts = await judge.acceptedBodies(route);
     await fc.assert(
       fc.asyncProperty(caseFor(route, starts), async (c) => {
-        const { req, res } = await send(route, c);
-        const what = `${req.method} ${req.url} as ${c.identity} (${req.headers['content-type'] ?? 'no content type'}, ${req.payload.length} bytes: ${excerpt(req.payload)})`;
-        assert.ok(res.statusCode < 500, `${what} → ${res.statusCode} ${res.body.slice(0, 300)}`);
-        if (res.statusCode >= 400 && !sessionChanged(res)) {
-          refused++;
-          const now = await world.fingerprint();
-          assert.equal(now, before, `${what} → ${res.statusCode}, refused, but rows changed`);
-        }
-        await settle(res);
+        const req = request(route, c);
+        const res = await app.inject(req);
+        const type = req.headers['content-type'] ?? 'no content type';
+        await judge.judge(`${req.method} ${req.url} as ${c.identity} (${type}, ${req.payload.length} bytes: ${excerpt(req.payload)})`, res);
       }),
       { numRuns: RUNS, ...(SEED === undefined ? {} : { seed: SEED }) },
     );
     await world.assertHealthy();
-    before = await world.fingerprint();
+    await judge.start();
   });
 }
 
@@ -197,5 +103,5 @@ test('the routes came from the app (a new route is covered without a line here)'
   for (const expected of ['POST /api/chats/:id/messages', 'PATCH /api/chats/:id', 'POST /register', 'POST /admin/models/:id', 'POST /settings/profile']) {
     assert.ok(names.includes(expected), `${expected} missing from ${names.join(', ')}`);
   }
-  console.log(`# hostile bodies: ${bodyRoutes.length} routes, ${generated} requests (${refused} refused with 4xx, rows checked unchanged)`);
+  console.log(`# hostile bodies: ${bodyRoutes.length} routes, ${judge.generated} requests (${judge.refused} refused with 4xx, rows checked unchanged)`);
 });

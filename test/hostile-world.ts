@@ -12,6 +12,7 @@ import { addModel, parseSse } from './chat-fixtures.ts';
 import { DEFAULT_PASSWORD, TestClient } from './client.ts';
 import { openTestDatabase } from './database.ts';
 import { TestProvider } from './google-provider.ts';
+import { encodeBody, type Pair } from './hostile-input.ts';
 
 /**
  * The world the hostile-input tests (test/hostile-*.test.ts) attack: the real app (Google sign-in configured, so its
@@ -261,4 +262,103 @@ export function sessionChanged(res: LightMyRequestResponse): boolean {
 export function excerpt(text: string | Buffer | undefined, max = 200): string {
   const s = typeof text === 'string' ? text : text === undefined ? '' : text.subarray(0, max * 4).toString('latin1');
   return JSON.stringify(s.length > max ? `${s.slice(0, max)}…(${s.length})` : s);
+}
+
+/** Stand-ins in known bodies, filled in per request: the caller's CSRF token, and an address nobody has yet (so a
+ * registration gets as far as the INSERT, not to "already taken"). */
+export const CSRF = 'CSRF-TOKEN-OF-THE-CALLER';
+export const NEW_EMAIL = 'new-address@example.com';
+let fresh = 0;
+export function fillIn(pairs: Pair[], client: TestClient): Pair[] {
+  return pairs.map(([k, v]) => [k, v === CSRF ? client.csrf : v === NEW_EMAIL ? `new${++fresh}-${Date.now()}@example.com` : v]);
+}
+
+/** Bodies some route accepts as they are; each route starts from those it accepted (see acceptedBodies). */
+export function knownBodies(world: HostileWorld): Pair[][] {
+  const fields: Pair[][] = [
+    [],
+    [['content', 'hello']],
+    [['title', 'A title']],
+    [['llm', world.ids.model]],
+    [
+      ['name', 'Model B'],
+      ['baseUrl', world.llm.baseUrl],
+      ['model', 'fake-echo'],
+      ['apiKey', 'sk-test'],
+      ['enabled', 'on'],
+    ],
+    [
+      ['username', 'Nina'],
+      ['email', NEW_EMAIL],
+      ['password', DEFAULT_PASSWORD],
+    ],
+    [
+      ['email', PEOPLE.user.email],
+      ['password', DEFAULT_PASSWORD],
+    ],
+    [['username', 'Renamed']],
+    [
+      ['current_password', DEFAULT_PASSWORD],
+      ['new_password', DEFAULT_PASSWORD],
+    ],
+    [
+      ['action', 'sign-out-everywhere'],
+      ['ids', String(world.ids.user)],
+    ],
+    [['otp_code', '123456']],
+  ];
+  return fields.map((pairs): Pair[] => [['_csrf', CSRF], ...pairs]);
+}
+
+/** The caller a route is for: admin pages the Admin, sign-in pages a visitor, the rest the User. */
+export function mainIdentity(route: Route): Identity {
+  return route.url.startsWith('/admin') ? 'admin' : /^\/(login|register|reset-password)/.test(route.url) ? 'anonymous' : 'user';
+}
+
+/**
+ * Judges answers: never a 5xx; a refused one (4xx that left the session alone) changed no row. After an accepted
+ * one the world is restored and fingerprinted again. Counts what it saw, for the report line.
+ */
+export class Judge {
+  readonly world: HostileWorld;
+  before = '';
+  generated = 0;
+  refused = 0;
+  constructor(world: HostileWorld) {
+    this.world = world;
+  }
+  async start(): Promise<void> {
+    this.before = await this.world.fingerprint();
+  }
+  async judge(what: string, res: LightMyRequestResponse): Promise<void> {
+    this.generated++;
+    if (process.env.HOSTILE_TRACE) console.log(res.statusCode, what);
+    assert.ok(res.statusCode < 500, `${what} → ${res.statusCode} ${res.body.slice(0, 300)}`);
+    if (res.statusCode >= 400 && !sessionChanged(res)) {
+      this.refused++;
+      assert.equal(await this.world.fingerprint(), this.before, `${what} → ${res.statusCode}, refused, but rows changed`);
+    } else {
+      await this.world.restore();
+      this.before = await this.world.fingerprint();
+    }
+  }
+  /** The known bodies `route` accepts from its main caller as they are (real ids, the native encoding). */
+  async acceptedBodies(route: Route): Promise<Pair[][]> {
+    const known = knownBodies(this.world);
+    const found: Pair[][] = [];
+    const identity = mainIdentity(route);
+    for (const pairs of known) {
+      const client = this.world.clients[identity];
+      const { contentType, payload } = encodeBody(fillIn(pairs, client), route.json ? 'json' : 'form', '');
+      const res = await this.world.app.inject({
+        method: route.method as 'POST',
+        url: this.world.realUrl(route, identity),
+        headers: { cookie: client.cookieHeader(), 'x-csrf-token': client.csrf, 'content-type': contentType as string },
+        payload,
+      });
+      if (res.statusCode < 400) found.push(pairs);
+      await this.judge(`${route.method} ${route.url} with a known body`, res);
+    }
+    return found.length > 0 ? found : known;
+  }
 }
