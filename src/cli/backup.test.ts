@@ -319,7 +319,8 @@ describe('pg_dump / pg_restore as the README says', { skip: postgresOnly }, () =
     await sql`CREATE ROLE ${sql.id(owner)} LOGIN`.execute(source.db);
     try {
       await sql`ALTER DATABASE ${sql.id(targetUrl.pathname.slice(1))} OWNER TO ${sql.id(owner)}`.execute(target.db);
-      await sql`CREATE EXTENSION pg_trgm`.execute(target.db);
+      const trgm = await sql<{ ok: boolean }>`SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm') AS ok`.execute(target.db);
+      if (trgm.rows[0]?.ok) await sql`CREATE EXTENSION pg_trgm`.execute(target.db);
       const world = await seedWorld(source, llm);
       const file = path.join(scratch('pg-dump'), 'parley.dump');
       // Taken with the app's pool connected: pg_dump reads one snapshot, so it needs no pause.
