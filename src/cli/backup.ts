@@ -183,15 +183,18 @@ export async function backupCommand(config: Config, args: CopyArgs, env: NodeJS.
     else {
       try {
         linkSync(tmp, args.file); // unlike rename, fails if the name was taken meanwhile: never replaces without --force
+        rmSync(tmp);
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new CliError(`${args.file} already exists; pass --force to replace it.`);
-        throw err;
+        const taken = (err as NodeJS.ErrnoException).code === 'EEXIST' || existsSync(args.file);
+        if (taken) throw new CliError(`${args.file} already exists; pass --force to replace it.`);
+        renameSync(tmp, args.file); // a file system without hard links (EPERM, ENOTSUP): checked just before, as close as it gets
       }
-      rmSync(tmp);
     }
     tmp = undefined;
     const megabytes = (statSync(args.file).size / 1e6).toFixed(1);
-    out.info(`Backed up the embedded database in ${source} to ${args.file} (${megabytes} MB; ${describeCounts(counts)}). It opened and matched, row for row.`);
+    out.info(
+      `Backed up the embedded database in ${source} to ${args.file} (${megabytes} MB; ${describeCounts(counts)}). It opened again with the same number of rows in every table.`,
+    );
     out.info(
       `APP_SECRET is NOT in the backup. This process used ${secretSource(env, config.DATA_DIR)}: keep a copy of it, apart from the backup. ` +
         'Without the same APP_SECRET, the model API keys and 2FA (TOTP) secrets in the backup cannot be decrypted after a restore.',
