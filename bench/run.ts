@@ -4,6 +4,7 @@ import { benchAnswerFlush } from './answer-flush.ts';
 import { benchConcurrentChats } from './concurrent-chats.ts';
 import { type DbKind, databaseKinds, machine, markdownTable, type Row } from './lib.ts';
 import { benchPageThroughput } from './page-throughput.ts';
+import { benchSoak } from './soak.ts';
 import { benchStartup } from './startup.ts';
 import { benchStats } from './stats.ts';
 import { benchTtft } from './ttft.ts';
@@ -35,6 +36,7 @@ const benches: Bench[] = [
   { name: 'flush', title: 'Saving the partial text of a 100,000-character answer', run: perDatabase(benchAnswerFlush) },
   { name: 'admin', title: 'GET /admin/users at 100,000 users: server time per page and search', run: perDatabase(benchAdminUsers) },
   { name: 'stats', title: '/admin/stats on a million messages: daily rollups against the seed’s raw SQL', run: perDatabase(benchStats) },
+  { name: 'soak', title: 'Soak: mixed traffic against one app process (requests by kind)', run: benchSoak },
 ];
 
 const wanted = process.argv.slice(2);
