@@ -153,7 +153,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 /** Development convenience: a secret generated once and kept beside the embedded database. */
 function readOrCreateDevSecret(dataDir: string): string {
   const file = path.join(dataDir, 'app-secret');
-  mkdirSync(dataDir, { recursive: true });
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   try {
     // 'wx': of two processes starting at once on a fresh DATA_DIR, one writes and the other reads what it wrote.
     writeFileSync(file, `${randomBytes(32).toString('base64url')}\n`, { mode: 0o600, flag: 'wx' });

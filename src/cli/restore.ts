@@ -66,7 +66,7 @@ export async function restoreCommand(config: Config, args: CopyArgs, env: NodeJS
     }
 
     rmSync(staging, { recursive: true, force: true });
-    mkdirSync(staging);
+    mkdirSync(staging, { mode: 0o700 }); // PGlite's files inside are 0666: see openDatabase
     let counts: Map<string, number>;
     let sealed: { checked: number; unreadable: number };
     let lite: PGlite | undefined;

@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { PGlite } from '@electric-sql/pglite';
 import { sql } from 'kysely';
@@ -56,4 +59,20 @@ test('the pool holds at most poolSize connections to PostgreSQL (bites only on P
     Array.from({ length: 6 }, () => sql<{ pid: number }>`SELECT pg_backend_pid() AS pid, pg_sleep(${0.2})`.execute(db).then((r) => r.rows[0]?.pid)),
   );
   assert.equal(new Set(pids).size, 3);
+});
+
+test('the embedded database directory is private (0700), even one made world-readable before', {
+  skip: testDbKind === 'postgres' && 'embedded only',
+}, async () => {
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'parley-perm-'));
+  try {
+    mkdirSync(path.join(dataDir, 'pglite'), { mode: 0o755 });
+    chmodSync(path.join(dataDir, 'pglite'), 0o755); // as a copy or an old restore would leave it
+    const o = await openDatabase({ dataDir });
+    await o.close();
+    // PGlite's own files are 0666: only the directory keeps other users out.
+    assert.equal(statSync(path.join(dataDir, 'pglite')).mode & 0o777, 0o700);
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
 });

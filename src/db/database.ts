@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync } from 'node:fs';
 import { PGlite, type PGliteOptions } from '@electric-sql/pglite';
 import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm';
 import { createPgConfig } from '@electric-sql/pglite/node-postgres';
@@ -117,8 +117,12 @@ export async function openDatabase(opts: OpenOptions): Promise<OpenedDatabase> {
   let unlock = () => {};
   if (!lite) {
     const dir = opts.dataDir ?? './data';
-    mkdirSync(dir, { recursive: true });
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
     unlock = lockDataDir(dir);
+    // PGlite writes its files world-readable (0666 whatever the umask): the directory around them is what keeps
+    // other local users from the password hashes and chats, so it is 0700 however it was made (a restore, a copy).
+    mkdirSync(`${dir}/pglite`, { recursive: true, mode: 0o700 });
+    chmodSync(`${dir}/pglite`, 0o700);
     lite = new PGlite(`${dir}/pglite`, embeddedOptions());
   }
   const owned = lite;
