@@ -1,19 +1,25 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
-import { buildApp } from '../src/app.ts';
-import { createSession } from '../src/auth/sessions.ts';
-import type { OpenedDatabase } from '../src/db/database.ts';
-import { createUser, grantAdmin } from '../src/users/user-queries.ts';
-import { testConfig } from './app.ts';
-import { openTestDatabase } from './database.ts';
+import type { LightMyRequestResponse } from 'fastify';
+import { AuthorizationWorld, type Browser, IDENTITIES, type Identity, METRICS_TOKEN } from './authorization-world.ts';
 
 /**
  * Who may call what, for every route of the app. Each route is one line:
- *   [method, route as registered, anonymous, second-factor pending, user, admin, url to request (default: `:params` → 999999)]
- * "Second-factor pending" is a browser whose password was right for an account with 2FA: it may reach the second
- * step and sign-out, nothing else.
+ *   [method, route as registered, then one outcome per identity (the columns below), url to request (default: `:params` → 999999;
+ *    `{user}` is the user's account id)]
+ * The identities (built in authorization-world.ts, a fresh browser for every request):
+ *   anon       no cookies but the CSRF one
+ *   2fa        second factor pending: the password was right for an account with 2FA (an admin's); it may reach the second
+ *              step and sign-out, nothing else
+ *   glink      Google link pending: back from Google with an identity whose e-mail has a local account, holding the sealed
+ *              link cookie and no session; it may reach the link page, nothing else
+ *   user       a signed-in user
+ *   deact      a session made while the account was active; the account has been deactivated since
+ *   admin      a signed-in admin
+ *   demoted    a session made while the account was an admin; it has been demoted since (by another admin)
  * Outcomes:
+ *   ok        200 (the page, JSON or file in full)
+ *   csv       200 with a text/csv body
  *   allow     the guard lets the caller through (any answer but 401/403/5xx or a redirect to /login;
  *             a 400 for the empty body or a 404 for the made-up id is fine: the handler ran)
  *   login     signed-out: pages redirect to /login, JSON (/api/*) answers 401
@@ -21,158 +27,140 @@ import { openTestDatabase } from './database.ts';
  *   to-chat   a redirect to /chat (sign-in pages for someone already signed in)
  *   to-2fa    pages redirect to /login/2fa, JSON (/api/*) answers 401 (a second-factor-pending session)
  *   signs-out a redirect to /login that also clears the session cookie (the guard's redirect does not)
- * Every POST carries a valid CSRF token, so a 403 can only come from a guard.
+ *   bearer    401 with a `WWW-Authenticate: Bearer` challenge (a route whose credential is a bearer token, not a session)
+ * Every state-changing line (POST, PATCH, DELETE) is tried twice per identity: with the browser's valid CSRF token, when the
+ * outcome above must hold (so a 403 there can only come from a guard), and without it, when the answer must be 403 whoever
+ * asks. A refused request (every outcome but ok, csv, allow and signs-out; every request without the token) must change
+ * nothing: the whole database is compared before and after it.
  * A route registered in the app but missing here fails the first test: add its line when you add the route.
  */
-type Outcome = 'allow' | 'login' | 'forbidden' | 'to-chat' | 'to-2fa' | 'signs-out';
+type Outcome = 'ok' | 'csv' | 'allow' | 'login' | 'forbidden' | 'to-chat' | 'to-2fa' | 'signs-out' | 'bearer';
 type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
-type Rule = [method: Method, route: string, anonymous: Outcome, pending: Outcome, user: Outcome, admin: Outcome, url?: string];
-
-const matrix: Rule[] = [
-  // ── public ──
-  ['GET', '/healthz', 'allow', 'allow', 'allow', 'allow'],
-  ['GET', '/readyz', 'allow', 'allow', 'allow', 'allow'],
-  ['GET', '/', 'login', 'to-2fa', 'to-chat', 'to-chat'],
-
-  // ── sign-in and registration (src/auth) ──
-  ['GET', '/login', 'allow', 'to-2fa', 'to-chat', 'to-chat'],
-  ['POST', '/login', 'allow', 'allow', 'to-chat', 'to-chat'],
-  ['GET', '/register', 'allow', 'to-2fa', 'to-chat', 'to-chat'],
-  ['POST', '/register', 'allow', 'to-2fa', 'to-chat', 'to-chat'],
-  ['POST', '/logout', 'login', 'signs-out', 'signs-out', 'signs-out'],
-  ['GET', '/login/2fa', 'login', 'allow', 'to-chat', 'to-chat'],
-  ['POST', '/login/2fa', 'login', 'allow', 'to-chat', 'to-chat'],
-  // The code step (POST /login/2fa) and Google sign-in (/login/google, /login/google/authorized, /settings/2fa, /2fa/qrcode.png) go here.
-  // Google sign-in (src/auth/google-routes.ts): this app has no GOOGLE_CLIENT_ID, so an anonymous visitor gets 404; with
-  // Google configured, the flows and the "Google link pending" state are covered in src/auth/google-auth.test.ts.
-  ['GET', '/login/google', 'allow', 'to-2fa', 'to-chat', 'to-chat'],
-  ['GET', '/login/google/authorized', 'allow', 'to-2fa', 'to-chat', 'to-chat'],
-  ['GET', '/login/google/link', 'allow', 'to-2fa', 'to-chat', 'to-chat'],
-  ['POST', '/login/google/link', 'allow', 'to-2fa', 'to-chat', 'to-chat'],
-  ['GET', '/login/google/link/complete', 'login', 'to-2fa', 'allow', 'allow'],
-
-  // ── chat pages (src/chat) ──
-  ['GET', '/chat', 'login', 'to-2fa', 'allow', 'allow'],
-  ['GET', '/chat/:id', 'login', 'to-2fa', 'allow', 'allow'],
-
-  // ── chat API (src/chat): JSON, so signed-out callers get 401 ──
-  ['POST', '/api/chats', 'login', 'to-2fa', 'allow', 'allow'],
-  ['GET', '/api/chats/:id', 'login', 'to-2fa', 'allow', 'allow'],
-  ['PATCH', '/api/chats/:id', 'login', 'to-2fa', 'allow', 'allow'],
-  ['DELETE', '/api/chats/:id', 'login', 'to-2fa', 'allow', 'allow'],
-  ['POST', '/api/chats/:id/messages', 'login', 'to-2fa', 'allow', 'allow'],
-  ['POST', '/api/chats/:id/regenerate', 'login', 'to-2fa', 'allow', 'allow'],
-  ['POST', '/api/chats/:id/responses/:idresponse/stop', 'login', 'to-2fa', 'allow', 'allow'],
-  // Further /api/chats/* routes go here.
-
-  // ── one's own account (src/settings); /2fa/qrcode.png answers 404 without an enrolment in progress ──
-  ['GET', '/settings', 'login', 'to-2fa', 'allow', 'allow'],
-  ['POST', '/settings/profile', 'login', 'to-2fa', 'allow', 'allow'],
-  ['POST', '/settings/password', 'login', 'to-2fa', 'allow', 'allow'],
-  ['POST', '/settings/password/new', 'login', 'to-2fa', 'allow', 'allow'],
-  ['POST', '/settings/sessions/revoke', 'login', 'to-2fa', 'allow', 'allow'],
-  ['POST', '/settings/sessions/revoke-others', 'login', 'to-2fa', 'allow', 'allow'],
-  ['POST', '/settings/google/unlink', 'login', 'to-2fa', 'allow', 'allow'],
-  ['GET', '/settings/2fa', 'login', 'to-2fa', 'allow', 'allow'],
-  ['POST', '/settings/2fa', 'login', 'to-2fa', 'allow', 'allow'],
-  ['GET', '/2fa/qrcode.png', 'login', 'to-2fa', 'allow', 'allow'],
-
-  // ── admin: model connections (src/admin) ──
-  ['GET', '/admin/models', 'login', 'to-2fa', 'forbidden', 'allow'],
-  ['POST', '/admin/models', 'login', 'to-2fa', 'forbidden', 'allow'],
-  ['GET', '/admin/models/:id/edit', 'login', 'to-2fa', 'forbidden', 'allow'],
-  ['POST', '/admin/models/:id', 'login', 'to-2fa', 'forbidden', 'allow'],
-  ['POST', '/admin/models/:id/enable', 'login', 'to-2fa', 'forbidden', 'allow'],
-  ['POST', '/admin/models/:id/disable', 'login', 'to-2fa', 'forbidden', 'allow'],
-  ['POST', '/admin/models/:id/delete', 'login', 'to-2fa', 'forbidden', 'allow'],
-  ['POST', '/admin/models/:id/test', 'login', 'to-2fa', 'forbidden', 'allow'],
-
-  // ── statistics (src/stats): admin pages, and each user's own usage ──
-  ['GET', '/admin/stats', 'login', 'to-2fa', 'forbidden', 'allow'],
-  ['GET', '/admin/stats/users/:id', 'login', 'to-2fa', 'forbidden', 'allow'],
-  ['GET', '/settings/usage', 'login', 'to-2fa', 'allow', 'allow'],
-
-  // ── admin: users and the audit log (src/admin) ──
-  ['GET', '/admin/users', 'login', 'to-2fa', 'forbidden', 'allow'],
-  ['POST', '/admin/users/:id/promote', 'login', 'to-2fa', 'forbidden', 'allow'],
-  ['POST', '/admin/users/:id/demote', 'login', 'to-2fa', 'forbidden', 'allow'],
-  ['POST', '/admin/users/:id/deactivate', 'login', 'to-2fa', 'forbidden', 'allow'],
-  ['POST', '/admin/users/:id/reactivate', 'login', 'to-2fa', 'forbidden', 'allow'],
-  ['POST', '/admin/users/bulk', 'login', 'to-2fa', 'forbidden', 'allow'],
-  ['GET', '/admin/users/new', 'login', 'to-2fa', 'forbidden', 'allow'],
-  ['POST', '/admin/users/new', 'login', 'to-2fa', 'forbidden', 'allow'],
-  ['GET', '/admin/users/:id', 'login', 'to-2fa', 'forbidden', 'allow'],
-  ['POST', '/admin/users/:id/sign-out-everywhere', 'login', 'to-2fa', 'forbidden', 'allow'],
-  ['POST', '/admin/users/:id/sessions/revoke', 'login', 'to-2fa', 'forbidden', 'allow'],
-  ['POST', '/admin/users/:id/reset-2fa', 'login', 'to-2fa', 'forbidden', 'allow'],
-  ['POST', '/admin/users/:id/reset-link', 'login', 'to-2fa', 'forbidden', 'allow'],
-  ['GET', '/admin/audit', 'login', 'to-2fa', 'forbidden', 'allow'],
-  // The one-time reset link's page: the token is the credential, so no guard (a made-up token is a 404).
-  ['GET', '/reset-password/:token', 'allow', 'allow', 'allow', 'allow'],
-  ['POST', '/reset-password/:token', 'allow', 'allow', 'allow', 'allow'],
-
-  // ── admin: users and stats (/admin/users, /admin/users/:id/promote|demote|deactivate|reactivate, /admin/stats) go here,
-  //    each as ['…', '/admin/…', 'login', 'to-2fa', 'forbidden', 'allow'] ──
+type Rule = [
+  method: Method,
+  route: string,
+  anon: Outcome,
+  twoFactor: Outcome,
+  glink: Outcome,
+  user: Outcome,
+  deact: Outcome,
+  admin: Outcome,
+  demoted: Outcome,
+  url?: string,
 ];
 
-const roles = ['anonymous', 'pending', 'user', 'admin'] as const;
-type Role = (typeof roles)[number];
+// biome-ignore format: one line per route, its outcomes in columns.
+const matrix: Rule[] = [
+  //                                                    anon         2fa          glink        user         deact        admin        demoted
+  // public
+  ['GET', '/healthz',                                   'ok',        'ok',        'ok',        'ok',        'ok',        'ok',        'ok'],
+  ['GET', '/readyz',                                    'ok',        'ok',        'ok',        'ok',        'ok',        'ok',        'ok'],
+  ['GET', '/',                                          'login',     'to-2fa',    'login',     'to-chat',   'login',     'to-chat',   'to-chat'],
+  // metrics (src/metrics), there because this app has a METRICS_TOKEN: the bearer token is its one credential, a session counts for
+  // nothing (the token itself: "GET /metrics takes the bearer token" below)
+  ['GET', '/metrics',                                   'bearer',    'bearer',    'bearer',    'bearer',    'bearer',    'bearer',    'bearer'],
+  // sign-in and registration (src/auth)
+  ['GET', '/login',                                     'ok',        'to-2fa',    'ok',        'to-chat',   'ok',        'to-chat',   'to-chat'],
+  ['POST', '/login',                                    'allow',     'allow',     'allow',     'to-chat',   'allow',     'to-chat',   'to-chat'],
+  ['GET', '/register',                                  'ok',        'to-2fa',    'ok',        'to-chat',   'ok',        'to-chat',   'to-chat'],
+  ['POST', '/register',                                 'allow',     'to-2fa',    'allow',     'to-chat',   'allow',     'to-chat',   'to-chat'],
+  ['POST', '/logout',                                   'login',     'signs-out', 'login',     'signs-out', 'login',     'signs-out', 'signs-out'],
+  ['GET', '/login/2fa',                                 'login',     'ok',        'login',     'to-chat',   'login',     'to-chat',   'to-chat'],
+  ['POST', '/login/2fa',                                'login',     'allow',     'login',     'to-chat',   'login',     'to-chat',   'to-chat'],
+  // Google sign-in (src/auth/google-routes.ts), configured against the loopback provider. Without a flow or link of its own,
+  // the callback and the link page send the browser to /login; the link page is the Google link browser's only door.
+  ['GET', '/login/google',                              'allow',     'to-2fa',    'allow',     'to-chat',   'allow',     'to-chat',   'to-chat'],
+  ['GET', '/login/google/authorized',                   'login',     'to-2fa',    'login',     'to-chat',   'login',     'to-chat',   'to-chat'],
+  ['GET', '/login/google/link',                         'login',     'to-2fa',    'ok',        'to-chat',   'login',     'to-chat',   'to-chat'],
+  ['POST', '/login/google/link',                        'login',     'to-2fa',    'allow',     'to-chat',   'login',     'to-chat',   'to-chat'],
+  ['GET', '/login/google/link/complete',                'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
+  // chat pages (src/chat)
+  ['GET', '/chat',                                      'login',     'to-2fa',    'login',     'ok',        'login',     'ok',        'ok'],
+  ['GET', '/chat/:id',                                  'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
+  // chat API (src/chat): JSON, so signed-out callers get 401; another user's chat is a 404 (authorization-objects.test.ts)
+  ['POST', '/api/chats',                                'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
+  ['GET', '/api/chats/:id',                             'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
+  ['PATCH', '/api/chats/:id',                           'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
+  ['DELETE', '/api/chats/:id',                          'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
+  ['POST', '/api/chats/:id/messages',                   'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
+  ['POST', '/api/chats/:id/regenerate',                 'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
+  ['POST', '/api/chats/:id/responses/:idresponse/stop', 'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
+  // one's own account (src/settings); /2fa/qrcode.png answers 404 without an enrolment in progress
+  ['GET', '/settings',                                  'login',     'to-2fa',    'login',     'ok',        'login',     'ok',        'ok'],
+  ['POST', '/settings/profile',                         'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
+  ['POST', '/settings/password',                        'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
+  ['POST', '/settings/password/new',                    'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
+  ['POST', '/settings/sessions/revoke',                 'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
+  ['POST', '/settings/sessions/revoke-others',          'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
+  ['POST', '/settings/google/unlink',                   'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
+  ['GET', '/settings/2fa',                              'login',     'to-2fa',    'login',     'ok',        'login',     'ok',        'ok'],
+  ['POST', '/settings/2fa',                             'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
+  ['GET', '/2fa/qrcode.png',                            'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
+  // admin: model connections (src/admin)
+  ['GET', '/admin/models',                              'login',     'to-2fa',    'login',     'forbidden', 'login',     'ok',        'forbidden'],
+  ['POST', '/admin/models',                             'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden'],
+  ['GET', '/admin/models/:id/edit',                     'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden'],
+  ['POST', '/admin/models/:id',                         'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden'],
+  ['POST', '/admin/models/:id/enable',                  'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden'],
+  ['POST', '/admin/models/:id/disable',                 'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden'],
+  ['POST', '/admin/models/:id/delete',                  'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden'],
+  ['POST', '/admin/models/:id/test',                    'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden'],
+  // statistics (src/stats): the admin pages and every CSV they offer, and each user's own usage
+  ['GET', '/admin/stats',                               'login',     'to-2fa',    'login',     'forbidden', 'login',     'ok',        'forbidden'],
+  ['GET', '/admin/stats',                               'login',     'to-2fa',    'login',     'forbidden', 'login',     'csv',       'forbidden', '/admin/stats?format=csv&table=prompts_per_user'],
+  ['GET', '/admin/stats',                               'login',     'to-2fa',    'login',     'forbidden', 'login',     'csv',       'forbidden', '/admin/stats?format=csv&table=average_per_model'],
+  ['GET', '/admin/stats',                               'login',     'to-2fa',    'login',     'forbidden', 'login',     'csv',       'forbidden', '/admin/stats?format=csv&table=models'],
+  ['GET', '/admin/stats',                               'login',     'to-2fa',    'login',     'forbidden', 'login',     'csv',       'forbidden', '/admin/stats?format=csv&table=users'],
+  ['GET', '/admin/stats',                               'login',     'to-2fa',    'login',     'forbidden', 'login',     'csv',       'forbidden', '/admin/stats?format=csv&table=daily'],
+  ['GET', '/admin/stats/users/:id',                     'login',     'to-2fa',    'login',     'forbidden', 'login',     'ok',        'forbidden', '/admin/stats/users/{user}'],
+  ['GET', '/admin/stats/users/:id',                     'login',     'to-2fa',    'login',     'forbidden', 'login',     'csv',       'forbidden', '/admin/stats/users/{user}?format=csv'],
+  ['GET', '/settings/usage',                            'login',     'to-2fa',    'login',     'ok',        'login',     'ok',        'ok'],
+  ['GET', '/settings/usage',                            'login',     'to-2fa',    'login',     'csv',       'login',     'csv',       'csv',       '/settings/usage?format=csv'],
+  // admin: users and the audit log (src/admin), the log's CSV too
+  ['GET', '/admin/users',                               'login',     'to-2fa',    'login',     'forbidden', 'login',     'ok',        'forbidden'],
+  ['POST', '/admin/users/:id/promote',                  'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden'],
+  ['POST', '/admin/users/:id/demote',                   'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden'],
+  ['POST', '/admin/users/:id/deactivate',               'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden'],
+  ['POST', '/admin/users/:id/reactivate',               'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden'],
+  ['POST', '/admin/users/bulk',                         'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden'],
+  ['GET', '/admin/users/new',                           'login',     'to-2fa',    'login',     'forbidden', 'login',     'ok',        'forbidden'],
+  ['POST', '/admin/users/new',                          'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden'],
+  ['GET', '/admin/users/:id',                           'login',     'to-2fa',    'login',     'forbidden', 'login',     'ok',        'forbidden', '/admin/users/{user}'],
+  ['POST', '/admin/users/:id/sign-out-everywhere',      'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden'],
+  ['POST', '/admin/users/:id/sessions/revoke',          'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden'],
+  ['POST', '/admin/users/:id/reset-2fa',                'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden'],
+  ['POST', '/admin/users/:id/reset-link',               'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden'],
+  ['GET', '/admin/audit',                               'login',     'to-2fa',    'login',     'forbidden', 'login',     'ok',        'forbidden'],
+  ['GET', '/admin/audit',                               'login',     'to-2fa',    'login',     'forbidden', 'login',     'csv',       'forbidden', '/admin/audit?format=csv'],
+  // the one-time reset link's page: the token is the credential, so no guard (a made-up token is a 404)
+  ['GET', '/reset-password/:token',                     'allow',     'allow',     'allow',     'allow',     'allow',     'allow',     'allow'],
+  ['POST', '/reset-password/:token',                    'allow',     'allow',     'allow',     'allow',     'allow',     'allow',     'allow'],
+];
 
-let database: OpenedDatabase;
-let app: FastifyInstance;
-const registered = new Set<string>();
-const ids: Record<Exclude<Role, 'anonymous'>, number> = { pending: 0, user: 0, admin: 0 };
+const UNSAFE = new Set<Method>(['POST', 'PUT', 'PATCH', 'DELETE']);
+/** Outcomes where the request got through to do its work; every other one must leave the database as it was. */
+const ADMITTED = new Set<Outcome>(['ok', 'csv', 'allow', 'signs-out']);
 
+let world: AuthorizationWorld;
 before(async () => {
-  database = await openTestDatabase();
-  app = await buildApp({
-    config: testConfig(),
-    db: database.db,
-    onRoute: (route) => {
-      for (const method of [route.method].flat()) {
-        // HEAD mirrors GET; static files are public by design.
-        if (method !== 'HEAD' && !route.url.startsWith('/static/')) registered.add(`${method} ${route.url}`);
-      }
-    },
-  });
-  await app.ready();
-  ids.admin = (await createUser(database.db, { username: 'Admin', email: 'admin@example.com', passwordHash: null })).id;
-  ids.user = (await createUser(database.db, { username: 'User', email: 'user@example.com', passwordHash: null })).id;
-  // An admin with 2FA half-way through signing in: even admin rights must not leak through a pending session.
-  ids.pending = (await createUser(database.db, { username: 'Pending', email: 'pending@example.com', passwordHash: null })).id;
-  await grantAdmin(database.db, ids.pending);
-  await database.db.updateTable('chatbot_schema.app_user').set({ is_2fa_enabled: true }).where('idappuser', '=', ids.pending).execute();
+  world = await AuthorizationWorld.start();
 });
-after(async () => {
-  await app.close();
-  await database.close();
-});
+after(() => world.close());
 
 const key = ([method, route]: Rule) => `${method} ${route}`;
+const urlOf = (rule: Rule): string => (rule[9] ?? rule[1].replace(/:\w+/g, '999999')).replace('{user}', String(world.ids.user));
+const outcomeOf = (rule: Rule, identity: Identity): Outcome => rule[2 + IDENTITIES.indexOf(identity)] as Outcome;
 
-/** A fresh browser for each request (POST /logout must not sign out the next row), with its CSRF token. */
-async function visitor(role: Role): Promise<{ cookies: Record<string, string>; csrf: string }> {
-  const cookies: Record<string, string> = {};
-  if (role !== 'anonymous') cookies.parley_session = await createSession(database.db, ids[role], { secondFactorPending: role === 'pending' });
-  // Any page carries the token; the 404 page exists for everyone whatever the routes.
-  const page = await app.inject({ method: 'GET', url: '/__authorization-matrix__', cookies });
-  for (const c of page.cookies as Array<{ name: string; value: string }>) if (c.name === 'parley_csrf') cookies[c.name] = c.value;
-  const csrf = /<meta name="csrf-token" content="([^"]+)">/.exec(page.body)?.[1];
-  assert.ok(csrf, 'no CSRF token on the 404 page');
-  return { cookies, csrf };
-}
-
-async function call(rule: Rule, role: Role): Promise<LightMyRequestResponse> {
-  const [method, route, , , , , url = route.replace(/:\w+/g, '999999')] = rule;
-  const { cookies, csrf } = await visitor(role);
+async function call(rule: Rule, browser: Browser, withToken: boolean): Promise<LightMyRequestResponse> {
+  const [method, route] = rule;
   const json = route.startsWith('/api/');
-  const headers: Record<string, string> = { 'x-csrf-token': csrf };
+  const headers: Record<string, string> = withToken ? { 'x-csrf-token': browser.csrf } : {};
   let payload: string | undefined;
   if (method === 'POST' || method === 'PUT' || method === 'PATCH') {
     headers['content-type'] = json ? 'application/json' : 'application/x-www-form-urlencoded';
-    payload = json ? '{}' : new URLSearchParams({ _csrf: csrf }).toString();
+    payload = json ? '{}' : new URLSearchParams(withToken ? { _csrf: browser.csrf } : {}).toString();
   }
-  return app.inject({ method, url, cookies, headers, payload });
+  return world.app.inject({ method, url: urlOf(rule), cookies: browser.cookies, headers, payload });
 }
 
 function describeAnswer(res: LightMyRequestResponse): string {
@@ -183,10 +171,16 @@ function matches(outcome: Outcome, res: LightMyRequestResponse, json: boolean): 
   const redirect = res.statusCode >= 300 && res.statusCode < 400;
   const location = String(res.headers.location ?? '');
   switch (outcome) {
+    case 'ok':
+      return res.statusCode === 200;
+    case 'csv':
+      return res.statusCode === 200 && String(res.headers['content-type']).startsWith('text/csv');
     case 'login':
       return json ? res.statusCode === 401 : redirect && /^\/login(\?|$)/.test(location);
     case 'forbidden':
       return res.statusCode === 403;
+    case 'bearer':
+      return res.statusCode === 401 && /^Bearer /.test(String(res.headers['www-authenticate']));
     case 'to-chat':
       return redirect && location === '/chat';
     case 'to-2fa':
@@ -202,41 +196,107 @@ function matches(outcome: Outcome, res: LightMyRequestResponse, json: boolean): 
   }
 }
 
+/** Every request the matrix makes, counted: (line, identity, with/without token); and those of the bearer-token test. */
+let asked = 0;
+let bearerAsked = 0;
+
 describe('the matrix covers the app', () => {
   test('every route the app registers has a line in the matrix (add one for a new route)', () => {
-    assert.ok(registered.has('POST /login'), 'the onRoute hook saw the routes');
+    assert.ok(world.registered.has('POST /login'), 'the onRoute hook saw the routes');
     const listed = new Set(matrix.map(key));
-    const missing = [...registered].filter((r) => !listed.has(r)).sort();
+    const missing = [...world.registered].filter((r) => !listed.has(r)).sort();
     assert.deepEqual(missing, [], `routes without a line in test/authorization.test.ts: ${missing.join(', ')}`);
   });
 
-  test('every POST route in particular (the state-changing ones)', () => {
-    const posts = [...registered].filter((r) => r.startsWith('POST '));
-    assert.ok(posts.length >= 3);
-    for (const r of posts)
+  test('every state-changing route in particular', () => {
+    const unsafe = [...world.registered].filter((r) => UNSAFE.has(r.split(' ')[0] as Method));
+    assert.ok(unsafe.length >= 30, `only ${unsafe.length} state-changing routes seen`);
+    for (const r of unsafe)
       assert.ok(
         matrix.some((rule) => key(rule) === r),
         `${r} is not in the matrix`,
       );
   });
 
-  test('every line of the matrix is a registered route (no stale lines)', () => {
-    const stale = matrix.map(key).filter((k) => !registered.has(k));
+  test('every line of the matrix is a registered route, and no request is listed twice', () => {
+    const stale = matrix.map(key).filter((k) => !world.registered.has(k));
     assert.deepEqual(stale, []);
-    assert.equal(new Set(matrix.map(key)).size, matrix.length, 'a route is listed twice');
+    const requests = matrix.map((rule) => `${rule[0]} ${urlOf(rule)}`);
+    assert.equal(new Set(requests).size, matrix.length, 'a request is listed twice');
   });
 });
 
-describe('each route answers each kind of visitor as the matrix says', () => {
+describe('each route answers each kind of visitor as the matrix says, with and without the CSRF token', () => {
   for (const rule of matrix) {
-    test(key(rule), async () => {
+    const variants = UNSAFE.has(rule[0]) ? [true, false] : [true];
+    test(`${key(rule)}${rule[9] ? ` (${rule[9]})` : ''}`, async () => {
       const problems: string[] = [];
-      for (const [i, role] of roles.entries()) {
-        const expected = rule[2 + i] as Outcome;
-        const res = await call(rule, role);
-        if (!matches(expected, res, rule[1].startsWith('/api/'))) problems.push(`${role}: expected ${expected}, got ${describeAnswer(res)}`);
+      const json = rule[1].startsWith('/api/');
+      for (const identity of IDENTITIES) {
+        for (const withToken of variants) {
+          const expected: Outcome | 'csrf' = withToken ? outcomeOf(rule, identity) : 'csrf';
+          const browser = await world.browser(identity);
+          const refused = expected === 'csrf' || !ADMITTED.has(expected);
+          const before = refused ? await world.fingerprint() : '';
+          const res = await call(rule, browser, withToken);
+          asked++;
+          const label = `${identity} ${withToken ? 'with' : 'without'} token`;
+          const answered = expected === 'csrf' ? res.statusCode === 403 : matches(expected, res, json);
+          if (!answered) problems.push(`${label}: expected ${expected === 'csrf' ? '403 (no CSRF token)' : expected}, got ${describeAnswer(res)}`);
+          else if (refused && (await world.fingerprint()) !== before) problems.push(`${label}: refused (${describeAnswer(res)}) but the database changed`);
+        }
       }
       assert.deepEqual(problems, []);
     });
   }
+});
+
+describe('GET /metrics takes the bearer token, whoever asks', () => {
+  const tries: Array<[how: string, headers: Record<string, string>, url: string, status: number]> = [
+    ['no token', {}, '/metrics', 401],
+    ['a wrong token', { authorization: 'Bearer not-the-metrics-token-0123456789' }, '/metrics', 401],
+    ['the token as Basic credentials', { authorization: `Basic ${Buffer.from(`x:${METRICS_TOKEN}`).toString('base64')}` }, '/metrics', 401],
+    ['the token in the query string', {}, `/metrics?access_token=${METRICS_TOKEN}`, 401],
+    ['the right token', { authorization: `Bearer ${METRICS_TOKEN}` }, '/metrics', 200],
+  ];
+  test(tries.map(([how, , , status]) => `${how}: ${status}`).join(', '), async () => {
+    const problems: string[] = [];
+    for (const identity of IDENTITIES) {
+      for (const [how, headers, url, status] of tries) {
+        const res = await world.app.inject({ method: 'GET', url, headers, cookies: (await world.browser(identity)).cookies });
+        bearerAsked++;
+        const scraped = status !== 200 || (res.body.includes('# TYPE ') && String(res.headers['content-type']).startsWith('text/plain'));
+        if (res.statusCode !== status || !scraped) problems.push(`${identity}, ${how}: expected ${status}, got ${res.statusCode}`);
+      }
+    }
+    assert.deepEqual(problems, []);
+  });
+});
+
+describe('the proof itself', () => {
+  test('the database comparison sees a single write', async () => {
+    const before = await world.fingerprint();
+    await world.browser('user');
+    assert.notEqual(await world.fingerprint(), before, 'a new session row changes it');
+    const again = await world.fingerprint();
+    await world.database.db
+      .updateTable('chatbot_schema.session')
+      .set({ dtlast_seen: new Date(0) })
+      .where('idappuser', '=', world.ids.user)
+      .execute();
+    assert.notEqual(await world.fingerprint(), again, 'one changed column of one row changes it');
+  });
+
+  test('its size', (t) => {
+    const unsafe = matrix.filter((rule) => UNSAFE.has(rule[0])).length;
+    assert.equal(
+      asked,
+      (matrix.length + unsafe) * IDENTITIES.length,
+      'every line was asked of every identity, the state-changing ones with and without the token',
+    );
+    assert.equal(bearerAsked, 5 * IDENTITIES.length);
+    t.diagnostic(
+      `${matrix.length} lines (${unsafe} state-changing) × ${IDENTITIES.length} identities × {with, without token} → ${asked} answers, + ${bearerAsked} bearer-token answers`,
+    );
+  });
 });
