@@ -3,6 +3,7 @@ import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { type FakeLlm, startFakeLlm } from '../src/llm/fake-llm-server.ts';
+import { startTestApp } from './app.ts';
 import { testDbKind } from './database.ts';
 import { type PrivateCluster, startPrivateCluster } from './private-postgres.ts';
 import { type Browser, registerOver, type ServerProcess, spawnServer } from './server-process.ts';
@@ -225,5 +226,28 @@ test('PostgreSQL stopped (fast, then immediate) and started while requests flow:
     assert.ok(ids.length > 20 && titles.size > 10 && prompts.length > 5, 'traffic flowed');
   } finally {
     await check.end();
+  }
+});
+
+test('/readyz answers 503 within 2 s when the database gives it no connection, and 200 once one is free', { timeout: 60_000 }, async () => {
+  const t = await startTestApp();
+  // Every pooled connection taken and held (PGlite has one; PostgreSQL's pool here ten): the probe's SELECT waits.
+  let release = () => {};
+  const held = new Promise<void>((resolve) => (release = resolve));
+  const holders = Array.from({ length: t.database.kind === 'pglite' ? 1 : 10 }, () => t.database.db.connection().execute(() => held));
+  try {
+    await sleep(200);
+    const startedAt = Date.now();
+    const res = await t.app.inject({ method: 'GET', url: '/readyz' });
+    const tookMs = Date.now() - startedAt;
+    assert.equal(res.statusCode, 503);
+    assert.ok(tookMs >= 1_900 && tookMs < 4_000, `answered after ${tookMs} ms`);
+    release();
+    await Promise.all(holders);
+    assert.equal((await t.app.inject({ method: 'GET', url: '/readyz' })).statusCode, 200);
+  } finally {
+    release(); // the pool's close waits for every connection to come back
+    await Promise.allSettled(holders);
+    await t.close();
   }
 });

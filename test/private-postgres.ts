@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { chownSync, existsSync, globSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -69,12 +69,33 @@ export async function startPrivateCluster(): Promise<PrivateCluster> {
     rmSync(dir, { recursive: true, force: true });
     throw err;
   }
+  // pg_ctl daemonizes the server: it outlives a test process killed by a signal unless stopped here. `exit` handlers
+  // run synchronously, so this one stops it with execFileSync; SIGINT/SIGTERM (a cancelled run) go through `exit`.
+  const stopAtExit = () => {
+    if (existsSync(path.join(dataDir, 'postmaster.pid'))) {
+      const [file, argv] = asOwner(path.join(bin, 'pg_ctl'), ['stop', '-w', '-m', 'immediate', '-D', dataDir]);
+      try {
+        execFileSync(file, argv, { stdio: 'ignore', timeout: 30_000 });
+      } catch {}
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const onSignal = (signal: NodeJS.Signals) => {
+    stopAtExit();
+    process.kill(process.pid, signal);
+  };
+  process.once('exit', stopAtExit);
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
     stop,
     start,
     log: async () => (existsSync(logFile) ? readFileSync(logFile, 'utf8') : ''),
     destroy: async () => {
+      process.off('exit', stopAtExit);
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
       // postmaster.pid exists while a server runs on the directory (also one left by a failed stop).
       if (existsSync(path.join(dataDir, 'postmaster.pid'))) await stop('immediate').catch(() => undefined);
       rmSync(dir, { recursive: true, force: true });
