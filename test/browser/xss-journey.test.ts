@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, type TestContext, test } from 'node:test';
 import { sql } from 'kysely';
 import type { Browser, Cookie, Page } from 'playwright-core';
@@ -97,8 +99,9 @@ function auditDom(): string[] {
       if (name === 'href' && !ownIcon && (tag !== 'a' ? !same(a.value) : !['http:', 'https:', 'mailto:'].includes(scheme(a.value))))
         bad.push(`${where(el)} href="${a.value}"`);
     }
-    if (tag === 'script' && !(el as HTMLScriptElement).src.startsWith(`${location.origin}/static/`))
-      bad.push(`script ${(el as HTMLScriptElement).src || 'inline'}`);
+    // getAttribute, not .src: an SVG <script> has no src property.
+    const src = el.getAttribute('src');
+    if (tag === 'script' && !(src && new URL(src, location.href).href.startsWith(`${location.origin}/static/`))) bad.push(`script ${src ?? 'inline'}`);
   }
   return bad;
 }
@@ -116,11 +119,14 @@ describe('the XSS corpus rendered in a browser', { skip: skipWithoutBrowser() },
   const chatIds = new Map<number, number>();
   const modelNameOf = (p: XssPayload) => ([...p.text].length <= NAME_COLUMN_MAX ? p.text : `model ${p.n}`);
   const usernamePayloads = XSS_CORPUS.filter((p) => [...p.text].length <= NAME_COLUMN_MAX && p !== adminPayload);
-  let detected: Detected[] = [];
+  /** Per page, so that a page still running after its test failed cannot blame the next test. */
+  const detections = new WeakMap<Page, Detected[]>();
 
   /** A page with the detectors armed (see the top of the file). */
   async function armedPage(t: TestContext): Promise<Page> {
     const page = await newPage(browser, t);
+    const detected: Detected[] = [];
+    detections.set(page, detected);
     page.setDefaultTimeout(15_000);
     if (session.length > 0) await page.context().addCookies(session);
     await page.exposeBinding('__xssReport', ({ frame }, kind: Detected['kind'], detail: string) => {
@@ -145,16 +151,15 @@ describe('the XSS corpus rendered in a browser', { skip: skipWithoutBrowser() },
 
   /** The page as loaded now: nothing ran, nothing was blocked, nothing foreign fetched, nothing dangerous in the DOM. */
   async function assertClean(page: Page, what: string): Promise<void> {
+    const found = (detections.get(page) ?? []).splice(0);
     const dom = await page.evaluate(auditDom);
-    const found = detected;
-    detected = [];
     assert.deepEqual(found, [], `${what}: a payload ran, was blocked by the CSP or fetched another origin`);
     assert.deepEqual(dom, [], `${what}: dangerous markup in the page`);
   }
 
-  async function visit(page: Page, path: string): Promise<string> {
+  async function visit(page: Page, path: string, status = 200): Promise<string> {
     const res = await page.goto(`${server.baseUrl}${path}`);
-    assert.equal(res?.status(), 200, `GET ${path}`);
+    assert.equal(res?.status(), status, `GET ${path}`);
     await assertClean(page, path);
     return norm((await page.locator('body').textContent()) ?? '');
   }
@@ -335,6 +340,29 @@ describe('the XSS corpus rendered in a browser', { skip: skipWithoutBrowser() },
       assert.equal(await page.getByLabel('Model id').inputValue(), p.text.replace(/[\r\n]/g, ''), 'an input drops line breaks');
     }
 
+    // "Test connection" against a hostile model server: the ids it offers and the one it lacks are shown in the flash.
+    const offered = XSS_CORPUS.filter((p) => /breakout/.test(p.kind) && fitsNameField(p, 200)).slice(0, 4);
+    const lacking = XSS_CORPUS.find((p) => p.kind === 'polyglot') as XssPayload;
+    const modelServer = createServer((_req, res) => {
+      const data = offered.map((p) => ({ id: p.text, object: 'model', created: 0, owned_by: 'x' }));
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ object: 'list', data }));
+    });
+    await new Promise<void>((resolve) => modelServer.listen(0, '127.0.0.1', resolve));
+    t.after(() => new Promise<void>((resolve) => modelServer.close(() => resolve())));
+    const serverUrl = `http://127.0.0.1:${(modelServer.address() as AddressInfo).port}/v1`;
+    const [added] = await postForms(page, [{ path: '/admin/models', fields: { name: 'Hostile model server', baseUrl: serverUrl, model: lacking.text } }]);
+    assert.equal(added?.status, 200);
+    const { idllm: hostileServerModel } = await db
+      .selectFrom('chatbot_schema.llm')
+      .select('idllm')
+      .where('txshortname', '=', 'Hostile model server')
+      .executeTakeFirstOrThrow();
+    await visit(page, '/admin/models');
+    await page.locator(`tr[data-model-id="${hostileServerModel}"]`).getByRole('button', { name: 'Test connection' }).click();
+    await page.locator('.alert', { hasText: 'answered' }).waitFor();
+    await assertClean(page, 'flash of a hostile model server');
+    assertShows((await page.locator('.alert').allTextContents()).join(' '), [...offered.map((p) => p.text), lacking.text], 'the test-connection flash');
+
     // The audit log: the admin as actor, the users as targets, the model names and ids in the details (as JSON).
     let audit = '';
     for (let n = 4; n >= 1; n--) audit += await visit(page, `/admin/audit?page=${n}`);
@@ -398,6 +426,10 @@ describe('the XSS corpus rendered in a browser', { skip: skipWithoutBrowser() },
       assert.ok(norm(await page.title()).includes(norm(p.text)), `chat ${p.n} <title>: ${await page.title()}`);
     }
 
+    // An error page that names the bad input: the stats pages refuse an unknown parameter by its name.
+    for (const p of XSS_CORPUS.filter(breaksContext)) {
+      assertShows(await visit(page, `/admin/stats?${encodeURIComponent(p.text)}=1`, 400), [`Unknown parameter ${p.text}`], `error page for payload ${p.n}`);
+    }
     const stats = await visit(page, '/admin/stats');
     assertShows(stats, [adminPayload.text, ...usernamePayloads.map((p) => p.text), ...XSS_CORPUS.map(modelNameOf)], 'statistics page');
     await screenshot(page, 'xss-stats');
@@ -414,7 +446,7 @@ describe('the XSS corpus rendered in a browser', { skip: skipWithoutBrowser() },
     await visit(page, '/chat');
     await page.locator('#model-select').selectOption(String(modelIds.get(model.n)));
     // The fake model answers "You said: <the prompt>"; [[slow:MS]] paces its chunks so the stream can be watched.
-    const prompt = `${promptTitlePayload.text} [[slow:2]]\n\n${corpusAsMarkdown()}`;
+    const prompt = `${promptTitlePayload.text} [[slow:6]]\n\n${corpusAsMarkdown()}`;
     const input = page.getByLabel('Message', { exact: true });
     await input.fill(prompt);
     await input.press('Enter');
@@ -433,9 +465,25 @@ describe('the XSS corpus rendered in a browser', { skip: skipWithoutBrowser() },
     await assertClean(page, 'the answer while it streams');
     for (const p of XSS_CORPUS.filter((x) => x.n < half.n)) assert.ok(streamed.includes(p.text), `payload ${p.n} shown as text while streaming`);
 
+    // The same chat opened in a second tab mid-answer: the server renders the partial text, the page resumes the stream.
+    await page.waitForURL(/\/chat\/\d+$/);
+    const watcher = await armedPage(t);
+    await watcher.goto(page.url());
+    const watched = watcher.locator('#chat-thread > .turn:last-child .turn-answer');
+    assert.equal(await watched.getAttribute('data-status'), 'streaming', 'the second tab opened while the answer streams');
+    await assertClean(watcher, 'the partial answer rendered by the server');
+    assertShows((await watched.textContent()) ?? '', [XSS_CORPUS[0]?.text ?? ''], 'the partial answer');
+
     const answer = page.locator('#chat-thread > .turn:last-child .turn-answer[data-status="complete"] .answer-content');
     await answer.waitFor({ timeout: 60_000 });
     await assertClean(page, 'the finished answer, inserted by the page');
+    await watched.and(watcher.locator('[data-status="complete"]')).waitFor({ timeout: 60_000 });
+    await assertClean(watcher, 'the finished answer in the second tab');
+    assertShows(
+      (await watched.locator('.answer-content').textContent()) ?? '',
+      XSS_CORPUS.map((p) => p.shows),
+      'the finished answer in the second tab',
+    );
     const expected = XSS_CORPUS.map((p) => p.shows);
     assertShows(norm((await answer.textContent()) ?? ''), expected, 'the finished answer');
     const bubble = norm((await page.locator('#chat-thread > .turn:last-child .prompt-bubble').textContent()) ?? '');
