@@ -86,6 +86,7 @@ for (const route of bodyRoutes) {
     const starts = await judge.acceptedBodies(route);
     await fc.assert(
       fc.asyncProperty(caseFor(route, starts), async (c) => {
+        await judge.begin();
         const req = request(route, c);
         const res = await app.inject(req);
         const type = req.headers['content-type'] ?? 'no content type';

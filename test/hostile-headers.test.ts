@@ -228,6 +228,7 @@ for (const route of world.routes) {
     const starts = route.method === 'GET' ? [[]] : await judge.acceptedBodies(route);
     await fc.assert(
       fc.asyncProperty(caseFor(route, starts), async (c) => {
+        await judge.begin();
         const req = request(route, c);
         const res = await app.inject(req);
         const shown = Object.entries(req.headers).map(([k, v]) => `${k}: ${excerpt(v, 80)}`);

@@ -311,3 +311,27 @@ export function sized(size: number, field: string, unit: string, random: boolean
   const fill = unit.repeat(Math.floor(room / unitBytes)) + 'x'.repeat(room % unitBytes);
   return Buffer.from(head + fill + tail);
 }
+
+/**
+ * Text a user might really type, and the edges of it: any graphemes, whitespace of every kind around it (the
+ * schemas trim), combining marks, emoji, markup characters, the unstorable ones now and then, and lengths on either
+ * side of the limits. For the round-trip tests: what is accepted must come back exactly.
+ */
+export function typedText(maxPrompt: number): fc.Arbitrary<string> {
+  const space = fc.string({ unit: fc.constantFrom(' ', '\t', '\n', '\r', '\u00a0', '\u3000', '\ufeff', '\u2028', '\u200b', '\u180e'), maxLength: 3 });
+  return fc.oneof(
+    { weight: 4, arbitrary: fc.string({ unit: 'grapheme', minLength: 1, maxLength: 40 }) },
+    { weight: 2, arbitrary: fc.tuple(space, fc.string({ unit: 'grapheme', maxLength: 20 }), space).map(([a, b, c]) => a + b + c) },
+    { weight: 2, arbitrary: fc.string({ unit: 'binary', minLength: 1, maxLength: 40 }) },
+    {
+      weight: 2,
+      arbitrary: fc.string({
+        unit: fc.constantFrom('a', 'Z', ' ', '😀', '👩‍👩‍👧', 'é', 'e\u0301', '<', '&', '"', "'", '`', '\\', '\u202e', '%', '+'),
+        minLength: 1,
+        maxLength: 30,
+      }),
+    },
+    { weight: 1, arbitrary: withInserted(fc.constantFrom(...plausible), fc.constantFrom(...unstorable)) },
+    { weight: 1, arbitrary: lengthEdges(maxPrompt) },
+  );
+}

@@ -322,6 +322,8 @@ export function mainIdentity(route: Route): Identity {
 export class Judge {
   readonly world: HostileWorld;
   before = '';
+  /** Set while a case runs: a case that failed half-way (fast-check then shrinks) leaves the world to put back. */
+  dirty = false;
   generated = 0;
   refused = 0;
   constructor(world: HostileWorld) {
@@ -329,6 +331,15 @@ export class Judge {
   }
   async start(): Promise<void> {
     this.before = await this.world.fingerprint();
+    this.dirty = false;
+  }
+  /** Call first in every case: restores the world a failed case left behind, then marks the case running. */
+  async begin(): Promise<void> {
+    if (this.dirty) {
+      await this.world.restore();
+      await this.start();
+    }
+    this.dirty = true;
   }
   async judge(what: string, res: LightMyRequestResponse): Promise<void> {
     this.generated++;
@@ -341,6 +352,7 @@ export class Judge {
       await this.world.restore();
       this.before = await this.world.fingerprint();
     }
+    this.dirty = false;
   }
   /** The known bodies `route` accepts from its main caller as they are (real ids, the native encoding). */
   async acceptedBodies(route: Route): Promise<Pair[][]> {
