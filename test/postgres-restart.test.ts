@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
@@ -6,7 +8,7 @@ import { type FakeLlm, startFakeLlm } from '../src/llm/fake-llm-server.ts';
 import { startTestApp } from './app.ts';
 import { testDbKind } from './database.ts';
 import { type PrivateCluster, startPrivateCluster } from './private-postgres.ts';
-import { type Browser, registerOver, type ServerProcess, spawnServer } from './server-process.ts';
+import { type Browser, postJsonOver, readSse, registerOver, type ServerProcess, spawnServer } from './server-process.ts';
 
 // PostgreSQL stopped and started under a real `node src/server.ts` while clients keep writing and reading. The
 // machine's shared cluster is never touched: the test has a cluster of its own (test/private-postgres.ts). It runs
@@ -25,13 +27,35 @@ interface Sample {
   status: number; // 0: no HTTP answer at all (connection refused, reset, timed out)
 }
 
+const chunk = (content: string, finish: string | null = null) =>
+  `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 0, model: 'held', choices: [{ index: 0, delta: { content }, finish_reason: finish }] })}\n\n`;
+const HELD_ANSWER = ['Begun ', 'before the outage, ', 'finished during it.'];
+
+/** A model server whose answers send two chunks, then the rest only once `finish()` was called. */
+function startHeldModel(): Promise<{ server: Server; url: string; finish(): void }> {
+  let finish = () => {};
+  const finished = new Promise<void>((resolve) => (finish = resolve));
+  const server = createServer(async (req, res) => {
+    for await (const _ of req);
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.write(chunk(HELD_ANSWER[0] as string) + chunk(HELD_ANSWER[1] as string));
+    await finished;
+    res.end(`${chunk(HELD_ANSWER[2] as string, 'stop')}data: [DONE]\n\n`);
+  });
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () => resolve({ server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`, finish })),
+  );
+}
+
 let cluster: PrivateCluster;
 let llm: FakeLlm;
+let held: Awaited<ReturnType<typeof startHeldModel>>;
 let server: ServerProcess;
 before(
   async () => {
     if (testDbKind === 'pglite') return;
     llm = await startFakeLlm();
+    held = await startHeldModel();
     cluster = await startPrivateCluster();
     server = await spawnServer({
       DATABASE_URL: cluster.url,
@@ -50,6 +74,8 @@ after(async () => {
   }
   await cluster?.destroy();
   await llm?.close();
+  held?.server.closeAllConnections();
+  held?.server.close();
 });
 
 test('PostgreSQL stopped (fast, then immediate) and started while requests flow: 503 fast, /readyz follows, recovery by itself, no acknowledged write lost', {
@@ -134,6 +160,29 @@ test('PostgreSQL stopped (fast, then immediate) and started while requests flow:
     }),
   ];
 
+  // An answer whose model finishes while the database is down: its final write must still be stored.
+  const heldModel = await (async () => {
+    const c = new pg.Client({ connectionString: cluster.url });
+    await c.connect();
+    const { rows } = await c.query<{ idllm: number }>(
+      "INSERT INTO chatbot_schema.llm (txshortname, txbase_url, txmodel, is_enabled) VALUES ('Held', $1, 'held', true) RETURNING idllm",
+      [held.url],
+    );
+    await c.end();
+    return rows[0]?.idllm as number;
+  })();
+  const heldChat = (await send('warm-up', reader, 'POST', '/api/chats', { llm: heldModel })).json as { id: number };
+  const heldRes = await postJsonOver(base, reader, `/api/chats/${heldChat.id}/messages`, { content: 'a held answer' });
+  assert.equal(heldRes.status, 200);
+  let heldEndedAt = 0;
+  let heldStreaming = () => {};
+  const heldStarted = new Promise<void>((resolve) => (heldStreaming = resolve));
+  const heldEvents = readSse(heldRes, (event) => {
+    if (event === 'token') heldStreaming();
+    if (event === 'done' || event === 'error') heldEndedAt = Date.now();
+  });
+  await heldStarted;
+
   const firstReadyAfter = async (t: number) => {
     for (const deadline = Date.now() + 30_000; Date.now() < deadline; await sleep(20)) {
       const ok = readiness.find((r) => r.at >= t && r.status === 200);
@@ -149,6 +198,7 @@ test('PostgreSQL stopped (fast, then immediate) and started while requests flow:
       const from = Date.now();
       await cluster.stop(mode);
       const down = Date.now();
+      if (mode === 'fast') held.finish();
       await sleep(OUTAGE_MS);
       const up = Date.now();
       await cluster.start();
@@ -202,6 +252,10 @@ test('PostgreSQL stopped (fast, then immediate) and started while requests flow:
     );
   }
   assert.equal(server.child.exitCode, null, 'the server process kept running (no restart)');
+  const heldLast = (await heldEvents).at(-1);
+  const fast = outages[0];
+  assert.ok(fast);
+  report.push(`the answer whose model finished during the outage: ${heldLast?.event} ${heldEndedAt - fast.down} ms after the stop`);
   // Each failed request was an outage the error handler recognised (a warning), none an "unhandled error" (a 500).
   assert.doesNotMatch(server.output(), /unhandled error/);
 
@@ -223,6 +277,11 @@ test('PostgreSQL stopped (fast, then immediate) and started while requests flow:
     assert.equal(found.rowCount, ids.length, 'every acknowledged chat exists');
     assert.deepEqual(lostTitles, [], 'every acknowledged rename is stored');
     assert.equal(messages.rowCount, prompts.length, 'every acknowledged prompt is stored');
+    const heldRow = await check.query<{ txstatus: string; txmarkdown: string }>('SELECT txstatus, txmarkdown FROM chatbot_schema.response WHERE idchat = $1', [
+      heldChat.id,
+    ]);
+    assert.deepEqual(heldRow.rows, [{ txstatus: 'complete', txmarkdown: HELD_ANSWER.join('') }], 'the answer finished during the outage is stored');
+    assert.equal(heldLast?.event, 'done');
     assert.ok(ids.length > 20 && titles.size > 10 && prompts.length > 5, 'traffic flowed');
   } finally {
     await check.end();

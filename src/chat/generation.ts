@@ -1,9 +1,11 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Db } from '../db/database.ts';
+import { isDatabaseUnavailable } from '../http/errors.ts';
 import { type ChatTurn, type ModelConnection, ModelError, streamCompletion } from '../llm/model-client.ts';
 import { escapeHtml } from '../views/html.ts';
 import { renderMarkdown } from './markdown.ts';
-import { type FinalResponse, finalizeResponse, flushPartial, HEARTBEAT_INTERVAL_MS, markStreaming } from './response-store.ts';
+import { type FinalResponse, finalizeResponse, flushPartial, HEARTBEAT_INTERVAL_MS, markStreaming, STALE_AFTER_S } from './response-store.ts';
 
 /** Partial text reaches the database at most this often, so little is lost if the process dies mid-answer. */
 export const FLUSH_INTERVAL_MS = 1_000;
@@ -168,6 +170,25 @@ function cutAt(text: string, chars: number): string {
   return text.slice(0, code >= 0xd800 && code <= 0xdbff ? chars - 1 : chars);
 }
 
+/** Pause between tries of an answer's final write while the database is unavailable. */
+const FINAL_WRITE_RETRY_MS = 500;
+
+/**
+ * The final write, tried again while the database is unavailable (a restart, a failover): the model's whole answer
+ * is in memory and the user has seen it, so it is kept until the database is back rather than lost to a sweep that
+ * would leave only the last partial flush. Not past STALE_AFTER_S: by then a sweep may end the answer anyway
+ * (the write guards on an active status, so it never overwrites that), and shutdown does not wait that long.
+ */
+async function storeFinalResponse(db: Db, responseId: number, response: FinalResponse): Promise<void> {
+  for (const giveUpAt = Date.now() + STALE_AFTER_S * 1000; ; await sleep(FINAL_WRITE_RETRY_MS)) {
+    try {
+      return await finalizeResponse(db, responseId, response);
+    } catch (err) {
+      if (!isDatabaseUnavailable(err) || Date.now() >= giveUpAt) throw err;
+    }
+  }
+}
+
 async function runGeneration(deps: GenerationDeps, gen: Generation, responseId: number, connection: ModelConnection, history: ChatTurn[]): Promise<void> {
   const { db, log } = deps;
   let storedChars = 0;
@@ -240,7 +261,7 @@ async function runGeneration(deps: GenerationDeps, gen: Generation, responseId: 
     html = `<pre>${escapeHtml(markdown)}</pre>`;
   }
   try {
-    await finalizeResponse(db, responseId, {
+    await storeFinalResponse(db, responseId, {
       ...final,
       markdown,
       html,
