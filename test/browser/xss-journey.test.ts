@@ -510,6 +510,50 @@ describe('the XSS corpus rendered in a browser', { skip: skipWithoutBrowser() },
     await screenshot(page, 'xss-answer');
   });
 
+  test('the corpus as raw HTML in answers adopted from the prototype, rendered on read through the sanitizer alone', async (t) => {
+    // The Flask prototype stored Python-Markdown's HTML, raw HTML passed through; until such a row is re-rendered
+    // (is_html_ours false) and when its markdown was lost (txmarkdown null), sanitize-html is the only layer.
+    const db = server.database.db;
+    const idllm = modelIds.get(1) as number;
+    const { idchat } = await db
+      .insertInto('chatbot_schema.chat')
+      .values({ idappuser: adminId, idllm, txtitle: 'Prototype answers' })
+      .returning('idchat')
+      .executeTakeFirstOrThrow();
+    const messages = await db
+      .insertInto('chatbot_schema.message')
+      .values(XSS_CORPUS.map((p) => ({ idchat, txmessage: `P${p.n}` })))
+      .returning(['idmessage', 'txmessage'])
+      .execute();
+    const byMarker = new Map(messages.map((m) => [m.txmessage, m.idmessage]));
+    await db
+      .insertInto('chatbot_schema.response')
+      .values(
+        XSS_CORPUS.map((p) => ({
+          idchat,
+          idmessage: byMarker.get(`P${p.n}`) as number,
+          idllm,
+          txcontent: `<p>${p.text}</p>`,
+          txmarkdown: null,
+          txstatus: 'complete' as const,
+          is_html_ours: false,
+        })),
+      )
+      .execute();
+    const page = await armedPage(t);
+    await visit(page, `/chat/${idchat}`);
+    assert.deepEqual(
+      await page.locator('#chat-thread .prompt-bubble').allTextContents(),
+      XSS_CORPUS.map((p) => `P${p.n}`),
+    );
+    // What holds no markup must come through whole (a sanitizer that dropped everything would pass the rest).
+    const answers = await page.locator('#chat-thread .turn-answer').allTextContents();
+    const plain = XSS_CORPUS.filter((p) => !/[<>&]/.test(p.text));
+    assert.ok(plain.length >= 8);
+    for (const p of plain) assertShows(answers[p.n - 1] ?? '', [p.text], `prototype answer ${p.n}`);
+    await screenshot(page, 'xss-prototype-answers');
+  });
+
   test('CSV exports: attachments, never HTML, no cell a spreadsheet would run', async (t) => {
     const page = await armedPage(t);
     await visit(page, '/admin/audit');
