@@ -28,10 +28,11 @@ import { AuthorizationWorld, type Browser, IDENTITIES, type Identity, METRICS_TO
  *   to-2fa    pages redirect to /login/2fa, JSON (/api/*) answers 401 (a second-factor-pending session)
  *   signs-out a redirect to /login that also clears the session cookie (the guard's redirect does not)
  *   bearer    401 with a `WWW-Authenticate: Bearer` challenge (a route whose credential is a bearer token, not a session)
- * Every state-changing line (POST, PATCH, DELETE) is tried twice per identity: with the browser's valid CSRF token, when the
- * outcome above must hold (so a 403 there can only come from a guard), and without it, when the answer must be 403 whoever
- * asks. A refused request (every outcome but ok, csv, allow and signs-out; every request without the token) must change
- * nothing: the whole database is compared before and after it.
+ * Every state-changing line (POST, PATCH, DELETE) is tried three times per identity: with the browser's valid CSRF token,
+ * when the outcome above must hold (so a 403 there can only come from a guard); without a token, and with the valid token
+ * of another browser of the same kind, when the answer must be 403 whoever asks. A refused request (every outcome but ok,
+ * csv, allow and signs-out; every request without its own token) must change nothing: the whole database is compared
+ * before and after it.
  * A route registered in the app but missing here fails the first test: add its line when you add the route.
  */
 type Outcome = 'ok' | 'csv' | 'allow' | 'login' | 'forbidden' | 'to-chat' | 'to-2fa' | 'signs-out' | 'bearer';
@@ -151,14 +152,15 @@ const key = ([method, route]: Rule) => `${method} ${route}`;
 const urlOf = (rule: Rule): string => (rule[9] ?? rule[1].replace(/:\w+/g, '999999')).replace('{user}', String(world.ids.user));
 const outcomeOf = (rule: Rule, identity: Identity): Outcome => rule[2 + IDENTITIES.indexOf(identity)] as Outcome;
 
-async function call(rule: Rule, browser: Browser, withToken: boolean): Promise<LightMyRequestResponse> {
+/** `token`: what the request carries as its CSRF token (header for JSON, `_csrf` field for forms), if anything. */
+async function call(rule: Rule, browser: Browser, token: string | undefined): Promise<LightMyRequestResponse> {
   const [method, route] = rule;
   const json = route.startsWith('/api/');
-  const headers: Record<string, string> = withToken ? { 'x-csrf-token': browser.csrf } : {};
+  const headers: Record<string, string> = token === undefined ? {} : { 'x-csrf-token': token };
   let payload: string | undefined;
   if (method === 'POST' || method === 'PUT' || method === 'PATCH') {
     headers['content-type'] = json ? 'application/json' : 'application/x-www-form-urlencoded';
-    payload = json ? '{}' : new URLSearchParams(withToken ? { _csrf: browser.csrf } : {}).toString();
+    payload = json ? '{}' : new URLSearchParams(token === undefined ? {} : { _csrf: token }).toString();
   }
   return world.app.inject({ method, url: urlOf(rule), cookies: browser.cookies, headers, payload });
 }
@@ -226,23 +228,26 @@ describe('the matrix covers the app', () => {
   });
 });
 
+type TokenVariant = 'with token' | 'without token' | "with another browser's token";
+
 describe('each route answers each kind of visitor as the matrix says, with and without the CSRF token', () => {
   for (const rule of matrix) {
-    const variants = UNSAFE.has(rule[0]) ? [true, false] : [true];
+    const variants: TokenVariant[] = UNSAFE.has(rule[0]) ? ['with token', 'without token', "with another browser's token"] : ['with token'];
     test(`${key(rule)}${rule[9] ? ` (${rule[9]})` : ''}`, async () => {
       const problems: string[] = [];
       const json = rule[1].startsWith('/api/');
       for (const identity of IDENTITIES) {
-        for (const withToken of variants) {
-          const expected: Outcome | 'csrf' = withToken ? outcomeOf(rule, identity) : 'csrf';
+        for (const variant of variants) {
+          const expected: Outcome | 'csrf' = variant === 'with token' ? outcomeOf(rule, identity) : 'csrf';
           const browser = await world.browser(identity);
+          const token = variant === 'with token' ? browser.csrf : variant === 'without token' ? undefined : (await world.browser(identity)).csrf;
           const refused = expected === 'csrf' || !ADMITTED.has(expected);
           const before = refused ? await world.fingerprint() : '';
-          const res = await call(rule, browser, withToken);
+          const res = await call(rule, browser, token);
           asked++;
-          const label = `${identity} ${withToken ? 'with' : 'without'} token`;
+          const label = `${identity} ${variant}`;
           const answered = expected === 'csrf' ? res.statusCode === 403 : matches(expected, res, json);
-          if (!answered) problems.push(`${label}: expected ${expected === 'csrf' ? '403 (no CSRF token)' : expected}, got ${describeAnswer(res)}`);
+          if (!answered) problems.push(`${label}: expected ${expected === 'csrf' ? '403 (CSRF)' : expected}, got ${describeAnswer(res)}`);
           else if (refused && (await world.fingerprint()) !== before) problems.push(`${label}: refused (${describeAnswer(res)}) but the database changed`);
         }
       }
@@ -291,12 +296,12 @@ describe('the proof itself', () => {
     const unsafe = matrix.filter((rule) => UNSAFE.has(rule[0])).length;
     assert.equal(
       asked,
-      (matrix.length + unsafe) * IDENTITIES.length,
-      'every line was asked of every identity, the state-changing ones with and without the token',
+      (matrix.length + 2 * unsafe) * IDENTITIES.length,
+      'every line was asked of every identity, the state-changing ones with, without and with a foreign token',
     );
     assert.equal(bearerAsked, 5 * IDENTITIES.length);
     t.diagnostic(
-      `${matrix.length} lines (${unsafe} state-changing) × ${IDENTITIES.length} identities × {with, without token} → ${asked} answers, + ${bearerAsked} bearer-token answers`,
+      `${matrix.length} lines (${unsafe} state-changing) × ${IDENTITIES.length} identities × {with, without, another browser's token} → ${asked} answers, + ${bearerAsked} bearer-token answers`,
     );
   });
 });
