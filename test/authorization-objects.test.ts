@@ -44,6 +44,10 @@ const settingsForms: Array<[line: Line, madeUp: Record<string, string>]> = [
   ],
 ];
 
+/** Words only the owner's chat holds (its title; its prompt, which the fake model echoes in the answer). */
+const OWNER_TITLE = 'Owner-only title 7f3a9c';
+const OWNER_PROMPT = 'Owner-only prompt 51d2e0';
+
 let world: AuthorizationWorld;
 let llm: FakeLlm;
 const ids: Record<string, string> = {};
@@ -62,17 +66,19 @@ before(async () => {
   ownerBrowser = async () => withSession(await world.browser('anonymous'), await createSession(db, owner, {}));
 
   // Each chat with one complete turn, made through the API as its owner makes it.
-  const chatWithAnswer = async (browser: () => Promise<Browser>): Promise<[string, string]> => {
+  const chatWithAnswer = async (browser: () => Promise<Browser>, prompt = 'hello'): Promise<[string, string]> => {
     const created = await send(await browser(), 'POST', '/api/chats', { llm: modelId });
     assert.equal(created.statusCode, 201, created.body);
     const chatId = String((created.json() as { id: number }).id);
-    const asked = await send(await browser(), 'POST', `/api/chats/${chatId}/messages`, { content: 'hello' });
+    const asked = await send(await browser(), 'POST', `/api/chats/${chatId}/messages`, { content: prompt });
     assert.match(asked.body, /event: done/, asked.body);
     const chat = (await send(await browser(), 'GET', `/api/chats/${chatId}`)).json() as { turns: Array<{ response: { idresponse: number; status: string } }> };
     assert.equal(chat.turns[0]?.response.status, 'complete');
     return [chatId, String(chat.turns[0]?.response.idresponse)];
   };
-  [ids.x, ids.rx] = await chatWithAnswer(ownerBrowser);
+  [ids.x, ids.rx] = await chatWithAnswer(ownerBrowser, OWNER_PROMPT);
+  assert.equal((await send(await ownerBrowser(), 'PATCH', `/api/chats/${ids.x}`, { title: OWNER_TITLE })).statusCode, 200);
+  ids.uid = String(world.ids.user);
   [ids.y1, ids.ry1] = await chatWithAnswer(() => world.browser('user'));
   [ids.y2, ids.ry2] = await chatWithAnswer(() => world.browser('user'));
 });
@@ -131,6 +137,36 @@ for (const caller of ['user', 'admin'] as const) {
     }
   });
 }
+
+describe("another user's chat is on none of one's own pages", () => {
+  const pages: Record<'user' | 'admin', string[]> = {
+    user: ['/chat', '/chat/{y1}', '/api/chats/{y1}', '/settings', '/settings/usage', '/settings/usage?format=csv'],
+    admin: ['/chat'],
+  };
+  for (const caller of ['user', 'admin'] as const) {
+    test(`${caller}: ${pages[caller].join(', ')}`, async () => {
+      const owner = await send(await ownerBrowser(), 'GET', '/chat');
+      assert.ok(owner.body.includes(OWNER_TITLE), "the owner's chat list shows the title (the words are the right ones to look for)");
+      for (const url of pages[caller]) {
+        const res = await send(await world.browser(caller), 'GET', url);
+        assert.equal(res.statusCode, 200, url);
+        for (const words of [OWNER_TITLE, OWNER_PROMPT]) assert.ok(!res.body.includes(words), `${url} shows ${words}`);
+      }
+    });
+  }
+});
+
+describe("an admin's form naming a session of another user than the page's", () => {
+  test("POST /admin/users/:id/sessions/revoke with the owner's session on the user's page: as for a made-up one", async () => {
+    const url = '/admin/users/{uid}/sessions/revoke';
+    const twin = await send(await world.browser('admin'), 'POST', url, { session: 'f'.repeat(64) });
+    const browser = await world.browser('admin');
+    const before = await world.fingerprint();
+    const res = await send(browser, 'POST', url, { session: '{xsession}' });
+    assert.equal(answer(res), answer(twin));
+    assert.equal(await world.fingerprint(), before, 'the database changed');
+  });
+});
 
 describe('the same urls, asked by their owners, get through (so the 404s above came from ownership)', () => {
   test('the owner of each object', async () => {
