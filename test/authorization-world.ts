@@ -80,8 +80,8 @@ export class AuthorizationWorld {
       db: database.db,
       onRoute: (route) => {
         for (const method of [route.method].flat()) {
-          // HEAD mirrors GET; static files are public by design.
-          if (method !== 'HEAD' && !route.url.startsWith('/static/')) registered.add(`${method} ${route.url}`);
+          // HEAD answers as GET does (Fastify runs the GET handler).
+          if (method !== 'HEAD') registered.add(`${method} ${route.url}`);
         }
       },
     });

@@ -20,6 +20,7 @@ import { AuthorizationWorld, type Browser, IDENTITIES, type Identity, METRICS_TO
  * Outcomes:
  *   ok        200 (the page, JSON or file in full)
  *   csv       200 with a text/csv body
+ *   file      200 and no Set-Cookie
  *   allow     the guard lets the caller through (any answer but 401/403/5xx or a redirect to /login;
  *             a 400 for the empty body or a 404 for the made-up id is fine: the handler ran)
  *   login     signed-out: pages redirect to /login, JSON (/api/*) answers 401
@@ -31,11 +32,11 @@ import { AuthorizationWorld, type Browser, IDENTITIES, type Identity, METRICS_TO
  * Every state-changing line (POST, PATCH, DELETE) is tried three times per identity: with the browser's valid CSRF token,
  * when the outcome above must hold (so a 403 there can only come from a guard); without a token, and with the valid token
  * of another browser of the same kind, when the answer must be 403 whoever asks. A refused request (every outcome but ok,
- * csv, allow and signs-out; every request without its own token) must change nothing: the whole database is compared
+ * csv, file, allow and signs-out; every request without its own token) must change nothing: the whole database is compared
  * before and after it.
  * A route registered in the app but missing here fails the first test: add its line when you add the route.
  */
-type Outcome = 'ok' | 'csv' | 'allow' | 'login' | 'forbidden' | 'to-chat' | 'to-2fa' | 'signs-out' | 'bearer';
+type Outcome = 'ok' | 'csv' | 'file' | 'allow' | 'login' | 'forbidden' | 'to-chat' | 'to-2fa' | 'signs-out' | 'bearer';
 type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 type Rule = [
   method: Method,
@@ -60,6 +61,9 @@ const matrix: Rule[] = [
   // metrics (src/metrics), there because this app has a METRICS_TOKEN: the bearer token is its one credential, a session counts for
   // nothing (the token itself: "GET /metrics takes the bearer token" below)
   ['GET', '/metrics',                                   'bearer',    'bearer',    'bearer',    'bearer',    'bearer',    'bearer',    'bearer'],
+  // static files (src/http/static-files.ts): the same for everyone, never with a cookie (shared caches keep them)
+  ['GET', '/static/*',                                  'file',      'file',      'file',      'file',      'file',      'file',      'file',      '/static/app.css'],
+  ['GET', '/static/vendor/*',                           'file',      'file',      'file',      'file',      'file',      'file',      'file',      '/static/vendor/css/bootstrap.min.css'],
   // sign-in and registration (src/auth)
   ['GET', '/login',                                     'ok',        'to-2fa',    'ok',        'to-chat',   'ok',        'to-chat',   'to-chat'],
   ['POST', '/login',                                    'allow',     'allow',     'allow',     'to-chat',   'allow',     'to-chat',   'to-chat'],
@@ -140,7 +144,7 @@ const matrix: Rule[] = [
 
 const UNSAFE = new Set<Method>(['POST', 'PUT', 'PATCH', 'DELETE']);
 /** Outcomes where the request got through to do its work; every other one must leave the database as it was. */
-const ADMITTED = new Set<Outcome>(['ok', 'csv', 'allow', 'signs-out']);
+const ADMITTED = new Set<Outcome>(['ok', 'csv', 'file', 'allow', 'signs-out']);
 
 let world: AuthorizationWorld;
 before(async () => {
@@ -177,6 +181,8 @@ function matches(outcome: Outcome, res: LightMyRequestResponse, json: boolean): 
       return res.statusCode === 200;
     case 'csv':
       return res.statusCode === 200 && String(res.headers['content-type']).startsWith('text/csv');
+    case 'file':
+      return res.statusCode === 200 && res.headers['set-cookie'] === undefined;
     case 'login':
       return json ? res.statusCode === 401 : redirect && /^\/login(\?|$)/.test(location);
     case 'forbidden':
