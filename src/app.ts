@@ -25,6 +25,7 @@ import { OneLinePerRequest } from './http/request-log.ts';
 import { registerSecurityHeaders } from './http/security-headers.ts';
 import { registerStaticFiles } from './http/static-files.ts';
 import { sendLargeStringsAsUtf8 } from './http/utf8-body.ts';
+import { registerMetrics } from './metrics/metrics-routes.ts';
 import { settingsRoutes } from './settings/settings-routes.ts';
 import { twoFactorSettingsRoutes } from './settings/two-factor-routes.ts';
 import { statsRoutes } from './stats/stats-routes.ts';
@@ -56,6 +57,8 @@ export async function buildApp({ config, db, logger = false, onRoute }: BuildOpt
   });
   if (onRoute) app.addHook('onRoute', onRoute);
   sendLargeStringsAsUtf8(app);
+  // First: its request counter hooks every route after it, and the slices record into app.metrics.
+  registerMetrics(app, { db, token: config.METRICS_TOKEN });
 
   installErrorHandlers(app);
   await registerSecurityHeaders(app, { secure: config.secureCookies });

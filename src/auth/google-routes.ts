@@ -50,6 +50,7 @@ export async function googleRoutes(app: FastifyInstance, opts: { db: Db; config:
   /** Back to the sign-in page with the message; the reason code goes to the log, never a token or a code. */
   const refuse = (req: FastifyRequest, reply: FastifyReply, reason: string, message: string, next?: string) => {
     req.log.warn({ reason }, 'google sign-in refused');
+    app.metrics.signInFailed('google');
     reply.flash('danger', message);
     return reply.redirect(next ? `/login?next=${encodeURIComponent(next)}` : '/login', 303);
   };
@@ -194,6 +195,7 @@ export async function googleRoutes(app: FastifyInstance, opts: { db: Db; config:
       [accountKey, ACCOUNT_PASSWORD_RULE],
     ]);
     if (!reserved.granted) {
+      app.metrics.throttled(reserved.kind);
       reply.header('retry-after', String(reserved.retryAfterS));
       const minutes = Math.ceil(reserved.retryAfterS / 60);
       return showLink(req, reply, email, 429, `Too many failed attempts. Try again in ${minutes} minute${minutes === 1 ? '' : 's'}.`);
@@ -203,7 +205,10 @@ export async function googleRoutes(app: FastifyInstance, opts: { db: Db; config:
     const ok = Boolean(
       user?.passwordHash && normalizeEmail(user.email) === normalizeEmail(email) && (await verifyPassword(user.passwordHash, form.data.password)),
     );
-    if (!ok || !user) return showLink(req, reply, email, 401, 'Wrong password.');
+    if (!ok || !user) {
+      app.metrics.signInFailed('password');
+      return showLink(req, reply, email, 401, 'Wrong password.');
+    }
     await clearFailures(db, accountKey);
     await releaseAttempt(db, ipKey, IP_PASSWORD_RULE);
     if (!user.is2faEnabled) state.clearLink(reply);

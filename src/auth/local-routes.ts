@@ -82,6 +82,7 @@ export async function localAuthRoutes(app: FastifyInstance, opts: { db: Db; conf
       [accountKey, ACCOUNT_PASSWORD_RULE],
     ]);
     if (!reserved.granted) {
+      app.metrics.throttled(reserved.kind);
       reply.header('retry-after', String(reserved.retryAfterS));
       return showLogin(req, reply, 429, { email, error: `Too many failed attempts. Try again in ${minutes(reserved.retryAfterS)}.` });
     }
@@ -90,7 +91,10 @@ export async function localAuthRoutes(app: FastifyInstance, opts: { db: Db; conf
     const ok = user?.passwordHash ? await verifyPassword(user.passwordHash, password) : await burnPasswordCheck(password);
     // One answer for "no such account", "wrong password" and "deactivated": nothing to enumerate. The reserved
     // attempts stay counted as failures.
-    if (!ok || !user?.isActive) return showLogin(req, reply, 401, { email, error: 'Wrong e-mail address or password.' });
+    if (!ok || !user?.isActive) {
+      app.metrics.signInFailed('password');
+      return showLogin(req, reply, 401, { email, error: 'Wrong e-mail address or password.' });
+    }
     await clearFailures(db, accountKey);
     await releaseAttempt(db, ipKey, IP_PASSWORD_RULE);
     if (user.passwordHash && needsRehash(user.passwordHash)) await setPasswordHash(db, user.id, await hashPassword(password));
@@ -127,6 +131,7 @@ export async function localAuthRoutes(app: FastifyInstance, opts: { db: Db; conf
     // the address before it is given, so the form cannot be used to test a list of addresses.
     const reserved = await reserveAttempt(db, `reg:${req.ip}`, IP_REGISTRATION_RULE);
     if (!reserved.granted) {
+      app.metrics.throttled(reserved.kind);
       reply.header('retry-after', String(reserved.retryAfterS));
       return show(429, {}, `Too many new accounts from your network. Try again in ${minutes(reserved.retryAfterS)}.`);
     }

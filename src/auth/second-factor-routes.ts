@@ -57,9 +57,15 @@ export async function secondFactorRoutes(app: FastifyInstance, opts: { db: Db; c
     const key = totpThrottleKey(session.userId);
     // Reserved before the code is checked, so parallel guesses cannot outrun the count (throttle.ts).
     const reserved = await reserveAttempt(db, key, TOTP_CODE_RULE);
-    if (!reserved.granted) return show(req, reply, session, 429);
+    if (!reserved.granted) {
+      app.metrics.throttled(reserved.kind);
+      return show(req, reply, session, 429);
+    }
     const proof = await verifyAndConsumeProof(db, box, session.userId, form.data.otp_code, clock());
-    if (!proof.ok) return show(req, reply, session, 401, 'That code is not right, or it was used already.');
+    if (!proof.ok) {
+      app.metrics.signInFailed(isRecoveryInput(req) ? 'recovery' : 'totp');
+      return show(req, reply, session, 401, 'That code is not right, or it was used already.');
+    }
     await clearFailures(db, key);
     if (proof.kind === 'recovery') {
       const left = proof.recoveryCodesLeft;

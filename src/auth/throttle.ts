@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from '../db/database.ts';
+import type { ThrottleKind } from '../metrics/metrics.ts';
 
 export interface ThrottleRule {
   /** Attempts allowed within the window; the last one allowed also locks the key until it is cleared or released. */
@@ -25,7 +26,7 @@ export const IP_REGISTRATION_RULE: ThrottleRule = { maxFailures: 20, windowMs: 6
  * `maxFailures` per window are granted. Success then clears the key (the account's) or gives the reservation back
  * (an address's, where successful sign-ins of colleagues must not add up to a lock).
  */
-export async function reserveAttempt(db: Db, key: string, rule: ThrottleRule): Promise<{ granted: true } | { granted: false; retryAfterS: number }> {
+export async function reserveAttempt(db: Db, key: string, rule: ThrottleRule): Promise<Reservation> {
   const windowS = rule.windowMs / 1000;
   const lockS = rule.lockMs / 1000;
   const windowExpired = sql`t.dtwindow_start < now() - make_interval(secs => ${windowS})`;
@@ -40,7 +41,18 @@ export async function reserveAttempt(db: Db, key: string, rule: ThrottleRule): P
     WHERE t.dtlocked_until IS NULL OR t.dtlocked_until <= now()
     RETURNING t.nfailures`.execute(db);
   if (reserved.rows.length > 0) return { granted: true };
-  return { granted: false, retryAfterS: Math.max(1, await secondsLocked(db, key)) };
+  return { granted: false, retryAfterS: Math.max(1, await secondsLocked(db, key)), kind: throttleKind(key) };
+}
+
+/** A refusal names which throttle locked the attempt (for /metrics), `kind` of the key that was locked. */
+export type Reservation = { granted: true } | { granted: false; retryAfterS: number; kind: ThrottleKind };
+
+/** The kind of throttle a key counts for, from its namespace. */
+export function throttleKind(key: string): ThrottleKind {
+  if (key.startsWith('ip:')) return 'password_address';
+  if (key.startsWith('reg:')) return 'registration_address';
+  if (key.startsWith('totp:')) return 'second_factor';
+  return 'password_account';
 }
 
 /**
@@ -50,7 +62,7 @@ export async function reserveAttempt(db: Db, key: string, rule: ThrottleRule): P
 export async function reserveAttempts(
   db: Db,
   keys: Array<[key: string, rule: ThrottleRule]>,
-): Promise<{ granted: true } | { granted: false; retryAfterS: number }> {
+): Promise<Reservation> {
   const made: Array<[string, ThrottleRule]> = [];
   for (const [key, rule] of keys) {
     const result = await reserveAttempt(db, key, rule);

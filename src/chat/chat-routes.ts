@@ -33,6 +33,7 @@ export async function chatRoutes(app: FastifyInstance, opts: { db: Db; config: C
       idleTimeoutMs: config.LLM_TIMEOUT_S * 1000,
       maxAnswerChars: config.MAX_ANSWER_CHARS,
       maxAnswerMs: config.LLM_MAX_ANSWER_S * 1000,
+      metrics: app.metrics,
     },
     instance,
   );

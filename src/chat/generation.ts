@@ -3,6 +3,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Db } from '../db/database.ts';
 import { isDatabaseUnavailable } from '../http/errors.ts';
 import { type ChatTurn, type ModelConnection, ModelError, streamCompletion } from '../llm/model-client.ts';
+import type { AppMetrics } from '../metrics/metrics.ts';
 import { escapeHtml } from '../views/html.ts';
 import { renderMarkdown } from './markdown.ts';
 import { type FinalResponse, finalizeResponse, flushPartial, HEARTBEAT_INTERVAL_MS, markStreaming, STALE_AFTER_S } from './response-store.ts';
@@ -91,6 +92,8 @@ export interface GenerationDeps {
   flushIntervalMs?: number;
   /** renderMarkdown unless given. */
   renderMarkdown?: (markdown: string) => string;
+  /** The app's /metrics counters (answers by model and status, time to first token, inference time, in flight). */
+  metrics?: AppMetrics;
 }
 
 /** The answers this process is generating, by response id (Stop and shutdown reach them here). */
@@ -114,9 +117,10 @@ export class GenerationRegistry {
   }
 
   start(responseId: number, connection: ModelConnection, history: ChatTurn[]): Generation {
-    const { log } = this.#deps;
+    const { log, metrics } = this.#deps;
     const generation = new Generation(log);
     this.#running.set(responseId, generation);
+    metrics?.answersInFlight.inc();
     // Detached from any request: a failure after the model's answer (rendering, storing, a listener) is logged here
     // and ends the stream with an error event; as an unhandled rejection it would end the process.
     generation.finished = runGeneration(this.#deps, generation, responseId, connection, history)
@@ -124,7 +128,10 @@ export class GenerationRegistry {
         log.error({ err, responseId }, 'the answer failed after the model finished');
         generation.emit({ type: 'error', message: 'The answer could not be finished. Try again.' });
       })
-      .finally(() => this.#running.delete(responseId));
+      .finally(() => {
+        this.#running.delete(responseId);
+        metrics?.answersInFlight.dec();
+      });
     return generation;
   }
 
@@ -190,7 +197,9 @@ async function storeFinalResponse(db: Db, responseId: number, response: FinalRes
 }
 
 async function runGeneration(deps: GenerationDeps, gen: Generation, responseId: number, connection: ModelConnection, history: ChatTurn[]): Promise<void> {
-  const { db, log } = deps;
+  const { db, log, metrics } = deps;
+  const startedAt = performance.now();
+  const secondsSinceStart = () => (performance.now() - startedAt) / 1000;
   let storedChars = 0;
   let flushing = false;
   let lastWriteAt = Date.now();
@@ -228,7 +237,10 @@ async function runGeneration(deps: GenerationDeps, gen: Generation, responseId: 
         usage = event;
         continue;
       }
-      if (gen.text === '') enqueue(() => markStreaming(db, responseId));
+      if (gen.text === '') {
+        enqueue(() => markStreaming(db, responseId));
+        metrics?.timeToFirstToken.observe({ model: connection.name }, secondsSinceStart());
+      }
       const room = deps.maxAnswerChars - gen.text.length;
       if (event.text.length > room) {
         const kept = cutAt(event.text, room);
@@ -250,6 +262,8 @@ async function runGeneration(deps: GenerationDeps, gen: Generation, responseId: 
     clearInterval(timer);
     clearTimeout(deadline);
   }
+  metrics?.answers.inc({ model: connection.name, status: final.status });
+  if (final.status === 'complete') metrics?.inferenceTime.observe({ model: connection.name }, secondsSinceStart());
   await writes;
   const markdown = gen.text;
   let html: string;

@@ -13,6 +13,20 @@ export type Db = Kysely<Database>;
 const serverUrls = new WeakMap<Db, string>();
 export const serverUrlOf = (db: Db): string | undefined => serverUrls.get(db);
 
+/** The pool behind each Db openDatabase opened (either kind), for the /metrics gauges read on each scrape. */
+const pools = new WeakMap<Db, pg.Pool>();
+export interface PoolStats {
+  total: number;
+  idle: number;
+  /** Queries waiting for a connection: all of them are in use. */
+  waiting: number;
+  max: number;
+}
+export function poolStatsOf(db: Db): PoolStats | undefined {
+  const pool = pools.get(db);
+  return pool && { total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount, max: pool.options.max ?? 10 };
+}
+
 export interface OpenedDatabase {
   db: Db;
   kind: 'postgres' | 'pglite';
@@ -115,6 +129,7 @@ export async function openDatabase(opts: OpenOptions): Promise<OpenedDatabase> {
     pool.on('error', () => {});
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     serverUrls.set(db, opts.databaseUrl);
+    pools.set(db, pool);
     return { db, kind: 'postgres', close: () => db.destroy() };
   }
   let lite = opts.pglite;
@@ -133,6 +148,7 @@ export async function openDatabase(opts: OpenOptions): Promise<OpenedDatabase> {
   // PGlite is one connection: the pool has size 1, so a transaction must use its own `trx`, never the outer db.
   const pool = new pg.Pool({ ...(createPgConfig(owned) as unknown as pg.PoolConfig), Client: PreparingClient });
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  pools.set(db, pool);
   return {
     db,
     kind: 'pglite',
