@@ -24,7 +24,7 @@ export interface StartedAnswer {
 
 export interface TrafficContext {
   tally: Tally;
-  /** performance.now() after which no new action starts. */
+  /** performance.now() after which no new action starts (moved once the warm-up is over). */
   untilMs: number;
   thinkMs: number;
   modelId: number;

@@ -24,10 +24,19 @@ export class Tally {
     if (this.problems.length < 20) this.problems.push(`${kind}: ${problem}`);
   }
 
+  /** Requests timed so far (the first token of an answer is a moment of its request, not one of its own). */
+  get requestCount(): number {
+    let n = 0;
+    for (const [kind, list] of this.latencyMs) if (kind !== FIRST_TOKEN) n += list.length;
+    return n;
+  }
+
   get errorCount(): number {
     return [...this.errors.values()].reduce((a, b) => a + b, 0);
   }
 }
+
+export const FIRST_TOKEN = 'first token';
 
 export interface Sent {
   status: number;
@@ -145,7 +154,7 @@ export class Visitor {
         if (event === 'start') responseId = (data as { idresponse: number }).idresponse;
         if (event === 'token' && firstToken) {
           firstToken = false;
-          this.tally.record('first token', performance.now() - started);
+          this.tally.record(FIRST_TOKEN, performance.now() - started);
         }
       });
       this.tally.record(kind, performance.now() - started);

@@ -27,6 +27,11 @@ export interface SoakOptions {
   tolerance: GrowthTolerance;
   /** Traffic before the RSS is judged (soak-memory.ts); a third of the run unless given. */
   warmUpS?: number;
+  /**
+   * Warm-up also lasts until this many requests are done (the heap settles after an amount of work, not of time,
+   * so a slow, loaded machine warms up for longer); the judged time after it, durationS − warmUpS, stays the same.
+   */
+  warmUpRequests?: number;
   /** NODE_OPTIONS of the server process: HEAP_BUDGET unless told otherwise ('' for Node's defaults). */
   nodeOptions?: string;
   seed?: number;
@@ -37,6 +42,9 @@ export interface SoakReport {
   tally: Tally;
   answers: { started: number; storedComplete: number; problems: string[] };
   rssAtReadyMiB: number;
+  /** Seconds of traffic, and when the warm-up ended in them. */
+  trafficS: number;
+  warmUpEndS: number;
   memory: GrowthVerdict;
   /** Lines the server logged at level error or fatal, and how it exited on SIGTERM. */
   serverErrors: string[];
@@ -151,6 +159,33 @@ async function checkAnswers(opened: OpenedDatabase, started: StartedAnswer[]): P
   return { started: started.length, storedComplete, problems };
 }
 
+/**
+ * Samples the server's RSS while the visitors run (they were started with `ctx.untilMs` open), ends the warm-up
+ * once its time has passed and its requests are done, then lets the judged time run and waits for the visitors.
+ */
+async function driveTraffic(pid: number, options: SoakOptions, ctx: TrafficContext, visitors: Array<Promise<void>>) {
+  const warmUpS = options.warmUpS ?? options.durationS / 3;
+  const rss = sampleRss(pid, RSS_SAMPLE_MS);
+  const started = performance.now();
+  let warmUpEndS = 0;
+  const watch = setInterval(() => {
+    const elapsedMs = performance.now() - started;
+    const workDone = ctx.tally.requestCount >= (options.warmUpRequests ?? 0);
+    // A server too slow to do the warm-up's requests a minute late is judged anyway (and its errors reported).
+    if (elapsedMs < warmUpS * 1000 || (!workDone && elapsedMs < (warmUpS + 60) * 1000)) return;
+    clearInterval(watch);
+    warmUpEndS = elapsedMs / 1000;
+    ctx.untilMs = performance.now() + (options.durationS - warmUpS) * 1000;
+  }, 50);
+  try {
+    await Promise.all(visitors);
+  } finally {
+    clearInterval(watch);
+    rss.stop();
+  }
+  return { samples: rss.samples, warmUpEndS, trafficS: (performance.now() - started) / 1000 };
+}
+
 /** pino's JSON lines at level 50 (error) or 60 (fatal). */
 const errorLines = (output: string) => output.split('\n').filter((line) => /"level":(50|60)\b/.test(line));
 
@@ -173,19 +208,18 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       const tally = new Tally();
       const ctx: TrafficContext = {
         tally,
-        untilMs: performance.now() + options.durationS * 1000,
+        untilMs: Number.POSITIVE_INFINITY,
         thinkMs: options.thinkMs,
         modelId,
         answers: [],
         userIds,
         random: seeded(options.seed ?? 1),
       };
-      const rss = sampleRss(pid, RSS_SAMPLE_MS);
-      await Promise.all([
+      const traffic = await driveTraffic(pid, options, ctx, [
         ...users.map((a) => runUser(new Visitor(server.baseUrl, tally), a, ctx)),
         ...admins.map((a) => runAdmin(new Visitor(server.baseUrl, tally), a, ctx)),
       ]);
-      const memory = judgeRssGrowth(rss.stop(), options.tolerance, options.warmUpS);
+      const memory = judgeRssGrowth(traffic.samples, options.tolerance, traffic.warmUpEndS);
       // PostgreSQL: read while the server still runs, so shutdown (which marks running answers interrupted) cannot
       // hide anything. PGlite: the server holds the data directory, so it is read after the server has exited.
       let answers = options.kind === 'postgres' ? await checkAnswers(await place.open(), ctx.answers) : undefined;
@@ -208,7 +242,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         ...(serverErrors.length > 0 ? [`the server logged ${serverErrors.length} errors: ${serverErrors.slice(0, 3).join(' | ')}`] : []),
         ...(exitCode !== 0 ? [`the server exited with ${exitCode} on SIGTERM`] : []),
       ];
-      return { options, tally, answers, rssAtReadyMiB, memory, serverErrors, exitCode, failures };
+      return { options, tally, answers, rssAtReadyMiB, trafficS: traffic.trafficS, warmUpEndS: traffic.warmUpEndS, memory, serverErrors, exitCode, failures };
     } finally {
       if (server.child.exitCode === null) {
         server.child.kill('SIGKILL');
@@ -232,11 +266,8 @@ export function kindRows(report: SoakReport): Row[] {
     'p99 ms': percentile(ms, 99).toFixed(1),
   }));
   rows.sort((a, b) => b.requests - a.requests);
-  const requests = rows.filter((r) => r.kind !== 'first token').reduce((a, r) => a + r.requests, 0);
-  return [
-    ...rows,
-    { kind: `all requests (${(requests / report.options.durationS).toFixed(0)}/s)`, requests, errors: tally.errorCount, 'p50 ms': '', 'p99 ms': '' },
-  ];
+  const requests = tally.requestCount;
+  return [...rows, { kind: `all requests (${(requests / report.trafficS).toFixed(0)}/s)`, requests, errors: tally.errorCount, 'p50 ms': '', 'p99 ms': '' }];
 }
 
 export function summaryRows(report: SoakReport): Row[] {
@@ -245,7 +276,7 @@ export function summaryRows(report: SoakReport): Row[] {
   return [
     {
       measure: 'run',
-      value: `${options.kind}, ${options.durationS} s, ${options.users} users + ${options.admins} admins, ~${options.thinkMs} ms between actions, server NODE_OPTIONS “${options.nodeOptions ?? HEAP_BUDGET}”`,
+      value: `${options.kind}, ${report.trafficS.toFixed(0)} s, ${options.users} users + ${options.admins} admins, ~${options.thinkMs} ms between actions, server NODE_OPTIONS “${options.nodeOptions ?? HEAP_BUDGET}”`,
     },
     { measure: 'answers started / stored complete', value: `${answers.started} / ${answers.storedComplete}` },
     {
@@ -253,7 +284,7 @@ export function summaryRows(report: SoakReport): Row[] {
       value: [report.rssAtReadyMiB, memory.startMiB, memory.endMiB, memory.peakMiB].map(mib).join(' / '),
     },
     {
-      measure: `RSS median after ${(options.warmUpS ?? options.durationS / 3).toFixed(0)} s warm-up, first half → second half`,
+      measure: `RSS median after ${report.warmUpEndS.toFixed(0)} s of warm-up, first half → second half`,
       value: `${mib(memory.middleMedianMiB)} → ${mib(memory.lastMedianMiB)} (${memory.growthMiB >= 0 ? '+' : ''}${memory.growthMiB.toFixed(1)} MiB, allowed ${memory.allowedMiB.toFixed(1)})`,
     },
     { measure: 'RSS at each tenth of the run', value: memory.tenthsMiB.map((v) => v.toFixed(0)).join(', ') },
@@ -277,6 +308,7 @@ export async function benchSoak(): Promise<Row[]> {
       thinkMs: env('SOAK_THINK_MS', 20),
       tolerance: { toleranceMiB: env('SOAK_RSS_TOLERANCE_MIB', 10), toleranceFraction: env('SOAK_RSS_TOLERANCE_FRACTION', 0.05) },
       warmUpS: process.env.SOAK_WARM_UP_S ? Number(process.env.SOAK_WARM_UP_S) : undefined,
+      warmUpRequests: env('SOAK_WARM_UP_REQUESTS', 0),
       nodeOptions: process.env.SOAK_NODE_OPTIONS,
       seed: env('SOAK_SEED', 1),
     });
