@@ -205,22 +205,52 @@ export class AuthorizationWorld {
     assert.equal(await get('admin', '/admin/users'), 200, 'the admin reaches an admin page');
     assert.equal(await get('user', '/chat'), 200, 'the user reaches the chat');
     assert.equal(await get('googleLink', '/login/google/link'), 200, 'the Google link browser sees the link page');
-    // The same kinds of session as browser() makes, checked before and after the account is switched off or demoted.
+    // The same kinds of session as browser() makes, checked before and after the account is switched off or demoted:
+    // once as browser() does it, once through the admin's own forms (which also end the sessions, or keep them).
     const db = this.database.db;
-    const chat = async (session: string) => {
-      const res = await this.app.inject({ method: 'GET', url: '/chat', cookies: { parley_session: session } });
+    const answer = async (url: string, session: string) => {
+      const res = await this.app.inject({ method: 'GET', url, cookies: { parley_session: session } });
       return res.headers.location ? `${res.statusCode} ${res.headers.location}` : String(res.statusCode);
     };
-    await db.updateTable('chatbot_schema.app_user').set({ is_active: true }).where('idappuser', '=', this.ids.deactivated).execute();
+    const byAdmin = async (action: 'deactivate' | 'reactivate' | 'demote', id: number) => {
+      const admin = await this.browser('admin');
+      const res = await this.app.inject({
+        method: 'POST',
+        url: `/admin/users/${id}/${action}`,
+        cookies: admin.cookies,
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        payload: new URLSearchParams({ _csrf: admin.csrf }).toString(),
+      });
+      assert.equal(res.statusCode, 303, `${action}: ${res.statusCode} ${res.body.slice(0, 200)}`);
+    };
+    const setActive = (active: boolean) =>
+      db.updateTable('chatbot_schema.app_user').set({ is_active: active }).where('idappuser', '=', this.ids.deactivated).execute();
+    const refused = /^30\d \/login/;
+
+    await setActive(true);
     const beforeDeactivation = await createSession(db, this.ids.deactivated, {});
-    assert.equal(await chat(beforeDeactivation), '200');
-    await db.updateTable('chatbot_schema.app_user').set({ is_active: false }).where('idappuser', '=', this.ids.deactivated).execute();
-    assert.match(await chat(beforeDeactivation), /^30\d \/login/, "the deactivated account's session is refused at its next request");
-    await grantAdmin(db, this.ids.demoted);
-    const beforeDemotion = await createSession(db, this.ids.demoted, {});
-    assert.equal((await this.app.inject({ method: 'GET', url: '/admin/users', cookies: { parley_session: beforeDemotion } })).statusCode, 200);
-    await applyUserAction(db, { id: this.ids.admin, username: 'Admin', ip: null }, 'demote', [this.ids.demoted]);
-    assert.equal((await this.app.inject({ method: 'GET', url: '/admin/users', cookies: { parley_session: beforeDemotion } })).statusCode, 403);
+    assert.equal(await answer('/chat', beforeDeactivation), '200');
+    await setActive(false);
+    assert.match(await answer('/chat', beforeDeactivation), refused, "the deactivated account's session is refused at its next request");
+    await setActive(true);
+    const beforeAdminDeactivation = await createSession(db, this.ids.deactivated, {});
+    assert.equal(await answer('/chat', beforeAdminDeactivation), '200');
+    await byAdmin('deactivate', this.ids.deactivated);
+    assert.match(await answer('/chat', beforeAdminDeactivation), refused, 'and so after the admin deactivated it');
+    await byAdmin('reactivate', this.ids.deactivated);
+    assert.match(await answer('/chat', beforeAdminDeactivation), refused, 'reactivation does not bring the old session back');
+
+    for (const demote of [
+      (id: number) => applyUserAction(db, { id: this.ids.admin, username: 'Admin', ip: null }, 'demote', [id]),
+      (id: number) => byAdmin('demote', id),
+    ]) {
+      await grantAdmin(db, this.ids.demoted);
+      const beforeDemotion = await createSession(db, this.ids.demoted, {});
+      assert.equal(await answer('/admin/users', beforeDemotion), '200');
+      await demote(this.ids.demoted);
+      assert.equal(await answer('/admin/users', beforeDemotion), '403', "a demoted admin's session is refused admin pages at its next request");
+      assert.equal(await answer('/chat', beforeDemotion), '200', 'and stays signed in');
+    }
   }
 }
 
