@@ -50,6 +50,8 @@ export interface HostileWorld {
   config: Config;
   llm: FakeLlm;
   routes: Route[];
+  /** Lines the app logged at level error or above, oldest first. */
+  errorLog: string[];
   clients: Record<Identity, TestClient>;
   ids: { admin: number; user: number; model: number; adminChat: number; userChat: number; userResponse: number };
   /** The body limits the app was built with (forms, everything else). */
@@ -70,9 +72,13 @@ export async function startHostileWorld(env: Record<string, string> = {}): Promi
   const database = await openTestDatabase();
   const config = testConfig({ ...provider.env(), ...env });
   const routes: Route[] = [];
+  // Errors the app logs (an unexpected exception becomes a logged 500, but one in a hook after the answer is sent
+  // only a log line): the Judge fails a case that logged one.
+  const errorLog: string[] = [];
   const app = await buildApp({
     config,
     db: database.db,
+    logger: { level: 'error', stream: { write: (line: string) => void errorLog.push(line) } },
     onRoute: (route) => {
       for (const method of [route.method].flat()) {
         // HEAD mirrors GET; static files take no input but their path, and @fastify/static has tests of its own.
@@ -236,6 +242,7 @@ export async function startHostileWorld(env: Record<string, string> = {}): Promi
     config,
     llm,
     routes,
+    errorLog,
     clients,
     ids,
     // The form limit is src/app.ts's formbody option; the other comes from Fastify itself.
@@ -330,6 +337,7 @@ export class Judge {
     this.world = world;
   }
   async start(): Promise<void> {
+    assert.deepEqual(this.world.errorLog.splice(0), [], 'the app logged an error');
     this.before = await this.world.fingerprint();
     this.dirty = false;
   }
@@ -345,6 +353,8 @@ export class Judge {
     this.generated++;
     if (process.env.HOSTILE_TRACE) console.log(res.statusCode, what);
     assert.ok(res.statusCode < 500, `${what} → ${res.statusCode} ${res.body.slice(0, 300)}`);
+    const logged = this.world.errorLog.splice(0);
+    assert.deepEqual(logged, [], `${what} → ${res.statusCode}, but the app logged an error`);
     if (res.statusCode >= 400 && !sessionChanged(res)) {
       this.refused++;
       assert.equal(await this.world.fingerprint(), this.before, `${what} → ${res.statusCode}, refused, but rows changed`);
