@@ -3,16 +3,19 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { sql } from 'kysely';
 import pg from 'pg';
+import { isDatabaseUnavailable } from '../src/http/errors.ts';
 import { type FakeLlm, startFakeLlm } from '../src/llm/fake-llm-server.ts';
 import { startTestApp } from './app.ts';
 import { testDbKind } from './database.ts';
 import { type PrivateCluster, startPrivateCluster } from './private-postgres.ts';
-import { type Browser, postJsonOver, readSse, registerOver, type ServerProcess, spawnServer } from './server-process.ts';
+import { type Browser, freePort, postJsonOver, readSse, registerOver, type ServerProcess, spawnServer } from './server-process.ts';
 
 // PostgreSQL stopped and started under a real `node src/server.ts` while clients keep writing and reading. The
 // machine's shared cluster is never touched: the test has a cluster of its own (test/private-postgres.ts). It runs
 // on the PostgreSQL pass only (PGlite is in the app's own process: there is no server to restart) and always in CI.
+// The two smaller tests after it (readiness when no connection is free, which errors count as an outage) run on both.
 
 /** "Fails fast": no request started during the outage may take longer than this (the pool's connect timeout is 5 s). */
 const FAIL_FAST_MS = 5_000;
@@ -307,6 +310,36 @@ test('/readyz answers 503 within 2 s when the database gives it no connection, a
   } finally {
     release(); // the pool's close waits for every connection to come back
     await Promise.allSettled(holders);
+    await t.close();
+  }
+});
+
+test("only errors saying the database is unreachable become 503: a query's own error stays a 500", async () => {
+  const silent = createServer(() => {}); // accepts, never answers: the pool's connect timeout runs out
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  const silentPort = (silent.address() as AddressInfo).port;
+  const closedPort = await freePort();
+  const t = await startTestApp();
+  const failureOf = (p: Promise<unknown>) =>
+    p.then(
+      () => assert.fail('expected an error'),
+      (err: unknown) => err,
+    );
+  try {
+    const refused = await failureOf(new pg.Client({ connectionString: `postgres://x@127.0.0.1:${closedPort}/x` }).connect());
+    const pool = new pg.Pool({ connectionString: `postgres://x@127.0.0.1:${silentPort}/x`, connectionTimeoutMillis: 300 });
+    const timedOut = await failureOf(pool.query('SELECT 1'));
+    await pool.end();
+    assert.ok(isDatabaseUnavailable(refused), String(refused));
+    assert.ok(isDatabaseUnavailable(timedOut), String(timedOut));
+    const missing = await failureOf(sql`SELECT * FROM no_such_table`.execute(t.database.db));
+    const duplicate = await failureOf(sql`INSERT INTO chatbot_schema.role (idrole, txname) VALUES (1, 'Admin')`.execute(t.database.db));
+    assert.equal(isDatabaseUnavailable(missing), false, String(missing));
+    assert.equal(isDatabaseUnavailable(duplicate), false, String(duplicate));
+    assert.equal(isDatabaseUnavailable(new Error('boom')), false);
+  } finally {
+    silent.closeAllConnections();
+    silent.close();
     await t.close();
   }
 });
