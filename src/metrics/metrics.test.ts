@@ -154,13 +154,16 @@ describe('GET /metrics with METRICS_TOKEN', () => {
     const inUse = sampleValue(all, 'parley_db_pool_connections', { state: 'in_use' });
     const idle = sampleValue(all, 'parley_db_pool_connections', { state: 'idle' });
     assert.ok(inUse !== undefined && idle !== undefined);
-    assert.ok(inUse + idle >= 1 && inUse + idle <= max, `${inUse} + ${idle}`);
+    // pg closes connections idle for 10 s, so an idle pool may hold none at all.
+    assert.ok(inUse >= 0 && idle >= 0 && inUse + idle <= max, `${inUse} + ${idle}`);
     assert.equal(sampleValue(all, 'parley_db_pool_waiting'), 0);
-    // A transaction holds the connection: it shows as in use while it lasts.
+    // A transaction holds a connection: it shows as in use while it lasts (at least it: on PostgreSQL the sweep for
+    // answers of dead processes may hold another one for a moment).
     await database.db.transaction().execute(async (trx) => {
       await sql`SELECT 1`.execute(trx);
       const during = await samples();
-      assert.equal(sampleValue(during, 'parley_db_pool_connections', { state: 'in_use' }), (inUse ?? 0) + 1);
+      const held = sampleValue(during, 'parley_db_pool_connections', { state: 'in_use' }) ?? 0;
+      assert.ok(held >= 1 && held <= max, `in use: ${held}`);
     });
   });
 
@@ -218,7 +221,7 @@ describe('GET /metrics with METRICS_TOKEN', () => {
   test('a streamed answer: in flight while it streams, then counted by model and status with its two times', async () => {
     const model = { model: MODEL_NAME };
     const chatId = await newChat(user, modelId);
-    const streaming = user.postJson(`/api/chats/${chatId}/messages`, { content: 'count slowly [[slow:30]]' });
+    const streaming = user.postJson(`/api/chats/${chatId}/messages`, { content: 'count slowly [[slow:40]]' });
     const during = await waitFor(async () => {
       const all = await samples();
       return sampleValue(all, 'parley_answers_in_flight') === 1 ? all : undefined;
@@ -242,7 +245,7 @@ describe('GET /metrics with METRICS_TOKEN', () => {
     assert.equal(sampleValue(all, 'parley_answer_inference_seconds_count', model), 1); // complete answers only
     const ttft = sampleValue(all, 'parley_answer_time_to_first_token_seconds_sum', model) ?? 0;
     const inference = sampleValue(all, 'parley_answer_inference_seconds_sum', model) ?? 0;
-    // [[slow:30]] sleeps 30 ms between its 37 chunks, so the whole answer takes longer than its first token.
+    // [[slow:40]] sleeps 40 ms before each of its 37 chunks, so the whole answer takes longer than its first token.
     assert.ok(ttft > 0 && inference > ttft + 0.3, `ttft ${ttft} s, inference ${inference} s`);
     assert.equal(sampleValue(all, 'parley_answer_inference_seconds_bucket', { ...model, le: '+Inf' }), 1);
     assert.equal(sampleValue(all, 'parley_http_requests_total', { method: 'POST', route: '/api/chats/:id/messages', status: '200' }), 2);
