@@ -86,7 +86,9 @@ describe('GET /metrics with METRICS_TOKEN', () => {
         done();
       },
     });
-    app = await buildApp({ config: testConfig({ METRICS_TOKEN: TOKEN }), db: database.db, logger: { level: 'info', stream } });
+    // Google configured (its issuer is never reached: the refusal counted below comes before any request to it).
+    const google = { GOOGLE_CLIENT_ID: 'client', GOOGLE_CLIENT_SECRET: 'secret', GOOGLE_ISSUER: 'http://127.0.0.1:9/' };
+    app = await buildApp({ config: testConfig({ METRICS_TOKEN: TOKEN, ...google }), db: database.db, logger: { level: 'info', stream } });
     await app.ready();
     modelId = await addModel(database, llm.baseUrl, MODEL_NAME);
     user = new TestClient(app);
@@ -216,6 +218,13 @@ describe('GET /metrics with METRICS_TOKEN', () => {
     assert.equal(sampleValue(all, 'parley_sign_in_failures_total', { method: 'totp' }), 3);
     assert.equal(sampleValue(all, 'parley_sign_in_failures_total', { method: 'recovery' }), 2);
     assert.equal(sampleValue(all, 'parley_throttle_hits_total', { kind: 'second_factor' }), 1);
+  });
+
+  test('a refused Google sign-in counts as a google failure', async () => {
+    const res = await app.inject({ url: '/login/google/authorized?code=abc' }); // no state: refused before the provider
+    assert.equal(res.statusCode, 303);
+    assert.equal(res.headers.location, '/login');
+    assert.equal(sampleValue(await samples(), 'parley_sign_in_failures_total', { method: 'google' }), 1);
   });
 
   test('a streamed answer: in flight while it streams, then counted by model and status with its two times', async () => {
