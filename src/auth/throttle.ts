@@ -59,10 +59,7 @@ export function throttleKind(key: string): ThrottleKind {
  * Reserves one attempt under each rule, in order; when one is refused, the reservations already made are given
  * back, so a request refused by the address's lock does not also count against the account.
  */
-export async function reserveAttempts(
-  db: Db,
-  keys: Array<[key: string, rule: ThrottleRule]>,
-): Promise<Reservation> {
+export async function reserveAttempts(db: Db, keys: Array<[key: string, rule: ThrottleRule]>): Promise<Reservation> {
   const made: Array<[string, ThrottleRule]> = [];
   for (const [key, rule] of keys) {
     const result = await reserveAttempt(db, key, rule);
