@@ -1,15 +1,12 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { sql } from 'kysely';
-import { type OpenedDatabase, openDatabase } from '../src/db/database.ts';
-import { openScratchPostgres } from '../test/database.ts';
+import type { OpenedDatabase } from '../src/db/database.ts';
 import { spawnServer } from '../test/server-process.ts';
 import { spawnFakeLlm } from './chat-world.ts';
-import { type DbKind, markdownTable, median, percentile, type Row, registerViaForm } from './lib.ts';
+import { type DbKind, markdownTable, median, percentile, type Row } from './lib.ts';
 import { type GrowthTolerance, type GrowthVerdict, judgeRssGrowth, readRssMiB, sampleRss } from './soak-memory.ts';
-import { type Account, runAdmin, runUser, type StartedAnswer, type TrafficContext } from './soak-traffic.ts';
+import { runAdmin, runUser, type StartedAnswer, type TrafficContext } from './soak-traffic.ts';
 import { Tally, Visitor } from './soak-visitor.ts';
+import { createAccounts, placeFor, seeded } from './soak-world.ts';
 
 /**
  * `npm run bench soak`: mixed traffic for a bounded time against one real app process (`node src/server.ts`, so
@@ -63,81 +60,7 @@ export interface SoakReport {
  * which the soak reports. SOAK_NODE_OPTIONS='' soaks with Node's defaults (then run 120 s or more).
  */
 export const HEAP_BUDGET = '--max-old-space-size=192 --max-semi-space-size=16';
-
-const PASSWORD = 'a soak test passphrase for 2026';
 const RSS_SAMPLE_MS = 500;
-
-interface Place {
-  env: Record<string, string>;
-  /** The database the server used; for PGlite only once the server has exited (it holds the data directory). */
-  open(): Promise<OpenedDatabase>;
-  cleanUp(): Promise<void>;
-}
-
-async function placeFor(kind: DbKind): Promise<Place> {
-  const dataDir = mkdtempSync(path.join(tmpdir(), 'parley-soak-'));
-  const removeDir = async () => rmSync(dataDir, { recursive: true, force: true });
-  if (kind === 'pglite') return { env: { DATA_DIR: dataDir }, open: () => openDatabase({ dataDir }), cleanUp: removeDir };
-  const url = process.env.TEST_DATABASE_URL;
-  if (!url) throw new Error('the soak on PostgreSQL needs TEST_DATABASE_URL');
-  const scratch = await openScratchPostgres(url, 'parley_soak');
-  return {
-    env: { DATA_DIR: dataDir, DATABASE_URL: scratch.url },
-    open: async () => ({ ...scratch, close: async () => {} }),
-    cleanUp: async () => {
-      await scratch.close();
-      await removeDir();
-    },
-  };
-}
-
-/** A small seeded generator (mulberry32): the same seed gives the same mix of actions and prompts. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/**
- * The accounts, made the way an operator would: the first registration (which makes an Admin), then the rest
- * through /admin/users/new by that admin (registration from one address is throttled after 20 accounts).
- */
-async function createAccounts(baseUrl: string, options: SoakOptions): Promise<{ users: Account[]; admins: Account[]; userIds: number[]; modelId: number }> {
-  const first: Account = { email: 'admin0@soak.example', password: PASSWORD, tag: 'soak-a0' };
-  await registerViaForm(baseUrl, { username: 'Soak admin 0', email: first.email, password: PASSWORD });
-  const setup = new Tally();
-  const admin = new Visitor(baseUrl, setup);
-  if (!(await admin.signIn(first.email, PASSWORD))) throw new Error(`the first admin cannot sign in: ${setup.problems.join('; ')}`);
-  const chatPage = await admin.page('setup', '/chat', '<option value=');
-  const modelId = Number(/<option value="(\d+)"/.exec(chatPage?.text ?? '')?.[1]);
-  const make = async (name: string, tag: string, role: 'user' | 'admin') => {
-    const email = `${tag}@soak.example`;
-    await admin.page('setup', '/admin/users/new', 'name="email"');
-    const sent = await admin.send('setup', '/admin/users/new', 303, {
-      method: 'POST',
-      form: { username: name, email, role, signIn: 'password', password: PASSWORD },
-    });
-    const id = Number(/^\/admin\/users\/(\d+)$/.exec(sent?.location ?? '')?.[1]);
-    if (!id) throw new Error(`could not create ${email}: ${setup.problems.join('; ')}`);
-    return { account: { email, password: PASSWORD, tag }, id };
-  };
-  const admins = [first];
-  for (let i = 1; i < options.admins; i++) admins.push((await make(`Soak admin ${i}`, `soak-a${i}`, 'admin')).account);
-  const users: Account[] = [];
-  const userIds: number[] = [];
-  for (let i = 0; i < options.users; i++) {
-    const made = await make(`Soak user ${i}`, `soak-u${i}`, 'user');
-    users.push(made.account);
-    userIds.push(made.id);
-  }
-  if (!modelId || setup.errorCount > 0) throw new Error(`setup failed: ${setup.problems.join('; ') || 'no model on /chat'}`);
-  return { users, admins, userIds, modelId };
-}
 
 /** Every answer the visitors saw start must be stored `complete` with the text the model sent, and no others exist. */
 async function checkAnswers(opened: OpenedDatabase, started: StartedAnswer[]): Promise<SoakReport['answers']> {

@@ -203,6 +203,19 @@ describe('GET /metrics with METRICS_TOKEN', () => {
     assert.equal(sampleValue(after, 'parley_http_requests_total', { method: 'POST', route: '/login', status: '429' }), 1);
   });
 
+  test("Settings' password change counts its throttle hits too (a stolen session guessing the password)", async () => {
+    const c = new TestClient(app);
+    await c.register({ email: 'settings-pw@example.com' });
+    const before = sampleValue(await samples(), 'parley_throttle_hits_total', { kind: 'password_account' }) ?? 0;
+    await sql`
+      INSERT INTO chatbot_schema.login_throttle (txkey, nfailures, dtwindow_start, dtlocked_until)
+      VALUES ('pw:settings-pw@example.com', 10, now(), now() + interval '15 minutes')`.execute(database.db);
+    await c.get('/settings'); // its form's CSRF token
+    const res = await c.post('/settings/password', { current_password: 'a guess', new_password: 'another long passphrase 42' });
+    assert.equal(res.statusCode, 429);
+    assert.equal(sampleValue(await samples(), 'parley_throttle_hits_total', { kind: 'password_account' }), before + 1);
+  });
+
   test('wrong second-step codes count as totp or recovery failures; the sixth hits the second_factor throttle', async () => {
     const c = new TestClient(app);
     await c.register({ email: 'tf@example.com' });

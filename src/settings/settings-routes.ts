@@ -89,6 +89,7 @@ export async function settingsRoutes(app: FastifyInstance, opts: { db: Db; local
     const key = `pw:${normalizeEmail(account.email)}`;
     const reserved = await reserveAttempt(db, key, ACCOUNT_PASSWORD_RULE);
     if (!reserved.granted) {
+      app.metrics.throttled(reserved.kind);
       reply.header('retry-after', String(reserved.retryAfterS));
       return show(req, reply, user, 429, { error: 'Too many wrong passwords. Try again later.' });
     }

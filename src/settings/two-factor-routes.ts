@@ -88,6 +88,7 @@ export async function twoFactorSettingsRoutes(app: FastifyInstance, opts: { db: 
     const key = totpThrottleKey(user.userId);
     const reserved = await reserveAttempt(db, key, TOTP_CODE_RULE);
     if (!reserved.granted) {
+      app.metrics.throttled(reserved.kind);
       reply.header('retry-after', String(reserved.retryAfterS));
       return refuse(429, 'Too many wrong codes. Try again later.');
     }
