@@ -11,8 +11,12 @@ import { TestClient } from './client.ts';
 // src/chat/chat-api.test.ts) do not reach: here each is a raw TCP server writing exactly the bytes of the fault. In
 // every case the answer must end as `error` with the text that arrived before the fault, and the app stay healthy.
 
-/** LLM_TIMEOUT_S here: a hang ends this long after the last byte. */
-const IDLE_TIMEOUT_S = 3;
+/**
+ * LLM_TIMEOUT_S here: a hang ends this long after the last byte. "Not held up" is measured against it: a request
+ * that waited for the slow server would take this long, one that did not takes a fraction of it even on a loaded
+ * 2-core machine running every case of this file at once.
+ */
+const IDLE_TIMEOUT_S = 5;
 
 let w: ChatWorld;
 before(async () => {
@@ -125,17 +129,17 @@ describe('model server faults', { concurrency: true }, () => {
 
     test('it accepts the connection and reads the request, then sends nothing: error after LLM_TIMEOUT_S', async () => {
       const url = await fault(() => {});
-      withinTimeout(await askFaulty('silent', url, /did not answer within 3 s/, ''));
+      withinTimeout(await askFaulty('silent', url, /did not answer within 5 s/, ''));
     });
 
     test('it sends the headers, then nothing', async () => {
       const url = await fault((socket) => socket.write(SSE_HEAD));
-      withinTimeout(await askFaulty('headers only', url, /did not answer within 3 s/, ''));
+      withinTimeout(await askFaulty('headers only', url, /did not answer within 5 s/, ''));
     });
 
     test('it stops after two tokens and keeps the connection open', async () => {
       const url = await fault((socket) => socket.write(SSE_HEAD + TWO_TOKENS));
-      withinTimeout(await askFaulty('stalled', url, /did not answer within 3 s/, 'Partial answer '));
+      withinTimeout(await askFaulty('stalled', url, /did not answer within 5 s/, 'Partial answer '));
     });
   });
 
@@ -247,29 +251,31 @@ describe('model server faults', { concurrency: true }, () => {
       // ... while another user's pages and an answer from another model go on as usual.
       const pageMs: number[] = [];
       const otherChat = await newChat(w.user, w.modelId);
-      const answer = w.user.postJson(`/api/chats/${otherChat}/messages`, { content: 'meanwhile' });
+      const otherStartedAt = Date.now();
+      const answer = w.user.postJson(`/api/chats/${otherChat}/messages`, { content: 'meanwhile' }).then((res) => ({ res, ms: Date.now() - otherStartedAt }));
       while (Date.now() - slowStartedAt < (IDLE_TIMEOUT_S * 1000) / 2) {
         for (const url of ['/chat', `/chat/${otherChat}`, `/api/chats/${otherChat}`, '/settings']) {
           const startedAt = Date.now();
           const res = await w.user.get(url);
           pageMs.push(Date.now() - startedAt);
           assert.equal(res.statusCode, 200, url);
+          await sleep(50); // a user clicking, not a load test: the other cases of this file run meanwhile
         }
       }
-      const otherAnswer = parseSse((await answer).body);
-      const otherMs = Date.now() - slowStartedAt;
+      const { res: otherRes, ms: otherMs } = await answer;
+      const otherAnswer = parseSse(otherRes.body);
       assert.equal(slowEnded, 0, 'the slow answers were still waiting while the other user was served');
       assert.equal(otherAnswer.at(-1)?.data.status, 'complete');
       const slowestPage = Math.max(...pageMs);
-      assert.ok(slowestPage < 1_000, `slowest page ${slowestPage} ms`);
+      assert.ok(slowestPage < (IDLE_TIMEOUT_S * 1000) / 2, `slowest page ${slowestPage} ms`);
 
       for (const { res, ms } of await Promise.all(slow)) {
         const last = parseSse(res.body).at(-1);
         assert.equal(last?.event, 'error');
-        assert.match(String(last?.data.message), /did not answer within 3 s/);
+        assert.match(String(last?.data.message), /did not answer within 5 s/);
         assert.ok(ms >= IDLE_TIMEOUT_S * 1000 - 100 && ms < IDLE_TIMEOUT_S * 1000 + 5_000, `a slow answer ended after ${ms} ms`);
       }
-      console.log(`# slow to accept: ${pageMs.length} pages meanwhile, slowest ${slowestPage} ms; the other answer complete after ${otherMs} ms`);
+      console.log(`# slow to accept: ${pageMs.length} pages meanwhile, slowest ${slowestPage} ms; the other model's answer complete in ${otherMs} ms`);
       await assertHealthy();
     });
   });
