@@ -49,6 +49,8 @@ export interface HostileWorld {
   database: OpenedDatabase;
   config: Config;
   llm: FakeLlm;
+  /** The loopback OpenID provider standing in for Google (its claims are input too). */
+  provider: TestProvider;
   routes: Route[];
   /** Lines the app logged at level error or above, oldest first. */
   errorLog: string[];
@@ -241,6 +243,7 @@ export async function startHostileWorld(env: Record<string, string> = {}): Promi
     database,
     config,
     llm,
+    provider,
     routes,
     errorLog,
     clients,

@@ -17,9 +17,11 @@ import { openTestDatabase } from './database.ts';
  * the wrong content type, random query strings, and `:params` that are real ids of existing objects (so handlers run
  * deep) or anything else. Callers are a signed-in Admin (admin routes are reached) or an anonymous visitor (the
  * sign-in forms are), each with a valid CSRF token, from a random IP (so the sign-in throttle does not end the test
- * early). Reproduce a failure with the seed it prints: PROPERTY_SEED=<seed> PROPERTY_RUNS=<n>.
+ * early). fast-check picks a new seed each run (so every CI run tries other inputs) and prints it on failure;
+ * reproduce with PROPERTY_SEED=<seed> PROPERTY_RUNS=<n>. test/hostile-*.test.ts go further (raw bytes, megabytes,
+ * headers and cookies, a User as well, rows checked unchanged, round trips).
  */
-const SEED = Number(process.env.PROPERTY_SEED ?? 20_250_601);
+const SEED = process.env.PROPERTY_SEED === undefined ? undefined : Number(process.env.PROPERTY_SEED);
 const RUNS = Number(process.env.PROPERTY_RUNS ?? 40);
 const ADMIN = { username: 'Admin', email: 'admin@example.com' };
 
@@ -325,7 +327,7 @@ for (const { method, url: route } of routes.sort((a, b) => `${a.url} ${a.method}
         if (process.env.PROPERTY_TRACE) console.log(c.visitor, res.statusCode, req.method, req.url.slice(0, 100), String(req.payload ?? '').slice(0, 100));
         assert.ok(res.statusCode < 500, `${req.method} ${req.url.slice(0, 300)} as ${c.visitor} → ${res.statusCode} ${res.body.slice(0, 300)}`);
       }),
-      { numRuns: RUNS, seed: SEED },
+      { numRuns: RUNS, ...(SEED === undefined ? {} : { seed: SEED }) },
     );
   });
 }

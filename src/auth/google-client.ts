@@ -1,4 +1,5 @@
 import * as oidc from 'openid-client';
+import { z } from 'zod';
 import type { Config } from '../config.ts';
 
 /** The claims of a validated ID token that sign-in uses. */
@@ -120,12 +121,15 @@ export class GoogleClient {
     if (!claims) throw new OidcFailure('id_token_missing', 'Google did not confirm who you are. Try again.');
     // openid-client bounds iat only in the past (an hour); a token issued in our future means a clock is wrong.
     if (claims.iat > Date.now() / 1000 + CLOCK_TOLERANCE_S) throw new OidcFailure('clock_skew', CLOCK_MESSAGE);
+    // The claims are stored: a provider's NUL, lone surrogate or oversized value would be a 500 (or silently changed
+    // text) far from here. OpenID Connect caps `sub` at 255 characters; an address that is not one counts as none.
+    if (!storableClaim(claims.sub, 255)) throw new OidcFailure('subject_invalid', TRY_AGAIN);
     return {
       issuer: claims.iss,
       subject: claims.sub,
-      email: typeof claims.email === 'string' ? claims.email : null,
+      email: storableClaim(claims.email, 254) && EMAIL.safeParse(claims.email).success ? claims.email : null,
       emailVerified: claims.email_verified === true,
-      name: typeof claims.name === 'string' ? claims.name : null,
+      name: storableClaim(claims.name, 1000) ? claims.name : null,
       hostedDomain: typeof claims.hd === 'string' ? claims.hd.toLowerCase() : null,
     };
   }
@@ -133,6 +137,12 @@ export class GoogleClient {
 
 const TRY_AGAIN = 'Google sign-in did not complete. Please try again.';
 const CLOCK_MESSAGE = "Google's answer has expired or is not valid yet. If this keeps happening, the server's clock may be wrong.";
+const EMAIL = z.email();
+
+/** A claim PostgreSQL stores as sent: text, at most `max` code points, without NUL or lone surrogates. */
+function storableClaim(value: unknown, max: number): value is string {
+  return typeof value === 'string' && value.length > 0 && [...value].length <= max && !value.includes('\u0000') && value.isWellFormed();
+}
 
 /** openid-client's errors → a reason code for the log and a message for the page; nothing of the token is kept. */
 function classify(err: unknown): OidcFailure {

@@ -42,7 +42,8 @@ export async function findUserById(db: Db, id: number): Promise<UserRecord | und
 
 /** `name`, or `name 2`, `name 3`…: names are not unique in the schema, but two "Alice"s in a user list confuse people. */
 export async function uniqueUsername(db: Db, wanted: string): Promise<string> {
-  const base = wanted.trim().slice(0, 90) || 'user';
+  // Cut by code points: a UTF-16 cut through an emoji leaves a lone surrogate, which is stored as U+FFFD.
+  const base = [...wanted.trim()].slice(0, 90).join('') || 'user';
   const taken = await db
     .selectFrom('chatbot_schema.app_user')
     .select('txusername')
