@@ -8,7 +8,7 @@ import { openScratchPostgres, testDbKind } from '../../test/database.ts';
 import { type OpenedDatabase, openDatabase } from '../db/database.ts';
 import { holdInstanceLock, INSTANCE_LOCK_CLASS, type LockLog } from '../db/instance-lock.ts';
 import { type FakeLlm, startFakeLlm } from '../llm/fake-llm-server.ts';
-import { SWEEP_INTERVAL_MS } from './chat-routes.ts';
+import { SWEEP_INTERVAL_MS, SWEEP_SETTLE_MS, sweepOrphanedAnswers } from './chat-routes.ts';
 import { markOrphanedResponsesInterrupted } from './response-store.ts';
 
 // Several app processes on one PostgreSQL database: each holds an advisory lock on its instance id, its answers
@@ -129,6 +129,52 @@ describe('answer owners (bites only on PostgreSQL)', { skip: onlyPostgres }, () 
       undefined,
       'close releases it',
     );
+  });
+
+  test('right after a database restart (every lock lost at once) a sweep leaves live answers alone until the locks settle', async () => {
+    const silent: LockLog = { info() {}, warn() {}, error() {} };
+    const generating = await holdInstanceLock(a.db, silent); // a process with an answer running
+    const sweeping = await holdInstanceLock(a.db, silent); // another one, whose sweep timer fires just then
+    const chatId = await newChat(user, modelId);
+    const { idmessage } = await a.db
+      .insertInto('chatbot_schema.message')
+      .values({ idchat: chatId, txmessage: 'q' })
+      .returning('idmessage')
+      .executeTakeFirstOrThrow();
+    const { idresponse } = await a.db
+      .insertInto('chatbot_schema.response')
+      .values({
+        idchat: chatId,
+        idmessage,
+        idllm: modelId,
+        txmarkdown: 'going on',
+        txcontent: '',
+        txstatus: 'streaming',
+        dtheartbeat: sql`now()`,
+        idowner: generating.owner,
+      })
+      .returning('idresponse')
+      .executeTakeFirstOrThrow();
+    try {
+      assert.equal(await sweepOrphanedAnswers(b.db, sweeping), 0, 'a lock held since start has nothing to settle');
+      // What a restart does to both lock connections; neither has reconnected yet (RECONNECT_DELAY_MS).
+      const pids = (await heldLocks()).filter((l) => l.objid === generating.owner || l.objid === sweeping.owner).map((l) => l.pid);
+      assert.equal(pids.length, 2);
+      for (const pid of pids) await sql`SELECT pg_terminate_backend(${pid})`.execute(a.db);
+      await waitFor(async () => ((await heldLocks()).some((l) => l.objid === generating.owner) ? undefined : true));
+      await waitFor(async () => (sweeping.heldForMs() === 0 ? true : undefined));
+      assert.equal(await sweepOrphanedAnswers(b.db, sweeping), 'unsettled');
+      assert.equal((await rowOf(idresponse)).txstatus, 'streaming', 'the live answer is not taken for an orphan');
+      // Once both have their locks again, the sweeper's says it was taken afresh (and needs SWEEP_SETTLE_MS).
+      await waitFor(async () => ((await heldLocks()).some((l) => l.objid === generating.owner) ? true : undefined));
+      await waitFor(async () => (sweeping.heldForMs() > 0 ? true : undefined));
+      assert.ok(sweeping.heldForMs() < SWEEP_SETTLE_MS);
+      assert.equal(await sweepOrphanedAnswers(b.db, sweeping), 'unsettled');
+      assert.equal(await markOrphanedResponsesInterrupted(b.db), 0, 'and by then its owner holds its lock again');
+    } finally {
+      await generating.close();
+      await sweeping.close();
+    }
   });
 
   test("an instance's close releases its lock", async () => {

@@ -3,7 +3,7 @@ import { requireUser } from '../auth/guards.ts';
 import type { SessionCompanion } from '../auth/session-plugin.ts';
 import type { Config } from '../config.ts';
 import type { Db } from '../db/database.ts';
-import { holdInstanceLock, type InstanceLock } from '../db/instance-lock.ts';
+import { holdInstanceLock, type InstanceLock, RECONNECT_DELAY_MS } from '../db/instance-lock.ts';
 import { NotFoundError } from '../http/errors.ts';
 import { pathId, pathIdOrNull } from '../http/validation.ts';
 import { assetUrl } from '../views/assets.ts';
@@ -11,16 +11,29 @@ import { chatApiRoutes } from './chat-api.ts';
 import { chatPageData, chatPageFromJson, listTurns } from './chat-queries.ts';
 import { type ChatPageData, chatPage } from './chat-views.ts';
 import { GenerationRegistry } from './generation.ts';
-import { markAllActiveResponsesInterrupted, markOrphanedResponsesInterrupted } from './response-store.ts';
+import { HEARTBEAT_INTERVAL_MS, markAllActiveResponsesInterrupted, markOrphanedResponsesInterrupted } from './response-store.ts';
 
 /** How often each process looks for answers whose process died (a dead owner's are found at the next sweep). */
 export const SWEEP_INTERVAL_MS = 5_000;
+/**
+ * A periodic sweep runs only once this process has held its own lock this long: its lock lost too means the database
+ * (or the network to it) came back a moment ago, when the other live processes may not have taken theirs again yet
+ * (they retry every RECONNECT_DELAY_MS) nor written a heartbeat since (HEARTBEAT_INTERVAL_MS). A process that
+ * merely died is still found at the next sweep: the sweepers' own locks never broke.
+ */
+export const SWEEP_SETTLE_MS = HEARTBEAT_INTERVAL_MS + 2 * RECONNECT_DELAY_MS;
+
+/** One periodic sweep: the answers of dead processes become `interrupted`, unless this process's lock is unsettled. */
+export async function sweepOrphanedAnswers(db: Db, lock: InstanceLock): Promise<number | 'unsettled'> {
+  if (lock.heldForMs() < SWEEP_SETTLE_MS) return 'unsettled';
+  return markOrphanedResponsesInterrupted(db);
+}
 
 /** The chat slice: the page, the JSON/SSE API, and the lifecycle of the answers this process generates. */
 export async function chatRoutes(app: FastifyInstance, opts: { db: Db; config: Config }): Promise<void> {
   const { db, config } = opts;
   // Taken at onReady (on PostgreSQL: a connection of its own), before any answer can begin; `owner` is read then.
-  let lock: InstanceLock = { owner: null, close: async () => {} };
+  let lock: InstanceLock = { owner: null, heldForMs: () => 0, close: async () => {} };
   const instance = {
     get owner() {
       return lock.owner;
@@ -41,10 +54,10 @@ export async function chatRoutes(app: FastifyInstance, opts: { db: Db; config: C
   // Answers a dead process left behind become `interrupted`: at start, then regularly (other processes may die too).
   // On PGlite only one process ever runs, so at start every active answer is such a one, and nobody else can die.
   let sweeper: NodeJS.Timeout | undefined;
-  const sweep = async (interrupt: (db: Db) => Promise<number>) => {
+  const sweep = async (interrupt: (db: Db) => Promise<number | 'unsettled'>) => {
     try {
       const n = await interrupt(db);
-      if (n > 0) app.log.warn({ count: n }, 'marked answers of a stopped process as interrupted');
+      if (typeof n === 'number' && n > 0) app.log.warn({ count: n }, 'marked answers of a stopped process as interrupted');
     } catch (err) {
       app.log.error({ err }, 'the sweep for answers of stopped processes failed');
     }
@@ -53,7 +66,8 @@ export async function chatRoutes(app: FastifyInstance, opts: { db: Db; config: C
     lock = await holdInstanceLock(db, app.log);
     if (lock.owner === null) return sweep(markAllActiveResponsesInterrupted);
     await sweep(markOrphanedResponsesInterrupted);
-    sweeper = setInterval(() => void sweep(markOrphanedResponsesInterrupted), SWEEP_INTERVAL_MS).unref();
+    // (The first sweep above is not held back: a process starting has no reason to think the database just restarted.)
+    sweeper = setInterval(() => void sweep((d) => sweepOrphanedAnswers(d, lock)), SWEEP_INTERVAL_MS).unref();
   });
   // On close (SIGTERM/SIGINT in server.ts): requests arriving now get 503 from Fastify; running answers get
   // SHUTDOWN_GRACE_S to finish, the rest end `interrupted` and their streams get an `error` event and end, so the

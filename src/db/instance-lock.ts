@@ -28,18 +28,26 @@ export interface LockLog {
 export interface InstanceLock {
   /** This process's instance id (recorded on its answers); null on PGlite, where there is nothing to tell apart. */
   readonly owner: number | null;
+  /**
+   * How long the lock has been held since it was last taken again after a break (Infinity if it never broke, and on
+   * PGlite; 0 while it is being taken again). After the database restarts, every process's lock is gone until it
+   * reconnects (RECONNECT_DELAY_MS): a sweep in that window would take live answers for orphans, so sweeps wait
+   * until their own lock has settled (chat-routes.ts).
+   */
+  heldForMs(): number;
   /** Releases the lock (the connection's end does it). */
   close(): Promise<void>;
 }
 
 export async function holdInstanceLock(db: Db, log: LockLog): Promise<InstanceLock> {
   const url = serverUrlOf(db);
-  if (!url) return { owner: null, close: async () => {} };
+  if (!url) return { owner: null, heldForMs: () => Number.POSITIVE_INFINITY, close: async () => {} };
   const { rows } = await sql<{ id: number }>`SELECT nextval('chatbot_schema.instance_seq')::integer AS id`.execute(db);
   const owner = rows[0]?.id;
   if (owner === undefined) throw new Error('no instance id');
 
   let client: pg.Client | null = null;
+  let heldSince = 0;
   let closed = false;
   let retry: NodeJS.Timeout | undefined;
 
@@ -56,11 +64,15 @@ export async function holdInstanceLock(db: Db, log: LockLog): Promise<InstanceLo
       throw new Error(`instance lock ${owner} is still held by an earlier connection`);
     }
     if (closed) await c.end();
-    else client = c;
+    else {
+      client = c;
+      heldSince = Date.now();
+    }
   };
   const lost = (c: pg.Client) => {
     if (closed || client !== c) return;
     client = null;
+    heldSince = 0;
     log.warn({ owner }, 'the instance lock connection was lost; reconnecting');
     scheduleReconnect();
   };
@@ -77,8 +89,10 @@ export async function holdInstanceLock(db: Db, log: LockLog): Promise<InstanceLo
   };
 
   await connect();
+  heldSince = Number.NEGATIVE_INFINITY; // taken at start, not again after a break: nothing to settle from
   return {
     owner,
+    heldForMs: () => (client ? Date.now() - heldSince : 0),
     close: async () => {
       closed = true;
       clearTimeout(retry);
