@@ -54,6 +54,22 @@ describe('answer owners (bites only on PostgreSQL)', { skip: onlyPostgres }, () 
   const rowOf = (id: number) =>
     a.db.selectFrom('chatbot_schema.response').select(['txstatus', 'idowner', 'txmarkdown', 'txerror']).where('idresponse', '=', id).executeTakeFirstOrThrow();
 
+  /** An answer in a new chat as a process `owner` would leave it while streaming (just beaten its heartbeat). */
+  const streamingAnswerOf = async (owner: number | null, text: string) => {
+    const chatId = await newChat(user, modelId);
+    const { idmessage } = await a.db
+      .insertInto('chatbot_schema.message')
+      .values({ idchat: chatId, txmessage: 'q' })
+      .returning('idmessage')
+      .executeTakeFirstOrThrow();
+    const row = await a.db
+      .insertInto('chatbot_schema.response')
+      .values({ idchat: chatId, idmessage, idllm: modelId, txmarkdown: text, txcontent: '', txstatus: 'streaming', dtheartbeat: sql`now()`, idowner: owner })
+      .returning('idresponse')
+      .executeTakeFirstOrThrow();
+    return row.idresponse;
+  };
+
   test('each app instance holds the lock on its own id; an answer records the id of the instance generating it', async () => {
     const held = await heldLocks();
     assert.equal(new Set(held.map((l) => l.objid)).size, 2, 'two instances, two ids');
@@ -79,26 +95,7 @@ describe('answer owners (bites only on PostgreSQL)', { skip: onlyPostgres }, () 
   test('when an owner dies (its lock connection closes) its answer is interrupted at the next sweep, well under 30 s', async () => {
     const silent: LockLog = { info() {}, warn() {}, error() {} };
     const other = await holdInstanceLock(a.db, silent); // a third process
-    const chatId = await newChat(user, modelId);
-    const { idmessage } = await a.db
-      .insertInto('chatbot_schema.message')
-      .values({ idchat: chatId, txmessage: 'q' })
-      .returning('idmessage')
-      .executeTakeFirstOrThrow();
-    const { idresponse } = await a.db
-      .insertInto('chatbot_schema.response')
-      .values({
-        idchat: chatId,
-        idmessage,
-        idllm: modelId,
-        txmarkdown: 'half an ans',
-        txcontent: '',
-        txstatus: 'streaming',
-        dtheartbeat: sql`now()`,
-        idowner: other.owner,
-      })
-      .returning('idresponse')
-      .executeTakeFirstOrThrow();
+    const idresponse = await streamingAnswerOf(other.owner, 'half an ans');
     assert.equal(await markOrphanedResponsesInterrupted(b.db), 0, 'its owner lives: the answer is left alone');
     await other.close(); // what the process's end (or crash) does to its connection
     const diedAt = Date.now();
@@ -135,26 +132,7 @@ describe('answer owners (bites only on PostgreSQL)', { skip: onlyPostgres }, () 
     const silent: LockLog = { info() {}, warn() {}, error() {} };
     const generating = await holdInstanceLock(a.db, silent); // a process with an answer running
     const sweeping = await holdInstanceLock(a.db, silent); // another one, whose sweep timer fires just then
-    const chatId = await newChat(user, modelId);
-    const { idmessage } = await a.db
-      .insertInto('chatbot_schema.message')
-      .values({ idchat: chatId, txmessage: 'q' })
-      .returning('idmessage')
-      .executeTakeFirstOrThrow();
-    const { idresponse } = await a.db
-      .insertInto('chatbot_schema.response')
-      .values({
-        idchat: chatId,
-        idmessage,
-        idllm: modelId,
-        txmarkdown: 'going on',
-        txcontent: '',
-        txstatus: 'streaming',
-        dtheartbeat: sql`now()`,
-        idowner: generating.owner,
-      })
-      .returning('idresponse')
-      .executeTakeFirstOrThrow();
+    const idresponse = await streamingAnswerOf(generating.owner, 'going on');
     try {
       assert.equal(await sweepOrphanedAnswers(b.db, sweeping), 0, 'a lock held since start has nothing to settle');
       // What a restart does to both lock connections; neither has reconnected yet (RECONNECT_DELAY_MS).
