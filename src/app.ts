@@ -31,8 +31,11 @@ import { twoFactorSettingsRoutes } from './settings/two-factor-routes.ts';
 import { statsRoutes } from './stats/stats-routes.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
-/** Forms are small; a prompt is at most MAX_PROMPT_CHARS characters of up to 4 bytes each, plus JSON overhead. */
-const bodyLimitBytes = (config: Config) => Math.max(64 * 1024, config.MAX_PROMPT_CHARS * 4 + 4096);
+/**
+ * Forms are small; a prompt is at most MAX_PROMPT_CHARS characters (code points), each up to 6 bytes as the browser's
+ * JSON.stringify writes it (a control character is `\u0001`; an emoji is 4 raw bytes), plus JSON overhead.
+ */
+const bodyLimitBytes = (config: Config) => Math.max(64 * 1024, config.MAX_PROMPT_CHARS * 6 + 4096);
 
 export interface BuildOptions {
   config: Config;

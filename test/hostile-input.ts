@@ -93,14 +93,17 @@ const deep = fc
   .tuple(fc.constantFrom(100, 5_000, 60_000), fc.constantFrom('array', 'object'))
   .map(([depth, kind]) => (kind === 'array' ? new Raw(`${'['.repeat(depth)}${']'.repeat(depth)}`) : new Raw(`${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`)));
 
+export const LIMIT_UNITS = ['x', 'é', '€', '😀', ' ', '"', '\\', '\u0001', '\n', '\u2028', '<'];
+
 /** Lengths on either side of the limits the schemas and columns have (names 50, titles 200, e-mail 254, prompts…). */
 export function lengthEdges(maxPrompt: number): fc.Arbitrary<string> {
   return fc
     .tuple(
       fc.constantFrom(49, 50, 51, 64, 65, 99, 100, 101, 128, 129, 199, 200, 201, 254, 255, 256, 1000, 1001, 2000, 2001, maxPrompt, maxPrompt + 1),
-      fc.constantFrom('x', 'é', '€', '😀', ' '),
+      // One code point each (limits count code points), of 1 to 4 bytes in UTF-8 and up to 6 as JSON (\u0001).
+      fc.constantFrom(...LIMIT_UNITS),
     )
-    .map(([n, unit]) => unit.repeat(Math.ceil(n / unit.length)).slice(0, n));
+    .map(([n, unit]) => unit.repeat(n));
 }
 
 export function hostileValue(maxPrompt: number): fc.Arbitrary<Value> {

@@ -8,7 +8,7 @@ import { escapeHtml } from '../src/views/html.ts';
 import { parseSse, tokensText } from './chat-fixtures.ts';
 import { DEFAULT_PASSWORD } from './client.ts';
 import { testDbKind } from './database.ts';
-import { headerText, typedText } from './hostile-input.ts';
+import { headerText, LIMIT_UNITS, typedText } from './hostile-input.ts';
 import { Judge, startHostileWorld } from './hostile-world.ts';
 
 /**
@@ -150,6 +150,37 @@ test('a prompt: stored exactly, its answer complete, both shown exactly by the c
       await judge.start();
     }),
     options(Math.ceil(RUNS / 2)),
+  );
+});
+
+test('a prompt of exactly the maximum length is accepted and stored whole, whatever its characters (bytes on the wire)', async () => {
+  await fc.assert(
+    fc.asyncProperty(fc.constantFrom(...LIMIT_UNITS), async (unit) => {
+      await judge.begin();
+      const content = `a${unit.repeat(config.MAX_PROMPT_CHARS - 1)}`;
+      const chat = (await clients.user.postJson('/api/chats', { llm: ids.model })).json() as { id: number };
+      const res = await app.inject({
+        method: 'POST',
+        url: `/api/chats/${chat.id}/messages`,
+        payload: JSON.stringify({ content }),
+        headers: { cookie: clients.user.cookieHeader(), 'x-csrf-token': clients.user.csrf, 'content-type': 'application/json' },
+      });
+      assert.equal(
+        res.statusCode,
+        200,
+        `${config.MAX_PROMPT_CHARS} × ${JSON.stringify(unit)} (${Buffer.byteLength(JSON.stringify({ content }))} bytes of JSON) → ${res.statusCode} ${res.body.slice(0, 200)}`,
+      );
+      const stored = await db
+        .selectFrom('chatbot_schema.message')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .where('idchat', '=', chat.id)
+        .where('txmessage', '=', content)
+        .executeTakeFirstOrThrow();
+      assert.equal(Number(stored.n), 1, 'the message row is not exactly the prompt');
+      await db.deleteFrom('chatbot_schema.chat').where('idchat', '=', chat.id).execute();
+      await judge.start();
+    }),
+    options(LIMIT_UNITS.length),
   );
 });
 

@@ -53,7 +53,7 @@ test('an oversized JSON body is 413 too (JSON routes allow more, for prompts, bu
   const res = await post(
     '/register',
     'application/json',
-    JSON.stringify({ _csrf: c.csrf, ...good, username: 'x'.repeat(t.config.MAX_PROMPT_CHARS * 4 + 8192) }),
+    JSON.stringify({ _csrf: c.csrf, ...good, username: 'x'.repeat(t.config.MAX_PROMPT_CHARS * 6 + 8192) }),
   );
   assertClientError(res, 413, /too large/);
 });
