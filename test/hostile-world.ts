@@ -62,6 +62,8 @@ export interface HostileWorld {
   realUrl(route: Route, identity: Identity, override?: Array<string | undefined>): string;
   restore(): Promise<void>;
   fingerprint(): Promise<string>;
+  /** Fails when the database holds something half-done (see invariantsQuery). */
+  assertWhole(what: string): Promise<void>;
   /** The app still answers: /readyz 200, the Admin's chat page and the User's chat JSON. */
   assertHealthy(): Promise<void>;
   close(): Promise<void>;
@@ -222,6 +224,27 @@ export async function startHostileWorld(env: Record<string, string> = {}): Promi
     return url;
   }
 
+  /**
+   * What no request may leave half-done, whatever it was answered: an account without its User role, a prompt
+   * without an answer row, an answer filed under another chat than its prompt, an answer still pending or
+   * streaming once its request has been answered, an identity or session of no account.
+   */
+  const invariantsQuery = sql<{ problem: string; n: string }>`
+    SELECT 'an account without the User role' AS problem, count(*)::text AS n FROM chatbot_schema.app_user u
+      WHERE NOT EXISTS (SELECT 1 FROM chatbot_schema.user_role r WHERE r.idappuser = u.idappuser AND r.idrole = 2)
+    UNION ALL SELECT 'a prompt without an answer', count(*)::text FROM chatbot_schema.message m
+      WHERE NOT EXISTS (SELECT 1 FROM chatbot_schema.response r WHERE r.idmessage = m.idmessage)
+    UNION ALL SELECT 'an answer in another chat than its prompt', count(*)::text FROM chatbot_schema.response r
+      JOIN chatbot_schema.message m ON m.idmessage = r.idmessage WHERE m.idchat <> r.idchat
+    UNION ALL SELECT 'an answer still pending or streaming', count(*)::text FROM chatbot_schema.response
+      WHERE txstatus IN ('pending', 'streaming')
+    UNION ALL SELECT 'an identity of no account', count(*)::text FROM chatbot_schema.oauth_identity i
+      WHERE NOT EXISTS (SELECT 1 FROM chatbot_schema.app_user u WHERE u.idappuser = i.idappuser)`;
+  async function assertWhole(what: string): Promise<void> {
+    const broken = (await invariantsQuery.execute(db)).rows.filter((r) => r.n !== '0');
+    assert.deepEqual(broken, [], `${what}: left the database half-done`);
+  }
+
   async function fingerprint(): Promise<string> {
     const row = (await fingerprintQuery.execute(db)).rows[0] ?? {};
     return tables.map((t) => `${t}=${row[t]}`).join(' ');
@@ -253,6 +276,7 @@ export async function startHostileWorld(env: Record<string, string> = {}): Promi
     realUrl,
     restore,
     fingerprint,
+    assertWhole,
     assertHealthy,
     close: async () => {
       await app.close();
@@ -358,6 +382,7 @@ export class Judge {
     assert.ok(res.statusCode < 500, `${what} → ${res.statusCode} ${res.body.slice(0, 300)}`);
     const logged = this.world.errorLog.splice(0);
     assert.deepEqual(logged, [], `${what} → ${res.statusCode}, but the app logged an error`);
+    await this.world.assertWhole(`${what} → ${res.statusCode}`);
     if (res.statusCode >= 400 && !sessionChanged(res)) {
       this.refused++;
       assert.equal(await this.world.fingerprint(), this.before, `${what} → ${res.statusCode}, refused, but rows changed`);
