@@ -1,8 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { type OpenedDatabase, openDatabase } from '../src/db/database.ts';
-import { openScratchPostgres } from '../test/database.ts';
+import { type Place, placeForServer } from '../test/server-process.ts';
 import { type DbKind, registerViaForm } from './lib.ts';
 import type { Account } from './soak-traffic.ts';
 import { Tally, Visitor } from './soak-visitor.ts';
@@ -10,28 +6,10 @@ import { Tally, Visitor } from './soak-visitor.ts';
 /** The soak's world before the traffic: where the server keeps its data, its accounts, and a seeded random mix. */
 const PASSWORD = 'a soak test passphrase for 2026';
 
-export interface Place {
-  env: Record<string, string>;
-  /** The database the server used; for PGlite only once the server has exited (it holds the data directory). */
-  open(): Promise<OpenedDatabase>;
-  cleanUp(): Promise<void>;
-}
-
+/** Where the soak's server keeps its data: test/server-process.ts's place, on the kind the soak was asked for. */
 export async function placeFor(kind: DbKind): Promise<Place> {
-  const dataDir = mkdtempSync(path.join(tmpdir(), 'parley-soak-'));
-  const removeDir = async () => rmSync(dataDir, { recursive: true, force: true });
-  if (kind === 'pglite') return { env: { DATA_DIR: dataDir }, open: () => openDatabase({ dataDir }), cleanUp: removeDir };
-  const url = process.env.TEST_DATABASE_URL;
-  if (!url) throw new Error('the soak on PostgreSQL needs TEST_DATABASE_URL');
-  const scratch = await openScratchPostgres(url, 'parley_soak');
-  return {
-    env: { DATA_DIR: dataDir, DATABASE_URL: scratch.url },
-    open: async () => ({ ...scratch, close: async () => {} }),
-    cleanUp: async () => {
-      await scratch.close();
-      await removeDir();
-    },
-  };
+  if (kind === 'postgres' && !process.env.TEST_DATABASE_URL) throw new Error('the soak on PostgreSQL needs TEST_DATABASE_URL');
+  return placeForServer({ kind, prefix: 'parley_soak' });
 }
 
 /** A small seeded generator (mulberry32): the same seed gives the same mix of actions and prompts. */

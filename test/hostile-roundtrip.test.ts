@@ -113,6 +113,17 @@ test('a display name: accepted within 50 characters, stored trimmed, shown exact
   );
 });
 
+/** The chat holds exactly one message equal to `content`, compared inside the database: the row, not a driver's reading of it. */
+async function assertPromptStored(chatId: number, content: string): Promise<void> {
+  const stored = await db
+    .selectFrom('chatbot_schema.message')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('idchat', '=', chatId)
+    .where('txmessage', '=', content)
+    .executeTakeFirstOrThrow();
+  assert.equal(Number(stored.n), 1, 'the message row is not exactly the prompt');
+}
+
 test('a prompt: stored exactly, its answer complete, both shown exactly by the chat JSON; a first prompt titles the chat', async () => {
   await fc.assert(
     fc.asyncProperty(text, async (content) => {
@@ -141,14 +152,7 @@ test('a prompt: stored exactly, its answer complete, both shown exactly by the c
         assert.equal(turn?.response.status, 'complete');
         assert.equal(turn?.response.markdown, tokensText(events));
         assert.equal(json.title, titleFrom(content));
-        // Compared inside the database, so what is checked is the row, not how a driver reads it back.
-        const stored = await db
-          .selectFrom('chatbot_schema.message')
-          .select((eb) => eb.fn.countAll<number>().as('n'))
-          .where('idchat', '=', chat.id)
-          .where('txmessage', '=', content)
-          .executeTakeFirstOrThrow();
-        assert.equal(Number(stored.n), 1, 'the message row is not exactly the prompt');
+        await assertPromptStored(chat.id, content);
       }
       await db.deleteFrom('chatbot_schema.chat').where('idchat', '=', chat.id).execute();
       await judge.start();
@@ -174,13 +178,7 @@ test('a prompt of exactly the maximum length is accepted and stored whole, whate
         200,
         `${config.MAX_PROMPT_CHARS} × ${JSON.stringify(unit)} (${Buffer.byteLength(JSON.stringify({ content }))} bytes of JSON) → ${res.statusCode} ${res.body.slice(0, 200)}`,
       );
-      const stored = await db
-        .selectFrom('chatbot_schema.message')
-        .select((eb) => eb.fn.countAll<number>().as('n'))
-        .where('idchat', '=', chat.id)
-        .where('txmessage', '=', content)
-        .executeTakeFirstOrThrow();
-      assert.equal(Number(stored.n), 1, 'the message row is not exactly the prompt');
+      await assertPromptStored(chat.id, content);
       await db.deleteFrom('chatbot_schema.chat').where('idchat', '=', chat.id).execute();
       await judge.start();
     }),

@@ -130,14 +130,16 @@ export interface Place {
 }
 
 /**
- * A database for a server process: a temp DATA_DIR (PGlite) or a scratch PostgreSQL database, per TEST_DB.
- * `migrate: false` leaves the PostgreSQL database empty, so the servers started on it run the migrations themselves.
+ * A database for a server process: a temp DATA_DIR (PGlite) or a scratch PostgreSQL database (from
+ * TEST_DATABASE_URL), per `kind` (default: this run's TEST_DB). `migrate: false` leaves the PostgreSQL database empty,
+ * so the servers started on it run the migrations themselves; `prefix` names the temp directory and the database.
  */
-export async function placeForServer(opts: { migrate?: boolean } = {}): Promise<Place> {
-  const dataDir = mkdtempSync(path.join(tmpdir(), 'parley-shutdown-'));
+export async function placeForServer(opts: { kind?: 'pglite' | 'postgres'; prefix?: string; migrate?: boolean } = {}): Promise<Place> {
+  const prefix = opts.prefix ?? 'parley_shutdown';
+  const dataDir = mkdtempSync(path.join(tmpdir(), `${prefix.replaceAll('_', '-')}-`));
   const cleanDir = async () => rmSync(dataDir, { recursive: true, force: true });
-  if (testDbKind === 'pglite') return { env: { DATA_DIR: dataDir }, open: () => openDatabase({ dataDir }), cleanUp: cleanDir };
-  const scratch = await openScratchPostgres(process.env.TEST_DATABASE_URL ?? '', 'parley_shutdown', opts.migrate ?? true);
+  if ((opts.kind ?? testDbKind) === 'pglite') return { env: { DATA_DIR: dataDir }, open: () => openDatabase({ dataDir }), cleanUp: cleanDir };
+  const scratch = await openScratchPostgres(process.env.TEST_DATABASE_URL ?? '', prefix, opts.migrate ?? true);
   return {
     env: { DATA_DIR: dataDir, DATABASE_URL: scratch.url },
     open: async () => ({ ...scratch, close: async () => {} }),

@@ -1,6 +1,7 @@
 import * as oidc from 'openid-client';
 import { z } from 'zod';
 import type { Config } from '../config.ts';
+import { isStorableText } from '../http/storable-text.ts';
 
 /** The claims of a validated ID token that sign-in uses. */
 export interface VerifiedIdentity {
@@ -141,7 +142,7 @@ const EMAIL = z.email();
 
 /** A claim PostgreSQL stores as sent: text, at most `max` code points, without NUL or lone surrogates. */
 function storableClaim(value: unknown, max: number): value is string {
-  return typeof value === 'string' && value.length > 0 && [...value].length <= max && !value.includes('\u0000') && value.isWellFormed();
+  return typeof value === 'string' && value.length > 0 && [...value].length <= max && isStorableText(value);
 }
 
 /** openid-client's errors → a reason code for the log and a message for the page; nothing of the token is kept. */

@@ -8,9 +8,11 @@ export const LONE_SURROGATE_MESSAGE = 'The request contains text that is not val
  * the input came in), and the drivers encode a lone UTF-16 surrogate as U+FFFD (the text silently changes). Both are
  * refused where input enters: the JSON and form parsers and the query string, so no handler ever sees them.
  */
+export const isStorableText = (value: string): boolean => !value.includes('\u0000') && value.isWellFormed();
+
+/** The same rule where a request brings the text: a 400 that says which of the two it broke. */
 export function assertStorableText(value: string): void {
-  if (value.includes('\u0000')) throw new BadRequestError(NUL_MESSAGE);
-  if (!value.isWellFormed()) throw new BadRequestError(LONE_SURROGATE_MESSAGE);
+  if (!isStorableText(value)) throw new BadRequestError(value.includes('\u0000') ? NUL_MESSAGE : LONE_SURROGATE_MESSAGE);
 }
 
 /** Every string in a parsed JSON value, keys included. Iterative: the body limit allows nesting deep enough to overflow the stack. */
