@@ -65,17 +65,23 @@ export class GoogleClient {
     const issuer = new URL(this.#config.GOOGLE_ISSUER);
     // config.ts already refuses http:// except on loopback; checked again where the exception is granted.
     const insecure = issuer.protocol === 'http:' && loopback.has(issuer.hostname);
+    const clientId = this.#config.GOOGLE_CLIENT_ID ?? '';
+    const secret = this.#config.GOOGLE_CLIENT_SECRET;
+    const metadata = { client_secret: secret, [oidc.clockTolerance]: CLOCK_TOLERANCE_S };
+    const hardened = (config: oidc.Configuration) => {
+      config.timeout = PROVIDER_TIMEOUT_S;
+      if (insecure) oidc.allowInsecureRequests(config);
+      oidc.enableNonRepudiationChecks(config);
+      return config;
+    };
     const attempt = oidc
-      .discovery(
-        issuer,
-        this.#config.GOOGLE_CLIENT_ID ?? '',
-        { client_secret: this.#config.GOOGLE_CLIENT_SECRET, [oidc.clockTolerance]: CLOCK_TOLERANCE_S },
-        oidc.ClientSecretPost(this.#config.GOOGLE_CLIENT_SECRET),
-        {
-          timeout: PROVIDER_TIMEOUT_S,
-          execute: insecure ? [oidc.allowInsecureRequests, oidc.enableNonRepudiationChecks] : [oidc.enableNonRepudiationChecks],
-        },
-      )
+      .discovery(issuer, clientId, metadata, undefined, { timeout: PROVIDER_TIMEOUT_S, execute: insecure ? [oidc.allowInsecureRequests] : [] })
+      // How the client authenticates at the token endpoint is known only once discovery has said what the provider takes.
+      .then((found) => {
+        const server = found.serverMetadata();
+        const auth = tokenAuthMethod(server.token_endpoint_auth_methods_supported) === 'client_secret_post' ? oidc.ClientSecretPost(secret) : oidc.ClientSecretBasic(secret);
+        return hardened(new oidc.Configuration(server, clientId, metadata, auth));
+      })
       .catch((err: unknown) => {
         this.#discovered = undefined;
         this.#failedAt = Date.now();
@@ -98,8 +104,7 @@ export class GoogleClient {
       code_challenge_method: 'S256',
       state,
       nonce,
-      // Google: let someone with several accounts choose which one signs in.
-      prompt: 'select_account',
+      ...(offersAccountChooser(this.#config.GOOGLE_ISSUER, config.serverMetadata()) ? { prompt: 'select_account' } : {}),
     });
     return { url, state, nonce, codeVerifier };
   }
@@ -125,15 +130,59 @@ export class GoogleClient {
     // The claims are stored: a provider's NUL, lone surrogate or oversized value would be a 500 (or silently changed
     // text) far from here. OpenID Connect caps `sub` at 255 characters; an address that is not one counts as none.
     if (!storableClaim(claims.sub, 255)) throw new OidcFailure('subject_invalid', TRY_AGAIN);
+    const info = await this.#userInfo(config, tokens.access_token, claims);
+    // The address and whether it is verified come as a pair from one source: the ID token's when it has both.
+    const address = claims.email !== undefined && claims.email_verified !== undefined ? claims : info;
+    const name = claims.name !== undefined ? claims.name : info.name;
+    const hd = claims.hd !== undefined ? claims.hd : info.hd;
     return {
       issuer: claims.iss,
       subject: claims.sub,
-      email: storableClaim(claims.email, 254) && EMAIL.safeParse(claims.email).success ? claims.email : null,
-      emailVerified: claims.email_verified === true,
-      name: storableClaim(claims.name, 1000) ? claims.name : null,
-      hostedDomain: typeof claims.hd === 'string' ? claims.hd.toLowerCase() : null,
+      email: storableClaim(address.email, 254) && EMAIL.safeParse(address.email).success ? address.email : null,
+      emailVerified: address.email_verified === true,
+      name: storableClaim(name, 1000) ? name : null,
+      hostedDomain: storableClaim(hd, 253) ? hd.toLowerCase() : null,
     };
   }
+
+  /**
+   * Google puts the address in the ID token; a provider following OpenID Connect Core §5.4 gives the claims the
+   * `email` and `profile` scopes ask for at the UserInfo endpoint only. Asked when the ID token lacks the address or
+   * its verification; openid-client checks the answer's `sub` is the ID token's (or it would be someone else's claims).
+   */
+  async #userInfo(config: oidc.Configuration, accessToken: string, claims: oidc.IDToken): Promise<Record<string, unknown>> {
+    if (claims.email !== undefined && claims.email_verified !== undefined) return {};
+    if (!config.serverMetadata().userinfo_endpoint || !accessToken) return {};
+    try {
+      return await oidc.fetchUserInfo(config, accessToken, claims.sub);
+    } catch (err) {
+      const failure = classify(err);
+      if (failure.reason === 'provider_unreachable') throw failure;
+      throw new OidcFailure(`userinfo_${failure.reason.replace(/^(token|id_token)_/, '')}`, TRY_AGAIN, { cause: err });
+    }
+  }
+}
+
+export const GOOGLE_ISSUER = 'https://accounts.google.com';
+
+/**
+ * `prompt=select_account` lets someone with several Google accounts choose which one signs in. It is not one of OpenID
+ * Connect's required prompt values: a provider that does not offer it refuses the whole request (invalid_request), so
+ * it is sent to Google and to providers whose discovery lists it in `prompt_values_supported`, to no one else.
+ */
+export function offersAccountChooser(issuer: string, metadata: Readonly<oidc.ServerMetadata>): boolean {
+  if (new URL(issuer).href === new URL(GOOGLE_ISSUER).href) return true;
+  return Array.isArray(metadata.prompt_values_supported) && metadata.prompt_values_supported.includes('select_account');
+}
+
+/**
+ * client_secret_basic (RFC 6749 §2.3.1: the method every provider must support, and OpenID Connect's default when
+ * discovery lists none) unless the provider's discovery lists client_secret_post and not basic. A strict provider
+ * refuses a method the client was not registered with; most register basic by default.
+ */
+export function tokenAuthMethod(supported: readonly string[] | undefined): 'client_secret_basic' | 'client_secret_post' {
+  if (supported?.includes('client_secret_post') && !supported.includes('client_secret_basic')) return 'client_secret_post';
+  return 'client_secret_basic';
 }
 
 const TRY_AGAIN = 'Google sign-in did not complete. Please try again.';
