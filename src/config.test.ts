@@ -20,8 +20,11 @@ describe('defaults', () => {
     assert.equal(c.APP_NAME, 'Parley');
     assert.equal(c.LOCAL_LOGIN, true);
     assert.equal(c.REGISTRATION, 'open');
-    assert.equal(c.GOOGLE_ISSUER, 'https://accounts.google.com');
-    assert.deepEqual(c.GOOGLE_ALLOWED_DOMAINS, []);
+    assert.equal(c.OIDC_ISSUER, 'https://accounts.google.com');
+    assert.equal(c.OIDC_CLIENT_ID, undefined);
+    assert.deepEqual(c.OIDC_ALLOWED_DOMAINS, []);
+    assert.equal(c.OIDC_NAME, 'Google');
+    assert.equal(c.OIDC_DOMAIN_CLAIM, 'hd');
     assert.equal(c.TOTP_FOR_OAUTH, false);
     assert.equal(c.REQUIRE_2FA_FOR_ADMINS, false);
     assert.equal(c.TRUST_PROXY, false);
@@ -51,7 +54,7 @@ describe('defaults', () => {
     assert.equal(c.TOTP_FOR_OAUTH, true);
     assert.equal(c.REGISTRATION, 'closed');
     assert.equal(c.secureCookies, true);
-    assert.deepEqual(c.GOOGLE_ALLOWED_DOMAINS, ['example.com', 'corp.example']);
+    assert.deepEqual(c.OIDC_ALLOWED_DOMAINS, ['example.com', 'corp.example']);
     assert.deepEqual(c.OPENAI_MODELS, ['llama3', 'qwen2.5']);
   });
 
@@ -69,8 +72,8 @@ describe('defaults', () => {
   });
 
   test('a loopback http GOOGLE_ISSUER is accepted (tests run a local OpenID provider)', () => {
-    assert.equal(loadConfig({ ...base(), GOOGLE_ISSUER: 'http://127.0.0.1:9000' }).GOOGLE_ISSUER, 'http://127.0.0.1:9000');
-    assert.equal(loadConfig({ ...base(), GOOGLE_ISSUER: 'http://localhost:9000/issuer' }).GOOGLE_ISSUER, 'http://localhost:9000/issuer');
+    assert.equal(loadConfig({ ...base(), GOOGLE_ISSUER: 'http://127.0.0.1:9000' }).OIDC_ISSUER, 'http://127.0.0.1:9000');
+    assert.equal(loadConfig({ ...base(), OIDC_ISSUER: 'http://localhost:9000/issuer' }).OIDC_ISSUER, 'http://localhost:9000/issuer');
   });
 });
 
@@ -90,6 +93,12 @@ describe('a bad value stops the start with one line naming the variable', () => 
     ['GOOGLE_ISSUER', { GOOGLE_ISSUER: 'not a url' }],
     ['GOOGLE_CLIENT_SECRET', { GOOGLE_CLIENT_ID: 'id.apps.googleusercontent.com' }],
     ['GOOGLE_CLIENT_SECRET', { GOOGLE_CLIENT_SECRET: 'only-the-secret' }],
+    ['OIDC_ISSUER', { OIDC_ISSUER: 'http://sso.example.com' }],
+    ['OIDC_CLIENT_SECRET', { OIDC_CLIENT_ID: 'parley' }],
+    ['OIDC_CLIENT_SECRET', { OIDC_CLIENT_SECRET: 'only-the-secret' }],
+    ['OIDC_NAME', { OIDC_NAME: 'Corp\u202eOSS' }],
+    ['OIDC_NAME', { OIDC_NAME: 'x'.repeat(41) }],
+    ['OIDC_DOMAIN_CLAIM', { OIDC_DOMAIN_CLAIM: 'domain' }],
     ['TOTP_FOR_OAUTH', { TOTP_FOR_OAUTH: '2' }],
     ['REQUIRE_2FA_FOR_ADMINS', { REQUIRE_2FA_FOR_ADMINS: 'on' }],
     ['TRUST_PROXY', { TRUST_PROXY: 'sometimes' }],
@@ -116,6 +125,53 @@ describe('a bad value stops the start with one line naming the variable', () => 
       );
     });
   }
+});
+
+describe('OpenID Connect: the OIDC_* names, and the older GOOGLE_* ones', () => {
+  const sso = { OIDC_ISSUER: 'https://sso.corp.example/realms/staff', OIDC_CLIENT_ID: 'parley', OIDC_CLIENT_SECRET: 's3cret' };
+
+  test('OIDC_* configure any provider: named after its host unless OIDC_NAME says, domains from the verified e-mail', () => {
+    const c = loadConfig({ ...base(), ...sso, OIDC_ALLOWED_DOMAINS: 'Corp.example' });
+    assert.equal(c.OIDC_ISSUER, sso.OIDC_ISSUER);
+    assert.equal(c.OIDC_CLIENT_ID, 'parley');
+    assert.equal(c.OIDC_CLIENT_SECRET, 's3cret');
+    assert.deepEqual(c.OIDC_ALLOWED_DOMAINS, ['corp.example']);
+    assert.equal(c.OIDC_NAME, 'sso.corp.example');
+    assert.equal(c.OIDC_DOMAIN_CLAIM, 'email');
+    assert.equal(loadConfig({ ...base(), ...sso, OIDC_NAME: ' Corp SSO ', OIDC_DOMAIN_CLAIM: 'hd' }).OIDC_NAME, 'Corp SSO');
+    assert.equal(loadConfig({ ...base(), ...sso, OIDC_DOMAIN_CLAIM: 'hd' }).OIDC_DOMAIN_CLAIM, 'hd');
+  });
+
+  test('GOOGLE_* keep working: Google by default, hd for the domains, the button says Google', () => {
+    const c = loadConfig({ ...base(), GOOGLE_CLIENT_ID: 'id.apps.googleusercontent.com', GOOGLE_CLIENT_SECRET: 'g', GOOGLE_ALLOWED_DOMAINS: 'corp.example' });
+    assert.equal(c.OIDC_ISSUER, 'https://accounts.google.com');
+    assert.equal(c.OIDC_CLIENT_ID, 'id.apps.googleusercontent.com');
+    assert.equal(c.OIDC_CLIENT_SECRET, 'g');
+    assert.deepEqual(c.OIDC_ALLOWED_DOMAINS, ['corp.example']);
+    assert.equal(c.OIDC_NAME, 'Google');
+    assert.equal(c.OIDC_DOMAIN_CLAIM, 'hd');
+    // The same value under both names is one setting; names can be mixed.
+    const mixed = loadConfig({ ...base(), ...sso, GOOGLE_CLIENT_ID: 'parley', GOOGLE_ALLOWED_DOMAINS: 'a.example,b.example', OIDC_ALLOWED_DOMAINS: 'A.example, b.example' });
+    assert.equal(mixed.OIDC_CLIENT_ID, 'parley');
+    assert.deepEqual(mixed.OIDC_ALLOWED_DOMAINS, ['a.example', 'b.example']);
+    assert.equal(loadConfig({ ...base(), OIDC_CLIENT_ID: 'x', GOOGLE_CLIENT_SECRET: 'y' }).OIDC_CLIENT_SECRET, 'y');
+  });
+
+  test('both names set to different values: the start stops with one line naming both', () => {
+    const pairs: Array<[string, string, string, string]> = [
+      ['OIDC_ISSUER', 'https://sso.corp.example', 'GOOGLE_ISSUER', 'https://accounts.google.com'],
+      ['OIDC_CLIENT_ID', 'parley', 'GOOGLE_CLIENT_ID', 'other'],
+      ['OIDC_CLIENT_SECRET', 'a', 'GOOGLE_CLIENT_SECRET', 'b'],
+      ['OIDC_ALLOWED_DOMAINS', 'corp.example', 'GOOGLE_ALLOWED_DOMAINS', 'corp.example,other.example'],
+    ];
+    for (const [general, a, google, b] of pairs) {
+      assert.throws(
+        () => loadConfig({ ...base(), ...sso, [general]: a, [google]: b }),
+        (err: Error) => err instanceof ConfigError && err.message.startsWith(`${general}: ${google} `) && !err.message.includes('\n'),
+        general,
+      );
+    }
+  });
 });
 
 describe('APP_SECRET', () => {

@@ -2,12 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import { type OidcConfig, oidcEnv, resolveOidc } from './config-oidc.ts';
 
 const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' }).transform((v) => v === 'true' || v === '1' || v === 'yes');
 
 const positiveInt = z.coerce.number({ message: 'must be a number' }).int().positive();
-
-const loopbackHosts = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
 
 /** One schema for every environment variable of the contract (PRODUCT.md), parsed once at boot. */
 const envSchema = z.object({
@@ -27,26 +26,7 @@ const envSchema = z.object({
   APP_NAME: z.string().min(1).max(60).default('Parley'),
   LOCAL_LOGIN: bool.default(true),
   REGISTRATION: z.enum(['open', 'closed'], { message: 'must be open or closed' }).default('open'),
-  GOOGLE_CLIENT_ID: z.string().min(1).optional(),
-  GOOGLE_CLIENT_SECRET: z.string().min(1).optional(),
-  GOOGLE_ISSUER: z
-    .url({ message: 'must be an absolute URL' })
-    .refine((u) => {
-      // zod runs refinements even when .url() failed: a non-URL must be refused here, not thrown as a TypeError.
-      if (!URL.canParse(u)) return false;
-      const url = new URL(u);
-      return url.protocol === 'https:' || (url.protocol === 'http:' && loopbackHosts.has(url.hostname));
-    }, 'must be https:// (http:// only on a loopback host)')
-    .default('https://accounts.google.com'),
-  GOOGLE_ALLOWED_DOMAINS: z
-    .string()
-    .optional()
-    .transform((v) =>
-      (v ?? '')
-        .split(',')
-        .map((d) => d.trim().toLowerCase())
-        .filter(Boolean),
-    ),
+  ...oidcEnv,
   TOTP_FOR_OAUTH: bool.default(false),
   REQUIRE_2FA_FOR_ADMINS: bool.default(false),
   // true trusts every hop: the leftmost X-Forwarded-For address is the client, so the proxy must replace the header.
@@ -116,7 +96,8 @@ const envSchema = z.object({
 });
 
 export type Env = z.infer<typeof envSchema>;
-export type Config = Omit<Env, 'APP_SECRET'> & { APP_SECRET: string; isProduction: boolean; secureCookies: boolean };
+export type Config = Omit<Env, 'APP_SECRET' | keyof typeof oidcEnv> &
+  OidcConfig & { APP_SECRET: string; isProduction: boolean; secureCookies: boolean };
 
 export class ConfigError extends Error {}
 
@@ -131,9 +112,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const e = parsed.data;
   const isProduction = e.NODE_ENV === 'production';
-  if (Boolean(e.GOOGLE_CLIENT_ID) !== Boolean(e.GOOGLE_CLIENT_SECRET)) {
-    throw new ConfigError('GOOGLE_CLIENT_SECRET: GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET must be set together');
-  }
+  const oidc = resolveOidc(e);
+  if (typeof oidc === 'string') throw new ConfigError(oidc);
   if (e.OPENAI_MODELS.length > 0 && !e.OPENAI_BASE_URL) {
     throw new ConfigError('OPENAI_BASE_URL: required when OPENAI_MODELS is set');
   }
@@ -142,8 +122,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     if (isProduction) throw new ConfigError('APP_SECRET: required when NODE_ENV is production');
     secret = readOrCreateDevSecret(e.DATA_DIR);
   }
+  const rest: Partial<Env> = { ...e };
+  for (const name of Object.keys(oidcEnv) as Array<keyof typeof oidcEnv>) delete rest[name];
   return {
-    ...e,
+    ...(rest as Omit<Env, keyof typeof oidcEnv>),
+    ...oidc,
     APP_SECRET: secret,
     isProduction,
     secureCookies: e.PUBLIC_URL.startsWith('https://'),

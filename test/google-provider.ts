@@ -26,6 +26,9 @@ export class TestProvider {
     // The ID token (the access token carries `scope`): our claims on top of the provider's.
     this.server.service.on(Events.BeforeTokenSigning, (token, req) => {
       if ('scope' in token.payload) return;
+      // client_secret_basic form-encodes the client id (RFC 6749 §2.3.1: openid-client sends "-" as %2D); the mock
+      // copies it into `aud` without decoding it, as a real provider would.
+      if (typeof token.payload.aud === 'string') token.payload.aud = decodeURIComponent(token.payload.aud);
       const code = (req as { body?: { code?: unknown } }).body?.code;
       const claims = (typeof code === 'string' && this.#claimsByCode.get(code)) || this.claims;
       Object.assign(token.payload, claims);

@@ -1,6 +1,7 @@
 import * as oidc from 'openid-client';
 import { z } from 'zod';
 import type { Config } from '../config.ts';
+import { isGoogle } from '../config-oidc.ts';
 import { isStorableText } from '../http/storable-text.ts';
 
 /** The claims of a validated ID token that sign-in uses. */
@@ -62,11 +63,11 @@ export class GoogleClient {
     if (this.#discovered) return this.#discovered;
     if (Date.now() - this.#failedAt < DISCOVERY_RETRY_MS)
       throw new OidcFailure('provider_unreachable', 'Google sign-in is unavailable right now. Try again in a moment.');
-    const issuer = new URL(this.#config.GOOGLE_ISSUER);
+    const issuer = new URL(this.#config.OIDC_ISSUER);
     // config.ts already refuses http:// except on loopback; checked again where the exception is granted.
     const insecure = issuer.protocol === 'http:' && loopback.has(issuer.hostname);
-    const clientId = this.#config.GOOGLE_CLIENT_ID ?? '';
-    const secret = this.#config.GOOGLE_CLIENT_SECRET;
+    const clientId = this.#config.OIDC_CLIENT_ID ?? '';
+    const secret = this.#config.OIDC_CLIENT_SECRET;
     const metadata = { client_secret: secret, [oidc.clockTolerance]: CLOCK_TOLERANCE_S };
     const hardened = (config: oidc.Configuration) => {
       config.timeout = PROVIDER_TIMEOUT_S;
@@ -104,7 +105,7 @@ export class GoogleClient {
       code_challenge_method: 'S256',
       state,
       nonce,
-      ...(offersAccountChooser(this.#config.GOOGLE_ISSUER, config.serverMetadata()) ? { prompt: 'select_account' } : {}),
+      ...(offersAccountChooser(this.#config.OIDC_ISSUER, config.serverMetadata()) ? { prompt: 'select_account' } : {}),
     });
     return { url, state, nonce, codeVerifier };
   }
@@ -163,15 +164,13 @@ export class GoogleClient {
   }
 }
 
-export const GOOGLE_ISSUER = 'https://accounts.google.com';
-
 /**
  * `prompt=select_account` lets someone with several Google accounts choose which one signs in. It is not one of OpenID
  * Connect's required prompt values: a provider that does not offer it refuses the whole request (invalid_request), so
  * it is sent to Google and to providers whose discovery lists it in `prompt_values_supported`, to no one else.
  */
 export function offersAccountChooser(issuer: string, metadata: Readonly<oidc.ServerMetadata>): boolean {
-  if (new URL(issuer).href === new URL(GOOGLE_ISSUER).href) return true;
+  if (isGoogle(issuer)) return true;
   return Array.isArray(metadata.prompt_values_supported) && metadata.prompt_values_supported.includes('select_account');
 }
 

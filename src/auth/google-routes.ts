@@ -38,9 +38,9 @@ const LINK_COMPLETE_PATH = '/login/google/link/complete';
  */
 export async function googleRoutes(app: FastifyInstance, opts: { db: Db; config: Config }): Promise<void> {
   const { db, config } = opts;
-  const client = config.GOOGLE_CLIENT_ID ? new GoogleClient(config) : undefined;
+  const client = config.OIDC_CLIENT_ID ? new GoogleClient(config) : undefined;
   const state = new GoogleState(config.APP_SECRET, config.secureCookies);
-  const allowedDomains = new Set(config.GOOGLE_ALLOWED_DOMAINS);
+  const allowedDomains = new Set(config.OIDC_ALLOWED_DOMAINS);
 
   const requireGoogle = (): GoogleClient => {
     if (!client) throw new NotFoundError('Google sign-in is not configured on this server.');

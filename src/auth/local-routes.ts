@@ -39,7 +39,7 @@ function minutes(seconds: number): string {
 
 export async function localAuthRoutes(app: FastifyInstance, opts: { db: Db; config: Config }): Promise<void> {
   const { db, config } = opts;
-  const googleEnabled = Boolean(config.GOOGLE_CLIENT_ID);
+  const googleEnabled = Boolean(config.OIDC_CLIENT_ID);
   const registrationOpen = config.LOCAL_LOGIN && config.REGISTRATION === 'open';
 
   const showLogin = (req: FastifyRequest, reply: FastifyReply, status: number, extra: { email?: string; error?: string } = {}) =>
