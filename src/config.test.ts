@@ -151,7 +151,13 @@ describe('OpenID Connect: the OIDC_* names, and the older GOOGLE_* ones', () => 
     assert.equal(c.OIDC_NAME, 'Google');
     assert.equal(c.OIDC_DOMAIN_CLAIM, 'hd');
     // The same value under both names is one setting; names can be mixed.
-    const mixed = loadConfig({ ...base(), ...sso, GOOGLE_CLIENT_ID: 'parley', GOOGLE_ALLOWED_DOMAINS: 'a.example,b.example', OIDC_ALLOWED_DOMAINS: 'A.example, b.example' });
+    const mixed = loadConfig({
+      ...base(),
+      ...sso,
+      GOOGLE_CLIENT_ID: 'parley',
+      GOOGLE_ALLOWED_DOMAINS: 'a.example,b.example',
+      OIDC_ALLOWED_DOMAINS: 'A.example, b.example',
+    });
     assert.equal(mixed.OIDC_CLIENT_ID, 'parley');
     assert.deepEqual(mixed.OIDC_ALLOWED_DOMAINS, ['a.example', 'b.example']);
     assert.equal(loadConfig({ ...base(), OIDC_CLIENT_ID: 'x', GOOGLE_CLIENT_SECRET: 'y' }).OIDC_CLIENT_SECRET, 'y');

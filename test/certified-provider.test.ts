@@ -62,7 +62,11 @@ describe('a provider on its default settings (client registered with client_secr
   test('a new user whose e-mail and name are only in UserInfo gets an account and is signed in; next time too', async () => {
     const c = new TestClient(t.app);
     const { res } = await signIn(c, 'ann');
-    assert.equal(res.headers.location, '/chat', `landed on ${res.headers.location}: ${(await c.get(String(res.headers.location))).body.match(/alert[^>]*>([^<]*)/)?.[1]}`);
+    assert.equal(
+      res.headers.location,
+      '/chat',
+      `landed on ${res.headers.location}: ${(await c.get(String(res.headers.location))).body.match(/alert[^>]*>([^<]*)/)?.[1]}`,
+    );
     assert.deepEqual(await userRow(t, 'ann@corp.test'), { txusername: 'Ann Example', txemail: 'ann@corp.test' });
     const again = await signIn(new TestClient(t.app), 'ann');
     assert.equal(again.res.headers.location, '/chat');
@@ -74,5 +78,44 @@ describe('a provider on its default settings (client registered with client_secr
     assert.equal(res.statusCode, 303);
     assert.match((await c.get(String(res.headers.location))).body, /no verified e-mail address/);
     assert.equal(await userRow(t, 'bob@corp.test'), undefined);
+  });
+});
+
+describe('OIDC_ALLOWED_DOMAINS with a provider that is not Google: the domain of the verified address', () => {
+  let t: TestApp;
+  before(async () => {
+    t = await startTestApp(provider.env(BASIC_CLIENT, { OIDC_ALLOWED_DOMAINS: 'corp.test' }));
+  });
+  after(() => t.close());
+
+  test('a verified address of the domain signs in; another domain, or an unverified address of it, is refused', async () => {
+    assert.equal((await signIn(new TestClient(t.app), 'dan')).res.headers.location, '/chat');
+    for (const account of ['cat', 'bob']) {
+      const c = new TestClient(t.app);
+      const { res } = await signIn(c, account);
+      assert.match((await c.get(String(res.headers.location))).body, /This Corp SSO account is not from an organisation allowed on this server/);
+    }
+    assert.equal(await userRow(t, 'cat@elsewhere.test'), undefined);
+  });
+});
+
+describe('the button and the older names', () => {
+  test('OIDC_NAME names a plain button (no Google mark); the GOOGLE_* names still configure any provider', async () => {
+    const named = await startTestApp(provider.env(BASIC_CLIENT));
+    try {
+      const page = (await named.app.inject('/login')).body;
+      assert.match(page, /<a class="btn btn-outline-primary w-100 mb-3" href="\/login\/google">Sign in with Corp SSO<\/a>/);
+      assert.doesNotMatch(page, /google-g\.svg|Sign in with Google/);
+    } finally {
+      await named.close();
+    }
+    const legacy = await startTestApp({ GOOGLE_ISSUER: provider.issuer, GOOGLE_CLIENT_ID: POST_CLIENT.id, GOOGLE_CLIENT_SECRET: POST_CLIENT.secret });
+    try {
+      assert.match((await legacy.app.inject('/login')).body, /Sign in with Google/);
+      const { res } = await signIn(new TestClient(legacy.app), 'ann');
+      assert.equal(res.headers.location, '/chat');
+    } finally {
+      await legacy.close();
+    }
   });
 });

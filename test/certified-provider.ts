@@ -60,7 +60,7 @@ export class CertifiedProvider {
   }
 
   env(client: { id: string; secret: string }, extra: Record<string, string> = {}): Record<string, string> {
-    return { GOOGLE_ISSUER: this.#issuer, GOOGLE_CLIENT_ID: client.id, GOOGLE_CLIENT_SECRET: client.secret, ...extra };
+    return { OIDC_ISSUER: this.#issuer, OIDC_CLIENT_ID: client.id, OIDC_CLIENT_SECRET: client.secret, OIDC_NAME: 'Corp SSO', ...extra };
   }
 
   /**

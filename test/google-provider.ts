@@ -17,6 +17,9 @@ export class TestProvider {
   claims: Claims = {};
   /** Replaces the next ID token the token endpoint returns, given the nonce the app sent. */
   forgeNext: ((nonce: string) => string) | undefined;
+  /** What GET /userinfo answers (the mock's own answer is `{ sub: "johndoe" }`), and how often it was asked. */
+  userinfo: Claims | undefined;
+  userinfoCalls = 0;
   #lastNonce = '';
   readonly #claimsByCode = new Map<string, Claims>();
 
@@ -33,6 +36,10 @@ export class TestProvider {
       const claims = (typeof code === 'string' && this.#claimsByCode.get(code)) || this.claims;
       Object.assign(token.payload, claims);
       for (const [k, v] of Object.entries(claims)) if (v === undefined) delete token.payload[k];
+    });
+    this.server.service.on(Events.BeforeUserinfo, (res) => {
+      this.userinfoCalls++;
+      if (this.userinfo) res.body = this.userinfo;
     });
     this.server.service.on(Events.BeforeAuthorizeRedirect, (_uri, req) => {
       this.#lastNonce = String(new URL(req.url ?? '/', 'http://x').searchParams.get('nonce') ?? '');

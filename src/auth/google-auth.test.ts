@@ -322,10 +322,11 @@ describe('provider down at start, then back: the next sign-in discovers again', 
   });
 });
 
-describe('GOOGLE_ALLOWED_DOMAINS checks the signed hd claim', () => {
+describe('GOOGLE_ALLOWED_DOMAINS checks the signed hd claim (Google: OIDC_DOMAIN_CLAIM=hd, the default for its issuer)', () => {
   let t: TestApp;
   before(async () => {
-    t = await startTestApp(provider.env({ GOOGLE_ALLOWED_DOMAINS: 'example.org, corp.example' }));
+    // The loopback provider stands in for Google, whose issuer is what makes `hd` the default.
+    t = await startTestApp(provider.env({ GOOGLE_ALLOWED_DOMAINS: 'example.org, corp.example', OIDC_DOMAIN_CLAIM: 'hd' }));
   });
   after(() => t.close());
 

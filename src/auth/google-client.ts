@@ -50,19 +50,22 @@ const loopback = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
  */
 export class GoogleClient {
   readonly #config: Config;
+  /** "Google", or OIDC_NAME: what the messages call the provider. */
+  readonly #name: string;
   readonly redirectUri: string;
   #discovered: Promise<oidc.Configuration> | undefined;
   #failedAt = 0;
 
   constructor(config: Config) {
     this.#config = config;
+    this.#name = config.OIDC_NAME;
     this.redirectUri = new URL('/login/google/authorized', config.PUBLIC_URL).toString();
   }
 
   async #configuration(): Promise<oidc.Configuration> {
     if (this.#discovered) return this.#discovered;
     if (Date.now() - this.#failedAt < DISCOVERY_RETRY_MS)
-      throw new OidcFailure('provider_unreachable', 'Google sign-in is unavailable right now. Try again in a moment.');
+      throw new OidcFailure('provider_unreachable', `${this.#name} sign-in is unavailable right now. Try again in a moment.`);
     const issuer = new URL(this.#config.OIDC_ISSUER);
     // config.ts already refuses http:// except on loopback; checked again where the exception is granted.
     const insecure = issuer.protocol === 'http:' && loopback.has(issuer.hostname);
@@ -80,13 +83,16 @@ export class GoogleClient {
       // How the client authenticates at the token endpoint is known only once discovery has said what the provider takes.
       .then((found) => {
         const server = found.serverMetadata();
-        const auth = tokenAuthMethod(server.token_endpoint_auth_methods_supported) === 'client_secret_post' ? oidc.ClientSecretPost(secret) : oidc.ClientSecretBasic(secret);
+        const auth =
+          tokenAuthMethod(server.token_endpoint_auth_methods_supported) === 'client_secret_post'
+            ? oidc.ClientSecretPost(secret)
+            : oidc.ClientSecretBasic(secret);
         return hardened(new oidc.Configuration(server, clientId, metadata, auth));
       })
       .catch((err: unknown) => {
         this.#discovered = undefined;
         this.#failedAt = Date.now();
-        throw new OidcFailure('discovery_failed', 'Google sign-in is unavailable right now. Try again in a moment.', { cause: err });
+        throw new OidcFailure('discovery_failed', `${this.#name} sign-in is unavailable right now. Try again in a moment.`, { cause: err });
       });
     this.#discovered = attempt;
     return attempt;
@@ -122,15 +128,15 @@ export class GoogleClient {
         idTokenExpected: true,
       });
     } catch (err) {
-      throw classify(err);
+      throw classify(err, this.#name);
     }
     const claims = tokens.claims();
-    if (!claims) throw new OidcFailure('id_token_missing', 'Google did not confirm who you are. Try again.');
+    if (!claims) throw new OidcFailure('id_token_missing', `${this.#name} did not confirm who you are. Try again.`);
     // openid-client bounds iat only in the past (an hour); a token issued in our future means a clock is wrong.
-    if (claims.iat > Date.now() / 1000 + CLOCK_TOLERANCE_S) throw new OidcFailure('clock_skew', CLOCK_MESSAGE);
+    if (claims.iat > Date.now() / 1000 + CLOCK_TOLERANCE_S) throw new OidcFailure('clock_skew', clockMessage(this.#name));
     // The claims are stored: a provider's NUL, lone surrogate or oversized value would be a 500 (or silently changed
     // text) far from here. OpenID Connect caps `sub` at 255 characters; an address that is not one counts as none.
-    if (!storableClaim(claims.sub, 255)) throw new OidcFailure('subject_invalid', TRY_AGAIN);
+    if (!storableClaim(claims.sub, 255)) throw new OidcFailure('subject_invalid', tryAgain(this.#name));
     const info = await this.#userInfo(config, tokens.access_token, claims);
     // The address and whether it is verified come as a pair from one source: the ID token's when it has both.
     const address = claims.email !== undefined && claims.email_verified !== undefined ? claims : info;
@@ -157,9 +163,9 @@ export class GoogleClient {
     try {
       return await oidc.fetchUserInfo(config, accessToken, claims.sub);
     } catch (err) {
-      const failure = classify(err);
+      const failure = classify(err, this.#name);
       if (failure.reason === 'provider_unreachable') throw failure;
-      throw new OidcFailure(`userinfo_${failure.reason.replace(/^(token|id_token)_/, '')}`, TRY_AGAIN, { cause: err });
+      throw new OidcFailure(`userinfo_${failure.reason.replace(/^(token|id_token)_/, '')}`, tryAgain(this.#name), { cause: err });
     }
   }
 }
@@ -184,8 +190,8 @@ export function tokenAuthMethod(supported: readonly string[] | undefined): 'clie
   return 'client_secret_basic';
 }
 
-const TRY_AGAIN = 'Google sign-in did not complete. Please try again.';
-const CLOCK_MESSAGE = "Google's answer has expired or is not valid yet. If this keeps happening, the server's clock may be wrong.";
+const tryAgain = (name: string) => `${name} sign-in did not complete. Please try again.`;
+const clockMessage = (name: string) => `${name}'s answer has expired or is not valid yet. If this keeps happening, the server's clock may be wrong.`;
 const EMAIL = z.email();
 
 /** A claim PostgreSQL stores as sent: text, at most `max` code points, without NUL or lone surrogates. */
@@ -194,18 +200,18 @@ function storableClaim(value: unknown, max: number): value is string {
 }
 
 /** openid-client's errors → a reason code for the log and a message for the page; nothing of the token is kept. */
-function classify(err: unknown): OidcFailure {
-  if (err instanceof oidc.AuthorizationResponseError) return new OidcFailure(`provider_${safeCode(err.error)}`, TRY_AGAIN, { cause: err });
-  if (err instanceof oidc.ResponseBodyError) return new OidcFailure(`token_${safeCode(err.error)}`, TRY_AGAIN, { cause: err });
+function classify(err: unknown, name: string): OidcFailure {
+  if (err instanceof oidc.AuthorizationResponseError) return new OidcFailure(`provider_${safeCode(err.error)}`, tryAgain(name), { cause: err });
+  if (err instanceof oidc.ResponseBodyError) return new OidcFailure(`token_${safeCode(err.error)}`, tryAgain(name), { cause: err });
   const code = (err as { code?: unknown } | null)?.code;
-  if (code === 'OAUTH_JWT_TIMESTAMP_CHECK_FAILED') return new OidcFailure('clock_skew', CLOCK_MESSAGE, { cause: err });
+  if (code === 'OAUTH_JWT_TIMESTAMP_CHECK_FAILED') return new OidcFailure('clock_skew', clockMessage(name), { cause: err });
   if (typeof code === 'string' && code.startsWith('OAUTH_'))
-    return new OidcFailure(`id_token_${safeCode(code.slice(6).toLowerCase())}`, TRY_AGAIN, { cause: err });
+    return new OidcFailure(`id_token_${safeCode(code.slice(6).toLowerCase())}`, tryAgain(name), { cause: err });
   if (code === 'ERR_JWKS_NO_MATCHING_KEY' || code === 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED')
-    return new OidcFailure('id_token_signature', TRY_AGAIN, { cause: err });
+    return new OidcFailure('id_token_signature', tryAgain(name), { cause: err });
   if (err instanceof TypeError || (err as { name?: string } | null)?.name === 'TimeoutError' || (err as { name?: string } | null)?.name === 'AbortError')
-    return new OidcFailure('provider_unreachable', 'Google could not be reached. Try again in a moment.', { cause: err });
-  return new OidcFailure('callback_invalid', TRY_AGAIN, { cause: err });
+    return new OidcFailure('provider_unreachable', `${name} could not be reached. Try again in a moment.`, { cause: err });
+  return new OidcFailure('callback_invalid', tryAgain(name), { cause: err });
 }
 
 /** Codes from the provider go into a log line: only a short identifier-shaped string. */

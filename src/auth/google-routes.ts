@@ -41,9 +41,11 @@ export async function googleRoutes(app: FastifyInstance, opts: { db: Db; config:
   const client = config.OIDC_CLIENT_ID ? new GoogleClient(config) : undefined;
   const state = new GoogleState(config.APP_SECRET, config.secureCookies);
   const allowedDomains = new Set(config.OIDC_ALLOWED_DOMAINS);
+  /** What the button and the messages call the provider ("Google", or OIDC_NAME). */
+  const name = config.OIDC_NAME;
 
   const requireGoogle = (): GoogleClient => {
-    if (!client) throw new NotFoundError('Google sign-in is not configured on this server.');
+    if (!client) throw new NotFoundError(`${name} sign-in is not configured on this server.`);
     return client;
   };
 
@@ -79,11 +81,11 @@ export async function googleRoutes(app: FastifyInstance, opts: { db: Db; config:
     const google = requireGoogle();
     const query = req.query as Record<string, unknown>;
     if (!GoogleState.isStateShaped(query.state)) {
-      return refuse(req, reply, 'state_missing', 'This sign-in link is not valid. Start again with "Sign in with Google".');
+      return refuse(req, reply, 'state_missing', `This sign-in link is not valid. Start again with "Sign in with ${name}".`);
     }
     const flow = state.takeFlow(req, reply, query.state);
     if (!flow.ok) {
-      return refuse(req, reply, flow.reason, 'This sign-in has expired or was started in another browser. Start again with "Sign in with Google".');
+      return refuse(req, reply, flow.reason, `This sign-in has expired or was started in another browser. Start again with "Sign in with ${name}".`);
     }
     const { next } = flow.value;
     if (query.error !== undefined) {
@@ -92,7 +94,7 @@ export async function googleRoutes(app: FastifyInstance, opts: { db: Db; config:
         req,
         reply,
         cancelled ? 'provider_access_denied' : 'provider_error',
-        cancelled ? 'Google sign-in was cancelled.' : 'Google could not sign you in. Try again.',
+        cancelled ? `${name} sign-in was cancelled.` : `${name} could not sign you in. Try again.`,
         next,
       );
     }
@@ -103,9 +105,8 @@ export async function googleRoutes(app: FastifyInstance, opts: { db: Db; config:
       if (err instanceof OidcFailure) return refuse(req, reply, err.reason, err.message, next);
       throw err;
     }
-    // The signed `hd` claim, not the address's suffix: a gmail.com account can carry any e-mail as an alias.
-    if (allowedDomains.size > 0 && !(identity.hostedDomain && allowedDomains.has(identity.hostedDomain))) {
-      return refuse(req, reply, 'domain_refused', 'This Google account is not from an organisation allowed on this server.', next);
+    if (allowedDomains.size > 0 && !allowedDomains.has(domainOf(identity, config.OIDC_DOMAIN_CLAIM) ?? '')) {
+      return refuse(req, reply, 'domain_refused', `This ${name} account is not from an organisation allowed on this server.`, next);
     }
     return signInWithIdentity(req, reply, identity, next);
   });
@@ -124,7 +125,7 @@ export async function googleRoutes(app: FastifyInstance, opts: { db: Db; config:
     }
     // An identity we have never seen: the address is all we could go on, and only if Google verified it.
     if (!identity.email || !identity.emailVerified) {
-      return refuse(req, reply, 'email_unverified', 'Your Google account has no verified e-mail address, so it cannot be used to sign in here.', next);
+      return refuse(req, reply, 'email_unverified', `Your ${name} account has no verified e-mail address, so it cannot be used to sign in here.`, next);
     }
     const existing = await findUserByEmail(db, identity.email);
     if (existing) return offerLink(req, reply, identity, existing.id, next);
@@ -133,7 +134,7 @@ export async function googleRoutes(app: FastifyInstance, opts: { db: Db; config:
         req,
         reply,
         'registration_closed',
-        'This server does not accept new accounts. Ask an administrator to create yours, then sign in with Google.',
+        `This server does not accept new accounts. Ask an administrator to create yours, then sign in with ${name}.`,
         next,
       );
     }
@@ -168,13 +169,13 @@ export async function googleRoutes(app: FastifyInstance, opts: { db: Db; config:
   }
 
   const showLink = (req: FastifyRequest, reply: FastifyReply, email: string, status = 200, error?: string) =>
-    reply.page({ title: 'Link your Google account', body: linkGooglePage({ csrfToken: req.csrfToken(), email, error }) }, status);
+    reply.page({ title: `Link your ${name} account`, body: linkGooglePage({ csrfToken: req.csrfToken(), email, error, providerName: name }) }, status);
 
   app.get('/login/google/link', async (req, reply) => {
     requireAnonymous(req);
     requireGoogle();
     const link = state.readLink(req);
-    if (!link.ok) return refuse(req, reply, `link_${link.reason}`, 'The Google link request has expired. Start again with "Sign in with Google".');
+    if (!link.ok) return refuse(req, reply, `link_${link.reason}`, `The ${name} link request has expired. Start again with "Sign in with ${name}".`);
     return showLink(req, reply, link.value.email);
   });
 
@@ -182,7 +183,7 @@ export async function googleRoutes(app: FastifyInstance, opts: { db: Db; config:
     requireAnonymous(req);
     requireGoogle();
     const link = state.readLink(req);
-    if (!link.ok) return refuse(req, reply, `link_${link.reason}`, 'The Google link request has expired. Start again with "Sign in with Google".');
+    if (!link.ok) return refuse(req, reply, `link_${link.reason}`, `The ${name} link request has expired. Start again with "Sign in with ${name}".`);
     const { email, userId, next } = link.value;
     const form = parseBody(linkSchema, req.body);
     if (!form.ok) return showLink(req, reply, email, 400, 'Enter the password of this account.');
@@ -222,10 +223,10 @@ export async function googleRoutes(app: FastifyInstance, opts: { db: Db; config:
     const linked = await linkIdentity(db, user.id, { issuer: link.value.issuer, subject: link.value.subject }, email);
     if (!linked) {
       const owner = await findUserByIdentity(db, { issuer: link.value.issuer, subject: link.value.subject });
-      if (owner?.id !== user.id) return refuse(req, reply, 'link_identity_taken', 'This Google account is already linked to another account.', next);
+      if (owner?.id !== user.id) return refuse(req, reply, 'link_identity_taken', `This ${name} account is already linked to another account.`, next);
     }
     req.log.info({ userId: user.id }, 'google identity linked');
-    reply.flash('success', 'Google is now linked to your account.');
+    reply.flash('success', `${name} is now linked to your account.`);
     return completeSignIn(req, reply, user, { method: 'google', next: safeNext(next) });
   });
 
@@ -237,18 +238,29 @@ export async function googleRoutes(app: FastifyInstance, opts: { db: Db; config:
     state.clearLink(reply);
     if (!link.ok || !link.value.passwordProven || link.value.userId !== user.userId) {
       req.log.warn({ reason: link.ok ? 'link_not_proven' : `link_${link.reason}` }, 'google link not completed');
-      reply.flash('warning', 'Google was not linked: the request expired. Sign in with Google again to link it.');
+      reply.flash('warning', `${name} was not linked: the request expired. Sign in with ${name} again to link it.`);
       return reply.redirect('/chat', 303);
     }
     const key = { issuer: link.value.issuer, subject: link.value.subject };
     if (!(await linkIdentity(db, user.userId, key, link.value.email)) && (await findUserByIdentity(db, key))?.id !== user.userId) {
-      reply.flash('danger', 'This Google account is already linked to another account.');
+      reply.flash('danger', `This ${name} account is already linked to another account.`);
       return reply.redirect('/chat', 303);
     }
     req.log.info({ userId: user.userId }, 'google identity linked');
-    reply.flash('success', 'Google is now linked to your account.');
+    reply.flash('success', `${name} is now linked to your account.`);
     return reply.redirect(safeNext(link.value.next) ?? '/chat', 303);
   });
+}
+
+/**
+ * The domain OIDC_ALLOWED_DOMAINS is checked against. Google: the signed `hd` claim (its Workspace domain), never the
+ * address's suffix, since a personal Google account can be made with an address of any domain. Other providers have
+ * no `hd`: the domain of the address they verified (they vouch for their own users' addresses).
+ */
+export function domainOf(identity: VerifiedIdentity, claim: 'hd' | 'email'): string | undefined {
+  if (claim === 'hd') return identity.hostedDomain ?? undefined;
+  if (!identity.email || !identity.emailVerified) return undefined;
+  return identity.email.slice(identity.email.lastIndexOf('@') + 1).toLowerCase();
 }
 
 function withoutExp<T extends { exp: number }>(value: T): Omit<T, 'exp'> {

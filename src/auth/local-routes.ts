@@ -51,6 +51,7 @@ export async function localAuthRoutes(app: FastifyInstance, opts: { db: Db; conf
           localLogin: config.LOCAL_LOGIN,
           registrationOpen,
           googleEnabled,
+          providerName: config.OIDC_NAME,
           next: nextFromQuery(req),
           ...extra,
         }),
@@ -111,7 +112,7 @@ export async function localAuthRoutes(app: FastifyInstance, opts: { db: Db; conf
   app.get('/register', async (req, reply) => {
     requireAnonymous(req);
     if (!registrationOpen) return reply.page({ title: 'Registration closed', body: registrationClosedPage() }, 403);
-    return reply.page({ title: 'Create account', body: registerPage({ csrfToken: req.csrfToken(), googleEnabled }) });
+    return reply.page({ title: 'Create account', body: registerPage({ csrfToken: req.csrfToken(), googleEnabled, providerName: config.OIDC_NAME }) });
   });
 
   app.post('/register', async (req, reply) => {
@@ -120,7 +121,10 @@ export async function localAuthRoutes(app: FastifyInstance, opts: { db: Db; conf
     const raw = (req.body ?? {}) as Record<string, unknown>;
     const values = { username: typeof raw.username === 'string' ? raw.username : '', email: typeof raw.email === 'string' ? raw.email : '' };
     const show = (status: number, errors: Partial<Record<string, string>>, error?: string) =>
-      reply.page({ title: 'Create account', body: registerPage({ csrfToken: req.csrfToken(), googleEnabled, values, errors, error }) }, status);
+      reply.page(
+        { title: 'Create account', body: registerPage({ csrfToken: req.csrfToken(), googleEnabled, providerName: config.OIDC_NAME, values, errors, error }) },
+        status,
+      );
 
     const form = parseBody(registerSchema, req.body);
     if (!form.ok) return show(400, form.errors);

@@ -13,6 +13,8 @@ export interface LoginView {
   localLogin: boolean;
   registrationOpen: boolean;
   googleEnabled: boolean;
+  /** What the sign-in button calls the OpenID provider: "Google" (its own branded button), or OIDC_NAME. */
+  providerName?: string;
   email?: string;
   error?: string;
   next?: string;
@@ -20,11 +22,14 @@ export interface LoginView {
 
 /**
  * Google's own button (its branding guidelines: the four-colour "G" on the dark fill, "Sign in with Google"), the mark
- * served from our origin so the page loads nothing from Google and the CSP stays strict. `next` rides along.
+ * served from our origin so the page loads nothing from Google and the CSP stays strict. Another provider gets a plain
+ * button with its name (Google's mark is Google's only). `next` rides along.
  */
-function googleButton(enabled: boolean, next?: string): SafeHtml {
+function googleButton(enabled: boolean, providerName = 'Google', next?: string): SafeHtml {
   if (!enabled) return html``;
-  return html`<a class="gsi-button w-100 mb-3" href="/login/google${next ? html`?next=${encodeURIComponent(next)}` : ''}">
+  const href = html`/login/google${next ? html`?next=${encodeURIComponent(next)}` : ''}`;
+  if (providerName !== 'Google') return html`<a class="btn btn-outline-primary w-100 mb-3" href="${href}">Sign in with ${providerName}</a>`;
+  return html`<a class="gsi-button w-100 mb-3" href="${href}">
     <img class="gsi-button-icon" src="/static/google-g.svg" alt="" width="18" height="18"><span>Sign in with Google</span></a>`;
 }
 
@@ -40,7 +45,7 @@ export function loginPage(v: LoginView): SafeHtml {
     : html`${v.googleEnabled ? '' : html`<p class="mb-0">Password sign-in is turned off on this server and no other sign-in method is configured. Ask your administrator.</p>`}`;
   return card(
     'Sign in',
-    html`${formAlert(v.error)}${googleButton(v.googleEnabled, v.next)}${v.googleEnabled && v.localLogin ? html`<div class="text-center text-body-secondary small mb-3">or with your e-mail</div>` : ''}${form}`,
+    html`${formAlert(v.error)}${googleButton(v.googleEnabled, v.providerName, v.next)}${v.googleEnabled && v.localLogin ? html`<div class="text-center text-body-secondary small mb-3">or with your e-mail</div>` : ''}${form}`,
     TAGLINE,
   );
 }
@@ -48,6 +53,7 @@ export function loginPage(v: LoginView): SafeHtml {
 export interface RegisterView {
   csrfToken: string;
   googleEnabled: boolean;
+  providerName?: string;
   values?: { username?: string; email?: string };
   errors?: FieldErrors;
   error?: string;
@@ -57,7 +63,7 @@ export function registerPage(v: RegisterView): SafeHtml {
   const e = v.errors ?? {};
   return card(
     'Create your account',
-    html`${formAlert(v.error)}${googleButton(v.googleEnabled)}${v.googleEnabled ? html`<div class="text-center text-body-secondary small mb-3">or with your e-mail</div>` : ''}
+    html`${formAlert(v.error)}${googleButton(v.googleEnabled, v.providerName)}${v.googleEnabled ? html`<div class="text-center text-body-secondary small mb-3">or with your e-mail</div>` : ''}
   <form method="post" action="/register" novalidate>
     ${csrfField(v.csrfToken)}
     ${field({ name: 'username', label: 'Name', value: v.values?.username, error: e.username, autocomplete: 'name', autofocus: true, maxlength: 50 })}
