@@ -17,10 +17,11 @@ export class TestProvider {
   claims: Claims = {};
   /** Replaces the next ID token the token endpoint returns, given the nonce the app sent. */
   forgeNext: ((nonce: string) => string) | undefined;
-  /** What GET /userinfo answers (the mock's own answer is `{ sub: "johndoe" }`), and how often it was asked. */
+  /** What GET /userinfo answers (unset: the `sub` of the last ID token, nothing else), and how often it was asked. */
   userinfo: Claims | undefined;
   userinfoCalls = 0;
   #lastNonce = '';
+  #lastSub: unknown;
   readonly #claimsByCode = new Map<string, Claims>();
 
   async start(): Promise<void> {
@@ -36,10 +37,12 @@ export class TestProvider {
       const claims = (typeof code === 'string' && this.#claimsByCode.get(code)) || this.claims;
       Object.assign(token.payload, claims);
       for (const [k, v] of Object.entries(claims)) if (v === undefined) delete token.payload[k];
+      this.#lastSub = token.payload.sub;
     });
     this.server.service.on(Events.BeforeUserinfo, (res) => {
       this.userinfoCalls++;
-      if (this.userinfo) res.body = this.userinfo;
+      // The mock's own answer is always about "johndoe"; a provider answers about the person the token was for.
+      res.body = this.userinfo ?? { sub: this.#lastSub };
     });
     this.server.service.on(Events.BeforeAuthorizeRedirect, (_uri, req) => {
       this.#lastNonce = String(new URL(req.url ?? '/', 'http://x').searchParams.get('nonce') ?? '');
