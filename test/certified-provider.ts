@@ -26,9 +26,10 @@ export class CertifiedProvider {
   #server: Server | undefined;
   #issuer = '';
 
-  readonly redirectUri: string;
+  /** Where the clients are registered to be sent back to; may be set after start(), until the first request. */
+  redirectUri: string;
 
-  constructor(redirectUri: string) {
+  constructor(redirectUri = '') {
     this.redirectUri = redirectUri;
   }
 
@@ -37,6 +38,15 @@ export class CertifiedProvider {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     this.#server = server;
     this.#issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    // Made at the first request: a browser journey knows the app's address (the redirect URI) only after this one's.
+    let handler: ReturnType<Provider['callback']> | undefined;
+    server.on('request', (req, res) => {
+      handler ??= this.#provider().callback();
+      return handler(req, res);
+    });
+  }
+
+  #provider(): Provider {
     const clients: ClientMetadata[] = [
       // token_endpoint_auth_method left at the provider's default (client_secret_basic).
       { client_id: BASIC_CLIENT.id, client_secret: BASIC_CLIENT.secret, redirect_uris: [this.redirectUri] },
@@ -52,7 +62,7 @@ export class CertifiedProvider {
       // client_secret_basic sends the credentials in the Authorization header; client_secret_post in the form.
       if (ctx.path === '/token') this.tokenRequests.push(`${/^basic /i.test(ctx.get('authorization')) ? 'basic' : 'post'} ${ctx.status}`);
     });
-    server.on('request', provider.callback());
+    return provider;
   }
 
   get issuer(): string {
