@@ -48,7 +48,7 @@ describe('sign-in with another OpenID provider in a browser', { skip: skipWithou
     await screenshot(page, 'oidc-signed-in-390');
   });
 
-  test('at desktop width the button sits where Google's does', async (t) => {
+  test('at desktop width the button sits where Google’s does', async (t) => {
     const page = await newPage(browser, t);
     await page.goto(`${server.baseUrl}/login`);
     await page.getByRole('link', { name: 'Sign in with Corp SSO' }).waitFor();
