@@ -4,14 +4,14 @@ import type { Config } from '../config.ts';
 import { isGoogle } from '../config-oidc.ts';
 import { isStorableText } from '../http/storable-text.ts';
 
-/** The claims of a validated ID token that sign-in uses. */
+/** The claims sign-in uses: of a validated ID token, or of UserInfo about the same `sub` when the ID token lacks them. */
 export interface VerifiedIdentity {
   issuer: string;
   subject: string;
   email: string | null;
   emailVerified: boolean;
   name: string | null;
-  /** Google Workspace domain, from the signed token (never from the request). */
+  /** Google Workspace domain, from the provider (never from the request). */
   hostedDomain: string | null;
 }
 
@@ -46,7 +46,10 @@ const loopback = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
  * is down when the app starts does not stop it; the result is cached, a failure is not (the next sign-in retries).
  * The ID token is validated by openid-client: signature through the issuer's JWKS (enableNonRepudiationChecks; an
  * unknown `kid` refetches the JWKS once, which is how key rotation is followed), `iss`, `aud`, `azp`, `exp`/`iat`
- * with CLOCK_TOLERANCE_S, and `nonce`; PKCE S256 and `state` are checked on the callback.
+ * with CLOCK_TOLERANCE_S, and `nonce`; PKCE S256 and `state` are checked on the callback. Nothing is Google-only
+ * unless the issuer is Google's or discovery offers it (decision record 009): the client authenticates as
+ * tokenAuthMethod says, `prompt=select_account` goes where offersAccountChooser says, and claims missing from the
+ * ID token are read from UserInfo.
  */
 export class GoogleClient {
   readonly #config: Config;
