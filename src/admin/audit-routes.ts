@@ -6,7 +6,7 @@ import { BadRequestError } from '../http/errors.ts';
 import { DB_ID_MAX } from '../http/validation.ts';
 import { type AccountRef, AUDIT_ACTIONS, type AuditQuery, findAccountById, findAccounts, listAudit, suggestPeople } from './audit-queries.ts';
 import { auditSentence, sentenceText } from './audit-sentences.ts';
-import { type AuditFilterErrors, type AuditFilterForm, auditPage } from './audit-views.ts';
+import { type AuditFilterErrors, type AuditFilterForm, auditPage, type FilterError } from './audit-views.ts';
 import { csvLine } from './csv.ts';
 
 /** A CSV export holds at most this many rows (newest first); the filters narrow it. */
@@ -60,25 +60,24 @@ function parseAuditQuery(raw: unknown): ParsedQuery {
   return parsed.data;
 }
 
-const listed = (accounts: AccountRef[]): string => accounts.map((a) => `${a.username} (${a.email})`).join(', ');
-
 /**
- * The account a name field means, or the message shown beside it. Exact (a whole e-mail or username, any case) wins;
- * otherwise a part of one that only one account has. Never a guess between several accounts.
+ * The account a name field means, or the message shown beside it (with the accounts it could mean, to pick from).
+ * Exact (a whole e-mail or username, any case) wins; otherwise a part of one that only one account has. Never a
+ * guess between several accounts.
  */
-async function resolvePerson(db: Db, text: string, id: number | undefined): Promise<{ account?: AccountRef; error?: string }> {
+async function resolvePerson(db: Db, text: string, id: number | undefined): Promise<{ account?: AccountRef; error?: FilterError }> {
   if (text === '') {
     if (id === undefined) return {};
     const account = await findAccountById(db, id);
-    return account ? { account } : { error: `No account has the id ${id}.` };
+    return account ? { account } : { error: { message: `No account has the id ${id}.`, candidates: [] } };
   }
   const { exact, partial, partialCount } = await findAccounts(db, text);
   if (exact.length === 1) return { account: exact[0] };
-  if (exact.length > 1) return { error: `“${text}” is the name of several accounts (${listed(exact)}): type the e-mail address.` };
+  if (exact.length > 1) return { error: { message: `“${text}” is the name of several accounts: type the e-mail address, or pick one:`, candidates: exact } };
   if (partialCount === 1) return { account: partial[0] };
-  if (partialCount === 0) return { error: `No account matches “${text}”. Type part of a name or e-mail address.` };
+  if (partialCount === 0) return { error: { message: `No account matches “${text}”. Type part of a name or e-mail address.`, candidates: [] } };
   const many = partialCount > partial.length ? `more than ${partial.length}` : String(partialCount);
-  return { error: `“${text}” matches ${many} accounts (${listed(partial)}): type more of the name, or the e-mail address.` };
+  return { error: { message: `“${text}” matches ${many} accounts: type more of the name or the e-mail address, or pick one:`, candidates: partial } };
 }
 
 export async function auditRoutes(app: FastifyInstance, opts: { db: Db }): Promise<void> {
@@ -92,7 +91,7 @@ export async function auditRoutes(app: FastifyInstance, opts: { db: Db }): Promi
 
     if (parsed.format === 'csv') {
       const error = errors.admin ?? errors.user;
-      if (error) throw new BadRequestError(error);
+      if (error) throw new BadRequestError(`${error.message} ${error.candidates.map((c) => `${c.username} (${c.email})`).join(', ')}`.trim());
       const { rows } = await listAudit(db, { ...query, page: 1 }, CSV_MAX_ROWS);
       const lines = [csvLine(['id', 'time_utc', 'admin_id', 'admin', 'action', 'user_id', 'user', 'details', 'ip', 'summary'])];
       for (const r of rows) {

@@ -65,7 +65,7 @@ function modelSettings(d: Details, key: Record<string, string>): string {
 }
 
 const ROLE_NAMES: Record<string, string> = { admin: 'Admin', user: 'User' };
-const SIGN_IN: Record<string, string> = { password: 'signs in with a password', google: 'signs in with Google only' };
+const SIGN_IN: Record<string, string> = { password: 'signing in with a password', google: 'signing in with Google only' };
 
 /** Every action the code writes has its sentence here; the type makes a new action without one a compile error. */
 export const SENTENCES: Record<AuditAction, Sentence> = {
@@ -85,8 +85,8 @@ export const SENTENCES: Record<AuditAction, Sentence> = {
   'create-user': (a, t, d) => {
     const role = ROLE_NAMES[d.text('role') ?? ''];
     const signIn = SIGN_IN[d.text('signIn') ?? ''];
-    const clauses = [role && `as ${role}`, signIn].filter(Boolean).join(', ');
-    return [a, ' created the account ', t, clauses === '' ? '.' : ` (${clauses}).`];
+    const clauses = [role && ` as ${role}`, signIn && `, ${signIn}`].filter(Boolean).join('');
+    return [a, ' created the account ', t, `${clauses}.`];
   },
   'create-model': (a, _t, d) => [a, ` added ${modelName(d)}${modelSettings(d, { set: 'with an API key', none: 'no API key' })}.`],
   'update-model': (a, _t, d) => [

@@ -26,7 +26,13 @@ export interface AuditFilterForm {
   user: string;
 }
 
-export type AuditFilterErrors = Partial<Record<'admin' | 'user' | 'action', string>>;
+/** Why a name field was not understood, and the accounts it could mean (each a link that filters by it). */
+export interface FilterError {
+  message: string;
+  candidates: AccountRef[];
+}
+
+export type AuditFilterErrors = Partial<Record<'admin' | 'user', FilterError>>;
 
 export function auditSearch(q: AuditQuery, change: Partial<AuditQuery> = {}, extra: Record<string, string> = {}): string {
   const v = { ...q, ...change };
@@ -54,19 +60,31 @@ export function auditTable(rows: AuditRow[]): SafeHtml {
     (r) => html`<tr data-audit-id="${r.id}" data-action="${r.action}">
     <td data-label="When (UTC)" class="text-nowrap"><time datetime="${r.at.toISOString()}">${utc(r.at)}</time></td>
     <td data-label="What happened" class="text-break">${sentenceHtml(auditSentence(r))}</td>
-    <td data-label="IP" class="small text-break">${r.ip ?? ''}</td>
+    <td data-label="IP" class="small text-nowrap">${r.ip ?? ''}</td>
   </tr>`,
   )}</tbody>
 </table></div>`;
 }
 
-function personField(name: 'admin' | 'user', label: string, value: string, error: string | undefined, people: AccountRef[]): SafeHtml {
+function filterError(id: string, error: FilterError, pick: (account: AccountRef) => string): SafeHtml {
+  const links = error.candidates.map((c, i) => html`${i > 0 ? ', ' : ''}<a href="${pick(c)}">${c.username}</a> (${c.email})`);
+  return html`<div class="invalid-feedback" id="${id}-error">${error.message}${links.length > 0 ? html` ${links}.` : ''}</div>`;
+}
+
+function personField(
+  name: 'admin' | 'user',
+  label: string,
+  value: string,
+  error: FilterError | undefined,
+  people: AccountRef[],
+  pick: (account: AccountRef) => string,
+): SafeHtml {
   const id = `f-${name}`;
   return html`<div class="col-12 col-sm-6 col-md-3"><label class="form-label small" for="${id}">${label}</label>
   <input class="form-control form-control-sm${error ? ' is-invalid' : ''}" id="${id}" name="${name}" type="search" list="people-${name}" maxlength="254"
     autocomplete="off" placeholder="Name or e-mail" value="${value}"${error ? html` aria-describedby="${id}-error"` : ''}>
   <datalist id="people-${name}">${people.map((p) => html`<option value="${p.email}">${p.username}</option>`)}</datalist>
-  ${error ? html`<div class="invalid-feedback" id="${id}-error">${error}</div>` : ''}</div>`;
+  ${error ? filterError(id, error, pick) : ''}</div>`;
 }
 
 export interface AuditPageView {
@@ -87,12 +105,12 @@ export function auditPage(v: AuditPageView): SafeHtml {
   <div><a class="btn btn-sm btn-outline-light" href="/admin/users">Users</a> <a class="btn btn-sm btn-outline-info" href="/admin/audit${auditSearch(q, { page: 1 }, { format: 'csv' })}" download>Export CSV</a></div>
 </div>
 <form method="get" action="/admin/audit" class="row g-2 align-items-start mb-3">
-  ${personField('admin', 'Admin', v.form.admin, v.errors.admin, v.people.admins)}
-  ${personField('user', 'User', v.form.user, v.errors.user, v.people.users)}
-  <div class="col-12 col-sm-6 col-md-3"><label class="form-label small" for="f-action">Action</label><select class="form-select form-select-sm${v.errors.action ? ' is-invalid' : ''}" id="f-action" name="action"><option value="">Any</option>${actions.map(
+  ${personField('admin', 'Admin', v.form.admin, v.errors.admin, v.people.admins, (c) => `/admin/audit${auditSearch(q, { actorId: c.id, page: 1 })}`)}
+  ${personField('user', 'User', v.form.user, v.errors.user, v.people.users, (c) => `/admin/audit${auditSearch(q, { targetId: c.id, page: 1 })}`)}
+  <div class="col-12 col-sm-6 col-md-3"><label class="form-label small" for="f-action">Action</label><select class="form-select form-select-sm" id="f-action" name="action"><option value="">Any</option>${actions.map(
     ([a, label]) => html`<option value="${a}"${a === q.action ? html` selected` : ''}>${label}</option>`,
-  )}</select>${v.errors.action ? html`<div class="invalid-feedback">${v.errors.action}</div>` : ''}</div>
-  <div class="col-12 col-sm-6 col-md-3 align-self-end"><button class="btn btn-sm btn-primary" type="submit">Filter</button> <a class="btn btn-sm btn-outline-light" href="/admin/audit">Clear</a></div>
+  )}</select></div>
+  <div class="col-12 col-sm-6 col-md-3"><span class="form-label small d-none d-sm-block invisible" aria-hidden="true">Filter</span><button class="btn btn-sm btn-primary" type="submit">Filter</button> <a class="btn btn-sm btn-outline-light" href="/admin/audit">Clear</a></div>
 </form>
 ${v.rows === null ? '' : auditTable(v.rows)}
 ${
