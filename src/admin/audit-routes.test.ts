@@ -155,6 +155,12 @@ describe('GET /admin/audit: filter by name or e-mail', () => {
     assert.equal(unknown.statusCode, 400);
     assert.match(unknown.body, /id="f-user"[^>]*aria-describedby="f-user-error"/);
     assert.match(unknown.body, /id="f-user-error"[^>]*>No account matches “nobody-like-this”/);
+    const short = await admin.get('/admin/audit?user=zq');
+    assert.equal(short.statusCode, 400);
+    assert.match(short.body, /No account is named “zq”: type at least 3 characters/);
+    assert.equal((await admin.get('/admin/audit?user=Al')).statusCode, 400, 'no account named Al yet');
+    await makeUser('Al');
+    assert.equal((await admin.get('/admin/audit?user=al')).statusCode, 200, 'a short name that is a whole name');
     const ambiguous = await admin.get('/admin/audit?admin=eve%20tw');
     assert.equal(ambiguous.statusCode, 400);
     assert.match(ambiguous.body, /id="f-admin-error"[^>]*>“eve tw” matches 2 accounts/);

@@ -8,6 +8,7 @@ import { type AccountRef, AUDIT_ACTIONS, type AuditQuery, findAccountById, findA
 import { auditSentence, sentenceText } from './audit-sentences.ts';
 import { type AuditFilterErrors, type AuditFilterForm, auditPage, type FilterError } from './audit-views.ts';
 import { csvLine } from './csv.ts';
+import { TRIGRAM_LENGTH } from './user-list-queries.ts';
 
 /** A CSV export holds at most this many rows (newest first); the filters narrow it. */
 const CSV_MAX_ROWS = 100_000;
@@ -75,6 +76,9 @@ async function resolvePerson(db: Db, text: string, id: number | undefined): Prom
   if (exact.length === 1) return { account: exact[0] };
   if (exact.length > 1) return { error: { message: `“${text}” is the name of several accounts: type the e-mail address, or pick one:`, candidates: exact } };
   if (partialCount === 1) return { account: partial[0] };
+  if (partialCount === 0 && text.length < TRIGRAM_LENGTH) {
+    return { error: { message: `No account is named “${text}”: type at least ${TRIGRAM_LENGTH} characters of a name or e-mail address.`, candidates: [] } };
+  }
   if (partialCount === 0) return { error: { message: `No account matches “${text}”. Type part of a name or e-mail address.`, candidates: [] } };
   const many = partialCount > partial.length ? `more than ${partial.length}` : String(partialCount);
   return { error: { message: `“${text}” matches ${many} accounts: type more of the name or the e-mail address, or pick one:`, candidates: partial } };
