@@ -74,7 +74,7 @@ describe('GET /admin/users/:id', () => {
     assert.match(res.body, /Safari on iOS/);
     assert.match(res.body, /192\.0\.2\.7/);
     assert.match(res.body, /<td class="text-end">2<\/td><td class="text-end">0<\/td>/, '2 prompts, 0 answers');
-    assert.match(res.body, /<code>promote<\/code>/, 'audit history');
+    assert.match(res.body, /changed the role of <a href="\/admin\/users\/\d+">&lt;b&gt;bold&lt;\/b&gt;<\/a> from User to Admin/, 'audit history');
     assert.equal((await admin.get('/admin/users/999999')).statusCode, 404);
   });
 
@@ -228,11 +228,11 @@ describe('GET /admin/audit', () => {
     await admin.post(`/admin/users/${u.id}/demote`);
     const res = await admin.get(`/admin/audit?target=${u.id}`);
     assert.equal(res.statusCode, 200);
-    const actions = [...res.body.matchAll(/<code>([a-z0-9-]+)<\/code>/g)].map((m) => m[1]);
+    const actions = [...res.body.matchAll(/data-action="([a-z0-9-]+)"/g)].map((m) => m[1]);
     assert.deepEqual(actions, ['demote', 'promote']);
     assert.ok(!res.body.includes('<script>x</script>'));
     assert.deepEqual(
-      [...(await admin.get(`/admin/audit?target=${u.id}&action=promote`)).body.matchAll(/<code>([a-z0-9-]+)<\/code>/g)].map((m) => m[1]),
+      [...(await admin.get(`/admin/audit?target=${u.id}&action=promote`)).body.matchAll(/data-action="([a-z0-9-]+)"/g)].map((m) => m[1]),
       ['promote'],
     );
     for (const bad of ['?target=abc', '?action=drop', '?page=0', '?format=xml', '?actor=1&actor=2']) {
@@ -247,7 +247,7 @@ describe('GET /admin/audit', () => {
     assert.equal(res.statusCode, 200);
     assert.match(String(res.headers['content-type']), /^text\/csv/);
     const lines = res.body.split('\r\n');
-    assert.equal(lines[0], 'id,time_utc,admin_id,admin,action,user_id,user,details,ip');
+    assert.equal(lines[0], 'id,time_utc,admin_id,admin,action,user_id,user,details,ip,summary');
     assert.ok(lines[1]?.includes(`,"'=HYPERLINK(""http://evil.example"",""click""), ""quoted""",`), lines[1]);
     assert.equal(csvField('-1+2'), "'-1+2");
     assert.equal(csvField('a\nb'), '"a\nb"');

@@ -108,7 +108,7 @@ ${sessionsTable(v)}
 <h2 class="h5 mt-4">Usage, last 30 days</h2>
 ${usageTable(v.usage)}
 <h2 class="h5 mt-4">Audit history</h2>
-${auditTable(v.audit, false)}
+${auditTable(v.audit)}
 <p><a class="small" href="/admin/audit?target=${u.id}">All of this user's audit rows</a></p>`;
 }
 

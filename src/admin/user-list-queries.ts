@@ -7,7 +7,7 @@ import { ADMIN_ROLE_ID } from '../users/user-queries.ts';
 export const USERS_PER_PAGE = 50;
 
 /** pg_trgm indexes strings of three characters and more. */
-const TRIGRAM_LENGTH = 3;
+export const TRIGRAM_LENGTH = 3;
 
 /** A search's matches are counted up to this many ("10000+"): 200 pages. */
 export const SEARCH_COUNT_CAP = 10_000;
