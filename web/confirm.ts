@@ -5,8 +5,8 @@
  * button's label; Confirm posts the form as it was submitted, Cancel or Escape leaves everything as it was.
  * Without JavaScript the form simply posts (the server re-checks everything anyway).
  *
- * A form whose question depends on a choice puts data-confirm on the <option>s of its select instead (an option
- * without one asks nothing). `data-confirm-count="ids"` fills {count} ("3 people") and {names} (their data-name) from
+ * A form whose question depends on a choice puts data-confirm (and data-confirm-button) on the <option>s of its
+ * select instead (an option without one asks nothing). `data-confirm-count="ids"` fills {count} ("3 people") and {names} (their data-name) from
  * the checked boxes named "ids" that belong to the form; with none ticked nothing is asked and the server explains.
  * No inline script or style: the CSP forbids both.
  */
@@ -15,10 +15,13 @@ const confirmed = new WeakSet<HTMLFormElement>();
 
 function questionOf(form: HTMLFormElement): { message: string; button: string } | null {
   let message = form.dataset.confirm ?? null;
+  let button = form.dataset.confirmButton;
   for (const select of form.querySelectorAll('select')) {
     const option = select.selectedOptions[0];
-    if (option && 'confirm' in option.dataset) message = option.dataset.confirm ?? null;
-    else if (select.querySelector('option[data-confirm]')) message = null;
+    if (option && 'confirm' in option.dataset) {
+      message = option.dataset.confirm ?? null;
+      button = option.dataset.confirmButton ?? button;
+    } else if (select.querySelector('option[data-confirm]')) message = null;
   }
   if (!message) return null;
   const countName = form.dataset.confirmCount;
@@ -31,7 +34,7 @@ function questionOf(form: HTMLFormElement): { message: string; button: string } 
       .replaceAll('{count}', `${ticked.length} ${ticked.length === 1 ? 'person' : 'people'}`)
       .replaceAll('{names}', `${names.join(', ')}${more}`);
   }
-  return { message, button: form.dataset.confirmButton || 'Confirm' };
+  return { message, button: button || 'Confirm' };
 }
 
 let dialog: HTMLDialogElement | undefined;

@@ -96,8 +96,8 @@ function sortHeader(v: UsersPageView, sort: UserSort, label: string, extraClass 
   return html`<th scope="col" class="${extraClass}"${current ? html` aria-sort="${sort === 'username' ? 'ascending' : 'descending'}"` : ''}><a class="link-light${current ? ' fw-bold' : ''}" href="/admin/users${listSearch(v.query, { sort, page: 1 })}">${label}${current ? (sort === 'username' ? ' ▲' : ' ▼') : ''}</a></th>`;
 }
 
-const option = (value: string, label: string, selected: boolean, confirm?: string): SafeHtml =>
-  html`<option value="${value}"${selected ? html` selected` : ''}${confirm ? html` data-confirm="${confirm}"` : ''}>${label}</option>`;
+const option = (value: string, label: string, selected: boolean, confirm?: Confirmation): SafeHtml =>
+  html`<option value="${value}"${selected ? html` selected` : ''}${confirm ? html` data-confirm="${confirm.message}" data-confirm-button="${confirm.button}"` : ''}>${label}</option>`;
 
 function searchForm(q: UserListQuery): SafeHtml {
   return html`<form method="get" action="/admin/users" class="row g-2 align-items-end mb-3" role="search">
@@ -143,7 +143,18 @@ function bulkForm(v: UsersPageView, back: string): SafeHtml {
   return html`<form method="post" action="/admin/users/bulk" id="bulk" class="d-flex flex-wrap gap-2 align-items-center mb-2" data-confirm-count="ids">
   ${csrfField(v.csrfToken)}<input type="hidden" name="back" value="${back}">
   <label class="small" for="f-bulk-action">With the selected users:</label>
-  <select class="form-select form-select-sm w-auto${refusal ? ' is-invalid' : ''}" id="f-bulk-action" name="action"${refusal ? html` aria-describedby="bulk-error"` : ''}>${option('deactivate', 'Deactivate', chosen === 'deactivate', 'Deactivate {count}: {names}? They are signed out everywhere at once and cannot sign in until reactivated.')}${option('reactivate', 'Reactivate', chosen === 'reactivate')}${option('sign-out-everywhere', 'Sign out everywhere', chosen === 'sign-out-everywhere', 'Sign out {count} everywhere: {names}? Every browser of theirs is signed out at once.')}</select>
+  <select class="form-select form-select-sm w-auto${refusal ? ' is-invalid' : ''}" id="f-bulk-action" name="action"${refusal ? html` aria-describedby="bulk-error"` : ''}>${option(
+    'deactivate',
+    'Deactivate',
+    chosen === 'deactivate',
+    {
+      message: 'Deactivate {count}: {names}? They are signed out everywhere at once and cannot sign in until reactivated.',
+      button: 'Deactivate',
+    },
+  )}${option('reactivate', 'Reactivate', chosen === 'reactivate')}${option('sign-out-everywhere', 'Sign out everywhere', chosen === 'sign-out-everywhere', {
+    message: 'Sign out {count} everywhere: {names}? Every browser of theirs is signed out at once.',
+    button: 'Sign out everywhere',
+  })}</select>
   <button class="btn btn-sm btn-outline-warning" type="submit">Apply</button>
   ${refusal ? html`<div class="w-100">${controlError('bulk-error', refusal.message)}</div>` : ''}
 </form>`;
