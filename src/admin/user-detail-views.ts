@@ -80,8 +80,8 @@ export function userDetailPage(v: UserDetailView): SafeHtml {
   const base = `/admin/users/${u.id}`;
   const self = u.id === v.selfId;
   const back = 'detail';
-  return html`<nav aria-label="breadcrumb"><ol class="breadcrumb small"><li class="breadcrumb-item"><a href="/admin/users">Users</a></li><li class="breadcrumb-item active" aria-current="page">${u.username}</li></ol></nav>
-<h1 class="h4 mb-3">${u.username} ${u.isActive ? html`<span class="badge text-bg-success">active</span>` : html`<span class="badge text-bg-danger">deactivated</span>`}</h1>
+  return html`<nav aria-label="breadcrumb"><ol class="breadcrumb small"><li class="breadcrumb-item"><a href="/admin/users">Users</a></li><li class="breadcrumb-item active text-break" aria-current="page">${u.username}</li></ol></nav>
+<h1 class="h4 mb-3 text-break">${u.username} ${u.isActive ? html`<span class="badge text-bg-success">active</span>` : html`<span class="badge text-bg-danger">deactivated</span>`}</h1>
 <div class="row g-3">
   <div class="col-12 col-lg-6"><div class="card"><div class="card-body">
     <dl class="row mb-0 small">
@@ -130,7 +130,7 @@ ${auditTable(v.audit, false)}
 
 /** Shown once, right after creation: the token is not stored, so this page is the only place it appears. */
 export function resetLinkPage(v: { user: UserDetail; link: string; validMinutes: number }): SafeHtml {
-  return html`<h1 class="h4 mb-3">Password reset link for ${v.user.username}</h1>
+  return html`<h1 class="h4 mb-3 text-break">Password reset link for ${v.user.username}</h1>
 <div class="alert alert-warning">Copy it now: it is shown only this once. It works once, for ${v.validMinutes} minutes; using it sets a new password and signs ${v.user.username} out everywhere. Creating another link voids this one.</div>
 <div class="input-group mb-3"><input class="form-control font-monospace" id="reset-link" readonly value="${v.link}" aria-label="Reset link"></div>
 <a class="btn btn-outline-light" href="/admin/users/${v.user.id}">Back to ${v.user.username}</a>`;
