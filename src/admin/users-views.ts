@@ -58,6 +58,15 @@ const dateTime = (d: Date | null): SafeHtml =>
     : html`<time datetime="${d.toISOString()}" title="${d.toISOString().slice(0, 16).replace('T', ' ')} UTC">${d.toISOString().slice(0, 10)}</time>`;
 
 /** A one-button form; with `confirm`, web/confirm.ts asks first (without JavaScript it posts at once). */
+/**
+ * An address breaks before its @ first; a name or address longer than its column breaks inside (text-break), so one
+ * long value does not push the table's last columns (the actions) out of sight.
+ */
+function emailWrapping(email: string): SafeHtml {
+  const at = email.lastIndexOf('@');
+  return at <= 0 ? html`${email}` : html`${email.slice(0, at)}<wbr>${email.slice(at)}`;
+}
+
 export function postButton(csrfToken: string, action: string, label: string, style: string, back: string, confirm?: Confirmation): SafeHtml {
   const ask = confirm ? html` data-confirm="${confirm.message}" data-confirm-button="${confirm.button}"` : '';
   return html`<form method="post" action="${action}" class="d-inline"${ask}>${csrfField(csrfToken)}<input type="hidden" name="back" value="${back}"><button type="submit" class="btn btn-sm ${style}">${label}</button></form>`;
@@ -78,8 +87,8 @@ function row(v: UsersPageView, u: UserListRow, back: string): SafeHtml {
   // data-label: the column's name beside each value when the table stacks into cards on a phone (.table-stack).
   return html`<tr data-user-id="${u.id}">
   <td data-label="Select"><input class="form-check-input" type="checkbox" name="ids" value="${u.id}" form="bulk" aria-label="Select ${u.username}" data-name="${who(u)}"${u.id === v.selfId ? html` disabled` : ''}${ticked ? html` checked` : ''}></td>
-  <td data-label="Username" class="fw-semibold"><a href="/admin/users/${u.id}">${u.username}</a></td>
-  <td data-label="E-mail" class="text-nowrap">${u.email}</td>
+  <td data-label="Username" class="fw-semibold text-break"><a href="/admin/users/${u.id}">${u.username}</a></td>
+  <td data-label="E-mail" class="text-break">${emailWrapping(u.email)}</td>
   <td data-label="Roles">${u.roles.map((r) => html`<span class="badge ${r === 'Admin' ? 'text-bg-primary' : 'text-bg-secondary'} me-1">${r}</span>`)}</td>
   <td data-label="Status">${u.isActive ? html`<span class="badge text-bg-success">active</span>` : html`<span class="badge text-bg-danger">deactivated</span>`}</td>
   <td data-label="2FA">${u.is2faEnabled ? 'on' : html`<span class="text-body-secondary">off</span>`}</td>
@@ -173,7 +182,7 @@ ${searchForm(v.query)}
 ${bulkForm(v, back)}
 ${v.refusal?.at === 'row' && !v.users.some((u) => v.refusal?.at === 'row' && u.id === v.refusal.userId) ? html`<div class="alert alert-danger" id="list-error" role="alert">${v.refusal.message}</div>` : ''}
 <div class="table-responsive"><table class="table table-sm align-middle table-stack">
-  <thead><tr><th scope="col"><span class="visually-hidden">Select</span></th>${sortHeader(v, 'username', 'Username')}<th scope="col">E-mail</th><th scope="col">Roles</th><th scope="col">Status</th><th scope="col">2FA</th><th scope="col">Sign-in</th>${sortHeader(v, 'created', 'Created')}${sortHeader(v, 'last-sign-in', 'Last sign-in')}${sortHeader(v, 'prompts', 'Prompts', 'text-end')}<th scope="col" class="text-end">Actions</th></tr></thead>
+  <thead class="text-nowrap"><tr data-label="Sort by"><th scope="col"><span class="visually-hidden">Select</span></th>${sortHeader(v, 'username', 'Username')}<th scope="col">E-mail</th><th scope="col">Roles</th><th scope="col">Status</th><th scope="col">2FA</th><th scope="col">Sign-in</th>${sortHeader(v, 'created', 'Created')}${sortHeader(v, 'last-sign-in', 'Last sign-in')}${sortHeader(v, 'prompts', 'Prompts', 'text-end')}<th scope="col" class="text-end">Actions</th></tr></thead>
   <tbody>${v.users.map((u) => row(v, u, back))}</tbody>
 </table></div>
 ${pageLinks(v)}`;
