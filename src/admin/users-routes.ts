@@ -10,7 +10,7 @@ import { DB_ID_MAX, formString, pathId } from '../http/validation.ts';
 import { actorOf, flashOutcome } from './action-replies.ts';
 import { auditRoutes } from './audit-routes.ts';
 import { passwordResetRoutes } from './password-reset-routes.ts';
-import { applyUserAction } from './user-actions.ts';
+import { type ActionOutcome, applyUserAction } from './user-actions.ts';
 import { renderUserPage, userDetailRoutes } from './user-detail-routes.ts';
 import { listUsers, type UserListQuery } from './user-list-queries.ts';
 import { type ListRefusal, usersPage } from './users-views.ts';
@@ -132,7 +132,7 @@ export async function usersAdminRoutes(app: FastifyInstance, opts: { db: Db; con
     app.post(`/admin/users/:id/${action}`, async (req, reply) => {
       const admin = requireAdmin(req);
       const id = pathId(req.params, 'id', 'This user does not exist.');
-      let outcome: Awaited<ReturnType<typeof applyUserAction>>;
+      let outcome: ActionOutcome;
       try {
         outcome = await applyUserAction(db, actorOf(req, admin), action, [id]);
       } catch (err) {
@@ -158,7 +158,7 @@ export async function usersAdminRoutes(app: FastifyInstance, opts: { db: Db; con
     const parsed = bulkSchema.safeParse(req.body ?? {});
     if (!parsed.success) return refuse({ status: 400, message: parsed.error.issues[0]?.message ?? 'Choose an action and the users.' });
     const { action, ids } = parsed.data;
-    let outcome: Awaited<ReturnType<typeof applyUserAction>>;
+    let outcome: ActionOutcome;
     try {
       outcome = await applyUserAction(db, actorOf(req, admin), action, ids);
     } catch (err) {
