@@ -1,18 +1,19 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { requireAdmin } from '../auth/guards.ts';
 import { hashPassword, PASSWORD_MAX_CHARS, passwordProblem } from '../auth/passwords.ts';
+import type { SessionUser } from '../auth/sessions.ts';
 import { resetTwoFactor } from '../auth/totp-queries.ts';
 import type { Config } from '../config.ts';
 import type { Db } from '../db/database.ts';
-import { BadRequestError, NotFoundError } from '../http/errors.ts';
+import { NotFoundError } from '../http/errors.ts';
 import { formString, parseBody, pathId } from '../http/validation.ts';
 import { createUser, EmailTakenError, grantAdmin } from '../users/user-queries.ts';
 import { actorOf, flashOutcome } from './action-replies.ts';
 import { listAudit, writeAudit } from './audit-queries.ts';
 import { applyUserAction } from './user-actions.ts';
 import { createResetLink, findUserDetail, listUserSessions, RESET_LINK_TTL_MS, revokeSession, usageLast30Days } from './user-detail-queries.ts';
-import { type NewUserValues, newUserPage, resetLinkPage, userDetailPage } from './user-detail-views.ts';
+import { type DetailRefusal, type NewUserValues, newUserPage, resetLinkPage, userDetailPage } from './user-detail-views.ts';
 
 const newUserSchema = z.object({
   username: formString(50, 'Username')
@@ -30,6 +31,34 @@ const newUserSchema = z.object({
 });
 
 const sessionIdSchema = z.object({ session: z.string().regex(/^[0-9a-f]{64}$/, 'This session does not exist.') });
+
+/**
+ * A user's page. After a refused form (a self-demotion, a reset link for a deactivated account, a session that is
+ * gone), the same page with the message beside the actions or the sessions, answered with the refusal's status.
+ */
+export async function renderUserPage(
+  db: Db,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  admin: SessionUser,
+  id: number,
+  refusal?: DetailRefusal & { status: number },
+): Promise<FastifyReply> {
+  const user = await findUserDetail(db, id);
+  if (!user) throw new NotFoundError('This user does not exist.');
+  const [sessions, usage, audit] = await Promise.all([
+    listUserSessions(db, user.id),
+    usageLast30Days(db, user.id),
+    listAudit(db, { targetId: user.id, page: 1 }, 20),
+  ]);
+  return reply.page(
+    {
+      title: user.username,
+      body: userDetailPage({ csrfToken: req.csrfToken(), user, selfId: admin.userId, sessions, usage, audit: audit.rows, canReset2fa: true, refusal }),
+    },
+    refusal?.status,
+  );
+}
 
 export async function userDetailRoutes(app: FastifyInstance, opts: { db: Db; config: Config }): Promise<void> {
   const { db, config } = opts;
@@ -78,16 +107,7 @@ export async function userDetailRoutes(app: FastifyInstance, opts: { db: Db; con
 
   app.get('/admin/users/:id', async (req, reply) => {
     const admin = requireAdmin(req);
-    const user = await findOr404(userId(req.params));
-    const [sessions, usage, audit] = await Promise.all([
-      listUserSessions(db, user.id),
-      usageLast30Days(db, user.id),
-      listAudit(db, { targetId: user.id, page: 1 }, 20),
-    ]);
-    return reply.page({
-      title: user.username,
-      body: userDetailPage({ csrfToken: req.csrfToken(), user, selfId: admin.userId, sessions, usage, audit: audit.rows, canReset2fa: true }),
-    });
+    return renderUserPage(db, req, reply, admin, userId(req.params));
   });
 
   app.post('/admin/users/:id/sign-out-everywhere', async (req, reply) => {
@@ -101,7 +121,7 @@ export async function userDetailRoutes(app: FastifyInstance, opts: { db: Db; con
     const admin = requireAdmin(req);
     const id = userId(req.params);
     const form = sessionIdSchema.safeParse(req.body ?? {});
-    if (!form.success) throw new BadRequestError('This session does not exist.');
+    if (!form.success) return renderUserPage(db, req, reply, admin, id, { at: 'sessions', status: 400, message: 'This session does not exist.' });
     const revoked = await revokeSession(db, actorOf(req, admin), id, form.data.session);
     reply.flash(revoked ? 'success' : 'info', revoked ? 'Session revoked: that browser is signed out.' : 'That session had already ended.');
     return reply.redirect(`/admin/users/${id}`, 303);
@@ -121,7 +141,12 @@ export async function userDetailRoutes(app: FastifyInstance, opts: { db: Db; con
   app.post('/admin/users/:id/reset-link', async (req, reply) => {
     const admin = requireAdmin(req);
     const user = await findOr404(userId(req.params));
-    if (!user.isActive) throw new BadRequestError('Reactivate the account first: a reset link does not open a deactivated account.');
+    if (!user.isActive)
+      return renderUserPage(db, req, reply, admin, user.id, {
+        at: 'actions',
+        status: 400,
+        message: 'Reactivate the account first: a reset link does not open a deactivated account.',
+      });
     const token = await createResetLink(db, actorOf(req, admin), user.id);
     const link = `${config.PUBLIC_URL.replace(/\/+$/, '')}/reset-password/${token}`;
     return reply.page({ title: 'Password reset link', body: resetLinkPage({ user, link, validMinutes: RESET_LINK_TTL_MS / 60_000 }) });

@@ -1,9 +1,10 @@
+import { controlError } from '../views/form-errors.ts';
 import { csrfField, field, formAlert } from '../views/forms.ts';
 import { html, type SafeHtml } from '../views/html.ts';
 import type { AuditRow } from './audit-queries.ts';
 import { auditTable } from './audit-views.ts';
 import type { SessionRow, UsageRow, UserDetail } from './user-detail-queries.ts';
-import { postButton } from './users-views.ts';
+import { confirmDeactivate, confirmDemote, postButton, who } from './users-views.ts';
 
 const when = (d: Date | null): SafeHtml =>
   d === null
@@ -37,18 +38,26 @@ export interface UserDetailView {
   audit: AuditRow[];
   /** Whether the TOTP reset exists (issue 10); until it does the page says so. */
   canReset2fa: boolean;
+  /** A refused form of this page, shown beside the actions card or the sessions table. */
+  refusal?: DetailRefusal;
+}
+
+export interface DetailRefusal {
+  at: 'actions' | 'sessions';
+  message: string;
 }
 
 function sessionsTable(v: UserDetailView): SafeHtml {
-  if (v.sessions.length === 0) return html`<p class="text-body-secondary">No active session.</p>`;
+  const refused = controlError('sessions-error', v.refusal?.at === 'sessions' ? v.refusal.message : undefined);
+  if (v.sessions.length === 0) return html`${refused}<p class="text-body-secondary">No active session.</p>`;
   const base = `/admin/users/${v.user.id}`;
-  return html`<div class="table-responsive"><table class="table table-sm align-middle" data-sessions>
-  <thead><tr><th scope="col">Device</th><th scope="col">IP</th><th scope="col">Signed in</th><th scope="col">Last seen</th><th scope="col">Method</th><th scope="col"></th></tr></thead>
+  return html`${refused}<div class="table-responsive"><table class="table table-sm align-middle table-stack" data-sessions>
+  <thead><tr><th scope="col">Device</th><th scope="col">IP</th><th scope="col">Signed in</th><th scope="col">Last seen</th><th scope="col">Method</th><th scope="col"><span class="visually-hidden">Actions</span></th></tr></thead>
   <tbody>${v.sessions.map(
     (s) => html`<tr>
-    <td title="${s.userAgent ?? ''}">${browserName(s.userAgent)}${s.pending ? html` <span class="badge text-bg-warning">2FA pending</span>` : ''}</td>
-    <td>${s.ip ?? ''}</td><td class="text-nowrap">${when(s.created)}</td><td class="text-nowrap">${when(s.lastSeen)}</td><td>${s.method}</td>
-    <td class="text-end"><form method="post" action="${base}/sessions/revoke" class="d-inline">${csrfField(v.csrfToken)}<input type="hidden" name="session" value="${s.id}"><button class="btn btn-sm btn-outline-danger" type="submit">Revoke</button></form></td>
+    <td data-label="Device" title="${s.userAgent ?? ''}">${browserName(s.userAgent)}${s.pending ? html` <span class="badge text-bg-warning">2FA pending</span>` : ''}</td>
+    <td data-label="IP">${s.ip ?? ''}</td><td data-label="Signed in" class="text-nowrap">${when(s.created)}</td><td data-label="Last seen" class="text-nowrap">${when(s.lastSeen)}</td><td data-label="Method">${s.method}</td>
+    <td class="text-end"><form method="post" action="${base}/sessions/revoke" class="d-inline" data-confirm="Revoke this session of ${who(v.user)} (${browserName(s.userAgent)}${s.ip ? `, ${s.ip}` : ''})? That browser is signed out at once." data-confirm-button="Revoke">${csrfField(v.csrfToken)}<input type="hidden" name="session" value="${s.id}"><button class="btn btn-sm btn-outline-danger" type="submit">Revoke</button></form></td>
   </tr>`,
   )}</tbody></table></div>`;
 }
@@ -71,8 +80,8 @@ export function userDetailPage(v: UserDetailView): SafeHtml {
   const base = `/admin/users/${u.id}`;
   const self = u.id === v.selfId;
   const back = 'detail';
-  return html`<nav aria-label="breadcrumb"><ol class="breadcrumb small"><li class="breadcrumb-item"><a href="/admin/users">Users</a></li><li class="breadcrumb-item active" aria-current="page">${u.username}</li></ol></nav>
-<h1 class="h4 mb-3">${u.username} ${u.isActive ? html`<span class="badge text-bg-success">active</span>` : html`<span class="badge text-bg-danger">deactivated</span>`}</h1>
+  return html`<nav aria-label="breadcrumb"><ol class="breadcrumb small"><li class="breadcrumb-item"><a href="/admin/users">Users</a></li><li class="breadcrumb-item active text-break" aria-current="page">${u.username}</li></ol></nav>
+<h1 class="h4 mb-3 text-break">${u.username} ${u.isActive ? html`<span class="badge text-bg-success">active</span>` : html`<span class="badge text-bg-danger">deactivated</span>`}</h1>
 <div class="row g-3">
   <div class="col-12 col-lg-6"><div class="card"><div class="card-body">
     <dl class="row mb-0 small">
@@ -89,18 +98,25 @@ export function userDetailPage(v: UserDetailView): SafeHtml {
     ${
       self
         ? html`<p class="small text-body-secondary w-100 mb-1">This is you: you cannot demote or deactivate yourself.</p>`
-        : html`${u.isAdmin ? postButton(v.csrfToken, `${base}/demote`, 'Demote to User', 'btn-outline-warning', back) : postButton(v.csrfToken, `${base}/promote`, 'Promote to Admin', 'btn-outline-info', back)}
-    ${u.isActive ? postButton(v.csrfToken, `${base}/deactivate`, 'Deactivate', 'btn-outline-danger', back) : postButton(v.csrfToken, `${base}/reactivate`, 'Reactivate', 'btn-outline-success', back)}`
+        : html`${u.isAdmin ? postButton(v.csrfToken, `${base}/demote`, 'Demote to User', 'btn-outline-warning', back, confirmDemote(u)) : postButton(v.csrfToken, `${base}/promote`, 'Promote to Admin', 'btn-outline-info', back)}
+    ${u.isActive ? postButton(v.csrfToken, `${base}/deactivate`, 'Deactivate', 'btn-outline-danger', back, confirmDeactivate(u)) : postButton(v.csrfToken, `${base}/reactivate`, 'Reactivate', 'btn-outline-success', back)}`
     }
-    ${postButton(v.csrfToken, `${base}/sign-out-everywhere`, 'Sign out everywhere', 'btn-outline-warning', back)}
+    ${postButton(v.csrfToken, `${base}/sign-out-everywhere`, 'Sign out everywhere', 'btn-outline-warning', back, {
+      message: `Sign ${who(u)} out everywhere? Every browser of theirs is signed out at once.`,
+      button: 'Sign out everywhere',
+    })}
     ${
       v.canReset2fa
         ? u.is2faEnabled
-          ? postButton(v.csrfToken, `${base}/reset-2fa`, 'Reset 2FA', 'btn-outline-danger', back)
+          ? postButton(v.csrfToken, `${base}/reset-2fa`, 'Reset 2FA', 'btn-outline-danger', back, {
+              message: `Reset two-factor authentication of ${who(u)}? Their authenticator and recovery codes stop working and they are signed out everywhere.`,
+              button: 'Reset 2FA',
+            })
           : ''
         : html`<button class="btn btn-sm btn-outline-secondary" type="button" disabled>Reset 2FA</button><span class="small text-body-secondary">available when two-factor authentication lands</span>`
     }
     ${u.isActive ? postButton(v.csrfToken, `${base}/reset-link`, 'Create a password reset link', 'btn-outline-light', back) : ''}
+    ${v.refusal?.at === 'actions' ? html`<div class="w-100">${controlError('actions-error', v.refusal.message)}</div>` : ''}
   </div></div></div>
 </div>
 <h2 class="h5 mt-4">Sessions</h2>
@@ -114,7 +130,7 @@ ${auditTable(v.audit)}
 
 /** Shown once, right after creation: the token is not stored, so this page is the only place it appears. */
 export function resetLinkPage(v: { user: UserDetail; link: string; validMinutes: number }): SafeHtml {
-  return html`<h1 class="h4 mb-3">Password reset link for ${v.user.username}</h1>
+  return html`<h1 class="h4 mb-3 text-break">Password reset link for ${v.user.username}</h1>
 <div class="alert alert-warning">Copy it now: it is shown only this once. It works once, for ${v.validMinutes} minutes; using it sets a new password and signs ${v.user.username} out everywhere. Creating another link voids this one.</div>
 <div class="input-group mb-3"><input class="form-control font-monospace" id="reset-link" readonly value="${v.link}" aria-label="Reset link"></div>
 <a class="btn btn-outline-light" href="/admin/users/${v.user.id}">Back to ${v.user.username}</a>`;

@@ -89,7 +89,7 @@ describe('GET /admin/users', () => {
       db(),
     );
     const res = await c.get(`/admin/users?q=${g.username}`);
-    const cell = new RegExp(`data-user-id="${g.id}"[\\s\\S]*?<td>(google|password[^<]*)</td>`).exec(res.body);
+    const cell = new RegExp(`data-user-id="${g.id}"[\\s\\S]*?<td data-label="Sign-in">(google|password[^<]*)</td>`).exec(res.body);
     assert.equal(cell?.[1], 'google', res.body.slice(res.body.indexOf(`data-user-id="${g.id}"`), res.body.indexOf(`data-user-id="${g.id}"`) + 900));
   });
 

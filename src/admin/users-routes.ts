@@ -1,17 +1,19 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { requireAdmin } from '../auth/guards.ts';
+import type { SessionUser } from '../auth/sessions.ts';
 import type { Config } from '../config.ts';
 import type { Db } from '../db/database.ts';
 import { BadRequestError } from '../http/errors.ts';
+import { type FormRefusal, formRefusal } from '../http/form-refusal.ts';
 import { DB_ID_MAX, formString, pathId } from '../http/validation.ts';
 import { actorOf, flashOutcome } from './action-replies.ts';
 import { auditRoutes } from './audit-routes.ts';
 import { passwordResetRoutes } from './password-reset-routes.ts';
-import { applyUserAction } from './user-actions.ts';
-import { userDetailRoutes } from './user-detail-routes.ts';
+import { type ActionOutcome, applyUserAction } from './user-actions.ts';
+import { renderUserPage, userDetailRoutes } from './user-detail-routes.ts';
 import { listUsers, type UserListQuery } from './user-list-queries.ts';
-import { usersPage } from './users-views.ts';
+import { type ListRefusal, usersPage } from './users-views.ts';
 
 /** Pages beyond this are refused: 1,000,000 users at 50 a page. Keeps OFFSET (and the page number) bounded. */
 const MAX_PAGE = 20_000;
@@ -66,6 +68,25 @@ export function backTo(body: unknown, userId?: number): string {
   return `/admin/users${back ?? ''}`;
 }
 
+/** The list view a form came from (its `back`), to show it again with a refusal; a view that no longer parses is the plain list. */
+function backQuery(body: unknown): UserListQuery {
+  const back = backSchema.parse((body as Record<string, unknown> | undefined)?.back) ?? '';
+  try {
+    return parseListQuery(Object.fromEntries(new URLSearchParams(back)));
+  } catch {
+    return parseListQuery({});
+  }
+}
+
+/** What a refused bulk form had ticked, to tick it again (only well-formed ids; the page shows only its own rows anyway). */
+function tickedIds(body: unknown): number[] {
+  const raw = (body as Record<string, unknown> | undefined)?.ids;
+  return [raw]
+    .flat()
+    .filter((v): v is string => typeof v === 'string' && /^[1-9]\d{0,9}$/.test(v))
+    .map(Number);
+}
+
 const bulkSchema = z.object({
   action: z.enum(['deactivate', 'reactivate', 'sign-out-everywhere'], { error: 'Choose deactivate, reactivate or sign out everywhere.' }),
   ids: z
@@ -89,18 +110,39 @@ export async function usersAdminRoutes(app: FastifyInstance, opts: { db: Db; con
   await app.register(userDetailRoutes, { db, config });
   await app.register(passwordResetRoutes, { db });
 
+  /** The list page; after a refused form, with the message beside what was used and the status of the refusal. */
+  async function renderList(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    admin: SessionUser,
+    query: UserListQuery,
+    refused?: { refusal: ListRefusal; status: number },
+  ) {
+    const { users, total, totalIsCapped } = await listUsers(db, query);
+    const body = usersPage({ csrfToken: req.csrfToken(), query, users, total, totalIsCapped, selfId: admin.userId, refusal: refused?.refusal });
+    return reply.page({ title: 'Users', body }, refused?.status);
+  }
+
   app.get('/admin/users', async (req, reply) => {
     const admin = requireAdmin(req);
-    const query = parseListQuery(req.query);
-    const { users, total, totalIsCapped } = await listUsers(db, query);
-    return reply.page({ title: 'Users', body: usersPage({ csrfToken: req.csrfToken(), query, users, total, totalIsCapped, selfId: admin.userId }) });
+    return renderList(req, reply, admin, parseListQuery(req.query));
   });
 
   for (const action of ['promote', 'demote', 'deactivate', 'reactivate'] as const) {
     app.post(`/admin/users/:id/${action}`, async (req, reply) => {
       const admin = requireAdmin(req);
       const id = pathId(req.params, 'id', 'This user does not exist.');
-      const outcome = await applyUserAction(db, actorOf(req, admin), action, [id]);
+      let outcome: ActionOutcome;
+      try {
+        outcome = await applyUserAction(db, actorOf(req, admin), action, [id]);
+      } catch (err) {
+        const refused = formRefusal(err);
+        if (!refused) throw err;
+        // Shown where the button was: the user's own page, or that row of the list view it came from.
+        if ((req.body as Record<string, unknown> | undefined)?.back === 'detail' && refused.status !== 404)
+          return renderUserPage(db, req, reply, admin, id, { at: 'actions', ...refused });
+        return renderList(req, reply, admin, backQuery(req.body), { refusal: { at: 'row', userId: id, message: refused.message }, status: refused.status });
+      }
       flashOutcome(reply, action, outcome);
       return reply.redirect(backTo(req.body, id), 303);
     });
@@ -108,10 +150,22 @@ export async function usersAdminRoutes(app: FastifyInstance, opts: { db: Db; con
 
   app.post('/admin/users/bulk', async (req, reply) => {
     const admin = requireAdmin(req);
+    const refuse = ({ status, message }: FormRefusal) => {
+      const chosen = (req.body as Record<string, unknown> | undefined)?.action;
+      const refusal: ListRefusal = { at: 'bulk', message, action: typeof chosen === 'string' ? chosen : '', ticked: tickedIds(req.body) };
+      return renderList(req, reply, admin, backQuery(req.body), { refusal, status });
+    };
     const parsed = bulkSchema.safeParse(req.body ?? {});
-    if (!parsed.success) throw new BadRequestError(parsed.error.issues[0]?.message ?? 'Bad request.');
+    if (!parsed.success) return refuse({ status: 400, message: parsed.error.issues[0]?.message ?? 'Choose an action and the users.' });
     const { action, ids } = parsed.data;
-    const outcome = await applyUserAction(db, actorOf(req, admin), action, ids);
+    let outcome: ActionOutcome;
+    try {
+      outcome = await applyUserAction(db, actorOf(req, admin), action, ids);
+    } catch (err) {
+      const refused = formRefusal(err);
+      if (!refused) throw err;
+      return refuse(refused);
+    }
     flashOutcome(reply, action, outcome);
     return reply.redirect(backTo(req.body), 303);
   });

@@ -1,3 +1,4 @@
+import { controlError } from '../views/form-errors.ts';
 import { csrfField } from '../views/forms.ts';
 import { html, type SafeHtml } from '../views/html.ts';
 import type { UserListQuery, UserListRow, UserSort } from './user-list-queries.ts';
@@ -11,7 +12,30 @@ export interface UsersPageView {
   /** The search had more matches than were counted (SEARCH_COUNT_CAP): the total reads "10000+". */
   totalIsCapped: boolean;
   selfId: number;
+  /** A refused action, shown again beside what was used: the bulk form (with what was ticked and chosen) or a row. */
+  refusal?: ListRefusal;
 }
+
+export type ListRefusal = { message: string } & ({ at: 'bulk'; action: string; ticked: number[] } | { at: 'row'; userId: number });
+
+/** What a confirm dialog (web/confirm.ts) asks before a form posts: the question, naming who and what, and its button. */
+export interface Confirmation {
+  message: string;
+  button: string;
+}
+
+/** How a person is named in a question: their name and address, so two people with one name are told apart. */
+export const who = (u: { username: string; email: string }): string => `${u.username} (${u.email})`;
+
+export const confirmDeactivate = (u: { username: string; email: string }): Confirmation => ({
+  message: `Deactivate ${who(u)}? They are signed out everywhere at once, their running answers stop, and they cannot sign in until reactivated.`,
+  button: 'Deactivate',
+});
+
+export const confirmDemote = (u: { username: string; email: string }): Confirmation => ({
+  message: `Demote ${who(u)} to User? They lose the admin pages at their next click.`,
+  button: 'Demote',
+});
 
 /** The list's query string for `query` with some values changed; defaults are left out so URLs stay short. */
 export function listSearch(query: UserListQuery, change: Partial<UserListQuery> = {}): string {
@@ -33,31 +57,45 @@ const dateTime = (d: Date | null): SafeHtml =>
     ? html`<span class="text-body-secondary">never</span>`
     : html`<time datetime="${d.toISOString()}" title="${d.toISOString().slice(0, 16).replace('T', ' ')} UTC">${d.toISOString().slice(0, 10)}</time>`;
 
-export function postButton(csrfToken: string, action: string, label: string, style: string, back: string): SafeHtml {
-  return html`<form method="post" action="${action}" class="d-inline">${csrfField(csrfToken)}<input type="hidden" name="back" value="${back}"><button type="submit" class="btn btn-sm ${style}">${label}</button></form>`;
+/** A one-button form; with `confirm`, web/confirm.ts asks first (without JavaScript it posts at once). */
+/**
+ * An address breaks before its @ first; a name or address longer than its column breaks inside (text-break), so one
+ * long value does not push the table's last columns (the actions) out of sight.
+ */
+function emailWrapping(email: string): SafeHtml {
+  const at = email.lastIndexOf('@');
+  return at <= 0 ? html`${email}` : html`${email.slice(0, at)}<wbr>${email.slice(at)}`;
+}
+
+export function postButton(csrfToken: string, action: string, label: string, style: string, back: string, confirm?: Confirmation): SafeHtml {
+  const ask = confirm ? html` data-confirm="${confirm.message}" data-confirm-button="${confirm.button}"` : '';
+  return html`<form method="post" action="${action}" class="d-inline"${ask}>${csrfField(csrfToken)}<input type="hidden" name="back" value="${back}"><button type="submit" class="btn btn-sm ${style}">${label}</button></form>`;
 }
 
 function rowActions(v: UsersPageView, u: UserListRow, back: string): SafeHtml {
   const base = `/admin/users/${u.id}`;
   const isAdmin = u.roles.includes('Admin');
-  if (u.id === v.selfId) return html`<span class="text-body-secondary small">you</span>`;
-  return html`${isAdmin ? postButton(v.csrfToken, `${base}/demote`, 'Demote', 'btn-outline-warning', back) : postButton(v.csrfToken, `${base}/promote`, 'Promote', 'btn-outline-info', back)}
-    ${u.isActive ? postButton(v.csrfToken, `${base}/deactivate`, 'Deactivate', 'btn-outline-danger', back) : postButton(v.csrfToken, `${base}/reactivate`, 'Reactivate', 'btn-outline-success', back)}`;
+  const refused = v.refusal?.at === 'row' && v.refusal.userId === u.id ? controlError(`user-${u.id}-error`, v.refusal.message) : '';
+  if (u.id === v.selfId) return html`<span class="text-body-secondary small">you</span>${refused}`;
+  return html`${isAdmin ? postButton(v.csrfToken, `${base}/demote`, 'Demote', 'btn-outline-warning', back, confirmDemote(u)) : postButton(v.csrfToken, `${base}/promote`, 'Promote', 'btn-outline-info', back)}
+    ${u.isActive ? postButton(v.csrfToken, `${base}/deactivate`, 'Deactivate', 'btn-outline-danger', back, confirmDeactivate(u)) : postButton(v.csrfToken, `${base}/reactivate`, 'Reactivate', 'btn-outline-success', back)}${refused}`;
 }
 
 function row(v: UsersPageView, u: UserListRow, back: string): SafeHtml {
+  const ticked = v.refusal?.at === 'bulk' && v.refusal.ticked.includes(u.id) && u.id !== v.selfId;
   // No row colour for deactivated accounts: Bootstrap's light table variants turn the dark theme's text unreadable.
+  // data-label: the column's name beside each value when the table stacks into cards on a phone (.table-stack).
   return html`<tr data-user-id="${u.id}">
-  <td><input class="form-check-input" type="checkbox" name="ids" value="${u.id}" form="bulk" aria-label="Select ${u.username}"${u.id === v.selfId ? html` disabled` : ''}></td>
-  <td class="fw-semibold"><a href="/admin/users/${u.id}">${u.username}</a></td>
-  <td class="text-nowrap">${u.email}</td>
-  <td>${u.roles.map((r) => html`<span class="badge ${r === 'Admin' ? 'text-bg-primary' : 'text-bg-secondary'} me-1">${r}</span>`)}</td>
-  <td>${u.isActive ? html`<span class="badge text-bg-success">active</span>` : html`<span class="badge text-bg-danger">deactivated</span>`}</td>
-  <td>${u.is2faEnabled ? 'on' : html`<span class="text-body-secondary">off</span>`}</td>
-  <td>${u.signInMethods.length === 0 ? html`<span class="text-body-secondary">none</span>` : u.signInMethods.join(', ')}</td>
-  <td class="text-nowrap">${dateTime(u.created)}</td>
-  <td class="text-nowrap">${dateTime(u.lastSignIn)}</td>
-  <td class="text-end">${u.prompts}</td>
+  <td data-label="Select"><input class="form-check-input" type="checkbox" name="ids" value="${u.id}" form="bulk" aria-label="Select ${u.username}" data-name="${who(u)}"${u.id === v.selfId ? html` disabled` : ''}${ticked ? html` checked` : ''}></td>
+  <td data-label="Username" class="fw-semibold text-break"><a href="/admin/users/${u.id}">${u.username}</a></td>
+  <td data-label="E-mail" class="text-break">${emailWrapping(u.email)}</td>
+  <td data-label="Roles">${u.roles.map((r) => html`<span class="badge ${r === 'Admin' ? 'text-bg-primary' : 'text-bg-secondary'} me-1">${r}</span>`)}</td>
+  <td data-label="Status">${u.isActive ? html`<span class="badge text-bg-success">active</span>` : html`<span class="badge text-bg-danger">deactivated</span>`}</td>
+  <td data-label="2FA">${u.is2faEnabled ? 'on' : html`<span class="text-body-secondary">off</span>`}</td>
+  <td data-label="Sign-in">${u.signInMethods.length === 0 ? html`<span class="text-body-secondary">none</span>` : u.signInMethods.join(', ')}</td>
+  <td data-label="Created" class="text-nowrap">${dateTime(u.created)}</td>
+  <td data-label="Last sign-in" class="text-nowrap">${dateTime(u.lastSignIn)}</td>
+  <td data-label="Prompts" class="text-end">${u.prompts}</td>
   <td class="text-end text-nowrap">${rowActions(v, u, back)}</td>
 </tr>`;
 }
@@ -67,8 +105,8 @@ function sortHeader(v: UsersPageView, sort: UserSort, label: string, extraClass 
   return html`<th scope="col" class="${extraClass}"${current ? html` aria-sort="${sort === 'username' ? 'ascending' : 'descending'}"` : ''}><a class="link-light${current ? ' fw-bold' : ''}" href="/admin/users${listSearch(v.query, { sort, page: 1 })}">${label}${current ? (sort === 'username' ? ' ▲' : ' ▼') : ''}</a></th>`;
 }
 
-const option = (value: string, label: string, selected: boolean): SafeHtml =>
-  html`<option value="${value}"${selected ? html` selected` : ''}>${label}</option>`;
+const option = (value: string, label: string, selected: boolean, confirm?: Confirmation): SafeHtml =>
+  html`<option value="${value}"${selected ? html` selected` : ''}${confirm ? html` data-confirm="${confirm.message}" data-confirm-button="${confirm.button}"` : ''}>${label}</option>`;
 
 function searchForm(q: UserListQuery): SafeHtml {
   return html`<form method="get" action="/admin/users" class="row g-2 align-items-end mb-3" role="search">
@@ -103,6 +141,34 @@ function pageLinks(v: UsersPageView): SafeHtml {
   return html`<nav aria-label="User list pages"><ul class="pagination pagination-sm flex-wrap">${items}</ul></nav>`;
 }
 
+/**
+ * "With the selected users": the checkboxes in the rows belong to this form (form="bulk"). The question before a
+ * destructive action counts and names the ticked people ({count} and {names}, filled in by web/confirm.ts); with nobody
+ * ticked no question is asked and the server says "Select at least one user." beside the select.
+ */
+function bulkForm(v: UsersPageView, back: string): SafeHtml {
+  const refusal = v.refusal?.at === 'bulk' ? v.refusal : undefined;
+  const chosen = refusal?.action ?? 'deactivate';
+  return html`<form method="post" action="/admin/users/bulk" id="bulk" class="d-flex flex-wrap gap-2 align-items-center mb-2" data-confirm-count="ids">
+  ${csrfField(v.csrfToken)}<input type="hidden" name="back" value="${back}">
+  <label class="small" for="f-bulk-action">With the selected users:</label>
+  <select class="form-select form-select-sm w-auto${refusal ? ' is-invalid' : ''}" id="f-bulk-action" name="action"${refusal ? html` aria-describedby="bulk-error"` : ''}>${option(
+    'deactivate',
+    'Deactivate',
+    chosen === 'deactivate',
+    {
+      message: 'Deactivate {count}: {names}? They are signed out everywhere at once and cannot sign in until reactivated.',
+      button: 'Deactivate',
+    },
+  )}${option('reactivate', 'Reactivate', chosen === 'reactivate')}${option('sign-out-everywhere', 'Sign out everywhere', chosen === 'sign-out-everywhere', {
+    message: 'Sign out {count} everywhere: {names}? Every browser of theirs is signed out at once.',
+    button: 'Sign out everywhere',
+  })}</select>
+  <button class="btn btn-sm btn-outline-warning" type="submit">Apply</button>
+  ${refusal ? html`<div class="w-100">${controlError('bulk-error', refusal.message)}</div>` : ''}
+</form>`;
+}
+
 export function usersPage(v: UsersPageView): SafeHtml {
   const back = listSearch(v.query);
   const from = v.total === 0 ? 0 : (v.query.page - 1) * USERS_PER_PAGE + 1;
@@ -113,14 +179,10 @@ export function usersPage(v: UsersPageView): SafeHtml {
 </div>
 ${searchForm(v.query)}
 <p class="small text-body-secondary" data-total="${v.total}">${v.total === 0 ? 'No user matches.' : `${from}–${to} of ${v.total}${v.totalIsCapped ? '+' : ''} user${v.total === 1 ? '' : 's'}${v.totalIsCapped ? ': type more to narrow the search' : ''}`}</p>
-<form method="post" action="/admin/users/bulk" id="bulk" class="d-flex flex-wrap gap-2 align-items-center mb-2">
-  ${csrfField(v.csrfToken)}<input type="hidden" name="back" value="${back}">
-  <label class="small" for="f-bulk-action">With the selected users:</label>
-  <select class="form-select form-select-sm w-auto" id="f-bulk-action" name="action">${option('deactivate', 'Deactivate', true)}${option('reactivate', 'Reactivate', false)}${option('sign-out-everywhere', 'Sign out everywhere', false)}</select>
-  <button class="btn btn-sm btn-outline-warning" type="submit">Apply</button>
-</form>
-<div class="table-responsive"><table class="table table-sm align-middle">
-  <thead><tr><th scope="col"><span class="visually-hidden">Select</span></th>${sortHeader(v, 'username', 'Username')}<th scope="col">E-mail</th><th scope="col">Roles</th><th scope="col">Status</th><th scope="col">2FA</th><th scope="col">Sign-in</th>${sortHeader(v, 'created', 'Created')}${sortHeader(v, 'last-sign-in', 'Last sign-in')}${sortHeader(v, 'prompts', 'Prompts', 'text-end')}<th scope="col" class="text-end">Actions</th></tr></thead>
+${bulkForm(v, back)}
+${v.refusal?.at === 'row' && !v.users.some((u) => v.refusal?.at === 'row' && u.id === v.refusal.userId) ? html`<div class="alert alert-danger" id="list-error" role="alert">${v.refusal.message}</div>` : ''}
+<div class="table-responsive"><table class="table table-sm align-middle table-stack">
+  <thead class="text-nowrap"><tr data-label="Sort by"><th scope="col"><span class="visually-hidden">Select</span></th>${sortHeader(v, 'username', 'Username')}<th scope="col">E-mail</th><th scope="col">Roles</th><th scope="col">Status</th><th scope="col">2FA</th><th scope="col">Sign-in</th>${sortHeader(v, 'created', 'Created')}${sortHeader(v, 'last-sign-in', 'Last sign-in')}${sortHeader(v, 'prompts', 'Prompts', 'text-end')}<th scope="col" class="text-end">Actions</th></tr></thead>
   <tbody>${v.users.map((u) => row(v, u, back))}</tbody>
 </table></div>
 ${pageLinks(v)}`;

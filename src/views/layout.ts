@@ -1,3 +1,4 @@
+import { assetUrl } from './assets.ts';
 import { html, type SafeHtml } from './html.ts';
 
 export type FlashKind = 'success' | 'info' | 'warning' | 'danger';
@@ -70,7 +71,8 @@ function flashes(ctx: PageContext): SafeHtml {
 }
 
 export function layout(ctx: PageContext, page: PageOptions): string {
-  const scripts = ['/static/vendor/js/bootstrap.bundle.min.js', ...(page.scripts ?? [])];
+  // confirm: every page's <form data-confirm> asks before it posts (web/confirm.ts).
+  const scripts = ['/static/vendor/js/bootstrap.bundle.min.js', assetUrl('confirm'), ...(page.scripts ?? [])];
   return html`<!doctype html>
 <html lang="en" data-bs-theme="dark">
 <head>

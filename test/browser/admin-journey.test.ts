@@ -21,6 +21,8 @@ async function signIn(page: Page, user: { email: string; password: string }): Pr
 }
 
 const path = (page: Page) => new URL(page.url()).pathname;
+/** Destructive actions ask first (web/confirm.ts): answer the dialog with its action button. */
+const confirm = (page: Page, button: string) => page.getByRole('dialog').getByRole('button', { name: button }).click();
 const memberRow = (page: Page) => page.locator('tbody tr', { hasText: 'bob@example.com' });
 
 describe('user management in a browser', { skip: skipWithoutBrowser() }, () => {
@@ -59,7 +61,8 @@ describe('user management in a browser', { skip: skipWithoutBrowser() }, () => {
     assert.equal(path(bob), '/admin/users', 'promoted: the admin page opens on the next request');
 
     await memberRow(page).getByRole('button', { name: 'Demote' }).click();
-    await page.waitForURL('**/admin/users');
+    await confirm(page, 'Demote');
+    await memberRow(page).getByRole('button', { name: 'Promote' }).waitFor();
     const forbidden = await bob.goto(`${server.baseUrl}/admin/users`);
     assert.equal(forbidden?.status(), 403, 'demoted: admin pages are gone on the next request');
 
@@ -69,6 +72,7 @@ describe('user management in a browser', { skip: skipWithoutBrowser() }, () => {
     await page.waitForURL(/\/admin\/users\?q=BOB%40/);
     assert.equal(await page.locator('tbody tr').count(), 1);
     await memberRow(page).getByRole('button', { name: 'Deactivate' }).click();
+    await confirm(page, 'Deactivate');
     // Back on the same filtered view (the URL already matched before the click, so wait for the new row state).
     await memberRow(page).getByRole('button', { name: 'Reactivate' }).waitFor();
     assert.match(page.url(), /\/admin\/users\?q=BOB%40$/);
@@ -95,7 +99,8 @@ describe('user management in a browser', { skip: skipWithoutBrowser() }, () => {
     await screenshot(page, 'admin-user-detail-phone');
     await page.setViewportSize(DESKTOP);
     await page.locator('[data-sessions]').getByRole('button', { name: 'Revoke' }).click();
-    await page.waitForURL(/\/admin\/users\/\d+$/);
+    await confirm(page, 'Revoke');
+    await page.getByText('Session revoked').waitFor();
     assert.match((await page.locator('.alert').first().textContent()) ?? '', /Session revoked/);
     await bob.goto(`${server.baseUrl}/chat`);
     assert.equal(path(bob), '/login', 'the revoked session is out');
