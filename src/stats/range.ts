@@ -29,6 +29,13 @@ export const DEFAULT_RANGE: RangeKey = '30d';
 const MAX_CUSTOM_DAYS = 3660;
 
 const DATE_RE = /^(\d{4})-(\d{2})-(\d{2})$/;
+/**
+ * The dates a range may name. Nothing Parley (or the seed app) stored can be older than the Unix epoch, and
+ * PostgreSQL has no year 0: without a floor, 0000-01-01 (or a comparison period reaching back into year 0) was a 500.
+ * The comparison period of the earliest range still starts in 1960, well inside what PostgreSQL and Date handle.
+ */
+export const FIRST_DATE = '1970-01-01';
+export const LAST_DATE = '9999-12-31';
 
 /** Today's date where the statistics count days. */
 export function todayIn(timeZone: string, now = new Date()): string {
@@ -54,6 +61,7 @@ function parseDate(value: string, name: string): string {
   if (!d || Number.isNaN(d.getTime()) || d.toISOString().slice(0, 10) !== value) {
     throw new BadRequestError(`${name} must be a date like 2026-01-31.`);
   }
+  if (value < FIRST_DATE || value > LAST_DATE) throw new BadRequestError(`${name} must be between ${FIRST_DATE} and ${LAST_DATE}.`);
   return value;
 }
 

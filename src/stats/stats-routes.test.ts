@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import fc from 'fast-check';
 import { sql } from 'kysely';
 import { startTestApp } from '../../test/app.ts';
 import { type ChatWorld, newChat, parseSse, startChatWorld } from '../../test/chat-fixtures.ts';
@@ -318,6 +319,42 @@ describe('GET /admin/stats', () => {
       assert.equal(res.statusCode, 400, q);
       assert.ok(res.body.length > 0 && !/Internal/.test(res.body), q);
     }
+  });
+
+  test('dates outside 1970–9999 (year 0, or a comparison period in year 0) are a 400 with a message on every stats route', async () => {
+    const u = await sql<{ idappuser: number }>`SELECT idappuser FROM chatbot_schema.app_user WHERE txusername = 'gen3'`.execute(db);
+    const id = u.rows[0]?.idappuser;
+    for (const range of ['from=0000-01-01&to=0000-01-05', 'from=0001-01-01&to=0001-01-05', 'from=1969-12-31&to=1970-01-05']) {
+      for (const [client, path] of [
+        [w.user, `/settings/usage?${range}`],
+        [w.user, `/settings/usage?${range}&format=csv`],
+        [w.admin, `/admin/stats?${range}`],
+        [w.admin, `/admin/stats?${range}&format=csv&table=models`],
+        [w.admin, `/admin/stats/users/${id}?${range}`],
+        [w.admin, `/admin/stats/users/${id}?${range}&format=csv`],
+      ] as const) {
+        const res = await client.get(path);
+        assert.equal(res.statusCode, 400, path);
+        assert.match(res.body, /between 1970-01-01 and 9999-12-31/, path);
+      }
+    }
+  });
+
+  test('random date ranges on every stats route: a page or a 400, never a 5xx', async () => {
+    const pad = (n: number, width: number) => String(n).padStart(width, '0');
+    const date = fc
+      .tuple(fc.integer({ min: 0, max: 9999 }), fc.integer({ min: 1, max: 12 }), fc.integer({ min: 1, max: 28 }))
+      .map(([y, m, d]) => `${pad(y, 4)}-${pad(m, 2)}-${pad(d, 2)}`);
+    const edge = fc.constantFrom('0000-01-01', '0001-01-01', '1969-12-31', '1970-01-01', '1979-12-31', '9999-12-31', '9990-01-01');
+    const path = fc.constantFrom('/admin/stats', '/admin/stats/users/1', '/settings/usage');
+    await fc.assert(
+      fc.asyncProperty(path, fc.oneof(date, edge), fc.oneof(date, edge), fc.boolean(), async (p, from, to, csv) => {
+        const query = `from=${from}&to=${to}${csv ? (p === '/admin/stats' ? '&format=csv&table=models' : '&format=csv') : ''}`;
+        const res = await (p === '/settings/usage' ? w.user : w.admin).get(`${p}?${query}`);
+        assert.ok(res.statusCode === 200 || res.statusCode === 400 || res.statusCode === 404, `${p}?${query}: ${res.statusCode}`);
+      }),
+      { numRuns: 60 },
+    );
   });
 
   test('a user gets 403, and sees only their own /settings/usage', async () => {
