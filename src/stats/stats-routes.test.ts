@@ -426,6 +426,30 @@ describe('CSV', () => {
   });
 });
 
+describe('CSV figures', () => {
+  test('are rounded as on the page: seconds to 3 decimals, tokens per second to 1, the same strings in both', async () => {
+    const models = parseCsv((await w.admin.get('/admin/stats?range=all&format=csv&table=models')).body);
+    const head = models[0] ?? [];
+    const col = (name: string) => head.indexOf(name);
+    const secondsCols = ['avg_seconds', 'p50_seconds', 'p95_seconds', 'median_ttft_seconds'].map(col);
+    const page = (await w.admin.get('/admin/stats?range=all')).body;
+    let checked = 0;
+    for (const r of models.slice(1)) {
+      for (const c of secondsCols) assert.match(r[c] ?? '', /^(\d+\.\d{3})?$/, `${head[c]} ${r[c]}`);
+      assert.match(r[col('tokens_per_second')] ?? '', /^(\d+\.\d)?$/, `tokens_per_second ${r[col('tokens_per_second')]}`);
+      const p50 = r[col('p50_seconds')];
+      if (p50 && Number(p50) < HISTOGRAM_EDGES_S[HISTOGRAM_EDGES_S.length - 1]!) {
+        assert.ok(page.includes(`<td class="text-end">${p50}</td>`), `the page shows ${r[0]}'s p50 as the CSV does (${p50})`);
+        checked++;
+      }
+    }
+    assert.ok(checked > 0);
+    for (const r of parseCsv((await w.admin.get('/admin/stats?range=all&format=csv&table=daily')).body).slice(1)) {
+      assert.match(r[4] ?? '', /^(\d+\.\d{3})?$/, `daily p50 ${r[4]}`);
+    }
+  });
+});
+
 describe('STATS_TIMEZONE', () => {
   test('days are counted in the zone: a prompt at 23:30 in New York belongs to that day, not to the UTC one', async () => {
     // 2026-03-10T03:30Z is 2026-03-09 23:30 in New York (EDT since 8 March).

@@ -7,6 +7,7 @@ import { BadRequestError, NotFoundError } from '../http/errors.ts';
 import { pathId } from '../http/validation.ts';
 import type { LineChart } from './charts.ts';
 import { type Cell, toCsv } from './csv.ts';
+import { secondsFigure, tokensPerSecondFigure } from './figures.ts';
 import { percentileFromHistogram } from './percentiles.ts';
 import { addDays, type DayRange, daysBetween, parseRange, todayIn } from './range.ts';
 import { syncRollupTimeZone } from './rollup-timezone.ts';
@@ -108,7 +109,7 @@ export async function statsRoutes(app: FastifyInstance, opts: { db: Db; config: 
         table,
         range,
         ['model', 'avg_seconds'],
-        rows.map((m) => [m.model, Number(m.avgSeconds)]),
+        rows.map((m) => [m.model, secondsFigure(m.avgSeconds)]),
       );
     }
     if (csv && table === 'users') {
@@ -151,11 +152,11 @@ export async function statsRoutes(app: FastifyInstance, opts: { db: Db; config: 
           m.errors,
           m.stopped,
           m.interrupted,
-          m.avgSeconds === null ? null : Number(m.avgSeconds),
-          m.p50Seconds,
-          m.p95Seconds,
-          m.medianTtftSeconds,
-          m.tokensPerSecond,
+          secondsFigure(m.avgSeconds),
+          secondsFigure(m.p50Seconds),
+          secondsFigure(m.p95Seconds),
+          secondsFigure(m.medianTtftSeconds),
+          tokensPerSecondFigure(m.tokensPerSecond),
           m.promptTokens,
           m.completionTokens,
         ]),
@@ -168,7 +169,7 @@ export async function statsRoutes(app: FastifyInstance, opts: { db: Db; config: 
         'daily',
         range,
         ['day', 'model', 'prompts', 'answers', 'p50_seconds'],
-        days.map((d) => [d.dday, d.model, d.nprompts, d.nresponses, percentileFromHistogram(d.hist_inf, HISTOGRAM_EDGES_S, 0.5)]),
+        days.map((d) => [d.dday, d.model, d.nprompts, d.nresponses, secondsFigure(percentileFromHistogram(d.hist_inf, HISTOGRAM_EDGES_S, 0.5))]),
       );
     }
 
@@ -215,7 +216,7 @@ export async function statsRoutes(app: FastifyInstance, opts: { db: Db; config: 
         `chats-of-user-${userId}`,
         range,
         ['chat_id', 'title', 'model', 'prompts', 'answers', 'avg_seconds'],
-        chats.map((c) => [c.chatId, c.title, c.model, c.prompts, c.answers, c.avgSeconds === null ? null : Number(c.avgSeconds)]),
+        chats.map((c) => [c.chatId, c.title, c.model, c.prompts, c.answers, secondsFigure(c.avgSeconds)]),
       );
     }
     return reply.page({ title: `Chats of ${username}`, styles: ['/static/stats.css'], body: userChatsPage(userId, username, range, timeZone, chats) });

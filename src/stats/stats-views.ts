@@ -1,6 +1,7 @@
 import { HISTOGRAM_EDGES_S } from '../db/migrations/011-usage-rollups.ts';
 import { html, type SafeHtml } from '../views/html.ts';
 import { type LineChart, lineChart } from './charts.ts';
+import { secondsFigure, tokensPerSecondFigure } from './figures.ts';
 import { type DayRange, RANGE_KEYS, rangeQuery } from './range.ts';
 import type { ChatStats, ModelStats, OwnUsageRow, Totals, UserStats } from './stats-queries.ts';
 
@@ -23,7 +24,7 @@ export interface StatsPageData {
 
 const DASH = '—';
 const int = (n: number) => n.toLocaleString('en-US');
-export const seconds = (v: number | null) => (v === null ? DASH : v >= 10 ? v.toFixed(1) : v.toFixed(2));
+export const seconds = (v: number | string | null) => secondsFigure(v) ?? DASH;
 const lastEdge = HISTOGRAM_EDGES_S[HISTOGRAM_EDGES_S.length - 1] ?? 0;
 /** A percentile in the open last bucket is only known to be at least its lower edge. */
 const percentile = (v: number | null) => (v === null ? DASH : v >= lastEdge ? `≥ ${lastEdge}` : seconds(v));
@@ -100,7 +101,7 @@ ${totalsCards(d.totals, d.previous)}
     d.averagePerModel.length === 0
       ? html`<p class="text-body-secondary">No timed answers in this range.</p>`
       : html`<table class="table table-sm" data-testid="average-per-model"><thead><tr><th scope="col">Model</th><th scope="col" class="text-end">Avg. time (s)</th></tr></thead><tbody>
-    ${d.averagePerModel.map((m) => html`<tr><td>${m.model}</td><td class="text-end">${m.avgSeconds}</td></tr>`)}
+    ${d.averagePerModel.map((m) => html`<tr><td>${m.model}</td><td class="text-end">${seconds(m.avgSeconds)}</td></tr>`)}
   </tbody></table>`
   }
 </section>
@@ -120,8 +121,8 @@ ${totalsCards(d.totals, d.previous)}
         : d.models.map(
             (m) => html`<tr><td>${m.model}</td><td class="text-end">${int(m.prompts)}</td><td class="text-end">${int(m.responses)}</td>
       <td class="text-end">${int(m.errors)}</td><td class="text-end">${int(m.stopped)}</td><td class="text-end">${int(m.interrupted)}</td>
-      <td class="text-end">${m.avgSeconds ?? DASH}</td><td class="text-end">${percentile(m.p50Seconds)}</td><td class="text-end">${percentile(m.p95Seconds)}</td>
-      <td class="text-end">${percentile(m.medianTtftSeconds)}</td><td class="text-end">${m.tokensPerSecond === null ? DASH : m.tokensPerSecond.toFixed(1)}</td>
+      <td class="text-end">${seconds(m.avgSeconds)}</td><td class="text-end">${percentile(m.p50Seconds)}</td><td class="text-end">${percentile(m.p95Seconds)}</td>
+      <td class="text-end">${percentile(m.medianTtftSeconds)}</td><td class="text-end">${tokensPerSecondFigure(m.tokensPerSecond) ?? DASH}</td>
       <td class="text-end">${int(m.promptTokens)}</td><td class="text-end">${int(m.completionTokens)}</td></tr>`,
           )
     }</tbody>
@@ -161,7 +162,7 @@ ${rangePicker(`/admin/stats/users/${userId}`, r, timeZone)}
       ? html`<tr><td colspan="5" class="text-body-secondary">No chats with activity in this range (deleted chats are not listed; their counts stay in the totals).</td></tr>`
       : chats.map(
           (c) =>
-            html`<tr><td>${c.title ?? `Chat ${c.chatId}`}</td><td>${c.model ?? DASH}</td><td class="text-end">${int(c.prompts)}</td><td class="text-end">${int(c.answers)}</td><td class="text-end">${c.avgSeconds ?? DASH}</td></tr>`,
+            html`<tr><td>${c.title ?? `Chat ${c.chatId}`}</td><td>${c.model ?? DASH}</td><td class="text-end">${int(c.prompts)}</td><td class="text-end">${int(c.answers)}</td><td class="text-end">${seconds(c.avgSeconds)}</td></tr>`,
         )
   }</tbody>
 </table></div>
