@@ -357,6 +357,36 @@ describe('GET /admin/stats', () => {
     );
   });
 
+  test('a reversed or bad range shows the same page again, 400, with the message beside the dates (not a dead end)', async () => {
+    const u = await sql<{ idappuser: number }>`SELECT idappuser FROM chatbot_schema.app_user WHERE txusername = 'gen3'`.execute(db);
+    const pages = [
+      [w.admin, '/admin/stats', /<h1[^>]*>Usage &amp; inference statistics<\/h1>/],
+      [w.admin, `/admin/stats/users/${u.rows[0]?.idappuser}`, /<h1[^>]*>Chats of gen3<\/h1>/],
+      [w.user, '/settings/usage', /<h1[^>]*>Your usage<\/h1>/],
+    ] as const;
+    for (const [client, path, heading] of pages) {
+      for (const [query, message, field] of [
+        ['from=2026-03-02&to=2026-03-01', /From \(2026-03-02\) is after To \(2026-03-01\)/, 'to'],
+        ['from=0000-01-01&to=0000-01-05', /between 1970-01-01 and 9999-12-31/, 'from'],
+        ['from=2026-02-31', /a date like/, 'from'],
+      ] as const) {
+        const res = await client.get(`${path}?${query}`);
+        assert.equal(res.statusCode, 400, `${path}?${query}`);
+        assert.match(res.body, heading, `${path}?${query}`);
+        assert.doesNotMatch(res.body, /Request refused|Go to the start page/);
+        assert.match(res.body, message, `${path}?${query}`);
+        // The field the message is about is marked and points at it; what was typed stays in the form.
+        assert.match(res.body, new RegExp(`<input[^>]*name="${field}"[^>]*is-invalid|<input[^>]*is-invalid[^>]*name="${field}"`), `${path}?${query}`);
+        assert.match(res.body, /aria-describedby="range-error"/);
+        assert.match(res.body, new RegExp(`value="${query.slice(5, 15)}"`));
+      }
+      // A CSV link asked for a file: the plain 400 with the message stays.
+      const csv = await client.get(`${path}?from=2026-03-02&to=2026-03-01&format=csv${path === '/admin/stats' ? '&table=models' : ''}`);
+      assert.equal(csv.statusCode, 400);
+      assert.match(csv.body, /is after/);
+    }
+  });
+
   test('a user gets 403, and sees only their own /settings/usage', async () => {
     assert.equal((await w.user.get('/admin/stats')).statusCode, 403);
     assert.equal((await w.user.get('/admin/stats/users/1')).statusCode, 403);

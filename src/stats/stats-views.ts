@@ -2,7 +2,7 @@ import { HISTOGRAM_EDGES_S } from '../db/migrations/011-usage-rollups.ts';
 import { html, type SafeHtml } from '../views/html.ts';
 import { type LineChart, lineChart } from './charts.ts';
 import { secondsFigure, tokensPerSecondFigure } from './figures.ts';
-import { type DayRange, RANGE_KEYS, rangeQuery } from './range.ts';
+import { type DayRange, FIRST_DATE, LAST_DATE, RANGE_KEYS, rangeQuery } from './range.ts';
 import type { ChatStats, ModelStats, OwnUsageRow, Totals, UserStats } from './stats-queries.ts';
 
 export interface StatsPageData {
@@ -38,21 +38,49 @@ function change(now: number, before: number | undefined): SafeHtml | string {
   return html`<span class="text-body-secondary small">(${pct >= 0 ? '+' : ''}${pct.toFixed(0)} % vs ${int(before)})</span>`;
 }
 
-function rangePicker(path: string, r: DayRange, timeZone: string): SafeHtml {
+/** A range the page refused (src/stats/range.ts), shown again in the form with its message beside the dates. */
+export interface RefusedRange {
+  from: string;
+  to: string;
+  field: 'range' | 'from' | 'to';
+  message: string;
+}
+
+function dateInput(name: 'from' | 'to', label: string, value: string, refused: RefusedRange | undefined): SafeHtml {
+  const invalid = refused !== undefined && (refused.field === name || (refused.field === 'range' && name === 'from'));
+  return html`<label class="small">${label} <input type="date" name="${name}" class="form-control form-control-sm${invalid ? ' is-invalid' : ''}"
+      min="${FIRST_DATE}" max="${LAST_DATE}" value="${value}"${name === 'from' ? html` required` : ''}${invalid ? html` aria-invalid="true" aria-describedby="range-error"` : ''}></label>`;
+}
+
+/** The range buttons and the custom dates; `r` null when the asked range was refused (then nothing is selected). */
+function rangePicker(path: string, r: DayRange | null, timeZone: string, refused?: RefusedRange): SafeHtml {
   return html`<div class="d-flex flex-wrap gap-2 align-items-end mb-3">
   <nav aria-label="Range"><div class="btn-group btn-group-sm" role="group">
     ${RANGE_KEYS.map(
       (k) =>
-        html`<a class="btn ${r.key === k ? 'btn-primary' : 'btn-outline-secondary'}" ${r.key === k ? html`aria-current="page"` : ''} href="${path}?range=${k}">${k}</a>`,
+        html`<a class="btn ${r?.key === k ? 'btn-primary' : 'btn-outline-secondary'}" ${r?.key === k ? html`aria-current="page"` : ''} href="${path}?range=${k}">${k}</a>`,
     )}
   </div></nav>
   <form method="get" action="${path}" class="d-flex flex-wrap gap-2 align-items-end">
-    <label class="small">From <input type="date" name="from" class="form-control form-control-sm" value="${r.from ?? ''}" required></label>
-    <label class="small">To <input type="date" name="to" class="form-control form-control-sm" value="${r.to ?? ''}"></label>
+    ${dateInput('from', 'From', refused ? refused.from : (r?.from ?? ''), refused)}
+    ${dateInput('to', 'To', refused ? refused.to : (r?.to ?? ''), refused)}
     <button class="btn btn-sm btn-outline-secondary" type="submit">Apply</button>
   </form>
 </div>
-<p class="text-body-secondary small" data-testid="range-label">Showing <strong>${r.label}</strong>${r.from ? ` (${r.from} to ${r.to})` : ''}; days are counted in <strong>${timeZone}</strong>.</p>`;
+${
+  refused
+    ? html`<div class="alert alert-danger py-2" role="alert" id="range-error" data-testid="range-error">${refused.message}</div>
+<p class="text-body-secondary">Pick a range above to see the numbers.</p>`
+    : r
+      ? html`<p class="text-body-secondary small" data-testid="range-label">Showing <strong>${r.key === 'custom' ? r.label : html`${r.label}${r.from ? ` (${r.from} to ${r.to})` : ''}`}</strong>; days are counted in <strong>${timeZone}</strong>.</p>`
+      : ''
+}`;
+}
+
+/** A page whose range was refused: its heading, the form with the message, nothing else (status 400). */
+export function refusedRangePage(heading: SafeHtml, path: string, timeZone: string, refused: RefusedRange): SafeHtml {
+  return html`${heading}
+${rangePicker(path, null, timeZone, refused)}`;
 }
 
 const csvLink = (r: DayRange, table: string) => html`<a class="small ms-2" href="/admin/stats?${rangeQuery(r)}&amp;format=csv&amp;table=${table}">CSV</a>`;
@@ -72,9 +100,11 @@ function totalsCards(t: Totals, prev: Totals | null): SafeHtml {
   </div>${er === null && t.prompts === 0 ? html`<p class="alert alert-info">No prompts in this range yet. Statistics appear here as people chat; try <a href="/admin/stats?range=all">all time</a>.</p>` : ''}`;
 }
 
+export const statsHeading = html`<h1 class="h3 mb-3">Usage &amp; inference statistics</h1>`;
+
 export function statsPage(d: StatsPageData): SafeHtml {
   const r = d.range;
-  return html`<h1 class="h3 mb-3">Usage &amp; inference statistics</h1>
+  return html`${statsHeading}
 ${rangePicker('/admin/stats', r, d.timeZone)}
 ${d.backfillPercent === null ? '' : html`<p class="alert alert-warning" role="status" data-testid="backfill">Statistics are being computed (${d.backfillPercent} %): the numbers below are still growing.</p>`}
 ${totalsCards(d.totals, d.previous)}
@@ -151,9 +181,11 @@ ${totalsCards(d.totals, d.previous)}
 </section>`;
 }
 
+export const userChatsHeading = (username: string, backQuery: string) => html`<p><a href="/admin/stats?${backQuery}">← Statistics</a></p>
+<h1 class="h3 mb-3">Chats of ${username}</h1>`;
+
 export function userChatsPage(userId: number, username: string, r: DayRange, timeZone: string, chats: ChatStats[]): SafeHtml {
-  return html`<p><a href="/admin/stats?${rangeQuery(r)}">← Statistics</a></p>
-<h1 class="h3 mb-3">Chats of ${username}</h1>
+  return html`${userChatsHeading(username, rangeQuery(r))}
 ${rangePicker(`/admin/stats/users/${userId}`, r, timeZone)}
 <div class="table-responsive"><table class="table table-sm" data-testid="chats">
   <thead><tr><th scope="col">Chat</th><th scope="col">Model</th><th scope="col" class="text-end">Prompts</th><th scope="col" class="text-end">Answers</th><th scope="col" class="text-end">Avg. time (s)</th></tr></thead>
@@ -169,9 +201,11 @@ ${rangePicker(`/admin/stats/users/${userId}`, r, timeZone)}
 <p><a class="small" href="/admin/stats/users/${userId}?${rangeQuery(r)}&amp;format=csv">CSV</a> · <a class="small" href="/admin/users/${userId}">Account</a></p>`;
 }
 
+export const ownUsageHeading = html`<h1 class="h3 mb-3">Your usage</h1>`;
+
 export function ownUsagePage(r: DayRange, timeZone: string, rows: OwnUsageRow[]): SafeHtml {
   const sum = (f: (x: OwnUsageRow) => number) => rows.reduce((a, x) => a + f(x), 0);
-  return html`<h1 class="h3 mb-3">Your usage</h1>
+  return html`${ownUsageHeading}
 ${rangePicker('/settings/usage', r, timeZone)}
 <p>${int(sum((x) => x.prompts))} prompts, ${int(sum((x) => x.answers))} answers, ${int(sum((x) => x.promptTokens))} prompt and ${int(sum((x) => x.completionTokens))} completion tokens.</p>
 <div class="table-responsive"><table class="table table-sm" data-testid="own-usage">
