@@ -17,6 +17,7 @@ import {
   chatStats,
   findUsername,
   modelDays,
+  notFailed,
   ownUsage,
   promptsPerUsername,
   summarizeModels,
@@ -154,6 +155,7 @@ export async function statsRoutes(app: FastifyInstance, opts: { db: Db; config: 
           'stopped',
           'interrupted',
           'avg_seconds',
+          'failed_avg_seconds',
           'p50_seconds',
           'p95_seconds',
           'median_ttft_seconds',
@@ -170,6 +172,7 @@ export async function statsRoutes(app: FastifyInstance, opts: { db: Db; config: 
           m.stopped,
           m.interrupted,
           secondsFigure(m.avgSeconds),
+          secondsFigure(m.failedAvgSeconds),
           secondsFigure(m.p50Seconds),
           secondsFigure(m.p95Seconds),
           secondsFigure(m.medianTtftSeconds),
@@ -186,7 +189,13 @@ export async function statsRoutes(app: FastifyInstance, opts: { db: Db; config: 
         'daily',
         range,
         ['day', 'model', 'prompts', 'answers', 'p50_seconds'],
-        days.map((d) => [d.dday, d.model, d.nprompts, d.nresponses, secondsFigure(percentileFromHistogram(d.hist_inf, HISTOGRAM_EDGES_S, 0.5))]),
+        days.map((d) => [
+          d.dday,
+          d.model,
+          d.nprompts,
+          d.nresponses,
+          secondsFigure(percentileFromHistogram(notFailed(d.hist_inf, d.hist_inf_failed), HISTOGRAM_EDGES_S, 0.5)),
+        ]),
       );
     }
 
@@ -237,8 +246,8 @@ export async function statsRoutes(app: FastifyInstance, opts: { db: Db; config: 
         reply,
         `chats-of-user-${userId}`,
         range,
-        ['chat_id', 'title', 'model', 'prompts', 'answers', 'avg_seconds'],
-        chats.map((c) => [c.chatId, c.title, c.model, c.prompts, c.answers, secondsFigure(c.avgSeconds)]),
+        ['chat_id', 'title', 'model', 'prompts', 'answers', 'failed', 'avg_seconds'],
+        chats.map((c) => [c.chatId, c.title, c.model, c.prompts, c.answers, c.failed, secondsFigure(c.avgSeconds)]),
       );
     }
     return reply.page({ title: `Chats of ${username}`, styles: ['/static/stats.css'], body: userChatsPage(userId, username, range, timeZone, chats) });
@@ -283,7 +292,7 @@ function charts(days: Awaited<ReturnType<typeof modelDays>>, allDays: string[], 
     const pv = prompts[m];
     const lv = p50[m];
     if (pv) pv.values[i] = d.nprompts;
-    if (lv) lv.values[i] = percentileFromHistogram(d.hist_inf, HISTOGRAM_EDGES_S, 0.5);
+    if (lv) lv.values[i] = percentileFromHistogram(notFailed(d.hist_inf, d.hist_inf_failed), HISTOGRAM_EDGES_S, 0.5);
   }
   return [
     {
@@ -297,7 +306,7 @@ function charts(days: Awaited<ReturnType<typeof modelDays>>, allDays: string[], 
     },
     {
       id: 'chart-p50',
-      title: `p50 inference time per ${per} by model (seconds)`,
+      title: `p50 inference time per ${per} by model (seconds, answers that did not fail)`,
       xLabel: axis,
       yLabel: 'Seconds',
       days: allDays,
