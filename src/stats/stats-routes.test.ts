@@ -285,7 +285,7 @@ describe('failed answers', () => {
     assert.match(page, /failed ones included/);
     const row = /<tr><td class="" data-label="Model">broken<\/td>([\s\S]*?)<\/tr>/.exec(page)?.[1] ?? '';
     assert.match(row, /data-label="Avg \(s\)">—</);
-    assert.match(row, /data-label="Failed: avg \(s\)">0\.011 /);
+    assert.match(row, /data-label="Failed: avg \(s\)">0\.011</);
     // The rollups the triggers kept are what a recount from the rows gives (migration 017's columns included).
     const before = await sql`SELECT * FROM chatbot_schema.usage_day_model ORDER BY dday, idllm`.execute(db);
     await rebuildUsageRollups(db, 'UTC');
@@ -301,7 +301,7 @@ describe('wording', () => {
     assert.doesNotMatch(page, /seed/i);
     const label = /data-testid="range-label">([\s\S]*?)<\/p>/.exec(page)?.[1] ?? '';
     assert.equal(label.split(daysAgo(6)).length - 1, 1, label);
-    assert.match(page, /charts[^<]*<a[^>]*table=daily[^>]*>CSV<\/a>/);
+    assert.match(page, /charts[^<]*<a[^>]*table=daily">CSV<\/a>/);
   });
 });
 

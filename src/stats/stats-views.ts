@@ -134,7 +134,7 @@ ${totalsCards(d.totals, d.previous)}
 
 <div class="row g-4 mb-4">
   ${d.charts.map((c) => html`<div class="col-lg-6">${lineChart(c)}</div>`)}
-  <p class="small text-body-secondary mt-1">The charts' numbers per day and model: ${csvLink(r, 'daily')}</p>
+  <p class="small text-body-secondary mt-1">The charts' numbers, per day and model: <a href="/admin/stats?${rangeQuery(r)}&amp;format=csv&amp;table=daily">CSV</a></p>
 </div>
 
 <div class="row g-4">
@@ -193,13 +193,13 @@ ${totalsCards(d.totals, d.previous)}
       percentile(m.p95Seconds),
       percentile(m.medianTtftSeconds),
       tokensPerSecondFigure(m.tokensPerSecond) ?? DASH,
-      m.failedTimed > 0 ? html`${seconds(m.failedAvgSeconds)} <span class="text-body-secondary small">(${int(m.failedTimed)})</span>` : DASH,
+      seconds(m.failedAvgSeconds),
       int(m.promptTokens),
       int(m.completionTokens),
     ]),
     'No answers in this range.',
   )}
-  <p class="small text-body-secondary">Avg, p50, p95, first token and tokens/s are of the answers that did not fail (complete, or stopped by their user), so a model that fails fast does not look fast; failed answers (error or interrupted) have their own average, with how many were timed in brackets. Fastest first. p50, p95 and the median time to first token come from histograms with bucket edges at ${HISTOGRAM_EDGES_S.join(', ')} s (linear inside a bucket, so within one bucket of the exact value). Tokens/s: completion tokens over the time after the first token, for answers whose server reported token counts.</p>
+  <p class="small text-body-secondary">Avg, p50, p95, first token and tokens/s are of the answers that did not fail (complete, or stopped by their user), so a model that fails fast does not look fast; failed answers (error or interrupted) have their own average. Fastest first. p50, p95 and the median time to first token come from histograms with bucket edges at ${HISTOGRAM_EDGES_S.join(', ')} s (linear inside a bucket, so within one bucket of the exact value). Tokens/s: completion tokens over the time after the first token, for answers whose server reported token counts.</p>
 </section>
 
 <section class="mt-4">
