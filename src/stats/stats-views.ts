@@ -52,6 +52,9 @@ function dateInput(name: 'from' | 'to', label: string, value: string, refused: R
       min="${FIRST_DATE}" max="${LAST_DATE}" value="${value}"${name === 'from' ? html` required` : ''}${invalid ? html` aria-invalid="true" aria-describedby="range-error"` : ''}></label>`;
 }
 
+/** A date that does not break at its hyphens on a narrow screen. */
+const day = (date: string | null) => html`<span class="text-nowrap">${date}</span>`;
+
 /** The range buttons and the custom dates; `r` null when the asked range was refused (then nothing is selected). */
 function rangePicker(path: string, r: DayRange | null, timeZone: string, refused?: RefusedRange): SafeHtml {
   return html`<div class="d-flex flex-wrap gap-2 align-items-end mb-3">
@@ -72,7 +75,7 @@ ${
     ? html`<div class="alert alert-danger py-2" role="alert" id="range-error" data-testid="range-error">${refused.message}</div>
 <p class="text-body-secondary">Pick a range above to see the numbers.</p>`
     : r
-      ? html`<p class="text-body-secondary small" data-testid="range-label">Showing <strong>${r.key === 'custom' ? r.label : html`${r.label}${r.from ? ` (${r.from} to ${r.to})` : ''}`}</strong>; days are counted in <strong>${timeZone}</strong>.</p>`
+      ? html`<p class="text-body-secondary small" data-testid="range-label">Showing <strong>${r.key === 'custom' ? html`${day(r.from)} to ${day(r.to)}` : html`${r.label}${r.from ? html` (${day(r.from)} to ${day(r.to)})` : ''}`}</strong>; days are counted in <strong>${timeZone}</strong>.</p>`
       : ''
 }`;
 }
@@ -259,7 +262,7 @@ export function ownUsagePage(r: DayRange, timeZone: string, rows: OwnUsageRow[])
   const sum = (f: (x: OwnUsageRow) => number) => rows.reduce((a, x) => a + f(x), 0);
   return html`${ownUsageHeading}
 ${rangePicker('/settings/usage', r, timeZone)}
-<p>${int(sum((x) => x.prompts))} prompts, ${int(sum((x) => x.answers))} answers, ${int(sum((x) => x.promptTokens))} prompt and ${int(sum((x) => x.completionTokens))} completion tokens.</p>
+${rows.length === 0 ? '' : html`<p>${int(sum((x) => x.prompts))} prompts, ${int(sum((x) => x.answers))} answers, ${int(sum((x) => x.promptTokens))} prompt and ${int(sum((x) => x.completionTokens))} completion tokens.</p>`}
 ${stackTable(
   'own-usage',
   [
