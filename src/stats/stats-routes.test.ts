@@ -7,6 +7,7 @@ import { type ChatWorld, newChat, parseSse, startChatWorld } from '../../test/ch
 import { finalizeResponse } from '../chat/response-store.ts';
 import type { Db } from '../db/database.ts';
 import { HISTOGRAM_EDGES_S, rebuildUsageRollups, runUsageBackfill } from '../db/migrations/011-usage-rollups.ts';
+import { fillFailedTiming } from '../db/migrations/017-usage-failed-timing.ts';
 import { toCsv } from './csv.ts';
 import { parseRange } from './range.ts';
 import { averageSecondsPerModel, modelDays, promptsPerUsername, summarizeModels, totals, userOverview } from './stats-queries.ts';
@@ -292,6 +293,14 @@ describe('failed answers', () => {
     const after = await sql`SELECT * FROM chatbot_schema.usage_day_model ORDER BY dday, idllm`.execute(db);
     const norm = (rows: unknown[]) => JSON.stringify(rows, (_k, v) => (typeof v === 'string' && /^-?\d+(\.\d+)?$/.test(v) ? Number(v) : v));
     assert.equal(norm(after.rows), norm(before.rows));
+    // An upgraded database: migration 017 fills the new columns of the rows already counted from the failed answers.
+    await sql`UPDATE chatbot_schema.usage_day_model SET ntimed_failed = 0, sum_inf_failed_s = 0, ntoken_timed_failed_tokens = 0,
+      sum_token_gen_failed_s = 0, hist_inf_failed = array_fill(0, ARRAY[${HISTOGRAM_EDGES_S.length + 1}::int]), hist_ttft_failed = array_fill(0, ARRAY[${HISTOGRAM_EDGES_S.length + 1}::int])`.execute(
+      db,
+    );
+    await fillFailedTiming(db);
+    const filled = await sql`SELECT * FROM chatbot_schema.usage_day_model ORDER BY dday, idllm`.execute(db);
+    assert.equal(norm(filled.rows), norm(before.rows));
   });
 });
 

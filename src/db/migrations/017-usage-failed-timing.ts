@@ -1,4 +1,5 @@
 import { type Kysely, sql } from 'kysely';
+import type { Db } from '../database.ts';
 import { HISTOGRAM_EDGES_S } from './011-usage-rollups.ts';
 
 /**
@@ -66,7 +67,11 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       FOR EACH ROW EXECUTE FUNCTION chatbot_schema.usage_failed_trigger();
   `.execute(db);
 
-  // The failed answers of chats the rollups already hold (the rest arrive through the backfill's batches).
+  await fillFailedTiming(db as Db);
+}
+
+/** The failed answers of chats the rollups already hold (the rest arrive through the backfill's batches). */
+export async function fillFailedTiming(db: Db): Promise<void> {
   await sql`
     UPDATE chatbot_schema.usage_day_model t SET ntimed_failed = a.ntimed, sum_inf_failed_s = a.sum_inf, ntoken_timed_failed_tokens = a.tokens,
       sum_token_gen_failed_s = a.gen, hist_inf_failed = a.hist_inf, hist_ttft_failed = a.hist_ttft
