@@ -13,6 +13,7 @@ import * as adminUsers from './migrations/010-admin-users.ts';
 import * as usageRollups from './migrations/011-usage-rollups.ts';
 import * as embeddedSearchIndexes from './migrations/012-embedded-search-indexes.ts';
 import * as auditNameSearch from './migrations/016-audit-name-search.ts';
+import * as usageFailedTiming from './migrations/017-usage-failed-timing.ts';
 
 // Listed in code (not read from a folder) so that the order is explicit and nothing is loaded by path.
 const migrations: Record<string, Migration> = {
@@ -29,6 +30,7 @@ const migrations: Record<string, Migration> = {
   '011-usage-rollups': usageRollups,
   '012-embedded-search-indexes': embeddedSearchIndexes,
   '016-audit-name-search': auditNameSearch,
+  '017-usage-failed-timing': usageFailedTiming,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

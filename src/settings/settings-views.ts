@@ -143,5 +143,10 @@ export function settingsPage(v: SettingsView): SafeHtml {
     ${twoFactor}
     <a class="btn btn-outline-primary" href="/settings/2fa">Manage two-factor authentication</a>
   </div></section>
+  <section class="card mb-4"><div class="card-body">
+    <h2 class="h5 card-title">Usage</h2>
+    <p class="text-body-secondary small">Your prompts, answers and tokens by day and model, with a CSV.</p>
+    <a class="btn btn-outline-primary" href="/settings/usage">See your usage</a>
+  </div></section>
 </div></div>`;
 }

@@ -68,8 +68,14 @@ export interface ModelStats {
   errors: number;
   stopped: number;
   interrupted: number;
-  /** The seed's average, 3 decimals; null without a timed response. */
+  /**
+   * Timing of the answers that did not fail (complete, or stopped by their user): the average (3 decimals, exact),
+   * percentiles, time to first token and tokens per second. Null without such a timed answer.
+   */
   avgSeconds: string | null;
+  /** The average time of failed answers (error or interrupted), apart: a model failing fast is not a fast model. */
+  failedAvgSeconds: string | null;
+  failedTimed: number;
   p50Seconds: number | null;
   p95Seconds: number | null;
   medianTtftSeconds: number | null;
@@ -97,6 +103,13 @@ interface ModelDayRow {
   ncompletion_tokens: string;
   hist_inf: number[];
   hist_ttft: number[];
+  /** The failed answers' share of the timing columns above (migration 017). */
+  ntimed_failed: number;
+  sum_inf_failed_s: string;
+  ntoken_timed_failed_tokens: string;
+  sum_token_gen_failed_s: string;
+  hist_inf_failed: number[];
+  hist_ttft_failed: number[];
 }
 
 /** The day × model rows of a span (a few hundred at most for a year of five models); everything per model sums them. */
@@ -104,7 +117,7 @@ export type Bucket = 'day' | 'week' | 'total';
 
 const BUCKET_COUNT = HISTOGRAM_EDGES_S.length + 1;
 /** Element-wise sum of a histogram column, written out by subscript: several times faster than unnest and regroup. */
-const histSum = (col: 'hist_inf' | 'hist_ttft') =>
+const histSum = (col: 'hist_inf' | 'hist_ttft' | 'hist_inf_failed' | 'hist_ttft_failed') =>
   sql.raw(`array_to_string(ARRAY[${Array.from({ length: BUCKET_COUNT }, (_, i) => `sum(d.${col}[${i + 1}])`).join(', ')}], ',')`);
 const bucketOf: Record<Bucket, RawBuilder<string>> = {
   day: sql<string>`to_char(d.dday, 'YYYY-MM-DD')`,
@@ -119,22 +132,41 @@ const bucketOf: Record<Bucket, RawBuilder<string>> = {
  */
 export async function modelDays(db: Db, span: DaySpan, bucket: Bucket = 'day'): Promise<ModelDayRow[]> {
   // The histograms travel as text: pg's generic array parser costs more than the rest of the page for a year of days.
-  const r = await sql<Omit<ModelDayRow, 'hist_inf' | 'hist_ttft'> & { hist_inf: string; hist_ttft: string }>`
+  type Hists = 'hist_inf' | 'hist_ttft' | 'hist_inf_failed' | 'hist_ttft_failed';
+  const r = await sql<Omit<ModelDayRow, Hists> & Record<Hists, string>>`
     SELECT ${bucketOf[bucket]} AS dday, d.idllm, coalesce(min(l.txshortname), '(deleted model ' || d.idllm || ')') AS model,
       sum(d.nprompts)::int AS nprompts, sum(d.nresponses)::int AS nresponses, sum(d.ncomplete)::int AS ncomplete, sum(d.nerror)::int AS nerror,
       sum(d.nstopped)::int AS nstopped, sum(d.ninterrupted)::int AS ninterrupted, sum(d.ntimed)::int AS ntimed, sum(d.sum_inf_s)::text AS sum_inf_s,
       sum(d.nttft)::int AS nttft, sum(d.ntoken_timed_tokens)::text AS ntoken_timed_tokens, sum(d.sum_token_gen_s)::text AS sum_token_gen_s,
       sum(d.nprompt_tokens)::text AS nprompt_tokens, sum(d.ncompletion_tokens)::text AS ncompletion_tokens,
-      ${histSum('hist_inf')} AS hist_inf, ${histSum('hist_ttft')} AS hist_ttft
+      ${histSum('hist_inf')} AS hist_inf, ${histSum('hist_ttft')} AS hist_ttft,
+      sum(d.ntimed_failed)::int AS ntimed_failed, sum(d.sum_inf_failed_s)::text AS sum_inf_failed_s,
+      sum(d.ntoken_timed_failed_tokens)::text AS ntoken_timed_failed_tokens, sum(d.sum_token_gen_failed_s)::text AS sum_token_gen_failed_s,
+      ${histSum('hist_inf_failed')} AS hist_inf_failed, ${histSum('hist_ttft_failed')} AS hist_ttft_failed
     FROM chatbot_schema.usage_day_model d LEFT JOIN chatbot_schema.llm l ON l.idllm = d.idllm
     WHERE ${inSpan(span)}
     GROUP BY 1, d.idllm
     ORDER BY 1, d.idllm`.execute(db);
   const ints = (text: string) => text.split(',').map(Number);
-  return r.rows.map((x) => ({ ...x, hist_inf: ints(x.hist_inf), hist_ttft: ints(x.hist_ttft) }));
+  return r.rows.map((x) => ({
+    ...x,
+    hist_inf: ints(x.hist_inf),
+    hist_ttft: ints(x.hist_ttft),
+    hist_inf_failed: ints(x.hist_inf_failed),
+    hist_ttft_failed: ints(x.hist_ttft_failed),
+  }));
 }
 
-/** Per model, summed over the span's days; percentiles from the summed histograms. Fastest (seed's average) first. */
+/** A histogram of the answers that did not fail: all of them minus the failed ones, bucket by bucket. */
+export function notFailed(all: number[], failed: number[]): number[] {
+  return all.map((n, i) => n - (failed[i] ?? 0));
+}
+
+/**
+ * Per model, summed over the span's days. Timing (average, percentiles from the summed histograms, first token,
+ * tokens per second) is of the answers that did not fail; failed answers get their own average. Fastest first; a
+ * model without an answer that did not fail comes last.
+ */
 export function summarizeModels(days: ModelDayRow[]): ModelStats[] {
   const byModel = new Map<number, ModelDayRow[]>();
   for (const d of days) {
@@ -145,10 +177,11 @@ export function summarizeModels(days: ModelDayRow[]): ModelStats[] {
   const out: ModelStats[] = [];
   for (const [modelId, rows] of byModel) {
     const sum = (f: (r: ModelDayRow) => unknown) => rows.reduce((a, r) => a + num(f(r)), 0);
-    const ntimed = sum((r) => r.ntimed);
-    const genSeconds = sum((r) => r.sum_token_gen_s);
-    const hist = sumHistograms(rows.map((r) => r.hist_inf));
-    const ttft = sumHistograms(rows.map((r) => r.hist_ttft));
+    const failedTimed = sum((r) => r.ntimed_failed);
+    const okTimed = sum((r) => r.ntimed) - failedTimed;
+    const genSeconds = sum((r) => r.sum_token_gen_s) - sum((r) => r.sum_token_gen_failed_s);
+    const hist = notFailed(sumHistograms(rows.map((r) => r.hist_inf)), sumHistograms(rows.map((r) => r.hist_inf_failed)));
+    const ttft = notFailed(sumHistograms(rows.map((r) => r.hist_ttft)), sumHistograms(rows.map((r) => r.hist_ttft_failed)));
     out.push({
       modelId,
       model: rows[0]?.model ?? '',
@@ -158,17 +191,19 @@ export function summarizeModels(days: ModelDayRow[]): ModelStats[] {
       errors: sum((r) => r.nerror),
       stopped: sum((r) => r.nstopped),
       interrupted: sum((r) => r.ninterrupted),
-      avgSeconds:
-        ntimed > 0
+      avgSeconds: okTimed > 0 ? averageOf([...rows.map((r) => r.sum_inf_s), ...rows.map((r) => negate(r.sum_inf_failed_s))], okTimed) : null,
+      failedAvgSeconds:
+        failedTimed > 0
           ? averageOf(
-              rows.map((r) => r.sum_inf_s),
-              ntimed,
+              rows.map((r) => r.sum_inf_failed_s),
+              failedTimed,
             )
           : null,
+      failedTimed,
       p50Seconds: percentileFromHistogram(hist, HISTOGRAM_EDGES_S, 0.5),
       p95Seconds: percentileFromHistogram(hist, HISTOGRAM_EDGES_S, 0.95),
       medianTtftSeconds: percentileFromHistogram(ttft, HISTOGRAM_EDGES_S, 0.5),
-      tokensPerSecond: genSeconds > 0 ? sum((r) => r.ntoken_timed_tokens) / genSeconds : null,
+      tokensPerSecond: genSeconds > 0 ? (sum((r) => r.ntoken_timed_tokens) - sum((r) => r.ntoken_timed_failed_tokens)) / genSeconds : null,
       promptTokens: sum((r) => r.nprompt_tokens),
       completionTokens: sum((r) => r.ncompletion_tokens),
     });
@@ -178,6 +213,11 @@ export function summarizeModels(days: ModelDayRow[]): ModelStats[] {
       (a.avgSeconds === null ? 1 : 0) - (b.avgSeconds === null ? 1 : 0) || Number(a.avgSeconds) - Number(b.avgSeconds) || a.model.localeCompare(b.model),
   );
 }
+
+const negate = (decimal: string | number): string => {
+  const text = String(decimal);
+  return text.startsWith('-') ? text.slice(1) : `-${text}`;
+};
 
 /**
  * The seed's ROUND(AVG(seconds), 3) from exact decimal sums: summed as scaled integers (BigInt, micro-seconds are
@@ -327,6 +367,9 @@ export interface ChatStats {
   model: string | null;
   prompts: number;
   answers: number;
+  /** Answers that ended in an error or were interrupted. */
+  failed: number;
+  /** The average time of the answers that did not fail, 3 decimals. */
   avgSeconds: string | null;
 }
 
@@ -340,22 +383,39 @@ export async function chatStats(db: Db, userId: number, timeZone: string, span: 
     span.from === null || span.to === null
       ? sql<boolean>`TRUE`
       : sql<boolean>`(${col} AT TIME ZONE ${timeZone})::date BETWEEN ${span.from}::date AND ${span.to}::date`;
-  const r = await sql<{ idchat: number; title: string | null; model: string | null; prompts: string; answers: string; avg_seconds: string | null }>`
+  const r = await sql<{
+    idchat: number;
+    title: string | null;
+    model: string | null;
+    prompts: string;
+    answers: string;
+    failed: string;
+    avg_seconds: string | null;
+  }>`
     SELECT c.idchat, c.txtitle AS title, l.txshortname AS model,
       (SELECT count(*) FROM chatbot_schema.message m WHERE m.idchat = c.idchat AND ${within(sql`m.dtcreated`)})::text AS prompts,
-      x.answers::text AS answers, x.avg_seconds::text AS avg_seconds
+      x.answers::text AS answers, x.failed::text AS failed, x.avg_seconds::text AS avg_seconds
     FROM chatbot_schema.chat c
     LEFT JOIN chatbot_schema.llm l ON l.idllm = c.idllm
     CROSS JOIN LATERAL (
       SELECT count(*) FILTER (WHERE r.txstatus IN ('complete', 'error', 'stopped', 'interrupted')) AS answers,
-        ROUND(AVG(EXTRACT(EPOCH FROM (r.tinf_end - r.tinf_start))), 3) AS avg_seconds
+        count(*) FILTER (WHERE r.txstatus IN ('error', 'interrupted')) AS failed,
+        ROUND(AVG(EXTRACT(EPOCH FROM (r.tinf_end - r.tinf_start))) FILTER (WHERE r.txstatus IN ('complete', 'stopped')), 3) AS avg_seconds
       FROM chatbot_schema.response r JOIN chatbot_schema.message m ON m.idmessage = r.idmessage
       WHERE r.idchat = c.idchat AND ${within(sql`coalesce(r.tinf_start, m.dtcreated)`)}
     ) x
     WHERE c.idappuser = ${userId}
     ORDER BY c.dtupdated DESC, c.idchat DESC`.execute(db);
   return r.rows
-    .map((x) => ({ chatId: x.idchat, title: x.title, model: x.model, prompts: num(x.prompts), answers: num(x.answers), avgSeconds: x.avg_seconds }))
+    .map((x) => ({
+      chatId: x.idchat,
+      title: x.title,
+      model: x.model,
+      prompts: num(x.prompts),
+      answers: num(x.answers),
+      failed: num(x.failed),
+      avgSeconds: x.avg_seconds,
+    }))
     .filter((c) => c.prompts > 0 || c.answers > 0);
 }
 

@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import fc from 'fast-check';
 import { sql } from 'kysely';
 import { startTestApp } from '../../test/app.ts';
 import { type ChatWorld, newChat, parseSse, startChatWorld } from '../../test/chat-fixtures.ts';
 import { finalizeResponse } from '../chat/response-store.ts';
 import type { Db } from '../db/database.ts';
-import { HISTOGRAM_EDGES_S, runUsageBackfill } from '../db/migrations/011-usage-rollups.ts';
+import { HISTOGRAM_EDGES_S, rebuildUsageRollups, runUsageBackfill } from '../db/migrations/011-usage-rollups.ts';
+import { fillFailedTiming } from '../db/migrations/017-usage-failed-timing.ts';
 import { toCsv } from './csv.ts';
 import { parseRange } from './range.ts';
 import { averageSecondsPerModel, modelDays, promptsPerUsername, summarizeModels, totals, userOverview } from './stats-queries.ts';
@@ -58,11 +60,20 @@ async function assertSeedEqual(db: Db, span: { from: string | null; to: string |
   assert.equal(overview.usernames, seedP.length);
   assert.deepEqual(overview.totals, await totals(db, span));
   assert.equal(overview.totals.prompts, seedP.reduce((a, r) => a + r.prompts, 0) + (await promptsOfDeletedUsers(db)));
-  // The model table's "Avg" is the same number.
+  // The model table's "Avg" is the same average over the answers that did not fail, and its failed average over the others.
   const models = summarizeModels(await modelDays(db, span));
-  for (const t of seedT) {
+  const split = await sql<{ model: string; ok: string | null; failed: string | null }>`
+    SELECT l.txshortname AS model,
+      ROUND(AVG(EXTRACT(EPOCH FROM (r.tinf_end - r.tinf_start))) FILTER (WHERE r.txstatus IN ('complete', 'stopped')), 3)::text AS ok,
+      ROUND(AVG(EXTRACT(EPOCH FROM (r.tinf_end - r.tinf_start))) FILTER (WHERE r.txstatus IN ('error', 'interrupted')), 3)::text AS failed
+    FROM chatbot_schema.response r JOIN chatbot_schema.llm l ON r.idllm = l.idllm
+    WHERE r.tinf_start IS NOT NULL AND r.tinf_end IS NOT NULL AND ${inDays(sql`r.tinf_start`)}
+    GROUP BY l.txshortname`.execute(db);
+  for (const t of split.rows) {
     const rows = models.filter((m) => m.model === t.model);
-    if (rows.length === 1) assert.equal(rows[0]?.avgSeconds, Number(t.avgSeconds).toFixed(3), t.model);
+    if (rows.length !== 1) continue;
+    assert.equal(rows[0]?.avgSeconds, t.ok === null ? null : Number(t.ok).toFixed(3), `${t.model} (did not fail)`);
+    assert.equal(rows[0]?.failedAvgSeconds, t.failed === null ? null : Number(t.failed).toFixed(3), `${t.model} (failed)`);
   }
 }
 
@@ -205,7 +216,10 @@ describe('the seed’s two tables', () => {
     assert.ok(!(await averageSecondsPerModel(db, ALL)).some((m) => m.model === 'untimed'));
     const page = await w.admin.get('/admin/stats?range=all');
     assert.equal(page.statusCode, 200);
-    assert.match(page.body, /<td>untimed<\/td>(<td class="text-end">[\d,]+<\/td>\s*)+<td class="text-end">—<\/td>/);
+    assert.match(
+      page.body,
+      /data-label="Model">untimed<\/td>(<td class="text-end" data-label="[^"]+">[\d,]+<\/td>)+<td class="text-end" data-label="Avg \(s\)">—<\/td>/,
+    );
   });
 
   test('statuses are counted each, and percentiles are within one bucket of a direct computation', async () => {
@@ -219,21 +233,84 @@ describe('the seed’s two tables', () => {
       FROM chatbot_schema.response r JOIN chatbot_schema.llm l ON l.idllm = r.idllm
       WHERE r.txstatus IN ('complete', 'error', 'stopped', 'interrupted') AND l.txshortname IN ('alpha', 'beta')
       GROUP BY 1`.execute(db);
+    // Percentiles are of the answers that did not fail.
+    const timing = await sql<{ model: string; p50: number; p95: number; ttft: number }>`
+      SELECT l.txshortname AS model,
+        percentile_cont(0.5) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM (r.tinf_end - r.tinf_start)))::float8 AS p50,
+        percentile_cont(0.95) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM (r.tinf_end - r.tinf_start)))::float8 AS p95,
+        percentile_cont(0.5) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM (r.tfirst_token - r.tinf_start)))::float8 AS ttft
+      FROM chatbot_schema.response r JOIN chatbot_schema.llm l ON l.idllm = r.idllm
+      WHERE r.txstatus IN ('complete', 'stopped') AND l.txshortname IN ('alpha', 'beta')
+      GROUP BY 1`.execute(db);
     const models = summarizeModels(await modelDays(db, ALL));
     const bucketOf = (v: number) => HISTOGRAM_EDGES_S.filter((e) => e <= v).length;
     for (const e of exact.rows) {
       const m = models.find((x) => x.model === e.model);
       assert.ok(m, e.model);
       assert.deepEqual([m.responses, m.errors, m.stopped, m.interrupted], [e.n, e.errors, e.stopped, e.interrupted].map(Number), e.model);
+      const x = timing.rows.find((t) => t.model === e.model);
+      assert.ok(x, e.model);
       for (const [got, want] of [
-        [m.p50Seconds, e.p50],
-        [m.p95Seconds, e.p95],
-        [m.medianTtftSeconds, e.ttft],
+        [m.p50Seconds, x.p50],
+        [m.p95Seconds, x.p95],
+        [m.medianTtftSeconds, x.ttft],
       ] as const) {
         assert.ok(got !== null);
         assert.ok(Math.abs(bucketOf(got) - bucketOf(want)) <= 1, `${e.model}: ${got} vs ${want}`);
       }
     }
+  });
+});
+
+describe('failed answers', () => {
+  test('a model whose answers all failed fast is not the fastest: its timing is apart; the design note’s table keeps its definition', async () => {
+    await sql`
+      INSERT INTO chatbot_schema.llm (txshortname) VALUES ('broken');
+      INSERT INTO chatbot_schema.chat (idappuser, idllm)
+        SELECT u.idappuser, l.idllm FROM chatbot_schema.app_user u, chatbot_schema.llm l WHERE u.txusername = 'gen1' AND l.txshortname = 'broken';
+      INSERT INTO chatbot_schema.message (idchat, txmessage, dtcreated)
+        SELECT c.idchat, 'q' || g, now() - make_interval(mins => g) FROM chatbot_schema.chat c JOIN chatbot_schema.llm l USING (idllm), generate_series(1, 4) g
+        WHERE l.txshortname = 'broken';
+      INSERT INTO chatbot_schema.response (idchat, idmessage, idllm, txcontent, txmarkdown, txstatus, tinf_start, tinf_end)
+        SELECT m.idchat, m.idmessage, c.idllm, '', '', CASE WHEN m.txmessage = 'q4' THEN 'interrupted' ELSE 'error' END, m.dtcreated, m.dtcreated + interval '0.011 s'
+        FROM chatbot_schema.message m JOIN chatbot_schema.chat c USING (idchat) JOIN chatbot_schema.llm l ON l.idllm = c.idllm WHERE l.txshortname = 'broken';
+    `.execute(db);
+    const models = summarizeModels(await modelDays(db, ALL));
+    const broken = models.find((m) => m.model === 'broken');
+    assert.ok(broken);
+    assert.deepEqual([broken.avgSeconds, broken.p50Seconds, broken.failedAvgSeconds, broken.failedTimed], [null, null, '0.011', 4]);
+    assert.notEqual(models[0]?.model, 'broken');
+    // The design note's table: every timed answer, so there it is 0.011 (and says so).
+    assert.equal((await averageSecondsPerModel(db, ALL)).find((m) => m.model === 'broken')?.avgSeconds, '0.011');
+    const page = (await w.admin.get('/admin/stats?range=all')).body;
+    assert.match(page, /failed ones included/);
+    const row = /<tr><td class="" data-label="Model">broken<\/td>([\s\S]*?)<\/tr>/.exec(page)?.[1] ?? '';
+    assert.match(row, /data-label="Avg \(s\)">—</);
+    assert.match(row, /data-label="Failed: avg \(s\)">0\.011</);
+    // The rollups the triggers kept are what a recount from the rows gives (migration 017's columns included).
+    const before = await sql`SELECT * FROM chatbot_schema.usage_day_model ORDER BY dday, idllm`.execute(db);
+    await rebuildUsageRollups(db, 'UTC');
+    const after = await sql`SELECT * FROM chatbot_schema.usage_day_model ORDER BY dday, idllm`.execute(db);
+    const norm = (rows: unknown[]) => JSON.stringify(rows, (_k, v) => (typeof v === 'string' && /^-?\d+(\.\d+)?$/.test(v) ? Number(v) : v));
+    assert.equal(norm(after.rows), norm(before.rows));
+    // An upgraded database: migration 017 fills the new columns of the rows already counted from the failed answers.
+    await sql`UPDATE chatbot_schema.usage_day_model SET ntimed_failed = 0, sum_inf_failed_s = 0, ntoken_timed_failed_tokens = 0,
+      sum_token_gen_failed_s = 0, hist_inf_failed = array_fill(0, ARRAY[${HISTOGRAM_EDGES_S.length + 1}::int]), hist_ttft_failed = array_fill(0, ARRAY[${HISTOGRAM_EDGES_S.length + 1}::int])`.execute(
+      db,
+    );
+    await fillFailedTiming(db);
+    const filled = await sql`SELECT * FROM chatbot_schema.usage_day_model ORDER BY dday, idllm`.execute(db);
+    assert.equal(norm(filled.rows), norm(before.rows));
+  });
+});
+
+describe('wording', () => {
+  test('no "seed" on the page; a custom range is said once; the charts have their CSV', async () => {
+    const page = (await w.admin.get(`/admin/stats?from=${daysAgo(6)}&to=${today()}`)).body;
+    assert.doesNotMatch(page, /seed/i);
+    const label = /data-testid="range-label">([\s\S]*?)<\/p>/.exec(page)?.[1] ?? '';
+    assert.equal(label.split(daysAgo(6)).length - 1, 1, label);
+    assert.match(page, /charts[^<]*<a[^>]*table=daily">CSV<\/a>/);
   });
 });
 
@@ -320,6 +397,72 @@ describe('GET /admin/stats', () => {
     }
   });
 
+  test('dates outside 1970–9999 (year 0, or a comparison period in year 0) are a 400 with a message on every stats route', async () => {
+    const u = await sql<{ idappuser: number }>`SELECT idappuser FROM chatbot_schema.app_user WHERE txusername = 'gen3'`.execute(db);
+    const id = u.rows[0]?.idappuser;
+    for (const range of ['from=0000-01-01&to=0000-01-05', 'from=0001-01-01&to=0001-01-05', 'from=1969-12-31&to=1970-01-05']) {
+      for (const [client, path] of [
+        [w.user, `/settings/usage?${range}`],
+        [w.user, `/settings/usage?${range}&format=csv`],
+        [w.admin, `/admin/stats?${range}`],
+        [w.admin, `/admin/stats?${range}&format=csv&table=models`],
+        [w.admin, `/admin/stats/users/${id}?${range}`],
+        [w.admin, `/admin/stats/users/${id}?${range}&format=csv`],
+      ] as const) {
+        const res = await client.get(path);
+        assert.equal(res.statusCode, 400, path);
+        assert.match(res.body, /between 1970-01-01 and 9999-12-31/, path);
+      }
+    }
+  });
+
+  test('random date ranges on every stats route: a page or a 400, never a 5xx', async () => {
+    const pad = (n: number, width: number) => String(n).padStart(width, '0');
+    const date = fc
+      .tuple(fc.integer({ min: 0, max: 9999 }), fc.integer({ min: 1, max: 12 }), fc.integer({ min: 1, max: 28 }))
+      .map(([y, m, d]) => `${pad(y, 4)}-${pad(m, 2)}-${pad(d, 2)}`);
+    const edge = fc.constantFrom('0000-01-01', '0001-01-01', '1969-12-31', '1970-01-01', '1979-12-31', '9999-12-31', '9990-01-01');
+    const path = fc.constantFrom('/admin/stats', '/admin/stats/users/1', '/settings/usage');
+    await fc.assert(
+      fc.asyncProperty(path, fc.oneof(date, edge), fc.oneof(date, edge), fc.boolean(), async (p, from, to, csv) => {
+        const query = `from=${from}&to=${to}${csv ? (p === '/admin/stats' ? '&format=csv&table=models' : '&format=csv') : ''}`;
+        const res = await (p === '/settings/usage' ? w.user : w.admin).get(`${p}?${query}`);
+        assert.ok(res.statusCode === 200 || res.statusCode === 400 || res.statusCode === 404, `${p}?${query}: ${res.statusCode}`);
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  test('a reversed or bad range shows the same page again, 400, with the message beside the dates (not a dead end)', async () => {
+    const u = await sql<{ idappuser: number }>`SELECT idappuser FROM chatbot_schema.app_user WHERE txusername = 'gen3'`.execute(db);
+    const pages = [
+      [w.admin, '/admin/stats', /<h1[^>]*>Usage &amp; inference statistics<\/h1>/],
+      [w.admin, `/admin/stats/users/${u.rows[0]?.idappuser}`, /<h1[^>]*>Chats of gen3<\/h1>/],
+      [w.user, '/settings/usage', /<h1[^>]*>Your usage<\/h1>/],
+    ] as const;
+    for (const [client, path, heading] of pages) {
+      for (const [query, message, field] of [
+        ['from=2026-03-02&to=2026-03-01', /From \(2026-03-02\) is after To \(2026-03-01\)/, 'to'],
+        ['from=0000-01-01&to=0000-01-05', /between 1970-01-01 and 9999-12-31/, 'from'],
+        ['from=2026-02-31', /a date like/, 'from'],
+      ] as const) {
+        const res = await client.get(`${path}?${query}`);
+        assert.equal(res.statusCode, 400, `${path}?${query}`);
+        assert.match(res.body, heading, `${path}?${query}`);
+        assert.doesNotMatch(res.body, /Request refused|Go to the start page/);
+        assert.match(res.body, message, `${path}?${query}`);
+        // The field the message is about is marked and points at it; what was typed stays in the form.
+        assert.match(res.body, new RegExp(`<input[^>]*name="${field}"[^>]*is-invalid|<input[^>]*is-invalid[^>]*name="${field}"`), `${path}?${query}`);
+        assert.match(res.body, /aria-describedby="range-error"/);
+        assert.match(res.body, new RegExp(`value="${query.slice(5, 15)}"`));
+      }
+      // A CSV link asked for a file: the plain 400 with the message stays.
+      const csv = await client.get(`${path}?from=2026-03-02&to=2026-03-01&format=csv${path === '/admin/stats' ? '&table=models' : ''}`);
+      assert.equal(csv.statusCode, 400);
+      assert.match(csv.body, /is after/);
+    }
+  });
+
   test('a user gets 403, and sees only their own /settings/usage', async () => {
     assert.equal((await w.user.get('/admin/stats')).statusCode, 403);
     assert.equal((await w.user.get('/admin/stats/users/1')).statusCode, 403);
@@ -386,6 +529,30 @@ describe('CSV', () => {
         .sort(),
       seedT.map((r) => [r.model_short, Number(r.avg_seconds)]).sort(),
     );
+  });
+});
+
+describe('CSV figures', () => {
+  test('are rounded as on the page: seconds to 3 decimals, tokens per second to 1, the same strings in both', async () => {
+    const models = parseCsv((await w.admin.get('/admin/stats?range=all&format=csv&table=models')).body);
+    const head = models[0] ?? [];
+    const col = (name: string) => head.indexOf(name);
+    const secondsCols = ['avg_seconds', 'p50_seconds', 'p95_seconds', 'median_ttft_seconds'].map(col);
+    const page = (await w.admin.get('/admin/stats?range=all')).body;
+    let checked = 0;
+    for (const r of models.slice(1)) {
+      for (const c of secondsCols) assert.match(r[c] ?? '', /^(\d+\.\d{3})?$/, `${head[c]} ${r[c]}`);
+      assert.match(r[col('tokens_per_second')] ?? '', /^(\d+\.\d)?$/, `tokens_per_second ${r[col('tokens_per_second')]}`);
+      const p50 = r[col('p50_seconds')];
+      if (p50 && Number(p50) < HISTOGRAM_EDGES_S[HISTOGRAM_EDGES_S.length - 1]!) {
+        assert.ok(page.includes(`data-label="p50 (s)">${p50}</td>`), `the page shows ${r[0]}'s p50 as the CSV does (${p50})`);
+        checked++;
+      }
+    }
+    assert.ok(checked > 0);
+    for (const r of parseCsv((await w.admin.get('/admin/stats?range=all&format=csv&table=daily')).body).slice(1)) {
+      assert.match(r[4] ?? '', /^(\d+\.\d{3})?$/, `daily p50 ${r[4]}`);
+    }
   });
 });
 

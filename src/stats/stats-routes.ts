@@ -5,16 +5,19 @@ import type { Db } from '../db/database.ts';
 import { HISTOGRAM_EDGES_S, runUsageBackfill, usageBackfillPercent } from '../db/migrations/011-usage-rollups.ts';
 import { BadRequestError, NotFoundError } from '../http/errors.ts';
 import { pathId } from '../http/validation.ts';
+import type { PageOptions } from '../views/layout.ts';
 import type { LineChart } from './charts.ts';
 import { type Cell, toCsv } from './csv.ts';
+import { secondsFigure, tokensPerSecondFigure } from './figures.ts';
 import { percentileFromHistogram } from './percentiles.ts';
-import { addDays, type DayRange, daysBetween, parseRange, todayIn } from './range.ts';
+import { addDays, BadRangeError, type DayRange, daysBetween, parseRange, todayIn } from './range.ts';
 import { syncRollupTimeZone } from './rollup-timezone.ts';
 import {
   averageSecondsPerModel,
   chatStats,
   findUsername,
   modelDays,
+  notFailed,
   ownUsage,
   promptsPerUsername,
   summarizeModels,
@@ -22,7 +25,7 @@ import {
   userOverview,
   userStats,
 } from './stats-queries.ts';
-import { ownUsagePage, statsPage, userChatsPage } from './stats-views.ts';
+import { ownUsageHeading, ownUsagePage, type RefusedRange, refusedRangePage, statsHeading, statsPage, userChatsHeading, userChatsPage } from './stats-views.ts';
 
 /** Rows of the per-user tables on the page; the CSV has all of them. */
 const PAGE_USER_ROWS = 200;
@@ -36,14 +39,25 @@ interface Wanted {
   table: string | undefined;
 }
 
-/** The query string of every stats page: the range, `format=html|csv`, and for /admin/stats the CSV's `table`. */
-function parseQuery(req: FastifyRequest, timeZone: string): Wanted {
+/**
+ * The query string of every stats page: the range, `format=html|csv`, and for /admin/stats the CSV's `table`. A
+ * refused range on an HTML page answers that page again (`refusedPage`, status 400) with the message beside the
+ * dates, and returns null; anything else refused (and any refusal for a CSV) is the plain 400.
+ */
+function parseQuery(req: FastifyRequest, reply: FastifyReply, timeZone: string, refusedPage: (refused: RefusedRange) => PageOptions): Wanted | null {
   const q = (req.query ?? {}) as Record<string, unknown>;
   for (const key of Object.keys(q)) if (!KNOWN_PARAMS.has(key)) throw new BadRequestError(`Unknown parameter ${key}.`);
   const format = q.format ?? 'html';
   if (format !== 'html' && format !== 'csv') throw new BadRequestError('format must be html or csv (given once).');
   if (q.table !== undefined && typeof q.table !== 'string') throw new BadRequestError('Give table once.');
-  return { range: parseRange(q, timeZone), csv: format === 'csv', table: q.table as string | undefined };
+  try {
+    return { range: parseRange(q, timeZone), csv: format === 'csv', table: q.table as string | undefined };
+  } catch (err) {
+    if (!(err instanceof BadRangeError) || format === 'csv') throw err;
+    const typed = (name: string) => (typeof q[name] === 'string' ? (q[name] as string) : '');
+    reply.page(refusedPage({ from: typed('from'), to: typed('to'), field: err.field, message: err.message }), 400);
+    return null;
+  }
 }
 
 function sendCsv(reply: FastifyReply, name: string, r: DayRange, header: string[], rows: Cell[][]): FastifyReply {
@@ -87,7 +101,12 @@ export async function statsRoutes(app: FastifyInstance, opts: { db: Db; config: 
 
   app.get('/admin/stats', async (req, reply) => {
     requireAdmin(req);
-    const { range, csv, table } = parseQuery(req, timeZone);
+    const wanted = parseQuery(req, reply, timeZone, (refused) => ({
+      title: 'Statistics',
+      body: refusedRangePage(statsHeading, '/admin/stats', timeZone, refused),
+    }));
+    if (wanted === null) return reply;
+    const { range, csv, table } = wanted;
     if (csv && !CSV_TABLES.includes(table as CsvTable)) throw new BadRequestError(`table must be one of ${CSV_TABLES.join(', ')}.`);
     if (!csv && table !== undefined) throw new BadRequestError('table is only for format=csv.');
 
@@ -108,7 +127,7 @@ export async function statsRoutes(app: FastifyInstance, opts: { db: Db; config: 
         table,
         range,
         ['model', 'avg_seconds'],
-        rows.map((m) => [m.model, Number(m.avgSeconds)]),
+        rows.map((m) => [m.model, secondsFigure(m.avgSeconds)]),
       );
     }
     if (csv && table === 'users') {
@@ -136,6 +155,7 @@ export async function statsRoutes(app: FastifyInstance, opts: { db: Db; config: 
           'stopped',
           'interrupted',
           'avg_seconds',
+          'failed_avg_seconds',
           'p50_seconds',
           'p95_seconds',
           'median_ttft_seconds',
@@ -151,11 +171,12 @@ export async function statsRoutes(app: FastifyInstance, opts: { db: Db; config: 
           m.errors,
           m.stopped,
           m.interrupted,
-          m.avgSeconds === null ? null : Number(m.avgSeconds),
-          m.p50Seconds,
-          m.p95Seconds,
-          m.medianTtftSeconds,
-          m.tokensPerSecond,
+          secondsFigure(m.avgSeconds),
+          secondsFigure(m.failedAvgSeconds),
+          secondsFigure(m.p50Seconds),
+          secondsFigure(m.p95Seconds),
+          secondsFigure(m.medianTtftSeconds),
+          tokensPerSecondFigure(m.tokensPerSecond),
           m.promptTokens,
           m.completionTokens,
         ]),
@@ -168,7 +189,13 @@ export async function statsRoutes(app: FastifyInstance, opts: { db: Db; config: 
         'daily',
         range,
         ['day', 'model', 'prompts', 'answers', 'p50_seconds'],
-        days.map((d) => [d.dday, d.model, d.nprompts, d.nresponses, percentileFromHistogram(d.hist_inf, HISTOGRAM_EDGES_S, 0.5)]),
+        days.map((d) => [
+          d.dday,
+          d.model,
+          d.nprompts,
+          d.nresponses,
+          secondsFigure(percentileFromHistogram(notFailed(d.hist_inf, d.hist_inf_failed), HISTOGRAM_EDGES_S, 0.5)),
+        ]),
       );
     }
 
@@ -204,18 +231,23 @@ export async function statsRoutes(app: FastifyInstance, opts: { db: Db; config: 
   app.get('/admin/stats/users/:id', async (req, reply) => {
     requireAdmin(req);
     const userId = pathId(req.params, 'id', 'This user does not exist.');
-    const { range, csv, table } = parseQuery(req, timeZone);
-    if (table !== undefined) throw new BadRequestError('This page has one table; leave out table.');
     const username = await findUsername(db, userId);
     if (username === null) throw new NotFoundError('This user does not exist.');
+    const wanted = parseQuery(req, reply, timeZone, (refused) => ({
+      title: `Chats of ${username}`,
+      body: refusedRangePage(userChatsHeading(username, 'range=30d'), `/admin/stats/users/${userId}`, timeZone, refused),
+    }));
+    if (wanted === null) return reply;
+    const { range, csv, table } = wanted;
+    if (table !== undefined) throw new BadRequestError('This page has one table; leave out table.');
     const chats = await chatStats(db, userId, timeZone, range);
     if (csv) {
       return sendCsv(
         reply,
         `chats-of-user-${userId}`,
         range,
-        ['chat_id', 'title', 'model', 'prompts', 'answers', 'avg_seconds'],
-        chats.map((c) => [c.chatId, c.title, c.model, c.prompts, c.answers, c.avgSeconds === null ? null : Number(c.avgSeconds)]),
+        ['chat_id', 'title', 'model', 'prompts', 'answers', 'failed', 'avg_seconds'],
+        chats.map((c) => [c.chatId, c.title, c.model, c.prompts, c.answers, c.failed, secondsFigure(c.avgSeconds)]),
       );
     }
     return reply.page({ title: `Chats of ${username}`, styles: ['/static/stats.css'], body: userChatsPage(userId, username, range, timeZone, chats) });
@@ -224,7 +256,12 @@ export async function statsRoutes(app: FastifyInstance, opts: { db: Db; config: 
   // In this slice, not in src/settings/: it reads the rollups. The signed-in user's id is the only one it ever uses.
   app.get('/settings/usage', async (req, reply) => {
     const user = requireUser(req);
-    const { range, csv, table } = parseQuery(req, timeZone);
+    const wanted = parseQuery(req, reply, timeZone, (refused) => ({
+      title: 'Your usage',
+      body: refusedRangePage(ownUsageHeading, '/settings/usage', timeZone, refused),
+    }));
+    if (wanted === null) return reply;
+    const { range, csv, table } = wanted;
     if (table !== undefined) throw new BadRequestError('This page has one table; leave out table.');
     const rows = await ownUsage(db, user.userId, range);
     if (csv) {
@@ -255,7 +292,7 @@ function charts(days: Awaited<ReturnType<typeof modelDays>>, allDays: string[], 
     const pv = prompts[m];
     const lv = p50[m];
     if (pv) pv.values[i] = d.nprompts;
-    if (lv) lv.values[i] = percentileFromHistogram(d.hist_inf, HISTOGRAM_EDGES_S, 0.5);
+    if (lv) lv.values[i] = percentileFromHistogram(notFailed(d.hist_inf, d.hist_inf_failed), HISTOGRAM_EDGES_S, 0.5);
   }
   return [
     {
@@ -269,7 +306,7 @@ function charts(days: Awaited<ReturnType<typeof modelDays>>, allDays: string[], 
     },
     {
       id: 'chart-p50',
-      title: `p50 inference time per ${per} by model (seconds)`,
+      title: `p50 inference time per ${per} by model (seconds, answers that did not fail)`,
       xLabel: axis,
       yLabel: 'Seconds',
       days: allDays,

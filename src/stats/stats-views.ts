@@ -1,7 +1,8 @@
 import { HISTOGRAM_EDGES_S } from '../db/migrations/011-usage-rollups.ts';
 import { html, type SafeHtml } from '../views/html.ts';
 import { type LineChart, lineChart } from './charts.ts';
-import { type DayRange, RANGE_KEYS, rangeQuery } from './range.ts';
+import { secondsFigure, tokensPerSecondFigure } from './figures.ts';
+import { type DayRange, FIRST_DATE, LAST_DATE, RANGE_KEYS, rangeQuery } from './range.ts';
 import type { ChatStats, ModelStats, OwnUsageRow, Totals, UserStats } from './stats-queries.ts';
 
 export interface StatsPageData {
@@ -23,7 +24,7 @@ export interface StatsPageData {
 
 const DASH = '—';
 const int = (n: number) => n.toLocaleString('en-US');
-export const seconds = (v: number | null) => (v === null ? DASH : v >= 10 ? v.toFixed(1) : v.toFixed(2));
+export const seconds = (v: number | string | null) => secondsFigure(v) ?? DASH;
 const lastEdge = HISTOGRAM_EDGES_S[HISTOGRAM_EDGES_S.length - 1] ?? 0;
 /** A percentile in the open last bucket is only known to be at least its lower edge. */
 const percentile = (v: number | null) => (v === null ? DASH : v >= lastEdge ? `≥ ${lastEdge}` : seconds(v));
@@ -37,21 +38,52 @@ function change(now: number, before: number | undefined): SafeHtml | string {
   return html`<span class="text-body-secondary small">(${pct >= 0 ? '+' : ''}${pct.toFixed(0)} % vs ${int(before)})</span>`;
 }
 
-function rangePicker(path: string, r: DayRange, timeZone: string): SafeHtml {
+/** A range the page refused (src/stats/range.ts), shown again in the form with its message beside the dates. */
+export interface RefusedRange {
+  from: string;
+  to: string;
+  field: 'range' | 'from' | 'to';
+  message: string;
+}
+
+function dateInput(name: 'from' | 'to', label: string, value: string, refused: RefusedRange | undefined): SafeHtml {
+  const invalid = refused !== undefined && (refused.field === name || (refused.field === 'range' && name === 'from'));
+  return html`<label class="small">${label} <input type="date" name="${name}" class="form-control form-control-sm${invalid ? ' is-invalid' : ''}"
+      min="${FIRST_DATE}" max="${LAST_DATE}" value="${value}"${name === 'from' ? html` required` : ''}${invalid ? html` aria-invalid="true" aria-describedby="range-error"` : ''}></label>`;
+}
+
+/** A date that does not break at its hyphens on a narrow screen. */
+const day = (date: string | null) => html`<span class="text-nowrap">${date}</span>`;
+
+/** The range buttons and the custom dates; `r` null when the asked range was refused (then nothing is selected). */
+function rangePicker(path: string, r: DayRange | null, timeZone: string, refused?: RefusedRange): SafeHtml {
   return html`<div class="d-flex flex-wrap gap-2 align-items-end mb-3">
   <nav aria-label="Range"><div class="btn-group btn-group-sm" role="group">
     ${RANGE_KEYS.map(
       (k) =>
-        html`<a class="btn ${r.key === k ? 'btn-primary' : 'btn-outline-secondary'}" ${r.key === k ? html`aria-current="page"` : ''} href="${path}?range=${k}">${k}</a>`,
+        html`<a class="btn ${r?.key === k ? 'btn-primary' : 'btn-outline-secondary'}" ${r?.key === k ? html`aria-current="page"` : ''} href="${path}?range=${k}">${k}</a>`,
     )}
   </div></nav>
   <form method="get" action="${path}" class="d-flex flex-wrap gap-2 align-items-end">
-    <label class="small">From <input type="date" name="from" class="form-control form-control-sm" value="${r.from ?? ''}" required></label>
-    <label class="small">To <input type="date" name="to" class="form-control form-control-sm" value="${r.to ?? ''}"></label>
+    ${dateInput('from', 'From', refused ? refused.from : (r?.from ?? ''), refused)}
+    ${dateInput('to', 'To', refused ? refused.to : (r?.to ?? ''), refused)}
     <button class="btn btn-sm btn-outline-secondary" type="submit">Apply</button>
   </form>
 </div>
-<p class="text-body-secondary small" data-testid="range-label">Showing <strong>${r.label}</strong>${r.from ? ` (${r.from} to ${r.to})` : ''}; days are counted in <strong>${timeZone}</strong>.</p>`;
+${
+  refused
+    ? html`<div class="alert alert-danger py-2" role="alert" id="range-error" data-testid="range-error">${refused.message}</div>
+<p class="text-body-secondary">Pick a range above to see the numbers.</p>`
+    : r
+      ? html`<p class="text-body-secondary small" data-testid="range-label">Showing <strong>${r.key === 'custom' ? html`${day(r.from)} to ${day(r.to)}` : html`${r.label}${r.from ? html` (${day(r.from)} to ${day(r.to)})` : ''}`}</strong>; days are counted in <strong>${timeZone}</strong>.</p>`
+      : ''
+}`;
+}
+
+/** A page whose range was refused: its heading, the form with the message, nothing else (status 400). */
+export function refusedRangePage(heading: SafeHtml, path: string, timeZone: string, refused: RefusedRange): SafeHtml {
+  return html`${heading}
+${rangePicker(path, null, timeZone, refused)}`;
 }
 
 const csvLink = (r: DayRange, table: string) => html`<a class="small ms-2" href="/admin/stats?${rangeQuery(r)}&amp;format=csv&amp;table=${table}">CSV</a>`;
@@ -71,9 +103,33 @@ function totalsCards(t: Totals, prev: Totals | null): SafeHtml {
   </div>${er === null && t.prompts === 0 ? html`<p class="alert alert-info">No prompts in this range yet. Statistics appear here as people chat; try <a href="/admin/stats?range=all">all time</a>.</p>` : ''}`;
 }
 
+interface Column {
+  label: string;
+  /** Numbers align right. */
+  end?: boolean;
+}
+
+/**
+ * A table that stacks into one card per row on a phone (`table-stack`, public/app.css): every cell carries its
+ * column's name as data-label. `empty` is the one row shown when there are none.
+ */
+function stackTable(testId: string, columns: Column[], rows: (SafeHtml | string)[][], empty: string): SafeHtml {
+  const align = (c: Column | undefined) => (c?.end ? 'text-end' : '');
+  return html`<div class="table-responsive"><table class="table table-sm align-middle table-stack" data-testid="${testId}">
+    <thead><tr>${columns.map((c) => html`<th scope="col" class="${align(c)}">${c.label}</th>`)}</tr></thead>
+    <tbody>${
+      rows.length === 0
+        ? html`<tr><td colspan="${columns.length}" class="text-body-secondary">${empty}</td></tr>`
+        : rows.map((row) => html`<tr>${row.map((cell, i) => html`<td class="${align(columns[i])}" data-label="${columns[i]?.label ?? ''}">${cell}</td>`)}</tr>`)
+    }</tbody>
+  </table></div>`;
+}
+
+export const statsHeading = html`<h1 class="h3 mb-3">Usage &amp; inference statistics</h1>`;
+
 export function statsPage(d: StatsPageData): SafeHtml {
   const r = d.range;
-  return html`<h1 class="h3 mb-3">Usage &amp; inference statistics</h1>
+  return html`${statsHeading}
 ${rangePicker('/admin/stats', r, d.timeZone)}
 ${d.backfillPercent === null ? '' : html`<p class="alert alert-warning" role="status" data-testid="backfill">Statistics are being computed (${d.backfillPercent} %): the numbers below are still growing.</p>`}
 ${totalsCards(d.totals, d.previous)}
@@ -81,6 +137,7 @@ ${totalsCards(d.totals, d.previous)}
 
 <div class="row g-4 mb-4">
   ${d.charts.map((c) => html`<div class="col-lg-6">${lineChart(c)}</div>`)}
+  <p class="small text-body-secondary mt-1">The charts' numbers, per day and model: <a href="/admin/stats?${rangeQuery(r)}&amp;format=csv&amp;table=daily">CSV</a></p>
 </div>
 
 <div class="row g-4">
@@ -96,11 +153,12 @@ ${totalsCards(d.totals, d.previous)}
 </section>
 <section class="col-lg-6">
   <h2 class="h5">Average inference time per model (seconds) ${csvLink(r, 'average_per_model')}</h2>
+  <p class="small text-body-secondary">As the design note defines it: every answer with a start and an end time, failed ones included. The per-model table below keeps failed answers apart.</p>
   ${
     d.averagePerModel.length === 0
       ? html`<p class="text-body-secondary">No timed answers in this range.</p>`
       : html`<table class="table table-sm" data-testid="average-per-model"><thead><tr><th scope="col">Model</th><th scope="col" class="text-end">Avg. time (s)</th></tr></thead><tbody>
-    ${d.averagePerModel.map((m) => html`<tr><td>${m.model}</td><td class="text-end">${m.avgSeconds}</td></tr>`)}
+    ${d.averagePerModel.map((m) => html`<tr><td>${m.model}</td><td class="text-end">${seconds(m.avgSeconds)}</td></tr>`)}
   </tbody></table>`
   }
 </section>
@@ -108,81 +166,115 @@ ${totalsCards(d.totals, d.previous)}
 
 <section class="mt-4">
   <h2 class="h5">Per model ${csvLink(r, 'models')}</h2>
-  <div class="table-responsive"><table class="table table-sm align-middle" data-testid="models">
-    <thead><tr><th scope="col">Model</th><th scope="col" class="text-end">Prompts</th><th scope="col" class="text-end">Answers</th>
-      <th scope="col" class="text-end">Errors</th><th scope="col" class="text-end">Stopped</th><th scope="col" class="text-end">Interrupted</th>
-      <th scope="col" class="text-end">Avg (s)</th><th scope="col" class="text-end">p50 (s)</th><th scope="col" class="text-end">p95 (s)</th>
-      <th scope="col" class="text-end">Median first token (s)</th><th scope="col" class="text-end">Tokens/s</th>
-      <th scope="col" class="text-end">Prompt tokens</th><th scope="col" class="text-end">Completion tokens</th></tr></thead>
-    <tbody>${
-      d.models.length === 0
-        ? html`<tr><td colspan="13" class="text-body-secondary">No answers in this range.</td></tr>`
-        : d.models.map(
-            (m) => html`<tr><td>${m.model}</td><td class="text-end">${int(m.prompts)}</td><td class="text-end">${int(m.responses)}</td>
-      <td class="text-end">${int(m.errors)}</td><td class="text-end">${int(m.stopped)}</td><td class="text-end">${int(m.interrupted)}</td>
-      <td class="text-end">${m.avgSeconds ?? DASH}</td><td class="text-end">${percentile(m.p50Seconds)}</td><td class="text-end">${percentile(m.p95Seconds)}</td>
-      <td class="text-end">${percentile(m.medianTtftSeconds)}</td><td class="text-end">${m.tokensPerSecond === null ? DASH : m.tokensPerSecond.toFixed(1)}</td>
-      <td class="text-end">${int(m.promptTokens)}</td><td class="text-end">${int(m.completionTokens)}</td></tr>`,
-          )
-    }</tbody>
-  </table></div>
-  <p class="small text-body-secondary">Avg is the seed's exact average over answers with both timestamps. p50, p95 and the median time to first token come from histograms with bucket edges at ${HISTOGRAM_EDGES_S.join(', ')} s (linear inside a bucket, so within one bucket of the exact value). Tokens/s: completion tokens over the time after the first token, for answers whose server reported token counts.</p>
+  ${stackTable(
+    'models',
+    [
+      { label: 'Model' },
+      { label: 'Prompts', end: true },
+      { label: 'Answers', end: true },
+      { label: 'Errors', end: true },
+      { label: 'Stopped', end: true },
+      { label: 'Interrupted', end: true },
+      { label: 'Avg (s)', end: true },
+      { label: 'p50 (s)', end: true },
+      { label: 'p95 (s)', end: true },
+      { label: 'Median first token (s)', end: true },
+      { label: 'Tokens/s', end: true },
+      { label: 'Failed: avg (s)', end: true },
+      { label: 'Prompt tokens', end: true },
+      { label: 'Completion tokens', end: true },
+    ],
+    d.models.map((m) => [
+      m.model,
+      int(m.prompts),
+      int(m.responses),
+      int(m.errors),
+      int(m.stopped),
+      int(m.interrupted),
+      seconds(m.avgSeconds),
+      percentile(m.p50Seconds),
+      percentile(m.p95Seconds),
+      percentile(m.medianTtftSeconds),
+      tokensPerSecondFigure(m.tokensPerSecond) ?? DASH,
+      seconds(m.failedAvgSeconds),
+      int(m.promptTokens),
+      int(m.completionTokens),
+    ]),
+    'No answers in this range.',
+  )}
+  <p class="small text-body-secondary">Avg, p50, p95, first token and tokens/s are of the answers that did not fail (complete, or stopped by their user), so a model that fails fast does not look fast; failed answers (error or interrupted) have their own average. Fastest first. p50, p95 and the median time to first token come from histograms with bucket edges at ${HISTOGRAM_EDGES_S.join(', ')} s (linear inside a bucket, so within one bucket of the exact value). Tokens/s: completion tokens over the time after the first token, for answers whose server reported token counts.</p>
 </section>
 
 <section class="mt-4">
   <h2 class="h5">Per user ${csvLink(r, 'users')}</h2>
-  <div class="table-responsive"><table class="table table-sm align-middle" data-testid="users">
-    <thead><tr><th scope="col">User</th><th scope="col" class="text-end">Prompts</th><th scope="col" class="text-end">Answers</th><th scope="col">Models</th>
-      <th scope="col" class="text-end">Tokens (prompt / completion)</th><th scope="col">Last activity</th><th scope="col">Chats</th></tr></thead>
-    <tbody>${
-      d.users.rows.length === 0
-        ? html`<tr><td colspan="7" class="text-body-secondary">Nobody used a model in this range.</td></tr>`
-        : d.users.rows.map(
-            (
-              u,
-            ) => html`<tr><td><a href="/admin/users/${u.userId}">${u.username}</a></td><td class="text-end">${int(u.prompts)}</td><td class="text-end">${int(u.answers)}</td>
-      <td>${u.models.join(', ')}</td><td class="text-end">${int(u.promptTokens)} / ${int(u.completionTokens)}</td><td>${when(u.lastActivity)}</td>
-      <td><a href="/admin/stats/users/${u.userId}?${rangeQuery(r)}">per chat</a></td></tr>`,
-          )
-    }</tbody>
-  </table></div>
+  ${stackTable(
+    'users',
+    [
+      { label: 'User' },
+      { label: 'Prompts', end: true },
+      { label: 'Answers', end: true },
+      { label: 'Models' },
+      { label: 'Tokens (prompt / completion)', end: true },
+      { label: 'Last activity' },
+      { label: 'Chats' },
+    ],
+    d.users.rows.map((u) => [
+      html`<a href="/admin/users/${u.userId}">${u.username}</a>`,
+      int(u.prompts),
+      int(u.answers),
+      u.models.join(', '),
+      `${int(u.promptTokens)} / ${int(u.completionTokens)}`,
+      when(u.lastActivity),
+      html`<a href="/admin/stats/users/${u.userId}?${rangeQuery(r)}">per chat</a>`,
+    ]),
+    'Nobody used a model in this range.',
+  )}
   ${d.users.total > d.users.rows.length ? html`<p class="small text-body-secondary">The ${d.users.rows.length} most active of ${int(d.users.total)} users; the CSV has everyone.</p>` : ''}
 </section>`;
 }
 
+export const userChatsHeading = (username: string, backQuery: string) => html`<p><a href="/admin/stats?${backQuery}">← Statistics</a></p>
+<h1 class="h3 mb-3">Chats of ${username}</h1>`;
+
 export function userChatsPage(userId: number, username: string, r: DayRange, timeZone: string, chats: ChatStats[]): SafeHtml {
-  return html`<p><a href="/admin/stats?${rangeQuery(r)}">← Statistics</a></p>
-<h1 class="h3 mb-3">Chats of ${username}</h1>
+  return html`${userChatsHeading(username, rangeQuery(r))}
 ${rangePicker(`/admin/stats/users/${userId}`, r, timeZone)}
-<div class="table-responsive"><table class="table table-sm" data-testid="chats">
-  <thead><tr><th scope="col">Chat</th><th scope="col">Model</th><th scope="col" class="text-end">Prompts</th><th scope="col" class="text-end">Answers</th><th scope="col" class="text-end">Avg. time (s)</th></tr></thead>
-  <tbody>${
-    chats.length === 0
-      ? html`<tr><td colspan="5" class="text-body-secondary">No chats with activity in this range (deleted chats are not listed; their counts stay in the totals).</td></tr>`
-      : chats.map(
-          (c) =>
-            html`<tr><td>${c.title ?? `Chat ${c.chatId}`}</td><td>${c.model ?? DASH}</td><td class="text-end">${int(c.prompts)}</td><td class="text-end">${int(c.answers)}</td><td class="text-end">${c.avgSeconds ?? DASH}</td></tr>`,
-        )
-  }</tbody>
-</table></div>
+${stackTable(
+  'chats',
+  [
+    { label: 'Chat' },
+    { label: 'Model' },
+    { label: 'Prompts', end: true },
+    { label: 'Answers', end: true },
+    { label: 'Failed', end: true },
+    { label: 'Avg. time (s)', end: true },
+  ],
+  chats.map((c) => [c.title ?? `Chat ${c.chatId}`, c.model ?? DASH, int(c.prompts), int(c.answers), int(c.failed), seconds(c.avgSeconds)]),
+  'No chats with activity in this range (deleted chats are not listed; their counts stay in the totals).',
+)}
+<p class="small text-body-secondary">Avg. time: of the answers that did not fail (failed: ended in an error or interrupted).</p>
 <p><a class="small" href="/admin/stats/users/${userId}?${rangeQuery(r)}&amp;format=csv">CSV</a> · <a class="small" href="/admin/users/${userId}">Account</a></p>`;
 }
 
+export const ownUsageHeading = html`<h1 class="h3 mb-3">Your usage</h1>`;
+
 export function ownUsagePage(r: DayRange, timeZone: string, rows: OwnUsageRow[]): SafeHtml {
   const sum = (f: (x: OwnUsageRow) => number) => rows.reduce((a, x) => a + f(x), 0);
-  return html`<h1 class="h3 mb-3">Your usage</h1>
+  return html`${ownUsageHeading}
 ${rangePicker('/settings/usage', r, timeZone)}
-<p>${int(sum((x) => x.prompts))} prompts, ${int(sum((x) => x.answers))} answers, ${int(sum((x) => x.promptTokens))} prompt and ${int(sum((x) => x.completionTokens))} completion tokens.</p>
-<div class="table-responsive"><table class="table table-sm" data-testid="own-usage">
-  <thead><tr><th scope="col">Day</th><th scope="col">Model</th><th scope="col" class="text-end">Prompts</th><th scope="col" class="text-end">Answers</th><th scope="col" class="text-end">Prompt tokens</th><th scope="col" class="text-end">Completion tokens</th></tr></thead>
-  <tbody>${
-    rows.length === 0
-      ? html`<tr><td colspan="6" class="text-body-secondary">No usage in this range yet.</td></tr>`
-      : rows.map(
-          (x) =>
-            html`<tr><td>${x.day}</td><td>${x.model}</td><td class="text-end">${int(x.prompts)}</td><td class="text-end">${int(x.answers)}</td><td class="text-end">${int(x.promptTokens)}</td><td class="text-end">${int(x.completionTokens)}</td></tr>`,
-        )
-  }</tbody>
-</table></div>
+${rows.length === 0 ? '' : html`<p>${int(sum((x) => x.prompts))} prompts, ${int(sum((x) => x.answers))} answers, ${int(sum((x) => x.promptTokens))} prompt and ${int(sum((x) => x.completionTokens))} completion tokens.</p>`}
+${stackTable(
+  'own-usage',
+  [
+    { label: 'Day' },
+    { label: 'Model' },
+    { label: 'Prompts', end: true },
+    { label: 'Answers', end: true },
+    { label: 'Prompt tokens', end: true },
+    { label: 'Completion tokens', end: true },
+  ],
+  rows.map((x) => [x.day, x.model, int(x.prompts), int(x.answers), int(x.promptTokens), int(x.completionTokens)]),
+  'No usage in this range yet.',
+)}
 <p><a class="small" href="/settings/usage?${rangeQuery(r)}&amp;format=csv">CSV</a></p>`;
 }

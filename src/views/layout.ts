@@ -26,8 +26,8 @@ export interface PageOptions {
   fluid?: boolean;
 }
 
-function navLink(ctx: PageContext, href: string, label: string): SafeHtml {
-  const active = ctx.path === href || ctx.path.startsWith(`${href}/`);
+function navLink(ctx: PageContext, href: string, label: string, except?: string): SafeHtml {
+  const active = ctx.path === href || (ctx.path.startsWith(`${href}/`) && ctx.path !== except);
   return html`<li class="nav-item"><a class="nav-link${active ? ' active' : ''}" ${active ? html`aria-current="page"` : ''} href="${href}">${label}</a></li>`;
 }
 
@@ -45,7 +45,8 @@ function navbar(ctx: PageContext): SafeHtml {
         ${user.isAdmin ? navLink(ctx, '/admin/users', 'Users') : ''}
         ${user.isAdmin ? navLink(ctx, '/admin/models', 'Models') : ''}
         ${user.isAdmin ? navLink(ctx, '/admin/stats', 'Stats') : ''}
-        ${navLink(ctx, '/settings', 'Settings')}
+        ${navLink(ctx, '/settings/usage', 'My usage')}
+        ${navLink(ctx, '/settings', 'Settings', '/settings/usage')}
       </ul>
       <span class="navbar-text me-3" data-testid="current-user">${user.username}${user.isAdmin ? html` <span class="badge text-bg-secondary">Admin</span>` : ''}</span>
       <form method="post" action="/logout" class="d-flex">

@@ -32,3 +32,15 @@ test('every link of the navbar answers 200, for an admin and for a user', async 
     for (const href of links) assert.equal((await c.get(href)).statusCode, 200, href);
   }
 });
+
+test('one’s own usage is reachable: from the menu and from Settings, and only its own menu item is marked current', async () => {
+  const user = new TestClient(t.app);
+  await user.register({ username: 'Carol', email: 'carol@example.com' });
+  assert.ok((await navLinks(user)).includes('/settings/usage'));
+  assert.match((await user.get('/settings')).body, /<a[^>]*href="\/settings\/usage"[^>]*>[^<]*usage/i);
+  const page = await user.get('/settings/usage');
+  assert.equal(page.statusCode, 200);
+  const nav = /<ul class="navbar-nav[^"]*">([\s\S]*?)<\/ul>/.exec(page.body)?.[1] ?? '';
+  const current = [...nav.matchAll(/<a[^>]*aria-current="page"[^>]*href="([^"]+)"/g)].map((m) => m[1]);
+  assert.deepEqual(current, ['/settings/usage']);
+});

@@ -104,4 +104,55 @@ describe('statistics page in a browser', { skip: skipWithoutBrowser() }, () => {
     });
     assert.ok(overflow.by <= 1, `page scrolls sideways by ${overflow.by}px: ${overflow.wide.join(', ')}`);
   });
+
+  test('a reversed range shows the page again with the message beside the dates; every stats page fits a phone', async (t) => {
+    const page = await newPage(browser, t, DESKTOP);
+    await page.goto(`${server.baseUrl}/login`);
+    await page.getByLabel('E-mail').fill(admin.email);
+    await page.getByLabel('Password').fill(admin.password);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.waitForURL('**/chat');
+
+    // Own usage is in the menu.
+    await page.locator('nav.navbar').getByRole('link', { name: 'My usage' }).click();
+    await page.waitForURL('**/settings/usage');
+    await page.locator('nav.navbar').getByRole('link', { name: 'Stats' }).click();
+    await page.waitForURL('**/admin/stats');
+
+    await page.getByLabel('From').fill('2026-03-02');
+    await page.getByLabel('To').fill('2026-03-01');
+    const [answer] = await Promise.all([
+      page.waitForResponse((r) => r.url().includes('from=2026-03-02') && r.request().resourceType() === 'document'),
+      page.getByRole('button', { name: 'Apply' }).click(),
+    ]);
+    assert.equal(answer.status(), 400);
+    await page.getByTestId('range-error').waitFor();
+    assert.match((await page.getByTestId('range-error').textContent()) ?? '', /From \(2026-03-02\) is after To \(2026-03-01\)/);
+    assert.equal(await page.getByRole('heading', { level: 1 }).textContent(), 'Usage & inference statistics');
+    assert.equal(await page.getByText('Request refused').count(), 0);
+    // What was typed stays, the wrong field is marked and described by the message; fixing it shows the numbers.
+    assert.equal(await page.getByLabel('From').inputValue(), '2026-03-02');
+    assert.equal(await page.getByLabel('To').getAttribute('aria-describedby'), 'range-error');
+    await screenshot(page, 'stats-refused-range-desktop');
+    await page.getByLabel('To').fill('2026-03-09');
+    await page.getByRole('button', { name: 'Apply' }).click();
+    await page.waitForURL('**/admin/stats?from=2026-03-02&to=2026-03-09');
+    assert.match((await page.getByTestId('range-label').textContent()) ?? '', /^Showing 2026-03-02 to 2026-03-09; days/);
+
+    const db = server.database.db;
+    const grace = await sql<{ idappuser: number }>`SELECT idappuser FROM chatbot_schema.app_user WHERE txusername = 'Grace'`.execute(db);
+    const phone = await newPage(browser, t, MOBILE);
+    await phone.context().addCookies(await page.context().cookies());
+    for (const [path, name] of [
+      ['/admin/stats?range=30d', 'stats-phone-30d'],
+      [`/admin/stats/users/${grace.rows[0]?.idappuser}?range=30d`, 'stats-user-chats-phone'],
+      ['/settings/usage?range=30d', 'own-usage-phone'],
+      ['/admin/stats?from=2026-03-02&to=2026-03-01', 'stats-refused-range-phone'],
+    ] as const) {
+      await phone.goto(`${server.baseUrl}${path}`);
+      await screenshot(phone, name);
+      const by = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(by <= 0, `${path} scrolls sideways by ${by}px at 390 px`);
+    }
+  });
 });

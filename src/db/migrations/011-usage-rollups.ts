@@ -319,7 +319,14 @@ async function foldChats(trx: Db, timeZone: string, lo: number, hi: number): Pro
           count(ttft)::int AS nttft, coalesce(sum(ttft), 0) AS sum_ttft_s,
           count(gen)::int AS ntoken_timed, coalesce(sum(ncompletion_tokens) FILTER (WHERE gen IS NOT NULL), 0) AS ntoken_timed_tokens,
           coalesce(sum(gen), 0) AS sum_token_gen_s,
-          coalesce(sum(nprompt_tokens), 0) AS nprompt_tokens, coalesce(sum(ncompletion_tokens), 0) AS ncompletion_tokens
+          coalesce(sum(nprompt_tokens), 0) AS nprompt_tokens, coalesce(sum(ncompletion_tokens), 0) AS ncompletion_tokens,
+          -- Failed answers' timing apart (migration 017, which adds these columns before any batch runs).
+          (count(inf) FILTER (WHERE txstatus IN ('error', 'interrupted')))::int AS ntimed_failed,
+          coalesce(sum(inf) FILTER (WHERE txstatus IN ('error', 'interrupted')), 0) AS sum_inf_failed_s,
+          coalesce(sum(ncompletion_tokens) FILTER (WHERE txstatus IN ('error', 'interrupted') AND gen IS NOT NULL), 0) AS ntoken_timed_failed_tokens,
+          coalesce(sum(gen) FILTER (WHERE txstatus IN ('error', 'interrupted')), 0) AS sum_token_gen_failed_s,
+          chatbot_schema.usage_hist_agg(inf) FILTER (WHERE txstatus IN ('error', 'interrupted')) AS hist_inf_failed,
+          chatbot_schema.usage_hist_agg(ttft) FILTER (WHERE txstatus IN ('error', 'interrupted')) AS hist_ttft_failed
         FROM r GROUP BY 1, 2
       ), hb AS (
         SELECT dday, idllm, 'inf' AS kind, width_bucket(inf, ${edgesSql}) + 1 AS b, count(*)::int AS n FROM r WHERE inf IS NOT NULL GROUP BY 1, 2, 3, 4
@@ -335,11 +342,14 @@ async function foldChats(trx: Db, timeZone: string, lo: number, hi: number): Pro
         GROUP BY 1, 2
       )
       INSERT INTO chatbot_schema.usage_day_model AS t (dday, idllm, nprompts, nresponses, ncomplete, nerror, nstopped, ninterrupted,
-        ntimed, sum_inf_s, nttft, sum_ttft_s, ntoken_timed, ntoken_timed_tokens, sum_token_gen_s, nprompt_tokens, ncompletion_tokens, hist_inf, hist_ttft)
+        ntimed, sum_inf_s, nttft, sum_ttft_s, ntoken_timed, ntoken_timed_tokens, sum_token_gen_s, nprompt_tokens, ncompletion_tokens, hist_inf, hist_ttft,
+        ntimed_failed, sum_inf_failed_s, ntoken_timed_failed_tokens, sum_token_gen_failed_s, hist_inf_failed, hist_ttft_failed)
       SELECT k.dday, k.idllm, coalesce(pm.n, 0), coalesce(rm.nresponses, 0), coalesce(rm.ncomplete, 0), coalesce(rm.nerror, 0),
         coalesce(rm.nstopped, 0), coalesce(rm.ninterrupted, 0), coalesce(rm.ntimed, 0), coalesce(rm.sum_inf_s, 0), coalesce(rm.nttft, 0),
         coalesce(rm.sum_ttft_s, 0), coalesce(rm.ntoken_timed, 0), coalesce(rm.ntoken_timed_tokens, 0), coalesce(rm.sum_token_gen_s, 0),
-        coalesce(rm.nprompt_tokens, 0), coalesce(rm.ncompletion_tokens, 0), coalesce(h.hist_inf, ${zeros}), coalesce(h.hist_ttft, ${zeros})
+        coalesce(rm.nprompt_tokens, 0), coalesce(rm.ncompletion_tokens, 0), coalesce(h.hist_inf, ${zeros}), coalesce(h.hist_ttft, ${zeros}),
+        coalesce(rm.ntimed_failed, 0), coalesce(rm.sum_inf_failed_s, 0), coalesce(rm.ntoken_timed_failed_tokens, 0), coalesce(rm.sum_token_gen_failed_s, 0),
+        coalesce(rm.hist_inf_failed, ${zeros}), coalesce(rm.hist_ttft_failed, ${zeros})
       FROM (SELECT dday, idllm FROM p UNION SELECT dday, idllm FROM rm) k
       LEFT JOIN (SELECT dday, idllm, sum(n)::int AS n FROM p GROUP BY 1, 2) pm ON pm.dday = k.dday AND pm.idllm = k.idllm
       LEFT JOIN rm ON rm.dday = k.dday AND rm.idllm = k.idllm
@@ -361,7 +371,13 @@ async function foldChats(trx: Db, timeZone: string, lo: number, hi: number): Pro
         nprompt_tokens = t.nprompt_tokens + excluded.nprompt_tokens,
         ncompletion_tokens = t.ncompletion_tokens + excluded.ncompletion_tokens,
         hist_inf = ARRAY(SELECT x.a + x.b FROM unnest(t.hist_inf, excluded.hist_inf) WITH ORDINALITY AS x(a, b, i) ORDER BY x.i),
-        hist_ttft = ARRAY(SELECT x.a + x.b FROM unnest(t.hist_ttft, excluded.hist_ttft) WITH ORDINALITY AS x(a, b, i) ORDER BY x.i)
+        hist_ttft = ARRAY(SELECT x.a + x.b FROM unnest(t.hist_ttft, excluded.hist_ttft) WITH ORDINALITY AS x(a, b, i) ORDER BY x.i),
+        ntimed_failed = t.ntimed_failed + excluded.ntimed_failed,
+        sum_inf_failed_s = t.sum_inf_failed_s + excluded.sum_inf_failed_s,
+        ntoken_timed_failed_tokens = t.ntoken_timed_failed_tokens + excluded.ntoken_timed_failed_tokens,
+        sum_token_gen_failed_s = t.sum_token_gen_failed_s + excluded.sum_token_gen_failed_s,
+        hist_inf_failed = ARRAY(SELECT x.a + x.b FROM unnest(t.hist_inf_failed, excluded.hist_inf_failed) WITH ORDINALITY AS x(a, b, i) ORDER BY x.i),
+        hist_ttft_failed = ARRAY(SELECT x.a + x.b FROM unnest(t.hist_ttft_failed, excluded.hist_ttft_failed) WITH ORDINALITY AS x(a, b, i) ORDER BY x.i)
     `.execute(trx);
   await sql`
       WITH p AS (
