@@ -1,44 +1,11 @@
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import type { FastifyInstance } from 'fastify';
 import type { Browser, Page } from 'playwright-core';
-import { buildApp } from '../../src/app.ts';
-import type { OpenedDatabase } from '../../src/db/database.ts';
-import { testConfig } from '../app.ts';
-import { openTestDatabase } from '../database.ts';
-import { freePort } from '../server-process.ts';
 import { launchBrowser, newPage, screenshot, skipWithoutBrowser } from './harness.ts';
+import { type LoggedApp, startLoggedApp } from './logged-app.ts';
 
 const admin = { name: 'Ada Admin', email: 'ada@example.com', password: 'copper kettle sings twice' };
 const member = { name: 'Bob Member', email: 'bob@example.com', password: 'seven quiet lanterns', newPassword: 'nine amber harbours hum' };
-
-/**
- * The app as harness.ts starts it, but with its log captured: the journey also checks that the reset token, the
- * credential in the link, never reaches the log (issue 16, item 2).
- */
-async function startLoggedApp(): Promise<{ baseUrl: string; app: FastifyInstance; database: OpenedDatabase; log: () => string }> {
-  let text = '';
-  const stream = new Writable({
-    write(chunk, _encoding, done) {
-      text += String(chunk);
-      done();
-    },
-  });
-  const database = await openTestDatabase();
-  for (let attempt = 1; ; attempt++) {
-    const port = await freePort();
-    const baseUrl = `http://127.0.0.1:${port}`;
-    const app = await buildApp({ config: testConfig({ PUBLIC_URL: baseUrl }), db: database.db, logger: { level: 'info', stream } });
-    try {
-      await app.listen({ port, host: '127.0.0.1' });
-      return { baseUrl, app, database, log: () => text };
-    } catch (err) {
-      await app.close();
-      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= 5) throw err;
-    }
-  }
-}
 
 async function register(page: Page, baseUrl: string, user: { name: string; email: string; password: string }): Promise<void> {
   await page.goto(`${baseUrl}/register`);
@@ -60,7 +27,7 @@ async function signIn(page: Page, baseUrl: string, email: string, password: stri
 const pathOf = (page: Page) => new URL(page.url()).pathname;
 
 describe('a password reset link in a browser', { skip: skipWithoutBrowser() }, () => {
-  let server: Awaited<ReturnType<typeof startLoggedApp>>;
+  let server: LoggedApp;
   let browser: Browser;
 
   before(async () => {
@@ -70,8 +37,7 @@ describe('a password reset link in a browser', { skip: skipWithoutBrowser() }, (
 
   after(async () => {
     await browser?.close();
-    await server?.app.close();
-    await server?.database.close();
+    await server?.close();
   });
 
   test('an admin creates a link, it is opened in another browser, the new password signs in, the old one no longer does, and the token is in no log line', async (t) => {
