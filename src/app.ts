@@ -20,6 +20,7 @@ import { installErrorHandlers } from './http/error-handler.ts';
 import { flashPlugin } from './http/flash.ts';
 import { parseFormStrict } from './http/form-parser.ts';
 import { installInputGuards } from './http/input-guards.ts';
+import { withRedaction } from './http/log-redaction.ts';
 import { pagesPlugin } from './http/pages.ts';
 import { OneLinePerRequest } from './http/request-log.ts';
 import { registerSecurityHeaders } from './http/security-headers.ts';
@@ -51,7 +52,7 @@ const READY_TIMEOUT_MS = 2_000;
 /** The app without a listening socket: server.ts listens, tests `inject`. */
 export async function buildApp({ config, db, logger = false, onRoute }: BuildOptions): Promise<FastifyInstance> {
   const app = Fastify({
-    logger,
+    logger: withRedaction(logger),
     logController: new OneLinePerRequest(),
     trustProxy: config.TRUST_PROXY,
     bodyLimit: bodyLimitBytes(config),

@@ -3,6 +3,7 @@ import { ConfigError, loadConfig } from './config.ts';
 import { DataDirInUseError } from './db/data-dir-lock.ts';
 import { openDatabase } from './db/database.ts';
 import { migrateToLatest } from './db/migrate.ts';
+import { serverLoggerOptions } from './http/log-output.ts';
 import { bootstrapModels } from './llm/bootstrap-models.ts';
 
 /** Reads config, opens the database, migrates, listens. Nothing else lives here. */
@@ -24,13 +25,7 @@ async function main(): Promise<void> {
   });
   await migrateToLatest(database.db);
   await bootstrapModels(database.db, config);
-  // JSON lines for a log collector; in development at a terminal, pino-pretty's readable lines instead.
-  const pretty = process.stdout.isTTY && !config.isProduction;
-  const logger = {
-    level: config.LOG_LEVEL,
-    ...(pretty ? { transport: { target: 'pino-pretty', options: { ignore: 'pid,hostname', translateTime: 'SYS:HH:MM:ss' } } } : {}),
-  };
-  const app = await buildApp({ config, db: database.db, logger });
+  const app = await buildApp({ config, db: database.db, logger: serverLoggerOptions(config) });
   await app.listen({ port: config.PORT, host: config.HOST });
   app.log.info({ database: database.kind, publicUrl: config.PUBLIC_URL }, `${config.APP_NAME} is ready`);
 

@@ -10,6 +10,9 @@ export interface AuditActor {
   ip: string | null;
 }
 
+/** Who an audit row names: an admin, or no account (`id` null) for what the command line did. */
+export type AuditAuthor = Omit<AuditActor, 'id'> & { id: number | null };
+
 export interface AuditTarget {
   id: number;
   username: string;
@@ -67,7 +70,7 @@ export interface AuditQuery {
  */
 export async function writeAudit(
   db: Kysely<Database>,
-  actor: AuditActor,
+  actor: AuditAuthor,
   action: AuditAction,
   targets: AuditTarget[] | null,
   details: Record<string, unknown>,

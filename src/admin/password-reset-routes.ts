@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hashPassword, PASSWORD_MAX_CHARS, passwordProblem } from '../auth/passwords.ts';
 import type { Db } from '../db/database.ts';
 import { NotFoundError } from '../http/errors.ts';
@@ -29,19 +29,31 @@ const form = (csrfToken: string, username: string, error?: string) =>
 </div></div></div></div>`;
 
 /**
+ * The token is the page's address, so no request from the page may name that address in its Referer (a reverse
+ * proxy's access log records the Referer of the stylesheet request). `no-referrer` did that, but it also makes
+ * Chromium send `Origin: null` with the form post, which the CSRF check refuses as cross-origin: the link could not
+ * be used (issue 16). `strict-origin` sends only our origin as the Referer and keeps the real Origin header, so the
+ * CSRF check stays as strict as everywhere else. Set for every answer of these routes: the refused form and the
+ * error pages too.
+ */
+async function keepTokenOutOfReferer(_req: FastifyRequest, reply: FastifyReply): Promise<void> {
+  reply.header('referrer-policy', 'strict-origin');
+}
+
+/**
  * The page an admin's one-time link opens (src/admin/user-detail-queries.ts): anyone holding the link may use it
  * once within the hour, signed in or not; the token is the credential. The page is never cached (pages.ts).
  */
 export async function passwordResetRoutes(app: FastifyInstance, opts: { db: Db }): Promise<void> {
   const { db } = opts;
 
-  app.get('/reset-password/:token', async (req, reply) => {
+  app.get('/reset-password/:token', { onRequest: keepTokenOutOfReferer }, async (req, reply) => {
     const target = await findResetTarget(db, tokenOf(req.params));
     if (!target) throw new NotFoundError(GONE);
-    return reply.header('referrer-policy', 'no-referrer').page({ title: 'New password', body: form(req.csrfToken(), target.username) });
+    return reply.page({ title: 'New password', body: form(req.csrfToken(), target.username) });
   });
 
-  app.post('/reset-password/:token', async (req, reply) => {
+  app.post('/reset-password/:token', { onRequest: keepTokenOutOfReferer }, async (req, reply) => {
     const token = tokenOf(req.params);
     const target = await findResetTarget(db, token);
     if (!target) throw new NotFoundError(GONE);

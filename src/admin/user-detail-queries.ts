@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import { generateToken, sha256Hex } from '../crypto/tokens.ts';
 import type { Db } from '../db/database.ts';
 import { ConflictError, NotFoundError } from '../http/errors.ts';
-import { type AuditActor, writeAudit } from './audit-queries.ts';
+import { type AuditActor, type AuditAuthor, writeAudit } from './audit-queries.ts';
 import { userSummaryColumns } from './user-list-queries.ts';
 
 /** A reset link works for an hour: long enough to hand it over in a chat, short enough that a forgotten one dies. */
@@ -111,7 +111,7 @@ export async function revokeSession(db: Db, actor: AuditActor, userId: number, s
  * A one-time reset link: the token goes to the admin once, only its SHA-256 is stored. Earlier unused links of the
  * user are voided, so only the newest one works.
  */
-export async function createResetLink(db: Db, actor: AuditActor, userId: number): Promise<string> {
+export async function createResetLink(db: Db, actor: AuditAuthor, userId: number): Promise<string> {
   return db.transaction().execute(async (trx) => {
     const target = await trx
       .selectFrom('chatbot_schema.app_user')

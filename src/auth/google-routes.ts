@@ -73,10 +73,8 @@ export async function googleRoutes(app: FastifyInstance, opts: { db: Db; config:
   });
 
   app.get('/login/google/authorized', async (req, reply) => {
-    // The query holds the authorization code and state: kept for the exchange, then cut from the URL that the request
-    // log line (and any error line) writes. The code is single-use and PKCE-bound, but it has no place in logs.
+    // The query holds the authorization code and state, for the exchange; every log line redacts them (log-redaction.ts).
     const callbackUrl = new URL(req.url, config.PUBLIC_URL);
-    req.raw.url = callbackUrl.pathname;
     requireAnonymous(req);
     const google = requireGoogle();
     const query = req.query as Record<string, unknown>;

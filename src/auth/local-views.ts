@@ -33,6 +33,12 @@ function googleButton(enabled: boolean, providerName = 'Google', next?: string):
     <img class="gsi-button-icon" src="/static/google-g.svg" alt="" width="18" height="18"><span>Sign in with Google</span></a>`;
 }
 
+/**
+ * The way back is a one-time link that an admin creates (the user's page, or `npm run user:reset-password` on the
+ * server): there is no e-mail sending, so the page says whom to ask instead of offering a form that sends nothing.
+ */
+const FORGOT_PASSWORD = html`<p class="mt-3 mb-0 small text-center text-body-secondary">Forgot your password? Ask an administrator of this site for a password reset link: Parley sends no e-mail.</p>`;
+
 export function loginPage(v: LoginView): SafeHtml {
   const form = v.localLogin
     ? html`<form method="post" action="/login${v.next ? html`?next=${encodeURIComponent(v.next)}` : ''}" novalidate>
@@ -41,6 +47,7 @@ export function loginPage(v: LoginView): SafeHtml {
     ${field({ name: 'password', label: 'Password', type: 'password', autocomplete: 'current-password', autofocus: Boolean(v.email), maxlength: PASSWORD_MAX_CHARS })}
     <button class="btn btn-primary w-100" type="submit">Sign in</button>
   </form>
+  ${FORGOT_PASSWORD}
   ${v.registrationOpen ? html`<p class="mt-3 mb-0 text-center text-body-secondary">No account yet? <a href="/register">Create one</a></p>` : ''}`
     : html`${v.googleEnabled ? '' : html`<p class="mb-0">Password sign-in is turned off on this server and no other sign-in method is configured. Ask your administrator.</p>`}`;
   return card(

@@ -190,6 +190,13 @@ describe('as child processes on an embedded database in DATA_DIR', () => {
     assert.equal(reset.code, 0, reset.stderr);
     assert.match(reset.stdout, /sessions were ended/);
 
+    const link = await runCli('user-reset-password.ts', ['--email', 'ops@example.com'], { ...env, PUBLIC_URL: 'https://chat.example.com' });
+    assert.equal(link.code, 0, link.stderr);
+    assert.match(link.stdout, /^https:\/\/chat\.example\.com\/reset-password\/[A-Za-z0-9_-]{43}$/m);
+    const noLink = await runCli('user-reset-password.ts', ['--email', 'nobody@example.com'], env);
+    assert.equal(noLink.code, 1);
+    assert.equal(noLink.stderr.trim(), 'Error: No account has the e-mail address nobody@example.com.');
+
     const badConfig = await runCli('migrate.ts', [], { ...env, REGISTRATION: 'maybe' });
     assert.equal(badConfig.code, 1);
     assert.equal(badConfig.stderr.trim(), 'Configuration error: REGISTRATION: must be open or closed');

@@ -63,6 +63,9 @@ export const csrfPlugin = fp(async (app: FastifyInstance, opts: { appSecret: str
     return payload;
   });
 
+  // `Origin: null` is refused like any foreign origin, even when Sec-Fetch-Site says same-origin: a sandboxed frame
+  // or a page sent with `Referrer-Policy: no-referrer` posts it. Our pages never use no-referrer; the one whose
+  // address must not leak in a Referer (the reset link) uses strict-origin instead (password-reset-routes.ts).
   app.addHook('preValidation', async (req) => {
     if (!unsafeMethods.has(req.method)) return;
     const origin = req.headers.origin;

@@ -44,3 +44,39 @@ test('each request is logged once, when answered: method, url, status and millis
   );
   for (const l of requestLines) assert.equal(typeof l.ms, 'number');
 });
+
+const TOKEN = 'Zq3xY7_secret-token-0123456789abcdefghijklmn';
+
+test('secrets in URLs are redacted from every line: reset tokens, and the token, code and state parameters', async () => {
+  lines.length = 0;
+  const urls = [
+    `/reset-password/${TOKEN}`,
+    `/login/google/authorized?code=${TOKEN}&state=${TOKEN}&scope=openid`,
+    `/login?next=%2Freset-password%2F${TOKEN}`,
+    `/no-such-page?token=${TOKEN}`,
+  ];
+  for (const url of urls) await app.inject({ url });
+  await app.inject({ method: 'POST', url: `/reset-password/${TOKEN}`, payload: { password: 'x' } });
+  const urlsLogged = lines.filter((l) => l.reqId !== undefined).map((l) => l.url);
+  assert.deepEqual(urlsLogged, [
+    '/reset-password/[redacted]',
+    '/login/google/authorized?code=[redacted]&state=[redacted]&scope=openid',
+    '/login?next=%2Freset-password%2F[redacted]',
+    '/no-such-page?token=[redacted]',
+    '/reset-password/[redacted]',
+  ]);
+  assert.ok(!JSON.stringify(lines).includes(TOKEN), JSON.stringify(lines));
+});
+
+test('Fastify’s error lines, which carry the request, its error and a message, are redacted by the same rule', () => {
+  lines.length = 0;
+  const req = { method: 'POST', url: `/reset-password/${TOKEN}?code=${TOKEN}`, headers: {}, ip: '192.0.2.1', host: 'chat.example' };
+  const err = new Error(`Reply was already sent, did you forget to "return reply" in the "/reset-password/${TOKEN}" (POST) route?`);
+  app.log.error({ req, err }, `Route POST:/reset-password/${TOKEN} not found`);
+  const [line] = lines;
+  assert.ok(line);
+  assert.deepEqual(line.req, { method: 'POST', url: '/reset-password/[redacted]?code=[redacted]', host: 'chat.example', remoteAddress: '192.0.2.1' });
+  assert.equal(line.msg, 'Route POST:/reset-password/[redacted] not found');
+  assert.match(String((line.err as { message: string }).message), /"\/reset-password\/\[redacted\]" \(POST\)/);
+  assert.ok(!JSON.stringify(lines).includes(TOKEN), JSON.stringify(lines));
+});
