@@ -13,6 +13,12 @@ export interface AuditActor {
 /** Who an audit row names: an admin, or no account (`id` null) for what the command line did. */
 export type AuditAuthor = Omit<AuditActor, 'id'> & { id: number | null };
 
+/** The author of what a command-line tool did: no account, named after the command. */
+export const commandLineAuthor = (command: string): AuditAuthor => ({ id: null, username: `${COMMAND_LINE} (npm run ${command})`, ip: null });
+const COMMAND_LINE = 'command line';
+/** True for a name commandLineAuthor made (a row without an account that was never an account, not a removed one). */
+export const isCommandLineName = (name: string | null): boolean => name?.startsWith(`${COMMAND_LINE} (npm run `) === true;
+
 export interface AuditTarget {
   id: number;
   username: string;

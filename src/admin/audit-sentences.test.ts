@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { globSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { AUDIT_ACTIONS, type AuditRow } from './audit-queries.ts';
+import { AUDIT_ACTIONS, type AuditRow, commandLineAuthor } from './audit-queries.ts';
 import { auditSentence, SENTENCES, sentenceHtml, sentenceText } from './audit-sentences.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
@@ -76,6 +76,8 @@ describe('audit sentences', () => {
     assert.equal(say('reactivate', {}, { targetNow: 'Robert' }), 'Ann Admin reactivated Robert (then “Bob Builder”).');
     assert.equal(say('reactivate', {}, { targetId: null, targetNow: null }), 'Ann Admin reactivated Bob Builder (account removed).');
     assert.equal(say('reactivate', {}, { actorId: null, actor: '', actorNow: null }), 'an unknown account reactivated Bob Builder.');
+    const cli = commandLineAuthor('user:reset-password').username;
+    assert.equal(say('create-reset-link', {}, { actorId: null, actor: cli, actorNow: null }), `${cli} created a password reset link for Bob Builder.`);
     assert.equal(say('frobnicate', { a: 1 }), 'Ann Admin did “frobnicate” to Bob Builder (details: {"a":1}).');
     for (const odd of [null, 7, 'text', [1, 2], { name: 5, validMinutes: 'x', bulk: -1 }]) {
       assert.match(say('create-reset-link', odd), /^Ann Admin created a password reset link for Bob Builder\.$/);

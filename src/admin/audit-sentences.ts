@@ -1,5 +1,5 @@
 import { html, type SafeHtml } from '../views/html.ts';
-import type { AuditAction, AuditRow } from './audit-queries.ts';
+import { type AuditAction, type AuditRow, isCommandLineName } from './audit-queries.ts';
 
 /**
  * Each audit row as a sentence a person reads ("Ann Admin changed the role of Bob Builder from User to Admin."): one
@@ -133,6 +133,7 @@ export function auditSentence(row: AuditRow): Part[] {
 /** The name a person is shown under: today's name; the old one beside it after a rename; "removed" once gone. */
 function personText(p: PersonRef): { name: string; note: string } {
   const name = p.now ?? (p.was !== null && p.was.trim() !== '' ? p.was : 'an unknown account');
+  if (p.id === null && isCommandLineName(p.was)) return { name, note: '' };
   if (p.now === null) return { name, note: p.was !== null && p.was.trim() !== '' ? ' (account removed)' : '' };
   return { name, note: p.was !== null && p.was !== p.now ? ` (then “${p.was}”)` : '' };
 }

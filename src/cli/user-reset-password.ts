@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import type { AuditAuthor } from '../admin/audit-queries.ts';
+import { commandLineAuthor } from '../admin/audit-queries.ts';
 import { createResetLink, RESET_LINK_TTL_MS } from '../admin/user-detail-queries.ts';
 import { loadConfig } from '../config.ts';
 import type { Db } from '../db/database.ts';
@@ -9,7 +9,7 @@ import { CliError, type CliOutput, consoleOutput, runCli, withDatabase } from '.
 const USAGE = 'Usage: npm run user:reset-password -- --email <address>';
 
 /** Who the audit log names for a link made here: no account, the machine's operator. */
-export const CLI_ACTOR: AuditAuthor = { id: null, username: 'command line (npm run user:reset-password)', ip: null };
+export const CLI_ACTOR = commandLineAuthor('user:reset-password');
 
 /** Parses the command line; `null` means --help was asked for. */
 export function parseResetPasswordArgs(argv: string[]): { email: string } | null {
