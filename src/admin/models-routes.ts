@@ -16,6 +16,8 @@ import {
   isSameOrigin,
   listModelSummaries,
   type ModelSummary,
+  recordTestResult,
+  setDefaultModel,
   setModelEnabled,
   updateModel,
 } from '../llm/llm-queries.ts';
@@ -194,6 +196,23 @@ export async function modelsAdminRoutes(app: FastifyInstance, opts: { db: Db; co
     return back(reply);
   });
 
+  app.post('/admin/models/:id/default', async (req, reply) => {
+    const admin = requireAdmin(req);
+    const model = await findOr404(parseId(req));
+    if (!model.enabled || model.baseUrl === null) {
+      reply.flash('warning', `“${model.name}” is not enabled: enable it before making it the default.`);
+      return back(reply);
+    }
+    const found = await db.transaction().execute(async (trx) => {
+      if (!(await setDefaultModel(trx, model.id))) return false;
+      await writeAudit(trx, actorOf(req, admin), 'default-model', null, { id: model.id, name: model.name });
+      return true;
+    });
+    if (!found) throw new NotFoundError('This model does not exist.');
+    reply.flash('success', `“${model.name}” is the default: new chats start with it unless a user last used another model.`);
+    return back(reply);
+  });
+
   app.post('/admin/models/:id/delete', async (req, reply) => {
     const admin = requireAdmin(req);
     const model = await findOr404(parseId(req));
@@ -214,17 +233,29 @@ export async function modelsAdminRoutes(app: FastifyInstance, opts: { db: Db; co
       reply.flash('warning', `“${summary.name}” has no base URL yet: edit it and set one first.`);
       return back(reply);
     }
+    const conn = await getModelConnection(db, box, id).catch((err: unknown) => {
+      if (err instanceof ApiKeyUnreadableError) return err;
+      throw err;
+    });
+    if (!conn) throw new NotFoundError('This model does not exist.');
+    // The result is kept (the list's Health column), not only flashed: the next admin sees it too.
+    let failure: string | null = null;
     try {
-      const conn = await getModelConnection(db, box, id);
-      if (!conn) throw new NotFoundError('This model does not exist.');
+      if (conn instanceof ApiKeyUnreadableError) throw conn;
       const ids = await listModels(conn, { timeoutMs: TEST_CONNECTION_TIMEOUT_MS });
       const offered = ids.length === 0 ? 'no models offered' : `${ids.length} model${ids.length === 1 ? '' : 's'} offered (${describeModels(ids)})`;
       reply.flash('success', `“${summary.name}” answered: ${offered}.`);
-      if (!ids.includes(conn.model)) reply.flash('warning', `The server does not list the model id “${conn.model.slice(0, 200)}”: check it.`);
+      // A server that does not offer the model id would refuse every answer (404): that is a failed test too.
+      if (!ids.includes(conn.model)) {
+        failure = `The server does not list the model id “${conn.model.slice(0, 200)}”`;
+        reply.flash('warning', `${failure}: check it.`);
+      }
     } catch (err) {
       if (!(err instanceof ModelError || err instanceof ApiKeyUnreadableError)) throw err;
+      failure = err.message;
       reply.flash('danger', `Testing “${summary.name}” failed: ${err.message}.`);
     }
+    await recordTestResult(db, id, failure);
     return back(reply);
   });
 }
