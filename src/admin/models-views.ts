@@ -135,7 +135,7 @@ function modelsTable(csrfToken: string, models: ModelSummary[]): SafeHtml {
   return html`<p class="text-body-secondary small">A new chat starts with the model the user last chatted with, else the default, else the first
   in this list; a model whose last test or answer failed to connect is picked only when nothing else is enabled.</p>
 <div class="table-responsive mb-4"><table class="table table-sm align-middle table-stack">
-  <thead><tr><th scope="col">Name</th><th scope="col">Model id</th><th scope="col">Server</th><th scope="col">API key</th><th scope="col">Status</th><th scope="col">Health</th><th scope="col" class="text-end">Chats</th><th scope="col" class="text-end">Actions</th></tr></thead>
+  <thead><tr class="text-nowrap"><th scope="col">Name</th><th scope="col">Model id</th><th scope="col">Server</th><th scope="col">API key</th><th scope="col">Status</th><th scope="col">Health</th><th scope="col" class="text-end">Chats</th><th scope="col" class="text-end">Actions</th></tr></thead>
   <tbody>${models.map((m) => row(csrfToken, m))}</tbody>
 </table></div>`;
 }

@@ -11,6 +11,8 @@ import { type BrowserApp, DESKTOP, launchBrowser, MOBILE, newPage, screenshot, s
  * one model to a dead port (its name sorts first) and one to the fake OpenAI-compatible server, tests both, sees
  * their health on the list, and a new user's chat starts on the working one; the admin then disables the broken
  * one from the list in one click. Then the list at phone width: no column off-screen, no page scroll sideways.
+ * The confirm dialog (web/confirm.ts) and the stacked table (.table-stack in public/app.css) come from the admin
+ * forms' work of the same issue 16: these steps need both.
  */
 
 const admin = { name: 'Ada Admin', email: 'ada@example.com', password: 'copper kettle sings twice' };
@@ -104,6 +106,14 @@ describe('model health in a browser', { skip: skipWithoutBrowser() }, () => {
     const picker = bob.getByLabel('Model', { exact: true });
     assert.deepEqual(await picker.locator('option').allTextContents(), [BROKEN, WORKING]);
     assert.equal(await text(picker.locator('option:checked')), WORKING);
+
+    // Delete asks first, naming the model (web/confirm.ts reads data-confirm); Cancel leaves it as it was.
+    await modelRow(page, BROKEN).getByRole('button', { name: 'Delete' }).click();
+    const dialog = page.getByRole('dialog');
+    assert.equal(await text(dialog.locator('p')), `Delete “${BROKEN}”? This cannot be undone.`);
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+    await dialog.waitFor({ state: 'hidden' });
+    assert.equal(await modelRow(page, BROKEN).count(), 1);
 
     // One click on the list disables the broken model (it has no chats, so nothing to confirm).
     await modelRow(page, BROKEN).getByRole('button', { name: 'Disable' }).click();
