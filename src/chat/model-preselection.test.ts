@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, beforeEach, describe, test } from 'node:test';
-import { addModel, type ChatWorld, newChat, startChatWorld } from '../../test/chat-fixtures.ts';
+import { addModel, type ChatWorld, newChat, startChatWorld, waitFor } from '../../test/chat-fixtures.ts';
 import type { TestClient } from '../../test/client.ts';
 import { findModelSummary } from '../llm/llm-queries.ts';
 
@@ -47,6 +47,14 @@ async function adminPost(url: string) {
   return w.admin.post(url);
 }
 
+/** The model's health once it reads `healthy`: answers record it after their stream has ended. */
+async function healthOnceItIs(id: number, healthy: boolean) {
+  return waitFor(async () => {
+    const model = await findModelSummary(w.t.database.db, id);
+    return model?.health.healthy === healthy ? model.health : undefined;
+  });
+}
+
 async function ask(client: TestClient, chatId: number, content: string) {
   const res = await client.postJson(`/api/chats/${chatId}/messages`, { content });
   assert.equal(res.statusCode, 200, res.body);
@@ -79,6 +87,7 @@ describe('the model a new chat starts with', () => {
   test('a last-used model that failed since is passed over for a working one', async () => {
     const chat = await newChat(w.user, dead);
     await ask(w.user, chat, 'hello?'); // nothing listens: the answer fails to connect
+    await healthOnceItIs(dead, false);
     assert.equal(await preselected(w.user), w.modelId);
   });
 });
@@ -87,26 +96,25 @@ describe('what answers tell about a connection', () => {
   test('an answer that cannot reach its model marks it failing; a completed one marks it healthy again', async () => {
     const chat = await newChat(w.user, dead);
     await ask(w.user, chat, 'anyone there?');
-    const failing = await findModelSummary(w.t.database.db, dead);
-    assert.equal(failing?.health.healthy, false);
-    assert.equal(failing?.health.source, 'answer');
-    assert.equal(failing?.health.lastError, 'Could not reach the model server');
-    assert.ok(failing?.health.lastErrorAt instanceof Date);
+    const failing = await healthOnceItIs(dead, false);
+    assert.equal(failing.source, 'answer');
+    assert.equal(failing.lastError, 'Could not reach the model server');
+    assert.ok(failing.lastErrorAt instanceof Date);
 
     await llm().set({ txbase_url: w.llm.baseUrl }).where('idllm', '=', dead).execute(); // the server is back
     await ask(w.user, chat, 'and now?');
-    const healthy = await findModelSummary(w.t.database.db, dead);
-    assert.equal(healthy?.health.healthy, true);
-    assert.equal(healthy?.health.source, 'answer');
-    assert.equal(healthy?.health.lastError, 'Could not reach the model server', 'the last error is kept');
+    const healthy = await healthOnceItIs(dead, true);
+    assert.equal(healthy.source, 'answer');
+    assert.equal(healthy.lastError, 'Could not reach the model server', 'the last error is kept');
   });
 
   test('a passing server error (5xx) or a refused prompt does not mark a model failing', async () => {
     const chat = await newChat(w.user, w.modelId);
     await ask(w.user, chat, 'oops [[fail]]');
     await ask(w.user, chat, 'too much [[status:400]]');
-    const model = await findModelSummary(w.t.database.db, w.modelId);
-    assert.equal(model?.health.healthy, null);
-    assert.equal(model?.health.lastError, null);
+    // A completed answer is recorded (the model was never checked), after whatever the two before wrote, if anything.
+    await ask(w.user, chat, 'fine now');
+    const health = await healthOnceItIs(w.modelId, true);
+    assert.equal(health.lastError, null, 'no failure was ever recorded');
   });
 });
