@@ -66,6 +66,18 @@ describe('model health in a browser', { skip: skipWithoutBrowser() }, () => {
     page.setDefaultTimeout(10_000);
     await register(page, server.baseUrl, admin);
     await page.goto(`${server.baseUrl}/admin/models`);
+    // A refused form is the same page again, the message beside the field, what was typed kept (item 5).
+    await page.getByLabel('Name').fill(WORKING);
+    await page.getByLabel('Base URL').fill('localhost:11434');
+    await page.getByLabel('Model id').fill('fake-echo');
+    const [refused] = await Promise.all([
+      page.waitForResponse((r) => r.request().method() === 'POST'),
+      page.getByRole('button', { name: 'Add model' }).click(),
+    ]);
+    assert.equal(refused.status(), 400);
+    await page.locator('#f-baseUrl-error').filter({ hasText: 'Use an http:// or https:// URL.' }).waitFor();
+    assert.equal(await page.getByLabel('Name').inputValue(), WORKING);
+    assert.equal(await page.getByLabel('Base URL').inputValue(), 'localhost:11434');
     for (const [name, baseUrl] of [
       [BROKEN, await deadPortUrl()],
       [WORKING, llm.baseUrl],
