@@ -109,6 +109,7 @@ const matrix: Rule[] = [
   ['POST', '/admin/models/:id/enable',                  'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden'],
   ['POST', '/admin/models/:id/disable',                 'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden'],
   ['POST', '/admin/models/:id/delete',                  'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden'],
+  ['POST', '/admin/models/:id/default',                 'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden'],
   ['POST', '/admin/models/:id/test',                    'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden'],
   // statistics (src/stats): the admin pages and every CSV they offer, and each user's own usage
   ['GET', '/admin/stats',                               'login',     'to-2fa',    'login',     'forbidden', 'login',     'ok',        'forbidden'],

@@ -42,6 +42,7 @@ export const AUDIT_ACTIONS = [
   'enable-model',
   'disable-model',
   'delete-model',
+  'default-model',
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 

@@ -70,6 +70,7 @@ describe('audit sentences', () => {
       'Ann Admin asked to delete the model “Llama”; it has chats, so it was disabled instead and its history kept.',
     );
     assert.equal(say('delete-model', { id: 4, name: 'Llama', outcome: 'deleted' }, noTarget), 'Ann Admin deleted the model “Llama”.');
+    assert.equal(say('default-model', { id: 4, name: 'Llama' }, noTarget), 'Ann Admin made the model “Llama” the default for new chats.');
   });
 
   test('renamed, removed and unknown accounts; unknown actions; odd details', () => {

@@ -99,6 +99,7 @@ export const SENTENCES: Record<AuditAction, Sentence> = {
       ? [a, ` asked to delete ${modelName(d)}; it has chats, so it was disabled instead and its history kept.`]
       : [a, ` disabled ${modelName(d)}.`],
   'delete-model': (a, _t, d) => [a, ` deleted ${modelName(d)}.`],
+  'default-model': (a, _t, d) => [a, ` made ${modelName(d)} the default for new chats.`],
 };
 
 const isKnown = (action: string): action is AuditAction => Object.hasOwn(SENTENCES, action);

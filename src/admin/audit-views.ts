@@ -18,6 +18,7 @@ export const ACTION_LABELS: Record<AuditAction, string> = {
   'enable-model': 'Model enabled',
   'disable-model': 'Model disabled',
   'delete-model': 'Model deleted',
+  'default-model': 'Default model set',
 };
 
 /** The filter form as typed: the text of each name field (or the e-mail of the account an old id link meant). */

@@ -82,7 +82,7 @@ describe('/admin/models: adding and listing', () => {
   test('an admin adds a model; the list shows it, with the key only as "set"', async () => {
     const page = await adminPostAndFollow('/admin/models', form({ name: 'Locked', baseUrl: locked.baseUrl, apiKey: API_KEY }));
     assert.match(page.body, /Model “Locked” added/);
-    assert.match(page.body, /<td class="fw-semibold">Locked<\/td>/);
+    assert.match(page.body, /<td class="fw-semibold" data-label="Name">Locked<\/td>/);
     assert.match(page.body, />set</);
     await adminPostAndFollow('/admin/models', form({ name: 'Fake' }));
     const list = await adminGet('/admin/models');
@@ -188,8 +188,13 @@ describe('/admin/models: enable, disable, test, delete', () => {
       .returning('idllm')
       .executeTakeFirstOrThrow();
     assert.match((await adminGet('/admin/models')).body, /Needs a base URL/);
-    assert.match((await adminPostAndFollow(`/admin/models/${idllm}/enable`)).body, /has no base URL yet/);
-    assert.match((await adminPostAndFollow(`/admin/models/${idllm}/test`)).body, /has no base URL yet/);
+    for (const action of ['enable', 'test']) {
+      // Refused on the page itself (409, the list again with the reason), not on an error page.
+      const res = await adminPost(`/admin/models/${idllm}/${action}`);
+      assert.equal(res.statusCode, 409, action);
+      assert.match(res.body, /alert-danger[^>]*>“legacy” has no base URL yet: edit it and set one first/);
+      assert.match(res.body, /Add a model/);
+    }
     assert.equal((await listModelSummaries(t.database.db)).find((m) => m.id === idllm)?.enabled, false);
   });
 

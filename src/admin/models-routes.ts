@@ -16,6 +16,8 @@ import {
   isSameOrigin,
   listModelSummaries,
   type ModelSummary,
+  recordTestResult,
+  setDefaultModel,
   setModelEnabled,
   updateModel,
 } from '../llm/llm-queries.ts';
@@ -26,6 +28,7 @@ import { editModelPage, type FieldErrors, type ModelFormValues, modelsPage } fro
 
 /** "Test connection" waits this long: an admin is looking at a spinner, and a healthy server answers /models at once. */
 const TEST_CONNECTION_TIMEOUT_MS = 5_000;
+const MODEL_GONE = 'This model no longer exists: another admin may have deleted it.';
 /** Flash messages are capped at 500 characters (http/flash.ts); a server may offer hundreds of models. */
 const MODEL_LIST_MAX_CHARS = 300;
 
@@ -99,8 +102,22 @@ export async function modelsAdminRoutes(app: FastifyInstance, opts: { db: Db; co
   const { db } = opts;
   const box = createApiKeyBox(opts.config.APP_SECRET);
 
-  const showList = async (req: FastifyRequest, reply: FastifyReply, status = 200, values?: ModelFormValues, errors?: FieldErrors) =>
-    reply.page({ title: 'Models', body: modelsPage({ csrfToken: req.csrfToken(), models: await listModelSummaries(db), values, errors }) }, status);
+  const showList = async (req: FastifyRequest, reply: FastifyReply, status = 200, values?: ModelFormValues, errors?: FieldErrors, problem?: string) =>
+    reply.page({ title: 'Models', body: modelsPage({ csrfToken: req.csrfToken(), models: await listModelSummaries(db), values, errors, problem }) }, status);
+
+  /**
+   * A row action or a saved edit whose model is gone (another admin deleted it meanwhile): the list again, 404, saying
+   * so, rather than a dead-end error page. An edit's typed values fill the add form, so nothing typed is lost.
+   */
+  const showGone = (req: FastifyRequest, reply: FastifyReply, typed?: ModelFormValues) =>
+    showList(
+      req,
+      reply,
+      404,
+      typed,
+      undefined,
+      typed ? `${MODEL_GONE} What you typed is in the form below: add it as a new model if you want it.` : MODEL_GONE,
+    );
 
   const showEdit = (req: FastifyRequest, reply: FastifyReply, model: ModelSummary, values: ModelFormValues, status = 200, errors?: FieldErrors) =>
     reply.page({ title: `Edit ${model.name}`, body: editModelPage({ csrfToken: req.csrfToken(), model, values, errors }) }, status);
@@ -141,7 +158,8 @@ export async function modelsAdminRoutes(app: FastifyInstance, opts: { db: Db; co
 
   app.post('/admin/models/:id', async (req, reply) => {
     const admin = requireAdmin(req);
-    const existing = await findOr404(parseId(req));
+    const existing = await findModelSummary(db, parseId(req));
+    if (!existing) return showGone(req, reply, typedValues(req.body));
     const form = parseBody(modelFormSchema, req.body);
     if (!form.ok) return showEdit(req, reply, existing, typedValues(req.body), 400, form.errors);
     const { name, baseUrl, model, apiKey, enabled, removeApiKey } = form.data;
@@ -151,7 +169,7 @@ export async function modelsAdminRoutes(app: FastifyInstance, opts: { db: Db; co
     // A new key replaces the stored one; an empty field keeps it unless "remove" is ticked or the server changes
     // (updateModel drops it then; the check here only words the notice).
     const keyChange = apiKey ?? (removeApiKey ? null : undefined);
-    if (!(await updateModel(db, box, existing.id, { name, baseUrl, model, enabled, apiKey: keyChange }))) throw new NotFoundError('This model does not exist.');
+    if (!(await updateModel(db, box, existing.id, { name, baseUrl, model, enabled, apiKey: keyChange }))) return showGone(req, reply, typedValues(req.body));
     // updateModel runs its own transaction, so the audit row follows the committed change (it never claims one that failed).
     await writeAudit(db, actorOf(req, admin), 'update-model', null, {
       id: existing.id,
@@ -170,11 +188,9 @@ export async function modelsAdminRoutes(app: FastifyInstance, opts: { db: Db; co
 
   app.post('/admin/models/:id/enable', async (req, reply) => {
     const admin = requireAdmin(req);
-    const model = await findOr404(parseId(req));
-    if (model.baseUrl === null) {
-      reply.flash('warning', `“${model.name}” has no base URL yet: edit it and set one first.`);
-      return back(reply);
-    }
+    const model = await findModelSummary(db, parseId(req));
+    if (!model) return showGone(req, reply);
+    if (model.baseUrl === null) return showList(req, reply, 409, undefined, undefined, `“${model.name}” has no base URL yet: edit it and set one first.`);
     await db.transaction().execute(async (trx) => {
       await setModelEnabled(trx, model.id, true);
       await writeAudit(trx, actorOf(req, admin), 'enable-model', null, { id: model.id, name: model.name });
@@ -185,7 +201,8 @@ export async function modelsAdminRoutes(app: FastifyInstance, opts: { db: Db; co
 
   app.post('/admin/models/:id/disable', async (req, reply) => {
     const admin = requireAdmin(req);
-    const model = await findOr404(parseId(req));
+    const model = await findModelSummary(db, parseId(req));
+    if (!model) return showGone(req, reply);
     await db.transaction().execute(async (trx) => {
       await setModelEnabled(trx, model.id, false);
       await writeAudit(trx, actorOf(req, admin), 'disable-model', null, { id: model.id, name: model.name });
@@ -194,11 +211,29 @@ export async function modelsAdminRoutes(app: FastifyInstance, opts: { db: Db; co
     return back(reply);
   });
 
+  app.post('/admin/models/:id/default', async (req, reply) => {
+    const admin = requireAdmin(req);
+    const model = await findModelSummary(db, parseId(req));
+    if (!model) return showGone(req, reply);
+    if (!model.enabled || model.baseUrl === null) {
+      return showList(req, reply, 409, undefined, undefined, `“${model.name}” is not enabled: enable it before making it the default.`);
+    }
+    const found = await db.transaction().execute(async (trx) => {
+      if (!(await setDefaultModel(trx, model.id))) return false;
+      await writeAudit(trx, actorOf(req, admin), 'default-model', null, { id: model.id, name: model.name });
+      return true;
+    });
+    if (!found) return showGone(req, reply);
+    reply.flash('success', `“${model.name}” is the default: new chats start with it unless a user last used another model.`);
+    return back(reply);
+  });
+
   app.post('/admin/models/:id/delete', async (req, reply) => {
     const admin = requireAdmin(req);
-    const model = await findOr404(parseId(req));
+    const model = await findModelSummary(db, parseId(req));
+    if (!model) return showGone(req, reply);
     const outcome = await deleteModel(db, model.id);
-    if (outcome === 'missing') throw new NotFoundError('This model does not exist.');
+    if (outcome === 'missing') return showGone(req, reply);
     // deleteModel runs its own transaction: the audit row follows what it did.
     await writeAudit(db, actorOf(req, admin), outcome === 'disabled' ? 'disable-model' : 'delete-model', null, { id: model.id, name: model.name, outcome });
     if (outcome === 'disabled') reply.flash('warning', `“${model.name}” has chats, so it was disabled instead of deleted: their history is kept.`);
@@ -209,22 +244,32 @@ export async function modelsAdminRoutes(app: FastifyInstance, opts: { db: Db; co
   app.post('/admin/models/:id/test', async (req, reply) => {
     requireAdmin(req);
     const id = parseId(req);
-    const summary = await findOr404(id);
-    if (summary.baseUrl === null) {
-      reply.flash('warning', `“${summary.name}” has no base URL yet: edit it and set one first.`);
-      return back(reply);
-    }
+    const summary = await findModelSummary(db, id);
+    if (!summary) return showGone(req, reply);
+    if (summary.baseUrl === null) return showList(req, reply, 409, undefined, undefined, `“${summary.name}” has no base URL yet: edit it and set one first.`);
+    const conn = await getModelConnection(db, box, id).catch((err: unknown) => {
+      if (err instanceof ApiKeyUnreadableError) return err;
+      throw err;
+    });
+    if (!conn) return showGone(req, reply);
+    // The result is kept (the list's Health column), not only flashed: the next admin sees it too.
+    let failure: string | null = null;
     try {
-      const conn = await getModelConnection(db, box, id);
-      if (!conn) throw new NotFoundError('This model does not exist.');
+      if (conn instanceof ApiKeyUnreadableError) throw conn;
       const ids = await listModels(conn, { timeoutMs: TEST_CONNECTION_TIMEOUT_MS });
       const offered = ids.length === 0 ? 'no models offered' : `${ids.length} model${ids.length === 1 ? '' : 's'} offered (${describeModels(ids)})`;
       reply.flash('success', `“${summary.name}” answered: ${offered}.`);
-      if (!ids.includes(conn.model)) reply.flash('warning', `The server does not list the model id “${conn.model.slice(0, 200)}”: check it.`);
+      // A server that does not offer the model id would refuse every answer (404): that is a failed test too.
+      if (!ids.includes(conn.model)) {
+        failure = `The server does not list the model id “${conn.model.slice(0, 200)}”`;
+        reply.flash('warning', `${failure}: check it.`);
+      }
     } catch (err) {
       if (!(err instanceof ModelError || err instanceof ApiKeyUnreadableError)) throw err;
+      failure = err.message;
       reply.flash('danger', `Testing “${summary.name}” failed: ${err.message}.`);
     }
+    await recordTestResult(db, id, failure);
     return back(reply);
   });
 }

@@ -16,6 +16,8 @@ export interface ModelsPageView {
   models: ModelSummary[];
   values?: ModelFormValues;
   errors?: FieldErrors;
+  /** A refused row action (the model is gone), shown above the list. */
+  problem?: string;
 }
 
 export interface EditModelView {
@@ -30,25 +32,99 @@ function status(m: ModelSummary): SafeHtml {
   return m.enabled ? html`<span class="badge text-bg-success">Enabled</span>` : html`<span class="badge text-bg-secondary">Disabled</span>`;
 }
 
-function postButton(csrfToken: string, action: string, label: string, style: string): SafeHtml {
-  return html`<form method="post" action="${action}" class="d-inline">${csrfField(csrfToken)}<button type="submit" class="btn btn-sm ${style}">${label}</button></form>`;
+const when = (d: Date): SafeHtml => html`<time datetime="${d.toISOString()}">${d.toISOString().slice(0, 16).replace('T', ' ')} UTC</time>`;
+
+/** The last check and the last failure (docs/decisions/010: what counts as health). */
+function health(m: ModelSummary): SafeHtml {
+  const h = m.health;
+  const lastError =
+    h.lastError !== null && h.lastErrorAt !== null ? html`<div class="small text-body-secondary">Last error ${when(h.lastErrorAt)}: ${h.lastError}</div>` : '';
+  if (h.healthy === null || h.checkedAt === null) {
+    return m.baseUrl === null ? html`<span class="text-body-secondary">—</span>` : html`<span class="badge text-bg-secondary">Not tested</span>`;
+  }
+  if (h.healthy) {
+    const seen = h.source === 'test' ? 'Test passed' : 'Answering since';
+    return html`<span class="badge text-bg-success">OK</span> <span class="small text-body-secondary">${seen} ${when(h.checkedAt)}</span>${lastError}`;
+  }
+  const seen = h.source === 'test' ? 'Test failed' : 'An answer failed';
+  return html`<span class="badge text-bg-danger">Failing</span>
+    <div class="small">${seen} ${when(h.checkedAt)}: ${h.lastError ?? 'no reason given'}</div>`;
+}
+
+/** The host on one line, the scheme (unless https) and path below it, the whole URL as a tooltip: a long URL stays two short lines. */
+function server(baseUrl: string | null): SafeHtml {
+  if (baseUrl === null) return html`<span class="text-body-secondary">none</span>`;
+  let host = baseUrl;
+  let rest = '';
+  try {
+    const url = new URL(baseUrl);
+    host = url.host;
+    const path = `${url.pathname}${url.search}`;
+    // Plain http is worth a glance (keys travel in clear), so it is said; https is the norm and goes unsaid.
+    rest = [url.protocol === 'https:' ? '' : url.protocol.slice(0, -1), path === '/' ? '' : path].filter(Boolean).join(' · ');
+  } catch {
+    // Stored before validation existed (adopted rows): shown as it is.
+  }
+  return html`<span class="text-break" title="${baseUrl}">${host}</span>${rest ? html`<div class="small text-body-secondary text-break">${rest}</div>` : ''}`;
+}
+
+const chats = (n: number) => `${n} chat${n === 1 ? '' : 's'}`;
+
+interface PostButton {
+  action: string;
+  label: string;
+  style: string;
+  /** The question web/confirm.ts asks before posting (contracts: data-confirm), naming the model and what happens. */
+  confirm?: { message: string; button: string };
+}
+
+function postButton(csrfToken: string, b: PostButton): SafeHtml {
+  const confirm = b.confirm ? html` data-confirm="${b.confirm.message}" data-confirm-button="${b.confirm.button}"` : '';
+  return html`<form method="post" action="${b.action}" class="d-inline"${confirm}>${csrfField(csrfToken)}<button type="submit" class="btn btn-sm ${b.style}">${b.label}</button></form>`;
+}
+
+function actions(csrfToken: string, m: ModelSummary): SafeHtml {
+  const base = `/admin/models/${m.id}`;
+  const disable: PostButton = { action: `${base}/disable`, label: 'Disable', style: 'btn-outline-warning' };
+  if (m.chatCount > 0) {
+    disable.confirm = { message: `Disable “${m.name}”? Users can no longer pick it, and its ${chats(m.chatCount)} become read-only.`, button: 'Disable' };
+  }
+  const remove: PostButton =
+    m.chatCount > 0
+      ? {
+          action: `${base}/delete`,
+          label: 'Delete (disables: has chats)',
+          style: 'btn-outline-danger',
+          confirm: {
+            message: `“${m.name}” has ${chats(m.chatCount)}, so it is disabled instead of deleted: users can no longer pick it, and its chats stay readable.`,
+            button: 'Disable',
+          },
+        }
+      : {
+          action: `${base}/delete`,
+          label: 'Delete',
+          style: 'btn-outline-danger',
+          confirm: { message: `Delete “${m.name}”? This cannot be undone.`, button: 'Delete' },
+        };
+  return html`<div class="d-flex flex-wrap gap-1 justify-content-end">
+    <a class="btn btn-sm btn-outline-light" href="${base}/edit">Edit</a>
+    ${m.baseUrl === null ? '' : postButton(csrfToken, { action: `${base}/test`, label: 'Test connection', style: 'btn-outline-info' })}
+    ${m.enabled ? postButton(csrfToken, disable) : postButton(csrfToken, { action: `${base}/enable`, label: 'Enable', style: 'btn-outline-success' })}
+    ${m.enabled && m.baseUrl !== null && !m.isDefault ? postButton(csrfToken, { action: `${base}/default`, label: 'Make default', style: 'btn-outline-secondary' }) : ''}
+    ${postButton(csrfToken, remove)}
+  </div>`;
 }
 
 function row(csrfToken: string, m: ModelSummary): SafeHtml {
-  const base = `/admin/models/${m.id}`;
   return html`<tr data-model-id="${m.id}">
-  <td class="fw-semibold">${m.name}</td>
-  <td><code>${m.model ?? ''}</code></td>
-  <td class="text-break">${m.baseUrl ?? html`<span class="text-body-secondary">none</span>`}</td>
-  <td>${m.hasApiKey ? 'set' : html`<span class="text-body-secondary">not set</span>`}</td>
-  <td>${status(m)}</td>
-  <td class="text-end">${m.chatCount}</td>
-  <td class="text-end text-nowrap">
-    <a class="btn btn-sm btn-outline-light" href="${base}/edit">Edit</a>
-    ${m.baseUrl === null ? '' : postButton(csrfToken, `${base}/test`, 'Test connection', 'btn-outline-info')}
-    ${m.enabled ? postButton(csrfToken, `${base}/disable`, 'Disable', 'btn-outline-warning') : postButton(csrfToken, `${base}/enable`, 'Enable', 'btn-outline-success')}
-    ${postButton(csrfToken, `${base}/delete`, m.chatCount > 0 ? 'Delete (disables: has chats)' : 'Delete', 'btn-outline-danger')}
-  </td>
+  <td class="fw-semibold" data-label="Name">${m.name}${m.isDefault ? html` <span class="badge text-bg-primary">Default</span>` : ''}</td>
+  <td data-label="Model id"><code class="text-break">${m.model ?? ''}</code></td>
+  <td data-label="Server">${server(m.baseUrl)}</td>
+  <td data-label="API key">${m.hasApiKey ? 'set' : html`<span class="text-body-secondary">not set</span>`}</td>
+  <td data-label="Status">${status(m)}</td>
+  <td data-label="Health">${health(m)}</td>
+  <td class="text-end" data-label="Chats">${m.chatCount}</td>
+  <td class="text-end">${actions(csrfToken, m)}</td>
 </tr>`;
 }
 
@@ -56,8 +132,10 @@ function modelsTable(csrfToken: string, models: ModelSummary[]): SafeHtml {
   if (models.length === 0) {
     return html`<p class="text-body-secondary">No model is connected yet. Add one below: users can chat once at least one is enabled.</p>`;
   }
-  return html`<div class="table-responsive mb-4"><table class="table table-sm align-middle">
-  <thead><tr><th scope="col">Name</th><th scope="col">Model id</th><th scope="col">Base URL</th><th scope="col">API key</th><th scope="col">Status</th><th scope="col" class="text-end">Chats</th><th scope="col" class="text-end">Actions</th></tr></thead>
+  return html`<p class="text-body-secondary small">A new chat starts with the model the user last chatted with, else the default, else the first
+  in this list; a model whose last test or answer failed to connect is picked only when nothing else is enabled.</p>
+<div class="table-responsive mb-4"><table class="table table-sm align-middle table-stack">
+  <thead><tr class="text-nowrap"><th scope="col">Name</th><th scope="col">Model id</th><th scope="col">Server</th><th scope="col">API key</th><th scope="col">Status</th><th scope="col">Health</th><th scope="col" class="text-end">Chats</th><th scope="col" class="text-end">Actions</th></tr></thead>
   <tbody>${models.map((m) => row(csrfToken, m))}</tbody>
 </table></div>`;
 }
@@ -85,6 +163,7 @@ function modelFields(values: ModelFormValues, errors: FieldErrors, keyHelp: stri
 export function modelsPage(v: ModelsPageView): SafeHtml {
   const errors = v.errors ?? {};
   return html`<h1 class="h4 mb-3">Models</h1>
+${formAlert(v.problem)}
 ${modelsTable(v.csrfToken, v.models)}
 <div class="card"><div class="card-body">
   <h2 class="h5 mb-3" id="add-model">Add a model</h2>

@@ -22,7 +22,7 @@ test('GET /chat lists only my chats, newest first, and the enabled models', asyn
   assert.equal(page.statusCode, 200);
   assert.ok(page.body.indexOf('Second of mine') < page.body.indexOf('First of mine'), 'newest first');
   assert.ok(!page.body.includes('Not yours'));
-  assert.match(page.body, new RegExp(`<option value="${w.modelId}">Fake echo</option>`));
+  assert.match(page.body, new RegExp(`<option value="${w.modelId}" selected>Fake echo</option>`), 'the only model is preselected');
 });
 
 test('GET /chat/:id shows my chat with its model; another user’s chat or none is a 404', async () => {

@@ -2,7 +2,7 @@ import { type Expression, sql } from 'kysely';
 import { jsonArrayFrom, jsonObjectFrom } from 'kysely/helpers/postgres';
 import type { Db } from '../db/database.ts';
 import type { ResponseStatus } from '../db/schema.ts';
-import { type ModelConnectionRow, selectEnabledModels } from '../llm/llm-queries.ts';
+import { type ModelConnectionRow, selectEnabledModels, selectPreferredModelId } from '../llm/llm-queries.ts';
 import { renderAdoptedAnswer } from './markdown.ts';
 
 export const THINKING_PLACEHOLDER = '🧠 Thinking...';
@@ -37,12 +37,14 @@ export interface ChatPageRows {
   chats: ChatListRow[];
   /** What the model picker offers (listEnabledModels). */
   models: Array<{ id: number; name: string }>;
+  /** The model a new chat starts with (selectPreferredModelId); null when the picker is empty. */
+  preferredModelId: number | null;
   /** The chat asked for, only if it is this user's, with its model as it is now; null for /chat or another's chat. */
   current: (ChatRecord & { modelName: string; modelAvailable: boolean }) | null;
 }
 
 /**
- * Everything the chat page shows but the conversation, as ONE SQL expression (a JSON object of three subqueries):
+ * Everything the chat page shows but the conversation, as ONE SQL expression (a JSON object of four subqueries):
  * a page costs the server and the database mostly per statement, not per row. `userId` is an expression, so the
  * session check reads it in its own statement (the chat routes' session companion, see session-plugin.ts); for
  * /chat, `chatId` is null and `current` comes back null.
@@ -59,6 +61,7 @@ export function chatPageData(db: Db, userId: Expression<number>, chatId: number 
         .limit(500),
     )},
     'models', ${jsonArrayFrom(selectEnabledModels(db))},
+    'preferredModelId', (${selectPreferredModelId(db, userId)}),
     'current', ${jsonObjectFrom(
       db
         .selectFrom('chatbot_schema.chat as c')
@@ -79,6 +82,7 @@ export function chatPageData(db: Db, userId: Expression<number>, chatId: number 
 interface ChatPageJson {
   chats: Array<{ id: number; title: string | null; updatedAt: string }>;
   models: Array<{ id: number; name: string }>;
+  preferredModelId: number | null;
   current: ChatPageRows['current'];
 }
 
@@ -89,6 +93,7 @@ export function chatPageFromJson(json: unknown): ChatPageRows {
   return {
     chats: page.chats.map((c) => ({ id: c.id, title: c.title ?? 'New chat', updatedAt: new Date(c.updatedAt) })),
     models: page.models,
+    preferredModelId: page.preferredModelId ?? null,
     current: page.current ?? null,
   };
 }

@@ -87,13 +87,14 @@ export async function chatRoutes(app: FastifyInstance, opts: { db: Db; config: C
 
   /** The page's data was read with the session (the routes' session companion); the conversation is read here. */
   async function renderChat(req: FastifyRequest, chatId: number | null): Promise<ChatPageData> {
-    const { chats, models, current } = chatPageFromJson(req.sessionCompanion);
-    if (chatId === null) return { chats, models, current: null, maxPromptChars: config.MAX_PROMPT_CHARS };
+    const { chats, models, preferredModelId, current } = chatPageFromJson(req.sessionCompanion);
+    if (chatId === null) return { chats, models, preferredModelId, current: null, maxPromptChars: config.MAX_PROMPT_CHARS };
     if (!current) throw new NotFoundError('This chat does not exist or is not yours.');
     const turns = await listTurns(db, current.id);
     return {
       chats,
       models,
+      preferredModelId,
       maxPromptChars: config.MAX_PROMPT_CHARS,
       current: {
         id: current.id,

@@ -26,6 +26,7 @@ function data(over: Partial<ChatPageData> = {}, current: Partial<NonNullable<Cha
       { id: 3, title: 'Older', updatedAt: T0 },
     ],
     models: [{ id: 1, name: 'llama3' }],
+    preferredModelId: null,
     current: current && { id: 12, title: 'Current one', modelId: 1, modelName: 'llama3', modelAvailable: true, turns: [turn()], ...current },
     maxPromptChars: 32000,
     ...over,
@@ -128,19 +129,20 @@ describe('chatPage states', () => {
     }
   });
 
-  test('a new chat: the model picker and the composer, no chat id', () => {
+  test('a new chat: the model picker with the preferred model selected, and the composer, no chat id', () => {
     const out = page(
       {
         models: [
           { id: 1, name: 'llama3' },
           { id: 2, name: 'gpt-4o' },
         ],
+        preferredModelId: 2,
       },
       null,
     );
     assert.match(
       out,
-      /<select class="form-select form-select-sm chat-model-select" id="model-select"><option value="1">llama3<\/option><option value="2">gpt-4o<\/option><\/select>/,
+      /<select class="form-select form-select-sm chat-model-select" id="model-select"><option value="1">llama3<\/option><option value="2" selected>gpt-4o<\/option><\/select>/,
     );
     assert.match(out, /id="composer"/);
     assert.doesNotMatch(out, /data-chat-id="\d+" data-model-name/);

@@ -30,6 +30,8 @@ export interface ChatPageData {
   chats: ChatListItem[];
   /** Enabled models for the picker. */
   models: ModelOption[];
+  /** The picker's preselected model (the user's last-used one, else the admin's default…); see selectPreferredModelId. */
+  preferredModelId: number | null;
   current: CurrentChat | null;
   maxPromptChars: number;
 }
@@ -73,7 +75,7 @@ function header(data: ChatPageData): SafeHtml {
     ? html`<span class="chat-model-badge" title="Model">${current.modelName}</span>`
     : data.models.length > 0
       ? html`<label class="visually-hidden" for="model-select">Model</label>
-    <select class="form-select form-select-sm chat-model-select" id="model-select">${data.models.map((m) => html`<option value="${m.id}">${m.name}</option>`)}</select>`
+    <select class="form-select form-select-sm chat-model-select" id="model-select">${data.models.map((m) => html`<option value="${m.id}"${m.id === data.preferredModelId ? html` selected` : ''}>${m.name}</option>`)}</select>`
       : '';
   return html`<header class="chat-header">
   <button type="button" class="btn btn-sm chat-sidebar-toggle d-md-none" data-bs-toggle="offcanvas" data-bs-target="#chat-sidebar" aria-controls="chat-sidebar" aria-label="Show your chats">${iconSidebar()}</button>

@@ -2,7 +2,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Db } from '../db/database.ts';
 import { isDatabaseUnavailable } from '../http/errors.ts';
-import { type ChatTurn, type ModelConnection, ModelError, streamCompletion } from '../llm/model-client.ts';
+import { recordAnswerOutcome } from '../llm/llm-queries.ts';
+import { type ChatTurn, isConnectionFailure, type ModelConnection, ModelError, streamCompletion } from '../llm/model-client.ts';
 import type { AppMetrics } from '../metrics/metrics.ts';
 import { escapeHtml } from '../views/html.ts';
 import { renderMarkdown } from './markdown.ts';
@@ -231,6 +232,8 @@ async function runGeneration(deps: GenerationDeps, gen: Generation, responseId: 
   const deadline = setTimeout(() => gen.stop('max_time'), deps.maxAnswerMs);
 
   let final: Pick<FinalResponse, 'status' | 'error'>;
+  /** What this answer tells the admin's list about the connection (recordAnswerOutcome); undefined: nothing. */
+  let health: string | null | undefined;
   try {
     for await (const event of streamCompletion(connection, history, { signal: gen.controller.signal, idleTimeoutMs: deps.idleTimeoutMs })) {
       if (event.type === 'usage') {
@@ -251,10 +254,13 @@ async function runGeneration(deps: GenerationDeps, gen: Generation, responseId: 
       gen.emit({ type: 'token', text: event.text }); // appends to gen.text, the answer so far
     }
     final = gen.endReason === 'max_chars' ? endedEarly('max_chars', deps) : { status: 'complete', error: null };
+    health = null;
   } catch (err) {
     if (gen.endReason) final = endedEarly(gen.endReason, deps);
-    else if (err instanceof ModelError) final = { status: 'error', error: err.message };
-    else {
+    else if (err instanceof ModelError) {
+      final = { status: 'error', error: err.message };
+      if (gen.text === '' && isConnectionFailure(err)) health = err.message;
+    } else {
       log.error({ err, responseId }, 'generation failed');
       final = { status: 'error', error: 'The answer failed unexpectedly.' };
     }
@@ -287,4 +293,7 @@ async function runGeneration(deps: GenerationDeps, gen: Generation, responseId: 
   }
   if (final.status === 'complete' || final.status === 'stopped') gen.emit({ type: 'done', status: final.status, html });
   else gen.emit({ type: 'error', message: final.error ?? 'The answer failed.' });
+  // After the user has the answer: the admin's health column is news, not part of the answer.
+  if (health !== undefined)
+    await recordAnswerOutcome(db, connection.id, health).catch((err) => log.error({ err, responseId }, 'could not record model health'));
 }

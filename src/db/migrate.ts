@@ -12,6 +12,7 @@ import * as totp from './migrations/009-totp.ts';
 import * as adminUsers from './migrations/010-admin-users.ts';
 import * as usageRollups from './migrations/011-usage-rollups.ts';
 import * as embeddedSearchIndexes from './migrations/012-embedded-search-indexes.ts';
+import * as modelHealth from './migrations/013-model-health.ts';
 import * as auditNameSearch from './migrations/016-audit-name-search.ts';
 import * as usageFailedTiming from './migrations/017-usage-failed-timing.ts';
 
@@ -29,6 +30,7 @@ const migrations: Record<string, Migration> = {
   '010-admin-users': adminUsers,
   '011-usage-rollups': usageRollups,
   '012-embedded-search-indexes': embeddedSearchIndexes,
+  '013-model-health': modelHealth,
   '016-audit-name-search': auditNameSearch,
   '017-usage-failed-timing': usageFailedTiming,
 };

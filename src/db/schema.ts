@@ -79,6 +79,13 @@ export interface LlmTable {
   txmodel: string | null;
   is_enabled: Generated<boolean>;
   dtcreated: Generated<Date>;
+  /** Migration 013: the last check's result (null: never checked), when, and by what; the last failure. */
+  is_healthy: boolean | null;
+  dthealth_checked: Timestamp | null;
+  txhealth_source: 'test' | 'answer' | null;
+  txlast_error: string | null;
+  dtlast_error: Timestamp | null;
+  is_default: Generated<boolean>;
 }
 
 export interface ChatTable {

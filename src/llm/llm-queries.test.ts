@@ -14,6 +14,7 @@ import {
   getModelConnection,
   listEnabledModels,
   listModelSummaries,
+  setDefaultModel,
   updateModel,
 } from './llm-queries.ts';
 
@@ -128,6 +129,36 @@ describe('model queries', () => {
     assert.deepEqual(
       (await listModelSummaries(database.db)).map((m) => [m.name, m.enabled]),
       [['used', false]],
+    );
+  });
+});
+
+describe('setDefaultModel', () => {
+  beforeEach(clearModels);
+
+  test('admins choosing different defaults at once take turns: every choice succeeds and one default remains', async () => {
+    const ids = await Promise.all(['d1', 'd2', 'd3', 'd4', 'd5', 'd6'].map((name) => createModel(database.db, box, input(name))));
+    const processes = await openProcesses(ids.length);
+    try {
+      const results = await Promise.all(ids.map((id, i) => (processes[i] as Db).transaction().execute((trx) => setDefaultModel(trx, id))));
+      assert.deepEqual(
+        results,
+        ids.map(() => true),
+      );
+    } finally {
+      await Promise.all(closers.splice(0).map((close) => close()));
+    }
+    const defaults = (await listModelSummaries(database.db)).filter((m) => m.isDefault);
+    assert.equal(defaults.length, 1);
+  });
+
+  test('a missing model is reported and leaves the default as it was', async () => {
+    const id = await createModel(database.db, box, input('kept'));
+    await database.db.transaction().execute((trx) => setDefaultModel(trx, id));
+    assert.equal(await database.db.transaction().execute((trx) => setDefaultModel(trx, id + 1000)), false);
+    assert.deepEqual(
+      (await listModelSummaries(database.db)).map((m) => [m.name, m.isDefault]),
+      [['kept', true]],
     );
   });
 });

@@ -1,4 +1,4 @@
-import { sql } from 'kysely';
+import { type Expression, sql } from 'kysely';
 import { SecretBox } from '../crypto/secret-box.ts';
 import type { Db } from '../db/database.ts';
 import type { ModelConnection } from './model-client.ts';
@@ -10,6 +10,17 @@ export function createApiKeyBox(appSecret: string): SecretBox {
   return new SecretBox(appSecret, API_KEY_PURPOSE);
 }
 
+/** What is known of a connection's health (migration 013): the last check and the last failure. */
+export interface ModelHealth {
+  /** The last check's result; null when the connection was never checked. */
+  healthy: boolean | null;
+  checkedAt: Date | null;
+  /** 'test': an admin's Test connection; 'answer': a user's answer (see recordAnswerOutcome). */
+  source: 'test' | 'answer' | null;
+  lastError: string | null;
+  lastErrorAt: Date | null;
+}
+
 export interface ModelSummary {
   id: number;
   name: string;
@@ -18,6 +29,9 @@ export interface ModelSummary {
   enabled: boolean;
   hasApiKey: boolean;
   chatCount: number;
+  /** Marked by an admin as the model preselected for users with no usable last-used model. */
+  isDefault: boolean;
+  health: ModelHealth;
 }
 
 /** A connection plus whether users may chat with it: enabled by an admin and pointing somewhere. */
@@ -48,6 +62,12 @@ function selectSummaries(db: Db) {
     'txmodel as model',
     'txbase_url as baseUrl',
     'is_enabled as enabled',
+    'is_default as isDefault',
+    'is_healthy',
+    'dthealth_checked',
+    'txhealth_source',
+    'txlast_error',
+    'dtlast_error',
     eb('txapi_key_enc', 'is not', null).as('hasApiKey'),
     eb
       .selectFrom('chatbot_schema.chat')
@@ -57,8 +77,21 @@ function selectSummaries(db: Db) {
   ]);
 }
 
-type SummaryRow = Omit<ModelSummary, 'chatCount' | 'hasApiKey'> & { chatCount: number | null; hasApiKey: unknown };
-const toSummary = (r: SummaryRow): ModelSummary => ({ ...r, hasApiKey: r.hasApiKey === true, chatCount: Number(r.chatCount ?? 0) });
+type SummaryRow = Omit<ModelSummary, 'chatCount' | 'hasApiKey' | 'health'> & {
+  chatCount: number | null;
+  hasApiKey: unknown;
+  is_healthy: boolean | null;
+  dthealth_checked: Date | null;
+  txhealth_source: 'test' | 'answer' | null;
+  txlast_error: string | null;
+  dtlast_error: Date | null;
+};
+const toSummary = ({ is_healthy, dthealth_checked, txhealth_source, txlast_error, dtlast_error, ...r }: SummaryRow): ModelSummary => ({
+  ...r,
+  hasApiKey: r.hasApiKey === true,
+  chatCount: Number(r.chatCount ?? 0),
+  health: { healthy: is_healthy, checkedAt: dthealth_checked, source: txhealth_source, lastError: txlast_error, lastErrorAt: dtlast_error },
+});
 
 export async function listModelSummaries(db: Db): Promise<ModelSummary[]> {
   const rows = await selectSummaries(db).orderBy(sql`lower(txshortname)`).orderBy('idllm').execute();
@@ -87,6 +120,38 @@ export function selectEnabledModels(db: Db) {
     .where('txbase_url', 'is not', null)
     .orderBy(sql`lower(txshortname)`)
     .orderBy('idllm');
+}
+
+/**
+ * The model a user's new chat starts with (docs/decisions/010): among the models the picker offers, a model whose
+ * last check failed comes last; then the user's last-used model (that of their most recently active chat whose
+ * model is still offered and not failing), then the admin's default, then the picker's order. Null when the picker
+ * is empty. One scalar subquery, so the chat page still loads in one statement; the user's chats are read newest
+ * first through chat_user_updated_idx and the first usable one ends the scan.
+ */
+export function selectPreferredModelId(db: Db, userId: Expression<number>) {
+  const lastUsed = db
+    .selectFrom('chatbot_schema.chat as pref_chat')
+    .innerJoin(`${table} as pref_used`, 'pref_used.idllm', 'pref_chat.idllm')
+    .select('pref_chat.idllm')
+    .where('pref_chat.idappuser', '=', userId)
+    .where('pref_used.is_enabled', '=', true)
+    .where('pref_used.txbase_url', 'is not', null)
+    .where(sql<boolean>`pref_used.is_healthy IS NOT FALSE`)
+    .orderBy('pref_chat.dtupdated', 'desc')
+    .orderBy('pref_chat.idchat', 'desc')
+    .limit(1);
+  return db
+    .selectFrom(`${table} as pref`)
+    .select('pref.idllm')
+    .where('pref.is_enabled', '=', true)
+    .where('pref.txbase_url', 'is not', null)
+    .orderBy(sql`pref.is_healthy IS FALSE`)
+    .orderBy(sql`pref.idllm IS NOT DISTINCT FROM (${lastUsed})`, 'desc')
+    .orderBy('pref.is_default', 'desc')
+    .orderBy(sql`lower(pref.txshortname)`)
+    .orderBy('pref.idllm')
+    .limit(1);
 }
 
 /**
@@ -221,4 +286,60 @@ export async function deleteModel(db: Db, id: number): Promise<'deleted' | 'disa
     await trx.deleteFrom(table).where('idllm', '=', id).execute();
     return 'deleted';
   });
+}
+
+/** How long a stored error may be: a model server's failure is summarised by us (ModelError), so this is generous. */
+const HEALTH_ERROR_MAX_CHARS = 500;
+
+/** Records an admin's Test connection: its result and, when it failed, why. */
+export async function recordTestResult(db: Db, id: number, error: string | null): Promise<void> {
+  await db
+    .updateTable(table)
+    .set({
+      is_healthy: error === null,
+      dthealth_checked: sql<Date>`now()`,
+      txhealth_source: 'test',
+      ...(error === null ? {} : { txlast_error: error.slice(0, HEALTH_ERROR_MAX_CHARS), dtlast_error: sql<Date>`now()` }),
+    })
+    .where('idllm', '=', id)
+    .execute();
+}
+
+/**
+ * Records what a user's answer tells about its model: `error` when the answer could not even start (the server
+ * unreachable, refusing the request or silent until the timeout), null when it completed. A completed answer only
+ * writes when the model is not already known to be healthy, so the busy path (a healthy model answering) never
+ * writes to this row; a failure always writes (its time and message are news to the admin).
+ */
+export async function recordAnswerOutcome(db: Db, id: number, error: string | null): Promise<void> {
+  if (error === null) {
+    await db
+      .updateTable(table)
+      .set({ is_healthy: true, dthealth_checked: sql<Date>`now()`, txhealth_source: 'answer' })
+      .where('idllm', '=', id)
+      .where(sql<boolean>`is_healthy IS NOT TRUE`)
+      .execute();
+    return;
+  }
+  const now = sql<Date>`now()`;
+  await db
+    .updateTable(table)
+    .set({ is_healthy: false, dthealth_checked: now, txhealth_source: 'answer', txlast_error: error.slice(0, HEALTH_ERROR_MAX_CHARS), dtlast_error: now })
+    .where('idllm', '=', id)
+    .execute();
+}
+
+/**
+ * Marks one model as the default and unmarks the one before, or returns false when there is no such model.
+ * Runs in the caller's transaction (`trx`; LOCK TABLE needs one), so the audit row commits with it. The table lock
+ * (self-conflicting; readers and chats' foreign-key checks are not blocked) makes two admins choosing different
+ * defaults at once take turns, so the last one wins instead of one failing on the unique index.
+ */
+export async function setDefaultModel(trx: Db, id: number): Promise<boolean> {
+  await sql`LOCK TABLE chatbot_schema.llm IN SHARE ROW EXCLUSIVE MODE`.execute(trx);
+  const target = await trx.selectFrom(table).select('idllm').where('idllm', '=', id).executeTakeFirst();
+  if (!target) return false;
+  await trx.updateTable(table).set({ is_default: false }).where('is_default', '=', true).where('idllm', '<>', id).execute();
+  await trx.updateTable(table).set({ is_default: true }).where('idllm', '=', id).execute();
+  return true;
 }

@@ -31,6 +31,16 @@ export class ModelError extends Error {
   }
 }
 
+/**
+ * Whether a failure says the connection itself is broken (server down, wrong base URL or model id, key refused,
+ * silence until the timeout) rather than a passing problem of a working server (busy, 5xx, a broken stream): only
+ * the former marks a model failing on the admin's list. The caller also requires that no text had arrived.
+ */
+export function isConnectionFailure(err: ModelError): boolean {
+  if (err.kind === 'unreachable' || err.kind === 'timeout') return true;
+  return err.kind === 'http' && (err.status === 401 || err.status === 403 || err.status === 404);
+}
+
 const LIST_MODELS_TIMEOUT_MS = 10_000;
 
 function seconds(ms: number): string {
