@@ -5,6 +5,7 @@ import { hashPassword, PASSWORD_MAX_CHARS, passwordProblem } from '../auth/passw
 import { resetTwoFactor } from '../auth/totp-queries.ts';
 import type { Config } from '../config.ts';
 import type { Db } from '../db/database.ts';
+import { displayNameField } from '../http/display-name.ts';
 import { BadRequestError, NotFoundError } from '../http/errors.ts';
 import { formString, parseBody, pathId } from '../http/validation.ts';
 import { createUser, EmailTakenError, grantAdmin } from '../users/user-queries.ts';
@@ -15,9 +16,7 @@ import { createResetLink, findUserDetail, listUserSessions, RESET_LINK_TTL_MS, r
 import { type NewUserValues, newUserPage, resetLinkPage, userDetailPage } from './user-detail-views.ts';
 
 const newUserSchema = z.object({
-  username: formString(50, 'Username')
-    .transform((v) => v.trim())
-    .pipe(z.string().min(1, 'Enter a username.')),
+  username: displayNameField('Username', 'Enter a username.'),
   email: formString(254, 'E-mail')
     .transform((v) => v.trim())
     .pipe(z.email('Enter an e-mail address like name@example.com.')),

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { Config } from '../config.ts';
 import type { Db } from '../db/database.ts';
+import { displayNameFromClaim } from '../http/display-name.ts';
 import { NotFoundError } from '../http/errors.ts';
 import { parseBody } from '../http/validation.ts';
 import { changeEmailIfFree, createUser, EmailTakenError, findUserByEmail, findUserById, normalizeEmail, uniqueUsername } from '../users/user-queries.ts';
@@ -140,7 +141,7 @@ export async function googleRoutes(app: FastifyInstance, opts: { db: Db; config:
     const email = identity.email;
     let created: { id: number; isAdmin: boolean };
     try {
-      const username = await uniqueUsername(db, identity.name?.trim() || email.split('@')[0] || 'user');
+      const username = await uniqueUsername(db, displayNameFromClaim(identity.name) ?? displayNameFromClaim(email.split('@')[0]) ?? 'user');
       created = await createUser(db, { username, email, passwordHash: null }, async (trx, userId) => {
         if (!(await linkIdentity(trx, userId, key, email))) throw new IdentityTakenError();
       });

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { Config } from '../config.ts';
 import type { Db } from '../db/database.ts';
+import { displayNameField } from '../http/display-name.ts';
 import { ForbiddenError } from '../http/errors.ts';
 import { formString, parseBody } from '../http/validation.ts';
 import { createUser, EmailTakenError, findUserByEmail, normalizeEmail, setPasswordHash } from '../users/user-queries.ts';
@@ -25,9 +26,7 @@ const loginSchema = z.object({
 });
 
 const registerSchema = z.object({
-  username: formString(50, 'Name')
-    .transform((v) => v.trim())
-    .pipe(z.string().min(1, 'Enter your name.')),
+  username: displayNameField('Name', 'Enter your name.'),
   email: emailSchema,
   password: z.string({ message: 'Choose a password.' }).max(PASSWORD_MAX_CHARS * 4, 'Use at most 128 characters.'),
 });
