@@ -12,11 +12,11 @@ import { GoogleState } from './google-state.ts';
 import { linkGooglePage } from './google-views.ts';
 import { requireAnonymous, requireUser } from './guards.ts';
 import { PASSWORD_MAX_CHARS, verifyPassword } from './passwords.ts';
-import { completeSignIn, nextFromQuery, safeNext } from './sign-in.ts';
+import { ACCOUNT_DEACTIVATED_MESSAGE, completeSignIn, nextFromQuery, safeNext } from './sign-in.ts';
 import { ACCOUNT_PASSWORD_RULE, clearFailures, IP_PASSWORD_RULE, releaseAttempt, reserveAttempts } from './throttle.ts';
 
 /** The same words as a deactivated account's password sign-in gets from completeSignIn. */
-const DEACTIVATED = 'This account cannot sign in.';
+const DEACTIVATED = ACCOUNT_DEACTIVATED_MESSAGE;
 
 const linkSchema = z.object({
   password: z
@@ -115,7 +115,6 @@ export async function googleRoutes(app: FastifyInstance, opts: { db: Db; config:
     const key = { issuer: identity.issuer, subject: identity.subject };
     const known = await findUserByIdentity(db, key);
     if (known) {
-      if (!known.isActive) return refuse(req, reply, 'account_deactivated', DEACTIVATED, next);
       await touchIdentity(db, key, identity.email);
       // The address changed at Google: follow it, unless another account has it (then the account keeps its own).
       if (identity.email && identity.emailVerified && normalizeEmail(identity.email) !== normalizeEmail(known.email)) {

@@ -88,9 +88,9 @@ export async function localAuthRoutes(app: FastifyInstance, opts: { db: Db; conf
 
     const user = await findUserByEmail(db, email);
     const ok = user?.passwordHash ? await verifyPassword(user.passwordHash, password) : await burnPasswordCheck(password);
-    // One answer for "no such account", "wrong password" and "deactivated": nothing to enumerate. The reserved
-    // attempts stay counted as failures.
-    if (!ok || !user?.isActive) {
+    // One answer for "no such account" and "wrong password": nothing to enumerate. The reserved attempts stay
+    // counted as failures. A deactivated account is told so by completeSignIn, after every factor it has.
+    if (!ok || !user) {
       app.metrics.signInFailed('password');
       return showLogin(req, reply, 401, { email, error: 'Wrong e-mail address or password.' });
     }

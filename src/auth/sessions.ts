@@ -20,6 +20,8 @@ export interface SessionUser {
   email: string;
   isAdmin: boolean;
   is2faEnabled: boolean;
+  /** Always true for a complete session; a pending one may belong to a deactivated account (told so after its code). */
+  isActive: boolean;
   signInMethod: SignInMethod;
   /** Only the first factor is done: such a session may reach the second step and sign-out, nothing else. */
   secondFactorPending: boolean;
@@ -52,7 +54,7 @@ export async function createSession(db: Db, userId: number, meta: NewSession): P
   return token;
 }
 
-/** The session check: unexpired (idle and absolute), the account active, its roles read (never copied). */
+/** The session check: unexpired (idle and absolute), the account active (see below), its roles read (never copied). */
 const sessionCheck = (db: Db, sessionId: string) =>
   db
     .selectFrom('chatbot_schema.session as s')
@@ -66,6 +68,7 @@ const sessionCheck = (db: Db, sessionId: string) =>
       'u.txusername as username',
       'u.txemail as email',
       'u.is_2fa_enabled as is2faEnabled',
+      'u.is_active as isActive',
       (eb) =>
         eb
           .exists(
@@ -76,7 +79,9 @@ const sessionCheck = (db: Db, sessionId: string) =>
     .where('s.idsession', '=', sessionId)
     .where('s.dtexpires', '>', sql<Date>`now()`)
     .where('s.dtlast_seen', '>', sql<Date>`now() - make_interval(secs => ${SESSION_IDLE_MS / 1000})`)
-    .where('u.is_active', '=', true);
+    // A deactivated account is out on its next request. Only a pending session may be of one: it reaches the second
+    // step alone, so that "deactivated" is said after the code (sign-in.ts), never before.
+    .where((eb) => eb.or([eb('u.is_active', '=', true), eb('s.is_second_factor_pending', '=', true)]));
 
 // Built and compiled once (compileOnce): this runs on every request but static files.
 const sessionQuery = compileOnce(sessionCheck);
