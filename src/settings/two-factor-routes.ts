@@ -3,9 +3,10 @@ import QRCode from 'qrcode';
 import { z } from 'zod';
 import { requireUser } from '../auth/guards.ts';
 import type { SessionUser } from '../auth/sessions.ts';
-import { clearFailures, reserveAttempt, secondsLocked } from '../auth/throttle.ts';
+import { clearFailures, releaseAttempt, reserveAttempt, secondsLocked } from '../auth/throttle.ts';
 import { type Clock, generateTotpSecret, groupSecret, otpauthUri, systemClock } from '../auth/totp.ts';
 import {
+  CODE_JUST_USED_MESSAGE,
   confirmEnrolment,
   disableTwoFactor,
   readPendingSecret,
@@ -93,6 +94,10 @@ export async function twoFactorSettingsRoutes(app: FastifyInstance, opts: { db: 
       return refuse(429, 'Too many wrong codes. Try again later.');
     }
     const proof = await verifyAndConsumeProof(db, box, user.userId, code, clock());
+    if (!proof.ok && proof.reused) {
+      await releaseAttempt(db, key, TOTP_CODE_RULE); // not a wrong code: see second-factor-routes.ts
+      return refuse(409, CODE_JUST_USED_MESSAGE);
+    }
     if (!proof.ok) return refuse(401, 'That code is not right, or it was used already.');
     await clearFailures(db, key);
     return true;
