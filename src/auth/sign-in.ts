@@ -39,11 +39,13 @@ export async function completeSignIn(req: FastifyRequest, reply: FastifyReply, u
   if (!user.isActive) {
     req.log.warn({ reason: 'account_deactivated', method: opts.method }, 'sign-in refused');
     req.server.metrics.signInFailed(opts.method);
-    await sessions.signOut(req, reply); // a pending session of this sign-in, if any
+    if (req.session) await sessions.signOut(req, reply); // the pending session of this sign-in
     reply.flash('danger', ACCOUNT_DEACTIVATED_MESSAGE);
     return reply.redirect(opts.next ? `/login?next=${encodeURIComponent(opts.next)}` : '/login', 303);
   }
-  await sessions.start(req, reply, user.id, { method: opts.method });
+  // A proof for the step-up only when every factor the account has was passed (a Google sign-in that skipped the
+  // code, TOTP_FOR_OAUTH=false, is not one for an account with 2FA).
+  await sessions.start(req, reply, user.id, { method: opts.method, proved: !user.is2faEnabled || Boolean(opts.secondFactorPassed) });
   return reply.redirect(opts.next ?? '/chat', 303);
 }
 
