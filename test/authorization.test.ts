@@ -101,6 +101,9 @@ const matrix: Rule[] = [
   ['GET', '/settings/2fa',                              'login',     'to-2fa',    'login',     'ok',        'login',     'ok',        'ok'],
   ['POST', '/settings/2fa',                             'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
   ['GET', '/2fa/qrcode.png',                            'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
+  // the step-up's "confirm it's you" form (src/auth/step-up-routes.ts): any signed-in user, about their own account
+  ['GET', '/settings/confirm',                          'login',     'to-2fa',    'login',     'ok',        'login',     'ok',        'ok'],
+  ['POST', '/settings/confirm',                         'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
   // admin: model connections (src/admin)
   ['GET', '/admin/models',                              'login',     'to-2fa',    'login',     'forbidden', 'login',     'ok',        'forbidden'],
   ['POST', '/admin/models',                             'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden'],

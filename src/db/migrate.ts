@@ -12,6 +12,7 @@ import * as totp from './migrations/009-totp.ts';
 import * as adminUsers from './migrations/010-admin-users.ts';
 import * as usageRollups from './migrations/011-usage-rollups.ts';
 import * as embeddedSearchIndexes from './migrations/012-embedded-search-indexes.ts';
+import * as sessionProof from './migrations/014-session-proof.ts';
 
 // Listed in code (not read from a folder) so that the order is explicit and nothing is loaded by path.
 const migrations: Record<string, Migration> = {
@@ -27,6 +28,7 @@ const migrations: Record<string, Migration> = {
   '010-admin-users': adminUsers,
   '011-usage-rollups': usageRollups,
   '012-embedded-search-indexes': embeddedSearchIndexes,
+  '014-session-proof': sessionProof,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -1,8 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import QRCode from 'qrcode';
 import { z } from 'zod';
-import { requireUser } from '../auth/guards.ts';
-import type { SessionUser } from '../auth/sessions.ts';
+import { requireRecentProof, requireUser, TWO_FACTOR_SETTINGS_PATH } from '../auth/guards.ts';
+import { recordProof, type SessionUser, STEP_UP_WINDOW_MS } from '../auth/sessions.ts';
 import { clearFailures, releaseAttempt, reserveAttempt, secondsLocked } from '../auth/throttle.ts';
 import { type Clock, generateTotpSecret, groupSecret, otpauthUri, systemClock } from '../auth/totp.ts';
 import {
@@ -69,6 +69,7 @@ export async function twoFactorSettingsRoutes(app: FastifyInstance, opts: { db: 
           pendingSecret: pending ? groupSecret(pending.base32) : undefined,
           attemptsRemaining,
           lockedForS: lockedForS > 0 ? lockedForS : undefined,
+          stepUpMinutes: user.hasRecentProof ? undefined : STEP_UP_WINDOW_MS / 60_000,
           ...extra,
         }),
       },
@@ -100,6 +101,7 @@ export async function twoFactorSettingsRoutes(app: FastifyInstance, opts: { db: 
     }
     if (!proof.ok) return refuse(401, 'That code is not right, or it was used already.');
     await clearFailures(db, key);
+    await recordProof(db, user.sessionId); // a code is a step-up proof too
     return true;
   };
 
@@ -112,6 +114,9 @@ export async function twoFactorSettingsRoutes(app: FastifyInstance, opts: { db: 
     const { action, otp_code: code } = form.data;
     const state = await readTotpState(db, user.userId);
     if (!state) throw new NotFoundError();
+    // Enrolment needs a recent proof (step-up, decision record 011): a stolen session alone cannot put its own
+    // authenticator on an account. Changes to an active 2FA ask for a code each time, below (stricter still).
+    if (action === 'confirm' || (action === 'generate' && !state.enabled)) requireRecentProof(req, TWO_FACTOR_SETTINGS_PATH);
 
     if (action === 'confirm') {
       if (!code) return show(req, reply, user, 400, { error: 'Enter the code your authenticator shows.' });
