@@ -10,6 +10,7 @@ import { googleRoutes } from './auth/google-routes.ts';
 import { localAuthRoutes } from './auth/local-routes.ts';
 import { secondFactorRoutes } from './auth/second-factor-routes.ts';
 import { sessionPlugin } from './auth/session-plugin.ts';
+import { stepUpRoutes } from './auth/step-up-routes.ts';
 import { sealAdoptedTotpSecrets, totpSecretBox } from './auth/totp-queries.ts';
 import { chatRoutes } from './chat/chat-routes.ts';
 import type { Config } from './config.ts';
@@ -99,6 +100,7 @@ export async function buildApp({ config, db, logger = false, onRoute }: BuildOpt
   await app.register(localAuthRoutes, { db, config });
   await app.register(googleRoutes, { db, config });
   await app.register(secondFactorRoutes, { db, config });
+  await app.register(stepUpRoutes, { db, config });
   await app.register(settingsRoutes, { db, localLogin: config.LOCAL_LOGIN });
   await app.register(twoFactorSettingsRoutes, { db, config });
   await app.register(chatRoutes, { db, config });

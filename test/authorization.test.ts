@@ -101,6 +101,10 @@ const matrix: Rule[] = [
   ['GET', '/settings/2fa',                              'login',     'to-2fa',    'login',     'ok',        'login',     'ok',        'ok'],
   ['POST', '/settings/2fa',                             'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
   ['GET', '/2fa/qrcode.png',                            'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
+  // the step-up's "confirm it's you" form (src/auth/step-up-routes.ts): any signed-in user, about their own account; these
+  // identities have no password and no 2FA, so the form's proof is a new sign-in: posting it signs out (to /login?next=)
+  ['GET', '/settings/confirm',                          'login',     'to-2fa',    'login',     'ok',        'login',     'ok',        'ok'],
+  ['POST', '/settings/confirm',                         'login',     'to-2fa',    'login',     'signs-out', 'login',     'signs-out', 'signs-out'],
   // admin: model connections (src/admin)
   ['GET', '/admin/models',                              'login',     'to-2fa',    'login',     'forbidden', 'login',     'ok',        'forbidden'],
   ['POST', '/admin/models',                             'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden'],

@@ -6,6 +6,7 @@ import type { SessionUser } from '../auth/sessions.ts';
 import { resetTwoFactor } from '../auth/totp-queries.ts';
 import type { Config } from '../config.ts';
 import type { Db } from '../db/database.ts';
+import { displayNameField } from '../http/display-name.ts';
 import { NotFoundError } from '../http/errors.ts';
 import { formString, parseBody, pathId } from '../http/validation.ts';
 import { createUser, EmailTakenError, grantAdmin } from '../users/user-queries.ts';
@@ -16,9 +17,7 @@ import { createResetLink, findUserDetail, listUserSessions, RESET_LINK_TTL_MS, r
 import { type DetailRefusal, type NewUserValues, newUserPage, resetLinkPage, userDetailPage } from './user-detail-views.ts';
 
 const newUserSchema = z.object({
-  username: formString(50, 'Username')
-    .transform((v) => v.trim())
-    .pipe(z.string().min(1, 'Enter a username.')),
+  username: displayNameField('Username', 'Enter a username.'),
   email: formString(254, 'E-mail')
     .transform((v) => v.trim())
     .pipe(z.email('Enter an e-mail address like name@example.com.')),

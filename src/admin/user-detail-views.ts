@@ -1,3 +1,4 @@
+import { DISPLAY_NAME_MAX_UTF16 } from '../http/display-name.ts';
 import { controlError } from '../views/form-errors.ts';
 import { csrfField, field, formAlert } from '../views/forms.ts';
 import { html, type SafeHtml } from '../views/html.ts';
@@ -152,7 +153,7 @@ export function newUserPage(v: { csrfToken: string; values: NewUserValues; error
   ${formAlert(Object.keys(v.errors).length > 0 ? 'The account was not created: see the messages below.' : undefined)}
   <form method="post" action="/admin/users/new" novalidate>
     ${csrfField(v.csrfToken)}
-    ${field({ name: 'username', label: 'Username', value: val.username, error: v.errors.username, maxlength: 100, autocomplete: 'off' })}
+    ${field({ name: 'username', label: 'Username', value: val.username, error: v.errors.username, maxlength: DISPLAY_NAME_MAX_UTF16, autocomplete: 'off' })}
     ${field({ name: 'email', label: 'E-mail', type: 'email', value: val.email, error: v.errors.email, maxlength: 255, autocomplete: 'off' })}
     <fieldset class="mb-3"><legend class="form-label fs-6">Role</legend>
       <div class="form-check"><input class="form-check-input" type="radio" name="role" id="f-role-user" value="user"${checked(val.role !== 'admin')}><label class="form-check-label" for="f-role-user">User</label></div>

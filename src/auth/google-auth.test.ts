@@ -158,7 +158,7 @@ describe('first sign-ins and returning users', () => {
       res.cookies.some((k: { name: string }) => k.name === 'parley_session'),
       false,
     );
-    assert.match(await landed(c, res), /This account cannot sign in\./);
+    assert.match(await landed(c, res), /This account is deactivated\. Ask an administrator/);
   });
 
   test('two tabs: starting a second sign-in does not break the first', async () => {

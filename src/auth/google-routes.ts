@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { Config } from '../config.ts';
 import type { Db } from '../db/database.ts';
+import { displayNameFromClaim } from '../http/display-name.ts';
 import { NotFoundError } from '../http/errors.ts';
 import { parseBody } from '../http/validation.ts';
 import { changeEmailIfFree, createUser, EmailTakenError, findUserByEmail, findUserById, normalizeEmail, uniqueUsername } from '../users/user-queries.ts';
@@ -11,11 +12,11 @@ import { GoogleState } from './google-state.ts';
 import { linkGooglePage } from './google-views.ts';
 import { requireAnonymous, requireUser } from './guards.ts';
 import { PASSWORD_MAX_CHARS, verifyPassword } from './passwords.ts';
-import { completeSignIn, nextFromQuery, safeNext } from './sign-in.ts';
+import { ACCOUNT_DEACTIVATED_MESSAGE, completeSignIn, nextFromQuery, safeNext } from './sign-in.ts';
 import { ACCOUNT_PASSWORD_RULE, clearFailures, IP_PASSWORD_RULE, releaseAttempt, reserveAttempts } from './throttle.ts';
 
 /** The same words as a deactivated account's password sign-in gets from completeSignIn. */
-const DEACTIVATED = 'This account cannot sign in.';
+const DEACTIVATED = ACCOUNT_DEACTIVATED_MESSAGE;
 
 const linkSchema = z.object({
   password: z
@@ -113,7 +114,6 @@ export async function googleRoutes(app: FastifyInstance, opts: { db: Db; config:
     const key = { issuer: identity.issuer, subject: identity.subject };
     const known = await findUserByIdentity(db, key);
     if (known) {
-      if (!known.isActive) return refuse(req, reply, 'account_deactivated', DEACTIVATED, next);
       await touchIdentity(db, key, identity.email);
       // The address changed at Google: follow it, unless another account has it (then the account keeps its own).
       if (identity.email && identity.emailVerified && normalizeEmail(identity.email) !== normalizeEmail(known.email)) {
@@ -139,7 +139,7 @@ export async function googleRoutes(app: FastifyInstance, opts: { db: Db; config:
     const email = identity.email;
     let created: { id: number; isAdmin: boolean };
     try {
-      const username = await uniqueUsername(db, identity.name?.trim() || email.split('@')[0] || 'user');
+      const username = await uniqueUsername(db, displayNameFromClaim(identity.name) ?? displayNameFromClaim(email.split('@')[0]) ?? 'user');
       created = await createUser(db, { username, email, passwordHash: null }, async (trx, userId) => {
         if (!(await linkIdentity(trx, userId, key, email))) throw new IdentityTakenError();
       });

@@ -37,6 +37,21 @@ export function requireAdmin(req: FastifyRequest): SessionUser {
   return user;
 }
 
+/** The "confirm it's you" form of the step-up. */
+export const CONFIRM_PATH = '/settings/confirm';
+
+/**
+ * Step-up (decision record 011): the signed-in user, if they proved who they are within STEP_UP_WINDOW_MS (a sign-in
+ * or the confirm form); otherwise pages go to the confirm form, which sends them back to `returnTo`, and JSON gets 403.
+ * For what a stolen session must not do alone: enrol 2FA now, create API keys and passkeys later.
+ */
+export function requireRecentProof(req: FastifyRequest, returnTo: string): SessionUser {
+  const user = requireUser(req);
+  if (user.hasRecentProof) return user;
+  if (wantsJson(req)) throw new ForbiddenError(`Confirm it is you first: ${CONFIRM_PATH}`);
+  throw new RedirectError(`${CONFIRM_PATH}?next=${encodeURIComponent(returnTo)}`);
+}
+
 /** The second step of a sign-in: only a session that has passed its first factor and waits for the second. */
 export function requireSecondFactorPending(req: FastifyRequest): SessionUser {
   if (req.session?.secondFactorPending) return req.session;

@@ -162,7 +162,10 @@ describe('sign-in and sessions', () => {
     await t.database.db.updateTable('chatbot_schema.app_user').set({ is_active: false }).where('txemail', '=', 'bob@example.com').execute();
     const res = await c.get('/chat');
     assert.equal(res.statusCode, 303);
-    assert.equal((await new TestClient(t.app).login('bob@example.com')).statusCode, 401);
+    // The right password: told the account is deactivated (issue 16 item 7), and not signed in.
+    const again = await new TestClient(t.app).login('bob@example.com');
+    assert.equal(again.statusCode, 303);
+    assert.equal(again.headers.location, '/login');
     await t.database.db.updateTable('chatbot_schema.app_user').set({ is_active: true }).where('txemail', '=', 'bob@example.com').execute();
   });
 

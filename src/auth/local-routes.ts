@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { Config } from '../config.ts';
 import type { Db } from '../db/database.ts';
+import { displayNameField } from '../http/display-name.ts';
 import { ForbiddenError } from '../http/errors.ts';
 import { formString, parseBody } from '../http/validation.ts';
 import { createUser, EmailTakenError, findUserByEmail, normalizeEmail, setPasswordHash } from '../users/user-queries.ts';
@@ -25,9 +26,7 @@ const loginSchema = z.object({
 });
 
 const registerSchema = z.object({
-  username: formString(50, 'Name')
-    .transform((v) => v.trim())
-    .pipe(z.string().min(1, 'Enter your name.')),
+  username: displayNameField('Name', 'Enter your name.'),
   email: emailSchema,
   password: z.string({ message: 'Choose a password.' }).max(PASSWORD_MAX_CHARS * 4, 'Use at most 128 characters.'),
 });
@@ -90,9 +89,9 @@ export async function localAuthRoutes(app: FastifyInstance, opts: { db: Db; conf
 
     const user = await findUserByEmail(db, email);
     const ok = user?.passwordHash ? await verifyPassword(user.passwordHash, password) : await burnPasswordCheck(password);
-    // One answer for "no such account", "wrong password" and "deactivated": nothing to enumerate. The reserved
-    // attempts stay counted as failures.
-    if (!ok || !user?.isActive) {
+    // One answer for "no such account" and "wrong password": nothing to enumerate. The reserved attempts stay
+    // counted as failures. A deactivated account is told so by completeSignIn, after every factor it has.
+    if (!ok || !user) {
       app.metrics.signInFailed('password');
       return showLogin(req, reply, 401, { email, error: 'Wrong e-mail address or password.' });
     }

@@ -1,3 +1,4 @@
+import { DISPLAY_NAME_MAX_UTF16 } from '../http/display-name.ts';
 import { csrfField, field, formAlert } from '../views/forms.ts';
 import { html, type SafeHtml } from '../views/html.ts';
 import { card } from '../views/layout.ts';
@@ -73,7 +74,7 @@ export function registerPage(v: RegisterView): SafeHtml {
     html`${formAlert(v.error)}${googleButton(v.googleEnabled, v.providerName)}${v.googleEnabled ? html`<div class="text-center text-body-secondary small mb-3">or with your e-mail</div>` : ''}
   <form method="post" action="/register" novalidate>
     ${csrfField(v.csrfToken)}
-    ${field({ name: 'username', label: 'Name', value: v.values?.username, error: e.username, autocomplete: 'name', autofocus: true, maxlength: 50 })}
+    ${field({ name: 'username', label: 'Name', value: v.values?.username, error: e.username, autocomplete: 'name', autofocus: true, maxlength: DISPLAY_NAME_MAX_UTF16 })}
     ${field({ name: 'email', label: 'E-mail', type: 'email', value: v.values?.email, error: e.email, autocomplete: 'email', maxlength: 254 })}
     ${field({
       name: 'password',

@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import { startTestApp, type TestApp } from '../../test/app.ts';
 import { TestClient } from '../../test/client.ts';
 import { testDbKind } from '../../test/database.ts';
-import { currentCode, enrolThroughSettings, forgetLastStep, nextCode } from '../../test/totp-helpers.ts';
+import { currentCode, enrolThroughSettings, forgetLastStep, nextCode, secretOnPage } from '../../test/totp-helpers.ts';
 
 let t: TestApp;
 let n = 0;
@@ -83,7 +83,7 @@ describe('the second step', () => {
     assert.match(wrong.body, /4 attempts left/);
     // The confirmation at enrolment used the current step: the same code cannot sign in.
     const replay = await c.post('/login/2fa', { otp_code: currentCode(a.secret) });
-    assert.equal(replay.statusCode, 401);
+    assert.equal(replay.statusCode, 409);
     const empty = await c.post('/login/2fa', {});
     assert.equal(empty.statusCode, 400);
     const repeated = await c.app.inject({
@@ -150,6 +150,51 @@ describe('the second step', () => {
     const clients = await Promise.all([pendingClient(a.email), pendingClient(a.email), pendingClient(a.email)]);
     const code = nextCode(a.secret);
     const results = await Promise.all(clients.map((c) => c.post('/login/2fa', { otp_code: code })));
-    assert.deepEqual(results.map((r) => r.statusCode).sort(), [303, 401, 401]);
+    // The others are told the code was just used (not that it is wrong).
+    assert.deepEqual(results.map((r) => r.statusCode).sort(), [303, 409, 409]);
+  });
+});
+
+describe('a code used a moment ago (issue 16 item 9)', () => {
+  /** A new account enrolled with `used` (the code it confirmed with: the same one, whatever the clock says now). */
+  async function enrolledWith(): Promise<{ email: string; secret: string; used: string }> {
+    n += 1;
+    const email = `tf${n}@example.com`;
+    const c = new TestClient(t.app);
+    await c.register({ email });
+    await c.get('/settings/2fa');
+    await c.post('/settings/2fa', { action: 'generate' });
+    const secret = secretOnPage((await c.get('/settings/2fa')).body);
+    const used = currentCode(secret);
+    assert.equal((await c.post('/settings/2fa', { action: 'confirm', otp_code: used })).statusCode, 200);
+    return { email, secret, used };
+  }
+
+  test('the code that confirmed enrolment, at once again: "just used, wait for the next one", not counted, not signed in', async () => {
+    const a = await enrolledWith();
+    const c = await pendingClient(a.email);
+    const res = await c.post('/login/2fa', { otp_code: a.used });
+    assert.equal(res.statusCode, 409);
+    assert.match(res.body, /This code was just used: wait for the next one\./);
+    assert.doesNotMatch(res.body, /not right/);
+    assert.match(res.body, /5 attempts allowed/, 'not counted as a wrong code');
+    assert.equal((await c.get('/chat')).headers.location, '/login/2fa', 'a replayed code never signs in');
+    assert.equal((await c.post('/login/2fa', { otp_code: nextCode(a.secret) })).statusCode, 303, 'the next code does');
+  });
+
+  test('cannot lift the lock: after 4 wrong codes, replays leave 1 attempt, the 5th wrong code locks, a replay is then refused (429)', async () => {
+    const a = await enrolledWith();
+    const c = await pendingClient(a.email);
+    const used = a.used;
+    const wrong = [used, currentCode(a.secret), nextCode(a.secret)].includes('000000') ? '111111' : '000000';
+    for (let i = 0; i < 4; i++) assert.equal((await c.post('/login/2fa', { otp_code: wrong })).statusCode, 401);
+    for (let i = 0; i < 3; i++) {
+      const replay = await c.post('/login/2fa', { otp_code: used });
+      assert.equal(replay.statusCode, 409);
+      assert.match(replay.body, /1 attempts? left/);
+    }
+    assert.equal((await c.post('/login/2fa', { otp_code: wrong })).statusCode, 401);
+    assert.equal((await c.post('/login/2fa', { otp_code: used })).statusCode, 429);
+    assert.equal((await c.post('/login/2fa', { otp_code: nextCode(a.secret) })).statusCode, 429, 'locked even for a right code');
   });
 });

@@ -7,9 +7,17 @@ import { requireSecondFactorPending } from './guards.ts';
 import { secondFactorPage } from './second-factor-views.ts';
 import type { SessionUser } from './sessions.ts';
 import { completeSignIn, nextFromQuery } from './sign-in.ts';
-import { clearFailures, reserveAttempt, secondsLocked } from './throttle.ts';
+import { clearFailures, releaseAttempt, reserveAttempt, secondsLocked } from './throttle.ts';
 import { type Clock, systemClock } from './totp.ts';
-import { RECOVERY_CODES_LOW, TOTP_CODE_RULE, totpAttemptsRemaining, totpSecretBox, totpThrottleKey, verifyAndConsumeProof } from './totp-queries.ts';
+import {
+  CODE_JUST_USED_MESSAGE,
+  RECOVERY_CODES_LOW,
+  TOTP_CODE_RULE,
+  totpAttemptsRemaining,
+  totpSecretBox,
+  totpThrottleKey,
+  verifyAndConsumeProof,
+} from './totp-queries.ts';
 
 const codeSchema = z.object({ otp_code: formString(64, 'Code').transform((v) => v.trim()) });
 
@@ -62,6 +70,12 @@ export async function secondFactorRoutes(app: FastifyInstance, opts: { db: Db; c
       return show(req, reply, session, 429);
     }
     const proof = await verifyAndConsumeProof(db, box, session.userId, form.data.otp_code, clock());
+    if (!proof.ok && proof.reused) {
+      // Not a wrong code (only the secret's holder has it), so the reservation is given back; it still signs nobody in.
+      // A locked step refused it above, before it was checked, so replays cannot lift or outrun the lock.
+      await releaseAttempt(db, key, TOTP_CODE_RULE);
+      return show(req, reply, session, 409, CODE_JUST_USED_MESSAGE);
+    }
     if (!proof.ok) {
       app.metrics.signInFailed(isRecoveryInput(req) ? 'recovery' : 'totp');
       return show(req, reply, session, 401, 'That code is not right, or it was used already.');
@@ -74,11 +88,11 @@ export async function secondFactorRoutes(app: FastifyInstance, opts: { db: Db; c
         `You used a recovery code, ${left} left.${left <= RECOVERY_CODES_LOW ? ' Make new ones under Settings → Two-factor authentication.' : ''}`,
       );
     }
-    // The pending session already proved the password and is of an active account (the session check says so).
+    // The pending session already proved the password; completeSignIn says so if the account is deactivated.
     return completeSignIn(
       req,
       reply,
-      { id: session.userId, isActive: true, is2faEnabled: true },
+      { id: session.userId, isActive: session.isActive, is2faEnabled: true },
       { method: session.signInMethod, next: nextFromQuery(req), secondFactorPassed: true },
     );
   });

@@ -10,6 +10,12 @@ export const SESSION_IDLE_MS = 7 * 24 * 60 * 60 * 1000;
 export const SESSION_ABSOLUTE_MS = 30 * 24 * 60 * 60 * 1000;
 /** A sign-in waiting for its second factor is abandoned after this long. */
 export const SECOND_FACTOR_PENDING_MS = 5 * 60 * 1000;
+/**
+ * Step-up (decision record 011): enrolling 2FA (and later creating API keys or passkeys) needs a proof of who is
+ * behind the session no older than this: long enough to finish an enrolment, short enough that a session stolen
+ * later cannot use it.
+ */
+export const STEP_UP_WINDOW_MS = 10 * 60 * 1000;
 /** last_seen is written at most this often, so reading a page is not a write. */
 const TOUCH_INTERVAL_MS = 60 * 1000;
 
@@ -20,15 +26,21 @@ export interface SessionUser {
   email: string;
   isAdmin: boolean;
   is2faEnabled: boolean;
+  /** Always true for a complete session; a pending one may belong to a deactivated account (told so after its code). */
+  isActive: boolean;
   signInMethod: SignInMethod;
   /** Only the first factor is done: such a session may reach the second step and sign-out, nothing else. */
   secondFactorPending: boolean;
+  /** The person proved who they are within STEP_UP_WINDOW_MS (see requireRecentProof). */
+  hasRecentProof: boolean;
 }
 
 export interface NewSession {
   /** Default `password`. */
   method?: SignInMethod;
   secondFactorPending?: boolean;
+  /** The sign-in proved who is behind it (every factor the account has): the step-up's clock starts now. */
+  proved?: boolean;
   userAgent?: string;
   ip?: string;
 }
@@ -47,12 +59,13 @@ export async function createSession(db: Db, userId: number, meta: NewSession): P
       txip: meta.ip ?? null,
       txsign_in_method: meta.method ?? 'password',
       is_second_factor_pending: pending,
+      dtlast_proof: meta.proved && !pending ? sql<Date>`now()` : null,
     })
     .execute();
   return token;
 }
 
-/** The session check: unexpired (idle and absolute), the account active, its roles read (never copied). */
+/** The session check: unexpired (idle and absolute), the account active (see below), its roles read (never copied). */
 const sessionCheck = (db: Db, sessionId: string) =>
   db
     .selectFrom('chatbot_schema.session as s')
@@ -66,6 +79,8 @@ const sessionCheck = (db: Db, sessionId: string) =>
       'u.txusername as username',
       'u.txemail as email',
       'u.is_2fa_enabled as is2faEnabled',
+      'u.is_active as isActive',
+      sql<boolean>`coalesce(s.dtlast_proof > now() - make_interval(secs => ${STEP_UP_WINDOW_MS / 1000}), false)`.as('hasRecentProof'),
       (eb) =>
         eb
           .exists(
@@ -76,7 +91,9 @@ const sessionCheck = (db: Db, sessionId: string) =>
     .where('s.idsession', '=', sessionId)
     .where('s.dtexpires', '>', sql<Date>`now()`)
     .where('s.dtlast_seen', '>', sql<Date>`now() - make_interval(secs => ${SESSION_IDLE_MS / 1000})`)
-    .where('u.is_active', '=', true);
+    // A deactivated account is out on its next request. Only a pending session may be of one: it reaches the second
+    // step alone, so that "deactivated" is said after the code (sign-in.ts), never before.
+    .where((eb) => eb.or([eb('u.is_active', '=', true), eb('s.is_second_factor_pending', '=', true)]));
 
 // Built and compiled once (compileOnce): this runs on every request but static files.
 const sessionQuery = compileOnce(sessionCheck);
@@ -121,8 +138,8 @@ export async function validateSessionToken<A extends unknown[]>(
   if (Date.now() - row.lastSeen.getTime() > TOUCH_INTERVAL_MS) {
     await db.updateTable('chatbot_schema.session').set({ dtlast_seen: sql`now()` }).where('idsession', '=', sessionId).execute();
   }
-  const { lastSeen: _, isAdmin, ...user } = row;
-  return { ...user, isAdmin: Boolean(isAdmin) };
+  const { lastSeen: _, isAdmin, hasRecentProof, ...user } = row;
+  return { ...user, isAdmin: Boolean(isAdmin), hasRecentProof: Boolean(hasRecentProof) };
 }
 
 /**
@@ -138,6 +155,11 @@ export async function rotateSession(db: Db, previousSessionId: string | null, us
     }
     return token;
   });
+}
+
+/** The "confirm it's you" form was passed: the session's step-up clock starts again. */
+export async function recordProof(db: Db, sessionId: string): Promise<void> {
+  await db.updateTable('chatbot_schema.session').set({ dtlast_proof: sql`now()` }).where('idsession', '=', sessionId).execute();
 }
 
 export async function invalidateSession(db: Db, sessionId: string): Promise<void> {

@@ -1,7 +1,9 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { SignInMethod } from '../db/schema.ts';
-import { ForbiddenError } from '../http/errors.ts';
 import { SECOND_FACTOR_PATH } from './guards.ts';
+
+/** Said only once the account has proved who it is (password, and the second factor when it has one). */
+export const ACCOUNT_DEACTIVATED_MESSAGE = 'This account is deactivated. Ask an administrator of this server to reactivate it.';
 
 /** What completeSignIn needs to know of the account, whichever way in found it. */
 export interface SignInUser {
@@ -19,20 +21,31 @@ export interface SignInOptions {
 }
 
 /**
- * The one way every sign-in ends (password now; Google and the second factor call it too), so the rules are
- * written once: a deactivated account gets no session; an account with 2FA gets a second-factor-pending session
- * that reaches only the second step; otherwise the session is rotated and the sign-in recorded (one transaction), and the browser sent on.
+ * The one way every sign-in ends (password, Google and the second factor all call it), so the rules are
+ * written once: an account with 2FA gets a second-factor-pending session that reaches only the second step;
+ * a deactivated account, once it has passed every factor it has, is told so and whom to ask, and gets no session
+ * (a wrong password or code never reaches here, so it says nothing more than "wrong"); otherwise the session is
+ * rotated and the sign-in recorded (one transaction), and the browser sent on.
  * Everything that can fail is checked before the session is made, so a failing request never leaves one behind.
  */
 export async function completeSignIn(req: FastifyRequest, reply: FastifyReply, user: SignInUser, opts: SignInOptions): Promise<FastifyReply> {
-  if (!user.isActive) throw new ForbiddenError('This account cannot sign in.');
   const sessions = req.server.sessions;
   const secondFactorDue = user.is2faEnabled && !opts.secondFactorPassed && (opts.method === 'password' || sessions.totpForOauth);
   if (secondFactorDue) {
+    // Deactivated or not: the second step comes first, so the deactivation is only said to whoever has the code too.
     await sessions.start(req, reply, user.id, { method: opts.method, secondFactorPending: true });
     return reply.redirect(opts.next ? `${SECOND_FACTOR_PATH}?next=${encodeURIComponent(opts.next)}` : SECOND_FACTOR_PATH, 303);
   }
-  await sessions.start(req, reply, user.id, { method: opts.method });
+  if (!user.isActive) {
+    req.log.warn({ reason: 'account_deactivated', method: opts.method }, 'sign-in refused');
+    req.server.metrics.signInFailed(opts.method);
+    if (req.session) await sessions.signOut(req, reply); // the pending session of this sign-in
+    reply.flash('danger', ACCOUNT_DEACTIVATED_MESSAGE);
+    return reply.redirect(opts.next ? `/login?next=${encodeURIComponent(opts.next)}` : '/login', 303);
+  }
+  // A proof for the step-up only when every factor the account has was passed (a Google sign-in that skipped the
+  // code, TOTP_FOR_OAUTH=false, is not one for an account with 2FA).
+  await sessions.start(req, reply, user.id, { method: opts.method, proved: !user.is2faEnabled || Boolean(opts.secondFactorPassed) });
   return reply.redirect(opts.next ?? '/chat', 303);
 }
 

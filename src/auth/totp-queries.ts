@@ -58,7 +58,15 @@ function openSecret(box: SecretBox, stored: string | null): string | null {
   }
 }
 
-export type ProofResult = { ok: true; kind: 'totp' } | { ok: true; kind: 'recovery'; recoveryCodesLeft: number } | { ok: false };
+/**
+ * `reused`: a right code of a step already accepted (typically the one that just confirmed enrolment or signed in,
+ * still on the screen). Only someone who has the secret can produce one, so callers give the attempt back instead of
+ * counting it as wrong; it still never proves anything.
+ */
+export type ProofResult = { ok: true; kind: 'totp' } | { ok: true; kind: 'recovery'; recoveryCodesLeft: number } | { ok: false; reused?: true };
+
+/** What a person is told about a reused code. */
+export const CODE_JUST_USED_MESSAGE = 'This code was just used: wait for the next one.';
 
 /**
  * Checks a code of the account's active secret or one of its unused recovery codes, and consumes it: the code's
@@ -71,14 +79,16 @@ export async function verifyAndConsumeProof(db: Db, box: SecretBox, userId: numb
   if (/^\d{6}$/.test(code)) {
     const row = await db
       .selectFrom('chatbot_schema.app_user')
-      .select(['totp_secret'])
+      .select(['totp_secret', 'totp_last_step'])
       .where('idappuser', '=', userId)
       .where('is_2fa_enabled', '=', true)
       .executeTakeFirst();
     const secret = openSecret(box, row?.totp_secret ?? null);
     const step = secret ? matchTotpStep(secret, code, nowMs) : null;
     if (step === null) return { ok: false };
-    return (await consumeTotpStep(db, userId, step)) ? { ok: true, kind: 'totp' } : { ok: false };
+    if (row?.totp_last_step != null && step <= Number(row.totp_last_step)) return { ok: false, reused: true };
+    // Refused here only when a concurrent submit of this very code (or a later one) was accepted in between.
+    return (await consumeTotpStep(db, userId, step)) ? { ok: true, kind: 'totp' } : { ok: false, reused: true };
   }
   if (!looksLikeRecoveryCode(code)) return { ok: false };
   const left = await useRecoveryCode(db, userId, code);

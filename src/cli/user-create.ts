@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { hashPassword, passwordProblem } from '../auth/passwords.ts';
 import type { Db } from '../db/database.ts';
+import { displayNameField } from '../http/display-name.ts';
 import { createUser, EmailTakenError, grantAdmin, normalizeEmail } from '../users/user-queries.ts';
 import { CliError, type CliOutput, consoleOutput, runCli, withDatabase } from './cli-runtime.ts';
 import { readNewPassword } from './read-password.ts';
@@ -11,13 +12,7 @@ const USAGE = 'Usage: npm run user:create -- --email <address> [--username <name
 // The same limits as the registration form (src/auth/local-routes.ts), so the CLI cannot create what the form refuses.
 const argsSchema = z.object({
   email: z.string({ message: '--email is required' }).trim().max(254, 'the e-mail address is too long').pipe(z.email('--email is not a valid e-mail address')),
-  username: z
-    .string()
-    .trim()
-    .min(1, '--username is empty')
-    .max(50, '--username is too long (at most 50 characters)')
-    .refine((v) => !/[\u0000-\u001f\u007f]/.test(v), '--username contains control characters')
-    .optional(),
+  username: displayNameField('--username', '--username is empty').optional(),
   admin: z.boolean(),
 });
 

@@ -13,6 +13,7 @@ import * as adminUsers from './migrations/010-admin-users.ts';
 import * as usageRollups from './migrations/011-usage-rollups.ts';
 import * as embeddedSearchIndexes from './migrations/012-embedded-search-indexes.ts';
 import * as modelHealth from './migrations/013-model-health.ts';
+import * as sessionProof from './migrations/014-session-proof.ts';
 import * as auditNameSearch from './migrations/016-audit-name-search.ts';
 import * as usageFailedTiming from './migrations/017-usage-failed-timing.ts';
 
@@ -31,6 +32,7 @@ const migrations: Record<string, Migration> = {
   '011-usage-rollups': usageRollups,
   '012-embedded-search-indexes': embeddedSearchIndexes,
   '013-model-health': modelHealth,
+  '014-session-proof': sessionProof,
   '016-audit-name-search': auditNameSearch,
   '017-usage-failed-timing': usageFailedTiming,
 };

@@ -49,6 +49,8 @@ export interface SessionTable {
   txip: string | null;
   txsign_in_method: Generated<SignInMethod>;
   is_second_factor_pending: Generated<boolean>;
+  /** The last proof of who is behind the session (sign-in or step-up, migration 014); NULL: none recorded. */
+  dtlast_proof: Timestamp | null;
 }
 
 /** How a session was made: the way in, recorded on the session row. */

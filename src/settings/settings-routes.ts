@@ -7,15 +7,14 @@ import type { SessionUser } from '../auth/sessions.ts';
 import { ACCOUNT_PASSWORD_RULE, clearFailures, reserveAttempt } from '../auth/throttle.ts';
 import { readTotpState } from '../auth/totp-queries.ts';
 import type { Db } from '../db/database.ts';
+import { displayNameField } from '../http/display-name.ts';
 import { formString, parseBody } from '../http/validation.ts';
 import { findUserById, normalizeEmail } from '../users/user-queries.ts';
 import { changePassword, listOwnSessions, revokeOtherSessions, revokeOwnSession, setDisplayName, setFirstPassword } from './settings-queries.ts';
 import { type FieldErrors, settingsPage } from './settings-views.ts';
 
 const profileSchema = z.object({
-  username: formString(50, 'Name')
-    .transform((v) => v.trim())
-    .pipe(z.string().min(1, 'Enter your name.')),
+  username: displayNameField('Name', 'Enter your name.'),
 });
 
 const newPasswordSchema = z.object({

@@ -1,5 +1,6 @@
 import type { LinkedIdentity } from '../auth/google-queries.ts';
 import { PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS } from '../auth/passwords.ts';
+import { DISPLAY_NAME_MAX_UTF16 } from '../http/display-name.ts';
 import { csrfField, field, formAlert } from '../views/forms.ts';
 import { html, type SafeHtml } from '../views/html.ts';
 import type { OwnSession } from './settings-queries.ts';
@@ -112,7 +113,7 @@ export function settingsPage(v: SettingsView): SafeHtml {
     <p class="text-body-secondary small">Signed in as ${v.email}.</p>
     <form method="post" action="/settings/profile" novalidate>
       ${csrfField(v.csrfToken)}
-      ${field({ name: 'username', label: 'Display name', value: v.username, error: e.username, autocomplete: 'name', maxlength: 50 })}
+      ${field({ name: 'username', label: 'Display name', value: v.username, error: e.username, autocomplete: 'name', maxlength: DISPLAY_NAME_MAX_UTF16 })}
       <button class="btn btn-primary" type="submit">Save name</button>
     </form>
   </div></section>

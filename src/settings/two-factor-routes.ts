@@ -1,11 +1,12 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import QRCode from 'qrcode';
 import { z } from 'zod';
-import { requireUser } from '../auth/guards.ts';
-import type { SessionUser } from '../auth/sessions.ts';
-import { clearFailures, reserveAttempt, secondsLocked } from '../auth/throttle.ts';
+import { requireRecentProof, requireUser, TWO_FACTOR_SETTINGS_PATH } from '../auth/guards.ts';
+import { recordProof, type SessionUser, STEP_UP_WINDOW_MS } from '../auth/sessions.ts';
+import { clearFailures, releaseAttempt, reserveAttempt, secondsLocked } from '../auth/throttle.ts';
 import { type Clock, generateTotpSecret, groupSecret, otpauthUri, systemClock } from '../auth/totp.ts';
 import {
+  CODE_JUST_USED_MESSAGE,
   confirmEnrolment,
   disableTwoFactor,
   readPendingSecret,
@@ -68,6 +69,7 @@ export async function twoFactorSettingsRoutes(app: FastifyInstance, opts: { db: 
           pendingSecret: pending ? groupSecret(pending.base32) : undefined,
           attemptsRemaining,
           lockedForS: lockedForS > 0 ? lockedForS : undefined,
+          stepUpMinutes: user.hasRecentProof ? undefined : STEP_UP_WINDOW_MS / 60_000,
           ...extra,
         }),
       },
@@ -93,8 +95,13 @@ export async function twoFactorSettingsRoutes(app: FastifyInstance, opts: { db: 
       return refuse(429, 'Too many wrong codes. Try again later.');
     }
     const proof = await verifyAndConsumeProof(db, box, user.userId, code, clock());
+    if (!proof.ok && proof.reused) {
+      await releaseAttempt(db, key, TOTP_CODE_RULE); // not a wrong code: see second-factor-routes.ts
+      return refuse(409, CODE_JUST_USED_MESSAGE);
+    }
     if (!proof.ok) return refuse(401, 'That code is not right, or it was used already.');
     await clearFailures(db, key);
+    await recordProof(db, user.sessionId); // a code is a step-up proof too
     return true;
   };
 
@@ -107,6 +114,9 @@ export async function twoFactorSettingsRoutes(app: FastifyInstance, opts: { db: 
     const { action, otp_code: code } = form.data;
     const state = await readTotpState(db, user.userId);
     if (!state) throw new NotFoundError();
+    // Enrolment needs a recent proof (step-up, decision record 011): a stolen session alone cannot put its own
+    // authenticator on an account. Changes to an active 2FA ask for a code each time, below (stricter still).
+    if (action === 'confirm' || (action === 'generate' && !state.enabled)) requireRecentProof(req, TWO_FACTOR_SETTINGS_PATH);
 
     if (action === 'confirm') {
       if (!code) return show(req, reply, user, 400, { error: 'Enter the code your authenticator shows.' });

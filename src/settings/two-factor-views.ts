@@ -15,6 +15,8 @@ export interface TwoFactorView {
   error?: string;
   attemptsRemaining: number;
   lockedForS?: number;
+  /** Set when the session has no recent proof: setting up 2FA first asks to confirm it's you (for this many minutes). */
+  stepUpMinutes?: number;
 }
 
 const proofField = (error?: string) =>
@@ -78,7 +80,8 @@ export function twoFactorPage(v: TwoFactorView): SafeHtml {
   else if (v.enabled) body = enabledSection(v);
   else
     body = html`${formAlert(v.error)}<p><span class="badge text-bg-secondary">Off</span> With two-factor authentication, signing in also asks for a code from an app on your phone, so a stolen password is not enough.</p>
-  <form method="post" action="/settings/2fa">${csrfField(v.csrfToken)}<input type="hidden" name="action" value="generate"><button class="btn btn-primary" type="submit">Set up two-factor authentication</button></form>`;
+  <form method="post" action="/settings/2fa">${csrfField(v.csrfToken)}<input type="hidden" name="action" value="generate"><button class="btn btn-primary" type="submit">Set up two-factor authentication</button></form>
+  ${v.stepUpMinutes ? html`<p class="small text-body-secondary mt-3 mb-0" data-testid="step-up-note">You will be asked to confirm it's you first (your password, or a new sign-in for an account without one); that holds for ${v.stepUpMinutes} minutes.</p>` : ''}`;
   return html`<div class="row justify-content-center"><div class="col-lg-7">
   <p><a href="/settings">← Settings</a></p>
   <h1 class="h3 mb-4">Two-factor authentication</h1>

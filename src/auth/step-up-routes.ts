@@ -1,0 +1,87 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import type { Config } from '../config.ts';
+import type { Db } from '../db/database.ts';
+import { formString, parseBody } from '../http/validation.ts';
+import { findUserById, normalizeEmail } from '../users/user-queries.ts';
+import { CONFIRM_PATH, requireUser } from './guards.ts';
+import { PASSWORD_MAX_CHARS, verifyPassword } from './passwords.ts';
+import { recordProof, type SessionUser, STEP_UP_WINDOW_MS } from './sessions.ts';
+import { nextFromQuery } from './sign-in.ts';
+import { confirmPage, type ProofWay } from './step-up-views.ts';
+import { ACCOUNT_PASSWORD_RULE, clearFailures, releaseAttempt, reserveAttempt } from './throttle.ts';
+import { type Clock, systemClock } from './totp.ts';
+import { CODE_JUST_USED_MESSAGE, TOTP_CODE_RULE, totpSecretBox, totpThrottleKey, verifyAndConsumeProof } from './totp-queries.ts';
+
+const confirmSchema = z.object({
+  otp_code: formString(64, 'Code')
+    .transform((v) => v.trim())
+    .optional(),
+  password: z
+    .string({ error: 'The password must be given once.' })
+    .max(PASSWORD_MAX_CHARS * 4)
+    .optional(),
+});
+
+/**
+ * The step-up's "confirm it's you" form (decision record 011). The account's strongest way decides what it asks:
+ * a code (TOTP or recovery) when 2FA is on, else the password, else (a Google-only account) a new sign-in. A
+ * success records the proof on the session (requireRecentProof reads it) and goes back to `?next=`. Wrong answers
+ * count where the same secret counts elsewhere: codes with the second step, passwords with the sign-in form.
+ */
+export async function stepUpRoutes(app: FastifyInstance, opts: { db: Db; config: Config; clock?: Clock }): Promise<void> {
+  const { db } = opts;
+  const box = totpSecretBox(opts.config.APP_SECRET);
+  const clock = opts.clock ?? systemClock;
+  const windowMinutes = STEP_UP_WINDOW_MS / 60_000;
+
+  const wayOf = async (user: SessionUser): Promise<{ way: ProofWay; passwordHash: string | null; email: string }> => {
+    const account = await findUserById(db, user.userId);
+    const passwordHash = account?.passwordHash || null;
+    return { way: user.is2faEnabled ? 'code' : passwordHash ? 'password' : 'sign-in', passwordHash, email: account?.email ?? user.email };
+  };
+  const show = (req: FastifyRequest, reply: FastifyReply, way: ProofWay, status = 200, error?: string) =>
+    reply.page({ title: "Confirm it's you", body: confirmPage({ csrfToken: req.csrfToken(), way, windowMinutes, next: nextFromQuery(req), error }) }, status);
+
+  app.get(CONFIRM_PATH, async (req, reply) => {
+    const user = requireUser(req);
+    return show(req, reply, (await wayOf(user)).way);
+  });
+
+  app.post(CONFIRM_PATH, async (req, reply) => {
+    const user = requireUser(req);
+    const next = nextFromQuery(req);
+    const { way, passwordHash, email } = await wayOf(user);
+    if (way === 'sign-in') {
+      // No secret to ask for here: a fresh sign-in is the proof, and it brings the person back.
+      await app.sessions.signOut(req, reply);
+      reply.flash('info', 'Sign in again to confirm it is you.');
+      return reply.redirect(next ? `/login?next=${encodeURIComponent(next)}` : '/login', 303);
+    }
+    const form = parseBody(confirmSchema, req.body);
+    const given = form.ok ? (way === 'code' ? form.data.otp_code : form.data.password) : undefined;
+    if (!given) return show(req, reply, way, 400, way === 'code' ? 'Enter a current code or a recovery code.' : 'Enter your password.');
+
+    const key = way === 'code' ? totpThrottleKey(user.userId) : `pw:${normalizeEmail(email)}`;
+    const rule = way === 'code' ? TOTP_CODE_RULE : ACCOUNT_PASSWORD_RULE;
+    const reserved = await reserveAttempt(db, key, rule);
+    if (!reserved.granted) {
+      app.metrics.throttled(reserved.kind);
+      reply.header('retry-after', String(reserved.retryAfterS));
+      return show(req, reply, way, 429, `Too many wrong ${way === 'code' ? 'codes' : 'passwords'}. Try again later.`);
+    }
+    if (way === 'code') {
+      const proof = await verifyAndConsumeProof(db, box, user.userId, given, clock());
+      if (!proof.ok && proof.reused) {
+        await releaseAttempt(db, key, rule); // not a wrong code: see second-factor-routes.ts
+        return show(req, reply, way, 409, CODE_JUST_USED_MESSAGE);
+      }
+      if (!proof.ok) return show(req, reply, way, 401, 'That code is not right, or it was used already.');
+    } else if (!(passwordHash && (await verifyPassword(passwordHash, given)))) {
+      return show(req, reply, way, 401, 'That is not your password.');
+    }
+    await clearFailures(db, key);
+    await recordProof(db, user.sessionId);
+    return reply.redirect(next ?? '/settings', 303);
+  });
+}
