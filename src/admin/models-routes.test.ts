@@ -102,6 +102,7 @@ describe('/admin/models: adding and listing', () => {
     ['an empty name', { name: '  ' }, /Enter a name/],
     ['a name over 100 characters', { name: 'n'.repeat(101) }, /at most 100/],
     ['a taken name (any case)', { name: 'FAKE' }, /Another model already has this name/],
+    ['a name with a right-to-left override', { name: 'GPT\u202e4-iniM' }, /invisible text-direction characters/],
     ['a relative base URL', { baseUrl: 'localhost:11434' }, /http:\/\/ or https:\/\//],
     ['a base URL that is not a URL', { baseUrl: 'not a url' }, /absolute URL/],
     ['a file: base URL', { baseUrl: 'file:///etc/passwd' }, /http:\/\/ or https:\/\//],

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { requireAdmin } from '../auth/guards.ts';
 import type { Config } from '../config.ts';
 import type { Db } from '../db/database.ts';
+import { bidiProblem } from '../http/display-name.ts';
 import { NotFoundError } from '../http/errors.ts';
 import { formString, parseBody, pathId } from '../http/validation.ts';
 import {
@@ -60,7 +61,11 @@ const checkbox = z
   .transform((v) => v !== undefined);
 
 const modelFormSchema = z.object({
-  name: trimmed(100, 'Name', 'Enter a name.'),
+  name: trimmed(100, 'Name', 'Enter a name.').superRefine((v, ctx) => {
+    // Every user picks from these names: one must not be made to read as another.
+    const problem = bidiProblem(v, 'Name');
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  }),
   baseUrl: trimmed(2000, 'Base URL', 'Enter the base URL.')
     .transform((v) => v.replace(/\/+$/, ''))
     .superRefine((v, ctx) => {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { addModel, type ChatWorld, newChat, parseSse, startChatWorld, tokensText, waitFor } from '../../test/chat-fixtures.ts';
 import { TestClient } from '../../test/client.ts';
+import { titleFrom } from './chat-queries.ts';
 
 let w: ChatWorld;
 before(async () => {
@@ -174,6 +175,15 @@ describe('limits and bad input', () => {
     });
     assert.equal(renamed.statusCode, 200);
     assert.equal(renamed.json().title, 'My title');
+    const lying = await w.user.app.inject({
+      method: 'PATCH',
+      url: `/api/chats/${chatId}`,
+      payload: { title: 'Budget \u202efdp.exe' },
+      headers: { cookie: w.user.cookieHeader(), 'x-csrf-token': w.user.csrf },
+    });
+    assert.equal(lying.statusCode, 400);
+    assert.match(lying.json().message ?? lying.body, /text-direction/);
+    assert.equal(titleFrom('Hello \u202eworld\u2066 again'), 'Hello world again');
     const del = await w.user.app.inject({
       method: 'DELETE',
       url: `/api/chats/${chatId}`,

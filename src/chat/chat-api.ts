@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { requireUser } from '../auth/guards.ts';
 import type { Config } from '../config.ts';
 import type { Db } from '../db/database.ts';
+import { bidiProblem } from '../http/display-name.ts';
 import { BadRequestError, ConflictError, NotFoundError, TooManyRequestsError } from '../http/errors.ts';
 import { dbId, parseJsonOrThrow, pathId } from '../http/validation.ts';
 import { ApiKeyUnreadableError, createApiKeyBox, findModelSummary, toModelConnection } from '../llm/llm-queries.ts';
@@ -24,7 +25,15 @@ import type { GenerationRegistry } from './generation.ts';
 import { finalizeResponse, requestStop } from './response-store.ts';
 
 const newChatBody = z.strictObject({ llm: dbId });
-const renameBody = z.strictObject({ title: z.string().trim().min(1, 'A title cannot be empty').max(200) });
+// Titles are shown to admins in the statistics too: no bidi controls there (display-name.ts).
+const renameBody = z.strictObject({
+  title: z
+    .string()
+    .trim()
+    .min(1, 'A title cannot be empty')
+    .max(200)
+    .refine((v) => bidiProblem(v, 'The title') === undefined, 'The title contains invisible text-direction characters (such as U+202E).'),
+});
 const emptyBody = z.strictObject({}).optional();
 
 /**

@@ -2,6 +2,7 @@ import { type Expression, sql } from 'kysely';
 import { jsonArrayFrom, jsonObjectFrom } from 'kysely/helpers/postgres';
 import type { Db } from '../db/database.ts';
 import type { ResponseStatus } from '../db/schema.ts';
+import { withoutBidiControls } from '../http/display-name.ts';
 import { type ModelConnectionRow, selectEnabledModels, selectPreferredModelId } from '../llm/llm-queries.ts';
 import { renderAdoptedAnswer } from './markdown.ts';
 
@@ -225,7 +226,7 @@ export async function beginAnswer(
 }
 
 export function titleFrom(prompt: string): string {
-  const oneLine = prompt.replace(/\s+/g, ' ').trim();
+  const oneLine = withoutBidiControls(prompt).replace(/\s+/g, ' ').trim();
   const chars = [...oneLine];
   return chars.length > TITLE_MAX_CHARS ? `${chars.slice(0, TITLE_MAX_CHARS - 1).join('')}…` : oneLine || 'New chat';
 }

@@ -27,6 +27,19 @@ export const BIDI_CONTROLS = /[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]/;
 /** C0 and C1 controls, DEL, and U+FFFD (what a broken encoding leaves). */
 const CONTROLS = /[\u0000-\u001f\u007f-\u009f\ufffd]/;
 
+/**
+ * The bidi rule alone, for other text shown to other people that has a length rule of its own (model names every
+ * user picks from, chat titles an admin reads in the statistics).
+ */
+export function bidiProblem(text: string, label: string): string | undefined {
+  if (!BIDI_CONTROLS.test(text)) return undefined;
+  return `${label} contains invisible text-direction characters (such as U+202E), which can make it look like another name.`;
+}
+
+const BIDI_CONTROLS_ALL = new RegExp(BIDI_CONTROLS.source, 'g');
+/** Text we derive from what a person wrote (a chat's title from its first prompt) drops them instead of refusing. */
+export const withoutBidiControls = (text: string): string => text.replace(BIDI_CONTROLS_ALL, '');
+
 const graphemes = new Intl.Segmenter(undefined, { granularity: 'grapheme' });
 
 /** How many characters a person sees in `text`. */
@@ -39,7 +52,8 @@ export function graphemeCount(text: string): number {
 /** Why `name` (already trimmed) cannot be a display name, or undefined when it can. `label` starts the message. */
 export function displayNameProblem(name: string, label = 'Name'): string | undefined {
   if (name.length === 0) return `Enter a ${label.toLowerCase()}.`;
-  if (BIDI_CONTROLS.test(name)) return `${label} contains invisible text-direction characters (such as U+202E), which can make it look like another name.`;
+  const bidi = bidiProblem(name, label);
+  if (bidi) return bidi;
   if (CONTROLS.test(name) || !name.isWellFormed()) return `${label} contains characters that are not allowed.`;
   if (name.length > DISPLAY_NAME_MAX_UTF16 || [...name].length > DISPLAY_NAME_MAX_CODE_POINTS || graphemeCount(name) > DISPLAY_NAME_MAX_GRAPHEMES) {
     return `${label} is too long (at most ${DISPLAY_NAME_MAX_GRAPHEMES} characters).`;
