@@ -75,6 +75,23 @@ describe('2FA enrolment', () => {
     assert.equal(row.is_2fa_enabled, false);
   });
 
+  test("a started enrolment's secret (text and QR code) is not shown to a session without a recent proof", async () => {
+    const { c, email } = await signedIn();
+    await c.get('/settings/2fa');
+    await c.post('/settings/2fa', { action: 'generate' });
+    const secret = secretOnPage((await c.get('/settings/2fa')).body);
+    assert.equal((await c.get('/2fa/qrcode.png')).statusCode, 200);
+    await ageProof(email);
+    const page = await c.get('/settings/2fa');
+    assert.equal(page.statusCode, 200);
+    assert.doesNotMatch(page.body, /data-testid="totp-secret"/, 'the pending secret is not on the page');
+    assert.ok(!page.body.includes(secret.slice(0, 4)));
+    assert.match(page.body, /data-testid="step-up-note"/);
+    const qr = await c.get('/2fa/qrcode.png');
+    assert.equal(qr.statusCode, 303);
+    assert.match(String(qr.headers.location), /^\/settings\/confirm\?next=/);
+  });
+
   test('JSON clients get 403 with where to confirm, not a redirect', async () => {
     const { c, email } = await signedIn();
     await ageProof(email);

@@ -66,7 +66,9 @@ export async function twoFactorSettingsRoutes(app: FastifyInstance, opts: { db: 
           appName: config.APP_NAME,
           enabled: Boolean(state?.enabled),
           recoveryCodesLeft: state?.unusedRecoveryCodes ?? 0,
-          pendingSecret: pending ? groupSecret(pending.base32) : undefined,
+          // A started enrolment's secret is shown only within the step-up window: a stolen session must not read the
+          // secret of an authenticator its owner is about to confirm.
+          pendingSecret: pending && user.hasRecentProof ? groupSecret(pending.base32) : undefined,
           attemptsRemaining,
           lockedForS: lockedForS > 0 ? lockedForS : undefined,
           stepUpMinutes: user.hasRecentProof ? undefined : STEP_UP_WINDOW_MS / 60_000,
@@ -140,7 +142,7 @@ export async function twoFactorSettingsRoutes(app: FastifyInstance, opts: { db: 
 
   // The PENDING secret only: an active secret is never shown again after enrolment.
   app.get('/2fa/qrcode.png', async (req, reply) => {
-    const user = requireUser(req);
+    const user = requireRecentProof(req, TWO_FACTOR_SETTINGS_PATH);
     const pending = await readPendingSecret(db, box, user.userId);
     if (!pending) throw new NotFoundError('No two-factor setup is in progress.');
     const png = await QRCode.toBuffer(otpauthUri(pending.base32, config.APP_NAME, user.email), { type: 'png', width: 220, margin: 1 });
