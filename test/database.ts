@@ -1,5 +1,5 @@
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, globSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { sql } from 'kysely';
@@ -25,6 +25,27 @@ export async function buildPgliteTemplate(): Promise<void> {
   const tmp = `${templatePath}.${process.pid}.tmp`;
   writeFileSync(tmp, Buffer.from(await dump.arrayBuffer()));
   renameSync(tmp, templatePath);
+}
+
+/**
+ * What the template is made from: the database code, its migrations and PGlite's version. `npm test` builds the
+ * template only when this changed since the last build (a build takes 5–30 s on a loaded machine).
+ */
+function templateSourceKey(): string {
+  const hash = createHash('sha256');
+  const sources = globSync(['src/db/*.ts', 'src/db/migrations/**/*.ts'], { cwd: root, exclude: ['**/*.test.ts'] }).sort();
+  for (const file of sources) hash.update(file).update(readFileSync(path.join(root, file)));
+  const pglite = path.join(root, 'node_modules/@electric-sql/pglite/package.json');
+  hash.update(existsSync(pglite) ? readFileSync(pglite) : 'no pglite');
+  return hash.digest('hex');
+}
+
+export async function ensurePgliteTemplate(): Promise<void> {
+  const keyPath = `${templatePath}.key`;
+  const key = templateSourceKey();
+  if (existsSync(templatePath) && existsSync(keyPath) && readFileSync(keyPath, 'utf8') === key) return;
+  await buildPgliteTemplate();
+  writeFileSync(keyPath, key);
 }
 
 export async function emptyPglite(): Promise<PGlite> {
