@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, type SpawnSyncReturns, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
@@ -42,7 +42,7 @@ describe('an old node', { skip: old.length === 0 ? 'no node older than 24 on thi
       assert.ok(command);
       for (const node of old) {
         // What npm runs, with the old node first on PATH and no node_modules/.bin/node before it.
-        const res = spawnSync('sh', ['-c', command], {
+        const res: SpawnSyncReturns<string> = spawnSync('sh', ['-c', command], {
           cwd: root,
           encoding: 'utf8',
           env: { ...process.env, NODE_TEST_CONTEXT: '', PATH: `${path.dirname(node)}${path.delimiter}/usr/bin${path.delimiter}/bin` },
