@@ -17,6 +17,7 @@ import type { Failure, RunSummary } from '../test/summary-reporter.ts';
  */
 const root = path.resolve(process.env.PARLEY_TEST_ROOT ?? path.resolve(import.meta.dirname, '..'));
 const summaryReporter = path.resolve(import.meta.dirname, '../test/summary-reporter.ts');
+const cacheDir = path.resolve(import.meta.dirname, '../.cache');
 /** How many of the slowest files each run names, for whoever wants the suite faster. */
 const SLOWEST_SHOWN = 8;
 const TEST_FILE_GLOBS = ['src/**/*.test.ts', 'test/**/*.test.ts', 'web/**/*.test.ts'];
@@ -85,7 +86,9 @@ async function main(): Promise<void> {
       const result = spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...reporters, ...nodeOptions, ...files], {
         cwd: root,
         stdio: 'inherit',
-        env: { ...process.env, ...run.env },
+        // Node's on-disk compile cache: each test file is a process of its own that compiles the same modules
+        // (fastify, kysely, the app); with the cache, ~2 of ~12 CPU seconds less for a typical file.
+        env: { NODE_COMPILE_CACHE: path.join(cacheDir, 'node-compile'), ...process.env, ...run.env },
       });
       if (result.status !== 0) failed = true;
       const outcome: RunOutcome = { name: run.name, status: result.status, signal: result.signal, summary: readSummary(summaryFile) };
