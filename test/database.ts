@@ -1,5 +1,5 @@
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, globSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { sql } from 'kysely';
@@ -27,33 +27,88 @@ export async function buildPgliteTemplate(): Promise<void> {
   renameSync(tmp, templatePath);
 }
 
+/**
+ * What the template is made from: the database code, its migrations and PGlite's version. `npm test` builds the
+ * template only when this changed since the last build (a build takes 5–30 s on a loaded machine).
+ */
+function templateSourceKey(): string {
+  const hash = createHash('sha256');
+  const sources = globSync(['src/db/*.ts', 'src/db/migrations/**/*.ts'], { cwd: root, exclude: ['**/*.test.ts'] }).sort();
+  for (const file of sources) hash.update(file).update(readFileSync(path.join(root, file)));
+  const pglite = path.join(root, 'node_modules/@electric-sql/pglite/package.json');
+  hash.update(existsSync(pglite) ? readFileSync(pglite) : 'no pglite');
+  return hash.digest('hex');
+}
+
+export async function ensurePgliteTemplate(): Promise<void> {
+  const keyPath = `${templatePath}.key`;
+  const key = templateSourceKey();
+  if (existsSync(templatePath) && existsSync(keyPath) && readFileSync(keyPath, 'utf8') === key) return;
+  await buildPgliteTemplate();
+  writeFileSync(keyPath, key);
+}
+
 export async function emptyPglite(): Promise<PGlite> {
   return new PGlite('memory://', embeddedOptions());
+}
+
+/** Runs `fn` with a client connected to the database that `serverUrl` names (not the test's own). */
+async function withServer<T>(serverUrl: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: serverUrl });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * The migrated template on a PostgreSQL server: migrations run once per server and database code (not ~3 s for
+ * each test database), the first test file to need it builds it under an advisory lock while the others wait, and
+ * each test database is a copy (`CREATE DATABASE … TEMPLATE`). Named by the code's key, so branches sharing a
+ * server never use each other's; an old one is never dropped (a run on another branch may be copying it).
+ */
+async function postgresTemplate(serverUrl: string): Promise<string> {
+  const template = `parley_template_${templateSourceKey().slice(0, 16)}`;
+  return withServer(serverUrl, async (client) => {
+    await client.query(`SELECT pg_advisory_lock(hashtext('parley test template'))`);
+    try {
+      const found = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [template]);
+      if (found.rowCount === 0) {
+        const building = `${template}_${randomBytes(4).toString('hex')}`;
+        await client.query(`CREATE DATABASE ${building}`);
+        const url = new URL(serverUrl);
+        url.pathname = `/${building}`;
+        const opened = await openDatabase({ databaseUrl: url.toString() });
+        await migrateToLatest(opened.db);
+        await opened.close();
+        // Renamed only when complete and nobody is connected: a copy is never taken of a half-migrated database.
+        await client.query(`ALTER DATABASE ${building} RENAME TO ${template}`);
+      }
+      return template;
+    } finally {
+      await client.query(`SELECT pg_advisory_unlock(hashtext('parley test template'))`);
+    }
+  });
 }
 
 /** A database of its own on the server at `serverUrl` (tests, benchmarks), dropped again at close. */
 export async function openScratchPostgres(serverUrl: string, prefix: string, migrate = true): Promise<OpenedDatabase & { url: string }> {
   const name = `${prefix}_${randomBytes(6).toString('hex')}`;
-  const run = async (query: string) => {
-    const client = new pg.Client({ connectionString: serverUrl });
-    await client.connect();
-    try {
-      await client.query(query);
-    } finally {
-      await client.end();
-    }
-  };
-  await run(`CREATE DATABASE ${name}`);
+  const template = migrate ? await postgresTemplate(serverUrl) : undefined;
+  await withServer(serverUrl, (client) => client.query(`CREATE DATABASE ${name}${template ? ` TEMPLATE ${template}` : ''}`));
   const dbUrl = new URL(serverUrl);
   dbUrl.pathname = `/${name}`;
   const opened = await openDatabase({ databaseUrl: dbUrl.toString() });
+  // Nothing to do when the template is current; the test of the migrations themselves starts empty (migrate: false).
   if (migrate) await migrateToLatest(opened.db);
   return {
     ...opened,
     url: dbUrl.toString(),
     close: async () => {
       await opened.close();
-      await run(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await withServer(serverUrl, (client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
     },
   };
 }

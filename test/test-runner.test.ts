@@ -76,3 +76,49 @@ describe('npm test -- <path>', () => {
     assert.ok(Date.now() - started < 10_000, 'before building the database template');
   });
 });
+
+/** Runs scripts/test.ts on the fixture suite in test/fixtures/runner-suite, as `npm test` would. */
+function runFixtureSuite(args: string[], extraEnv: Record<string, string> = {}) {
+  const { NODE_TEST_CONTEXT: _, TEST_DATABASE_URL: __, ...env } = process.env;
+  const fixtures = path.join(root, 'test/fixtures/runner-suite');
+  return spawnSync(process.execPath, ['scripts/test.ts', ...args], {
+    cwd: root,
+    encoding: 'utf8',
+    env: { ...env, PARLEY_TEST_ROOT: fixtures, INIT_CWD: fixtures, ...extraEnv },
+    timeout: 180_000,
+  });
+}
+
+describe('what npm test says at the end', () => {
+  test('each run ends with its counts, its slowest files and the tests that failed; then the total', () => {
+    // Two runs as with TEST_DATABASE_URL (the fixtures use no database, so the address is never reached).
+    const res = runFixtureSuite([], { TEST_DATABASE_URL: 'postgres://nobody@fixture.invalid:5432/none' });
+    assert.equal(res.status, 1, res.stdout + res.stderr);
+    const lines = res.stdout.trimEnd().split('\n');
+    for (const run of ['embedded PGlite', 'PostgreSQL (fixture.invalid:5432)']) {
+      const at = lines.findIndex((l) => l.startsWith(`# ${run}: `));
+      assert.ok(at >= 0, `a summary line for ${run} in:\n${res.stdout}`);
+      assert.match(lines[at] ?? '', new RegExp(`^# ${run.replace(/[()]/g, '\\$&')}: 2 passed, 2 failed, 1 skipped \\(3 files, \\d+\\.\\d s\\)$`));
+      assert.deepEqual(lines.slice(at + 1, at + 3), [
+        '#   failed: test/failing.test.ts › arithmetic › subtracts',
+        '#   failed: test/broken.test.ts (the file failed: Error: this fixture file does not load)',
+      ]);
+      const slowest = lines.slice(lines.lastIndexOf(`# slowest files on ${run}:`, at) + 1, at);
+      assert.equal(slowest.length, 3, `every file with its time:\n${res.stdout}`);
+      for (const line of slowest) assert.match(line, /^# +\d+\.\d s {2}test\/(passing|failing|broken)\.test\.ts$/);
+    }
+    assert.match(lines.at(-3) ?? '', /^# total: 4 passed, 4 failed, 2 skipped \(embedded PGlite \d+\.\d s, PostgreSQL \(fixture\.invalid:5432\) \d+\.\d s\)$/);
+    assert.deepEqual(lines.slice(-2), [
+      '#   failed: test/failing.test.ts › arithmetic › subtracts on embedded PGlite and PostgreSQL (fixture.invalid:5432)',
+      '#   failed: test/broken.test.ts (the file failed: Error: this fixture file does not load) on embedded PGlite and PostgreSQL (fixture.invalid:5432)',
+    ]);
+  });
+
+  test('a suite that passes ends with "0 failed" and exit code 0, the dots still shown', () => {
+    const res = runFixtureSuite(['test/passing.test.ts']);
+    assert.equal(res.status, 0, res.stdout + res.stderr);
+    assert.match(res.stdout, /^\.+$/m, 'the dot reporter shows progress');
+    assert.match(res.stdout.trimEnd().split('\n').at(-1) ?? '', /^# embedded PGlite: 1 passed, 0 failed, 1 skipped \(1 files, \d+\.\d s\)$/);
+    assert.doesNotMatch(res.stdout, /# total/, 'one run: no total');
+  });
+});
