@@ -1,3 +1,4 @@
+import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config.ts';
 import { DataDirInUseError } from '../db/data-dir-lock.ts';
 import { type OpenedDatabase, openDatabase } from '../db/database.ts';
@@ -5,6 +6,24 @@ import { migrateToLatest } from '../db/migrate.ts';
 
 /** A mistake the operator can fix (unknown e-mail, bad flag): printed as one line, exit code 1, no stack. */
 export class CliError extends Error {}
+
+/** `--email <address>` (trimmed) of the commands that act on one account; `null` means --help was asked for. */
+export function parseEmailArgs(argv: string[], usage: string): { email: string } | null {
+  let values: { email?: string; help?: boolean };
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: { email: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    throw new CliError(`${(err as Error).message}\n${usage}`);
+  }
+  if (values.help) return null;
+  if (!values.email?.trim()) throw new CliError(`--email is required\n${usage}`);
+  return { email: values.email.trim() };
+}
 
 /** Where a command writes; tests pass their own to read what was printed. */
 export interface CliOutput {

@@ -1,28 +1,12 @@
-import { parseArgs } from 'node:util';
 import { resetTwoFactor } from '../auth/totp-queries.ts';
 import type { Db } from '../db/database.ts';
 import { findUserByEmail } from '../users/user-queries.ts';
-import { CliError, type CliOutput, consoleOutput, runCli, withDatabase } from './cli-runtime.ts';
+import { CliError, type CliOutput, consoleOutput, parseEmailArgs, runCli, withDatabase } from './cli-runtime.ts';
 
 const USAGE = 'Usage: npm run user:reset-2fa -- --email <address>';
 
 /** Parses the command line; `null` means --help was asked for. */
-export function parseResetArgs(argv: string[]): { email: string } | null {
-  let values: { email?: string; help?: boolean };
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: { email: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (err) {
-    throw new CliError(`${(err as Error).message}\n${USAGE}`);
-  }
-  if (values.help) return null;
-  if (!values.email?.trim()) throw new CliError(`--email is required\n${USAGE}`);
-  return { email: values.email };
-}
+export const parseResetArgs = (argv: string[]) => parseEmailArgs(argv, USAGE);
 
 /**
  * The way back in for an admin who lost their authenticator on their own instance (no other admin to ask):

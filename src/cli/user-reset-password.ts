@@ -1,10 +1,9 @@
-import { parseArgs } from 'node:util';
 import { commandLineAuthor } from '../admin/audit-queries.ts';
 import { createResetLink, RESET_LINK_TTL_MS } from '../admin/user-detail-queries.ts';
 import { loadConfig } from '../config.ts';
 import type { Db } from '../db/database.ts';
 import { findUserByEmail } from '../users/user-queries.ts';
-import { CliError, type CliOutput, consoleOutput, runCli, withDatabase } from './cli-runtime.ts';
+import { CliError, type CliOutput, consoleOutput, parseEmailArgs, runCli, withDatabase } from './cli-runtime.ts';
 
 const USAGE = 'Usage: npm run user:reset-password -- --email <address>';
 
@@ -12,22 +11,7 @@ const USAGE = 'Usage: npm run user:reset-password -- --email <address>';
 export const CLI_ACTOR = commandLineAuthor('user:reset-password');
 
 /** Parses the command line; `null` means --help was asked for. */
-export function parseResetPasswordArgs(argv: string[]): { email: string } | null {
-  let values: { email?: string; help?: boolean };
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: { email: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (err) {
-    throw new CliError(`${(err as Error).message}\n${USAGE}`);
-  }
-  if (values.help) return null;
-  if (!values.email?.trim()) throw new CliError(`--email is required\n${USAGE}`);
-  return { email: values.email.trim() };
-}
+export const parseResetPasswordArgs = (argv: string[]) => parseEmailArgs(argv, USAGE);
 
 /**
  * The way back for a forgotten password without an admin at hand (or for the only admin): the same one-time link an
