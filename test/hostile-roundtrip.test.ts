@@ -44,6 +44,11 @@ const formSafe = (s: string) => storable(s) && !/[\u0000-\u001f\u007f\ufffd]/.te
 const readBack = (s: string) => (testDbKind === 'pglite' && s.startsWith('\ufeff') ? s.slice(1) : s);
 /** Limits are in code points, as zod counts and as PostgreSQL's VARCHAR(n) does (an emoji is one, not two). */
 const chars = (s: string) => [...s].length;
+/** Text shown to others (names, model names, titles) refuses bidi controls, which can make one name read as another. */
+const noBidi = (s: string) => !/[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]/.test(s);
+/** A display name: at most 50 characters people see (grapheme clusters) and 100 code points (the column). */
+const graphemes = (s: string) => [...new Intl.Segmenter(undefined, { granularity: 'grapheme' }).segment(s)].length;
+const nameFits = (trimmed: string) => trimmed.length >= 1 && graphemes(trimmed) <= 50 && chars(trimmed) <= 100;
 /** A form as a browser sends it; lone surrogates percent-encoded byte by byte (URLSearchParams would make them U+FFFD). */
 function formBody(fields: Record<string, string>): string {
   if (Object.values(fields).every((v) => v.isWellFormed())) return new URLSearchParams(fields).toString();
@@ -77,7 +82,7 @@ test('a chat title: accepted within 1–200 characters after trimming, stored tr
         headers: { cookie: clients.user.cookieHeader(), 'x-csrf-token': clients.user.csrf, 'content-type': 'application/json' },
       });
       const expected = title.trim();
-      const acceptable = storable(title) && chars(expected) >= 1 && chars(expected) <= 200;
+      const acceptable = storable(title) && noBidi(title) && chars(expected) >= 1 && chars(expected) <= 200;
       assert.equal(sent.statusCode < 400, acceptable, said('title', title, sent));
       if (sent.statusCode < 400) {
         const row = await db.selectFrom('chatbot_schema.chat').select('txtitle').where('idchat', '=', ids.userChat).executeTakeFirstOrThrow();
@@ -93,13 +98,14 @@ test('a chat title: accepted within 1–200 characters after trimming, stored tr
   );
 });
 
-test('a display name: accepted within 50 characters, stored trimmed, shown exactly in Settings', async () => {
+test('a display name: accepted within 50 characters people see and without bidi controls, stored trimmed, shown exactly in Settings', async () => {
   await fc.assert(
     fc.asyncProperty(text, async (username) => {
       await judge.begin();
       const res = await postForm('user', '/settings/profile', { username });
       const expected = username.trim();
-      const acceptable = formSafe(username) && chars(username) <= 50 && expected.length >= 1;
+      // Names are trimmed first (a tab or newline around one is whitespace, not a control), then checked.
+      const acceptable = formSafe(expected) && noBidi(expected) && nameFits(expected);
       assert.equal(res.statusCode < 400, acceptable, said('name', username, res));
       if (res.statusCode < 400) {
         const row = await db.selectFrom('chatbot_schema.app_user').select('txusername').where('idappuser', '=', ids.user).executeTakeFirstOrThrow();
@@ -191,7 +197,8 @@ test('a model name and model id: stored trimmed, shown exactly on the models pag
     fc.asyncProperty(text, text, async (name, model) => {
       await judge.begin();
       const res = await postForm('admin', '/admin/models', { name, baseUrl: world.llm.baseUrl, model, enabled: 'on' });
-      const acceptable = formSafe(name) && formSafe(model) && chars(name) <= 100 && chars(model) <= 200 && name.trim().length > 0 && model.trim().length > 0;
+      const acceptable =
+        formSafe(name) && noBidi(name) && formSafe(model) && chars(name) <= 100 && chars(model) <= 200 && name.trim().length > 0 && model.trim().length > 0;
       assert.equal(res.statusCode < 400, acceptable, said('model', `${name} / ${model}`, res));
       if (res.statusCode < 400) {
         const row = await db
@@ -223,7 +230,8 @@ test('an account by registration or by an Admin: the name stored trimmed and sho
         ? await postForm('admin', '/admin/users/new', { username, email, password: DEFAULT_PASSWORD })
         : await postForm('anonymous', '/register', { username, email, password: DEFAULT_PASSWORD });
       const expected = username.trim();
-      const acceptable = formSafe(username) && chars(username) <= 50 && expected.length >= 1;
+      // Names are trimmed first (a tab or newline around one is whitespace, not a control), then checked.
+      const acceptable = formSafe(expected) && noBidi(expected) && nameFits(expected);
       assert.equal(res.statusCode < 400, acceptable, said(byAdmin ? 'new user' : 'registration', username, res));
       if (res.statusCode < 400) {
         const row = await db.selectFrom('chatbot_schema.app_user').select(['idappuser', 'txusername']).where('txemail', '=', email).executeTakeFirstOrThrow();
