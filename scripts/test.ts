@@ -23,6 +23,22 @@ const SLOWEST_SHOWN = 8;
 const TEST_FILE_GLOBS = ['src/**/*.test.ts', 'test/**/*.test.ts', 'web/**/*.test.ts'];
 /** Browser journeys are the files that need Chromium; everything else runs anywhere. */
 const isBrowserJourney = (file: string) => file.startsWith('test/browser/') && file.endsWith('-journey.test.ts');
+/** The browser module's tests: web/ imports nothing from src/, so no database is near them. */
+const needsNoDatabase = (file: string) => file.startsWith('web/');
+
+/**
+ * Which files each database run takes. Everything runs on the embedded database; with PostgreSQL too, the database
+ * code (queries, routes, races, migrations) runs again there, while what is the same on both runs once: the browser
+ * journeys go to the PostgreSQL run (they drive pages whose queries the route tests check on both databases, and they
+ * are the suite's slowest files: about a third of a run), the browser module's tests stay in the first.
+ */
+export function planRuns(files: readonly string[], withPostgres: boolean): { pglite: string[]; postgres: string[] } {
+  if (!withPostgres) return { pglite: [...files], postgres: [] };
+  return {
+    pglite: files.filter((f) => !isBrowserJourney(f)),
+    postgres: files.filter((f) => !needsNoDatabase(f)),
+  };
+}
 
 export class SelectionError extends Error {}
 
@@ -71,19 +87,23 @@ async function main(): Promise<void> {
   }
 
   await ensurePgliteTemplate();
-  const runs: Array<{ name: string; env: NodeJS.ProcessEnv }> = [{ name: 'embedded PGlite', env: { TEST_DB: 'pglite' } }];
-  if (process.env.TEST_DATABASE_URL) runs.push({ name: `PostgreSQL (${new URL(process.env.TEST_DATABASE_URL).host})`, env: { TEST_DB: 'postgres' } });
+  const plan = planRuns(files, Boolean(process.env.TEST_DATABASE_URL));
+  const runs: Array<{ name: string; env: NodeJS.ProcessEnv; files: string[] }> = [{ name: 'embedded PGlite', env: { TEST_DB: 'pglite' }, files: plan.pglite }];
+  if (process.env.TEST_DATABASE_URL) {
+    runs.push({ name: `PostgreSQL (${new URL(process.env.TEST_DATABASE_URL).host})`, env: { TEST_DB: 'postgres' }, files: plan.postgres });
+  }
 
   let failed = false;
   const outcomes: RunOutcome[] = [];
   const scratch = mkdtempSync(path.join(tmpdir(), 'parley-test-'));
   try {
     for (const [i, run] of runs.entries()) {
-      console.log(`\n# ${files.length} test files on ${run.name}`);
+      if (run.files.length === 0) continue;
+      console.log(`\n# ${run.files.length} test files on ${run.name}`);
       const summaryFile = path.join(scratch, `run-${i}.json`);
       const reporters = ['--test-reporter=dot', '--test-reporter-destination=stdout'];
       reporters.push(`--test-reporter=${summaryReporter}`, `--test-reporter-destination=${summaryFile}`);
-      const result = spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...reporters, ...nodeOptions, ...files], {
+      const result = spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...reporters, ...nodeOptions, ...run.files], {
         cwd: root,
         stdio: 'inherit',
         // Node's on-disk compile cache: each test file is a process of its own that compiles the same modules

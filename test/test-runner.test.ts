@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { SelectionError, selectTestFiles } from '../scripts/test.ts';
+import { planRuns, SelectionError, selectTestFiles } from '../scripts/test.ts';
 
 /** `npm test -- <path>`: which files scripts/test.ts runs. */
 const root = path.resolve(import.meta.dirname, '..');
@@ -16,6 +16,15 @@ const all = [
 ];
 
 describe('npm test -- <path>', () => {
+  test("with PostgreSQL, journeys run there and the browser module's tests on the embedded run; every file runs at least once", () => {
+    const files = ['src/a.test.ts', 'test/b.test.ts', 'test/browser/c-journey.test.ts', 'test/browser/chromium.test.ts', 'web/d.test.ts'];
+    assert.deepEqual(planRuns(files, false), { pglite: files, postgres: [] });
+    const plan = planRuns(files, true);
+    assert.deepEqual(plan.pglite, ['src/a.test.ts', 'test/b.test.ts', 'test/browser/chromium.test.ts', 'web/d.test.ts']);
+    assert.deepEqual(plan.postgres, ['src/a.test.ts', 'test/b.test.ts', 'test/browser/c-journey.test.ts', 'test/browser/chromium.test.ts']);
+    assert.deepEqual(new Set([...plan.pglite, ...plan.postgres]), new Set(files));
+  });
+
   test('no path: every test file', () => {
     assert.deepEqual(selectTestFiles(all, []), [...all].sort());
   });
