@@ -13,7 +13,7 @@ import { linkGooglePage } from './google-views.ts';
 import { requireAnonymous, requireUser } from './guards.ts';
 import { PASSWORD_MAX_CHARS, verifyPassword } from './passwords.ts';
 import { ACCOUNT_DEACTIVATED_MESSAGE, completeSignIn, nextFromQuery, safeNext } from './sign-in.ts';
-import { ACCOUNT_PASSWORD_RULE, clearFailures, IP_PASSWORD_RULE, releaseAttempt, reserveAttempts } from './throttle.ts';
+import { ACCOUNT_PASSWORD_RULE, clearFailures, IP_PASSWORD_RULE, passwordThrottleKey, releaseAttempt, reserveAttempts } from './throttle.ts';
 
 /** The same words as a deactivated account's password sign-in gets from completeSignIn. */
 const DEACTIVATED = ACCOUNT_DEACTIVATED_MESSAGE;
@@ -187,7 +187,7 @@ export async function googleRoutes(app: FastifyInstance, opts: { db: Db; config:
     if (!form.ok) return showLink(req, reply, email, 400, 'Enter the password of this account.');
 
     // The same counters as POST /login: linking is a password guess like any other.
-    const accountKey = `pw:${normalizeEmail(email)}`;
+    const accountKey = passwordThrottleKey(email);
     const ipKey = `ip:${req.ip}`;
     const reserved = await reserveAttempts(db, [
       [ipKey, IP_PASSWORD_RULE],

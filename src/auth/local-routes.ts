@@ -5,12 +5,21 @@ import type { Db } from '../db/database.ts';
 import { displayNameField } from '../http/display-name.ts';
 import { ForbiddenError } from '../http/errors.ts';
 import { formString, parseBody } from '../http/validation.ts';
-import { createUser, EmailTakenError, findUserByEmail, normalizeEmail, setPasswordHash } from '../users/user-queries.ts';
+import { createUser, EmailTakenError, findUserByEmail, setPasswordHash } from '../users/user-queries.ts';
 import { requireAnonymous, requireSession, SECOND_FACTOR_PATH } from './guards.ts';
 import { loginPage, registerPage, registrationClosedPage } from './local-views.ts';
 import { burnPasswordCheck, hashPassword, needsRehash, PASSWORD_MAX_CHARS, passwordProblem, verifyPassword } from './passwords.ts';
 import { completeSignIn, nextFromQuery } from './sign-in.ts';
-import { ACCOUNT_PASSWORD_RULE, clearFailures, IP_PASSWORD_RULE, IP_REGISTRATION_RULE, releaseAttempt, reserveAttempt, reserveAttempts } from './throttle.ts';
+import {
+  ACCOUNT_PASSWORD_RULE,
+  clearFailures,
+  IP_PASSWORD_RULE,
+  IP_REGISTRATION_RULE,
+  passwordThrottleKey,
+  releaseAttempt,
+  reserveAttempt,
+  reserveAttempts,
+} from './throttle.ts';
 
 const emailSchema = formString(254, 'E-mail')
   .transform((v) => v.trim())
@@ -73,7 +82,7 @@ export async function localAuthRoutes(app: FastifyInstance, opts: { db: Db; conf
     const form = parseBody(loginSchema, req.body);
     if (!form.ok) return showLogin(req, reply, 400, { error: 'Enter your e-mail address and password.' });
     const { email, password } = form.data;
-    const accountKey = `pw:${normalizeEmail(email)}`;
+    const accountKey = passwordThrottleKey(email);
     const ipKey = `ip:${req.ip}`;
 
     // Reserved before argon2 runs, so however many guesses arrive at once, no more are verified than the rules allow.

@@ -3,13 +3,13 @@ import { z } from 'zod';
 import type { Config } from '../config.ts';
 import type { Db } from '../db/database.ts';
 import { formString, parseBody } from '../http/validation.ts';
-import { findUserById, normalizeEmail } from '../users/user-queries.ts';
+import { findUserById } from '../users/user-queries.ts';
 import { CONFIRM_PATH, requireUser } from './guards.ts';
 import { PASSWORD_MAX_CHARS, verifyPassword } from './passwords.ts';
 import { recordProof, type SessionUser, STEP_UP_WINDOW_MS } from './sessions.ts';
 import { nextFromQuery } from './sign-in.ts';
 import { confirmPage, type ProofWay } from './step-up-views.ts';
-import { ACCOUNT_PASSWORD_RULE, clearFailures, releaseAttempt, reserveAttempt } from './throttle.ts';
+import { ACCOUNT_PASSWORD_RULE, clearFailures, passwordThrottleKey, releaseAttempt, reserveAttempt } from './throttle.ts';
 import { type Clock, systemClock } from './totp.ts';
 import { CODE_JUST_USED_MESSAGE, TOTP_CODE_RULE, totpSecretBox, totpThrottleKey, verifyAndConsumeProof } from './totp-queries.ts';
 
@@ -62,7 +62,7 @@ export async function stepUpRoutes(app: FastifyInstance, opts: { db: Db; config:
     const given = form.ok ? (way === 'code' ? form.data.otp_code : form.data.password) : undefined;
     if (!given) return show(req, reply, way, 400, way === 'code' ? 'Enter a current code or a recovery code.' : 'Enter your password.');
 
-    const key = way === 'code' ? totpThrottleKey(user.userId) : `pw:${normalizeEmail(email)}`;
+    const key = way === 'code' ? totpThrottleKey(user.userId) : passwordThrottleKey(email);
     const rule = way === 'code' ? TOTP_CODE_RULE : ACCOUNT_PASSWORD_RULE;
     const reserved = await reserveAttempt(db, key, rule);
     if (!reserved.granted) {

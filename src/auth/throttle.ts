@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import type { Db } from '../db/database.ts';
 import type { ThrottleKind } from '../metrics/metrics.ts';
+import { normalizeEmail } from '../users/user-queries.ts';
 
 export interface ThrottleRule {
   /** Attempts allowed within the window; the last one allowed also locks the key until it is cleared or released. */
@@ -8,6 +9,9 @@ export interface ThrottleRule {
   windowMs: number;
   lockMs: number;
 }
+
+/** The key one account's password attempts count under, wherever a password is checked (sign-in, link, Settings, step-up). */
+export const passwordThrottleKey = (email: string): string => `pw:${normalizeEmail(email)}`;
 
 /** Contract: 10 failed passwords for one account within 15 minutes lock its password sign-in for 15 minutes. */
 export const ACCOUNT_PASSWORD_RULE: ThrottleRule = { maxFailures: 10, windowMs: 15 * 60_000, lockMs: 15 * 60_000 };

@@ -4,12 +4,12 @@ import { listIdentities, unlinkIdentityIfPasswordSet } from '../auth/google-quer
 import { requireUser } from '../auth/guards.ts';
 import { hashPassword, PASSWORD_MAX_CHARS, passwordProblem, verifyPassword } from '../auth/passwords.ts';
 import type { SessionUser } from '../auth/sessions.ts';
-import { ACCOUNT_PASSWORD_RULE, clearFailures, reserveAttempt } from '../auth/throttle.ts';
+import { ACCOUNT_PASSWORD_RULE, clearFailures, passwordThrottleKey, reserveAttempt } from '../auth/throttle.ts';
 import { readTotpState } from '../auth/totp-queries.ts';
 import type { Db } from '../db/database.ts';
 import { displayNameField } from '../http/display-name.ts';
 import { formString, parseBody } from '../http/validation.ts';
-import { findUserById, normalizeEmail } from '../users/user-queries.ts';
+import { findUserById } from '../users/user-queries.ts';
 import { changePassword, listOwnSessions, revokeOtherSessions, revokeOwnSession, setDisplayName, setFirstPassword } from './settings-queries.ts';
 import { type FieldErrors, settingsPage } from './settings-views.ts';
 
@@ -85,7 +85,7 @@ export async function settingsRoutes(app: FastifyInstance, opts: { db: Db; local
     const account = await findUserById(db, user.userId);
     if (!account?.passwordHash) return show(req, reply, user, 400, { error: 'This account has no password to change.' });
     // The same counter as the sign-in form: a stolen session must not become a way to guess the password.
-    const key = `pw:${normalizeEmail(account.email)}`;
+    const key = passwordThrottleKey(account.email);
     const reserved = await reserveAttempt(db, key, ACCOUNT_PASSWORD_RULE);
     if (!reserved.granted) {
       app.metrics.throttled(reserved.kind);
