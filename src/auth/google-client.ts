@@ -142,7 +142,7 @@ export class GoogleClient {
     if (!storableClaim(claims.sub, 255)) throw new OidcFailure('subject_invalid', tryAgain(this.#name));
     const info = await this.#userInfo(config, tokens.access_token, claims);
     // The address and whether it is verified come as a pair from one source: the ID token's when it has both.
-    const address = claims.email !== undefined && claims.email_verified !== undefined ? claims : info;
+    const address = carriesAddress(claims) ? claims : info;
     const name = claims.name !== undefined ? claims.name : info.name;
     const hd = claims.hd !== undefined ? claims.hd : info.hd;
     return {
@@ -161,7 +161,7 @@ export class GoogleClient {
    * its verification; openid-client checks the answer's `sub` is the ID token's (or it would be someone else's claims).
    */
   async #userInfo(config: oidc.Configuration, accessToken: string, claims: oidc.IDToken): Promise<Record<string, unknown>> {
-    if (claims.email !== undefined && claims.email_verified !== undefined) return {};
+    if (carriesAddress(claims)) return {};
     if (!config.serverMetadata().userinfo_endpoint || !accessToken) return {};
     try {
       return await oidc.fetchUserInfo(config, accessToken, claims.sub);
@@ -172,6 +172,9 @@ export class GoogleClient {
     }
   }
 }
+
+/** The ID token has the address and whether it is verified: both come from it, and UserInfo is not asked. */
+const carriesAddress = (claims: oidc.IDToken): boolean => claims.email !== undefined && claims.email_verified !== undefined;
 
 /**
  * `prompt=select_account` lets someone with several Google accounts choose which one signs in. It is not one of OpenID
