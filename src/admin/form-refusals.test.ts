@@ -59,6 +59,12 @@ const isActive = async (id: number) =>
   (await t.database.db.selectFrom('chatbot_schema.app_user').select('is_active').where('idappuser', '=', id).executeTakeFirstOrThrow()).is_active;
 
 describe('the user list: bulk actions', () => {
+  test('an empty list of ids (a JSON body can send one) is "select at least one user", not a 500', async () => {
+    const res = await admin.postJson('/admin/users/bulk', { action: 'deactivate', ids: [] });
+    assert.equal(res.statusCode, 400);
+    assert.equal(messageById(res.body, 'bulk-error'), 'Select at least one user.');
+  });
+
   test('Apply with nobody ticked: 400, the list again, the message beside the action, the chosen action kept', async () => {
     const res = await postForm('/admin/users/bulk', [
       ['action', 'sign-out-everywhere'],

@@ -93,13 +93,16 @@ const bulkSchema = z.object({
     .union([z.string(), z.array(z.string()).max(500, 'Select at most 500 users at once.')], { error: 'Select at least one user.' })
     .transform((v) => (Array.isArray(v) ? v : [v]))
     .pipe(
-      z.array(
-        z
-          .string()
-          .regex(/^[1-9]\d{0,9}$/, 'A selected user id is not valid.')
-          .transform(Number)
-          .pipe(z.number().max(DB_ID_MAX)),
-      ),
+      z
+        .array(
+          z
+            .string()
+            .regex(/^[1-9]\d{0,9}$/, 'A selected user id is not valid.')
+            .transform(Number)
+            .pipe(z.number().max(DB_ID_MAX)),
+        )
+        // A form with nobody ticked sends no `ids` at all; a JSON body can send `[]` (was an `IN ()` syntax error: 500).
+        .min(1, 'Select at least one user.'),
     ),
   back: formString(600, 'back').optional(),
 });
