@@ -46,9 +46,9 @@ const readBack = (s: string) => (testDbKind === 'pglite' && s.startsWith('\ufeff
 const chars = (s: string) => [...s].length;
 /** Text shown to others (names, model names, titles) refuses bidi controls, which can make one name read as another. */
 const noBidi = (s: string) => !/[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]/.test(s);
-/** A display name: at most 50 characters people see (grapheme clusters) and 100 code points (the column). */
+/** A display name: at most 50 characters people see (grapheme clusters) and 100 code points (the column); no C1 controls either. */
 const graphemes = (s: string) => [...new Intl.Segmenter(undefined, { granularity: 'grapheme' }).segment(s)].length;
-const nameFits = (trimmed: string) => trimmed.length >= 1 && graphemes(trimmed) <= 50 && chars(trimmed) <= 100;
+const nameFits = (trimmed: string) => trimmed.length >= 1 && graphemes(trimmed) <= 50 && chars(trimmed) <= 100 && !/[\u0080-\u009f]/.test(trimmed);
 /** A form as a browser sends it; lone surrogates percent-encoded byte by byte (URLSearchParams would make them U+FFFD). */
 function formBody(fields: Record<string, string>): string {
   if (Object.values(fields).every((v) => v.isWellFormed())) return new URLSearchParams(fields).toString();
