@@ -45,7 +45,7 @@ test('an outage is logged once when it starts, summed up every minute, and once 
 test('a failure that is not an outage is left to the caller, and a new outage after the end is logged again', () => {
   const { log, lines, advance } = recording();
   assert.equal(log.failed('sweep of orphaned answers', new Error('relation "x" does not exist')), false);
-  assert.deepEqual(lines, []);
+  assert.equal(lines.length, 0);
   log.failed('partial answer saves', refused());
   advance(2_500);
   log.succeeded();
