@@ -56,11 +56,6 @@ export class OutageLog {
     this.#now = now;
   }
 
-  /** Whether the database is unavailable as far as the ticks know (an outage has begun and not ended). */
-  get inOutage(): boolean {
-    return this.#since !== null;
-  }
-
   /**
    * A tick of `task` failed with `err`. Returns true when `err` is the database being unavailable: it is then
    * logged here (at the outage's start, and in the minute's summary); false: the caller logs it.
