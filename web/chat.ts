@@ -1,6 +1,7 @@
 import { createComposer } from './chat/composer.ts';
 import { createConversation } from './chat/conversation.ts';
 import { addCopyButtons } from './chat/copy-code.ts';
+import { wireModelPicker } from './chat/model-switch.ts';
 import { createAutoScroll } from './chat/scroll.ts';
 import { wireChatDialogs } from './chat/sidebar.ts';
 
@@ -55,12 +56,7 @@ function start(root: HTMLElement): void {
     if ((e.target as Element).closest('[data-action="regenerate"]')) void chat.regenerate();
   });
   const select = document.getElementById('model-select') as HTMLSelectElement | null;
-  select?.addEventListener('change', () => {
-    const name = select.selectedOptions[0]?.textContent ?? '';
-    chat.onModelChange(name);
-    if (composer) composer.input.placeholder = `Message ${name}…`;
-  });
-  if (select && composer) composer.input.placeholder = `Message ${select.selectedOptions[0]?.textContent ?? ''}…`;
+  if (select) wireModelPicker(select, chat, { input: composer?.input ?? null, showError: alert.show, hideError: alert.hide });
 
   addCopyButtons(thread);
   localizeTimes(thread);

@@ -18,6 +18,7 @@ import {
   findResponseInChat,
   listTurns,
   renameChat,
+  switchChatModel,
   type TurnRecord,
 } from './chat-queries.ts';
 import { openEventStream } from './event-stream.ts';
@@ -26,15 +27,21 @@ import { finalizeResponse, requestStop } from './response-store.ts';
 
 const newChatBody = z.strictObject({ llm: dbId });
 // Titles are shown to admins in the statistics too: no bidi controls there (display-name.ts).
-const renameBody = z.strictObject({
-  title: z
-    .string()
-    .trim()
-    .min(1, 'A title cannot be empty')
-    .max(200)
-    .refine((v) => bidiProblem(v, 'The title') === undefined, 'The title contains invisible text-direction characters (such as U+202E).'),
-});
+const chatChangesBody = z
+  .strictObject({
+    title: z
+      .string()
+      .trim()
+      .min(1, 'A title cannot be empty')
+      .max(200)
+      .refine((v) => bidiProblem(v, 'The title') === undefined, 'The title contains invisible text-direction characters (such as U+202E).')
+      .optional(),
+    llm: dbId.optional(),
+  })
+  .refine((b) => b.title !== undefined || b.llm !== undefined, 'Nothing to change: send a title or a model (llm).');
 const emptyBody = z.strictObject({}).optional();
+// Regenerate may ask another model for that one answer; the chat keeps its model.
+const regenerateBody = z.strictObject({ llm: dbId.optional() }).optional();
 
 /**
  * The conversation as the model sees it: earlier prompts with the text of their answers, then `prompt`. Only the
@@ -68,6 +75,7 @@ export function serializeTurns(turns: TurnRecord[]) {
       error: t.response.error,
       tinf_start: t.response.startedAt,
       tinf_end: t.response.endedAt,
+      llm: { id: t.response.modelId, name: t.response.modelName },
     },
   }));
 }
@@ -94,13 +102,13 @@ export async function chatApiRoutes(app: FastifyInstance, opts: { db: Db; config
    * client for as long as it listens. All checks and inserts are one database round trip (beginAnswer); the
    * answer then runs on its own (see GenerationRegistry).
    */
-  async function answerAndStream(reply: FastifyReply, input: { userId: number; chatId: number; prompt?: string }): Promise<FastifyReply> {
+  async function answerAndStream(reply: FastifyReply, input: { userId: number; chatId: number; prompt?: string; modelId?: number }): Promise<FastifyReply> {
     const begun = await beginAnswer(db, { ...input, maxActive: config.MAX_CONCURRENT_GENERATIONS, owner: generations.owner });
     switch (begun.outcome) {
       case 'not_found':
         throw new NotFoundError('Chat not found');
       case 'model_unavailable':
-        throw new ConflictError('This model is not available any more. Start a new chat with another model.');
+        throw new ConflictError('This model is not available any more. Pick another model for this chat.');
       case 'no_message':
         throw new BadRequestError('There is no message to answer again.');
       case 'busy':
@@ -120,7 +128,7 @@ export async function chatApiRoutes(app: FastifyInstance, opts: { db: Db; config
     }
     const generation = generations.start(begun.responseId, connection, historyWith(begun.history, begun.prompt, config.MAX_HISTORY_CHARS));
     const events = openEventStream(reply);
-    events.send('start', ids);
+    events.send('start', { ...ids, llm: { id: begun.model.idllm, name: begun.model.txshortname } });
     const unsubscribe = generation.subscribe((e) => {
       if (e.type === 'token') return events.send('token', { text: e.text });
       if (e.type === 'done') events.send('done', { ...ids, status: e.status, html: e.html });
@@ -155,9 +163,11 @@ export async function chatApiRoutes(app: FastifyInstance, opts: { db: Db; config
   app.patch('/api/chats/:id', async (req) => {
     const user = requireUser(req);
     const chat = await ownedChatOr404(user.userId, pathId(req.params));
-    const { title } = parseJsonOrThrow(renameBody, req.body);
-    await renameChat(db, chat.id, title);
-    return { id: chat.id, title };
+    const { title, llm } = parseJsonOrThrow(chatChangesBody, req.body);
+    // Allowed while an answer is being written: that answer keeps the model it began with (response.idllm).
+    if (llm !== undefined && !(await switchChatModel(db, chat.id, llm))) throw new ConflictError('This model is not available. Pick another one.');
+    if (title !== undefined) await renameChat(db, chat.id, title);
+    return { id: chat.id, ...(title !== undefined && { title }), ...(llm !== undefined && { llm }) };
   });
 
   app.delete('/api/chats/:id', async (req, reply) => {
@@ -178,8 +188,8 @@ export async function chatApiRoutes(app: FastifyInstance, opts: { db: Db; config
   app.post('/api/chats/:id/regenerate', async (req, reply) => {
     const user = requireUser(req);
     const chatId = pathId(req.params);
-    parseJsonOrThrow(emptyBody, req.body);
-    return answerAndStream(reply, { userId: user.userId, chatId });
+    const body = parseJsonOrThrow(regenerateBody, req.body);
+    return answerAndStream(reply, { userId: user.userId, chatId, modelId: body?.llm });
   });
 
   app.post('/api/chats/:id/responses/:idresponse/stop', async (req) => {

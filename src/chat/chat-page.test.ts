@@ -31,7 +31,7 @@ test('GET /chat/:id shows my chat with its model; another user’s chat or none 
   const page = await w.user.get(`/chat/${chat}`);
   assert.equal(page.statusCode, 200);
   assert.match(page.body, /<h1 class="chat-title" id="chat-title">Open me<\/h1>/);
-  assert.match(page.body, /chat-model-badge" title="Model">Fake echo</);
+  assert.match(page.body, new RegExp(`<option value="${w.modelId}" selected>Fake echo</option></select>`), 'the picker shows the chat’s model');
   assert.equal((await w.admin.get(`/chat/${chat}`)).statusCode, 404);
   assert.equal((await w.user.get('/chat/999999')).statusCode, 404);
 });
@@ -42,7 +42,7 @@ test('a chat whose model was disabled stays readable, read-only', async () => {
   try {
     const page = await w.user.get(`/chat/${chat}`);
     assert.equal(page.statusCode, 200);
-    assert.match(page.body, /is no longer available, so the conversation is read-only/);
+    assert.match(page.body, /is no longer available\. Pick another model above to\s+continue this chat/);
   } finally {
     await w.t.database.db.updateTable('chatbot_schema.llm').set({ is_enabled: true }).where('idllm', '=', w.modelId).execute();
   }

@@ -109,6 +109,23 @@ export async function renameChat(db: Db, chatId: number, title: string): Promise
 }
 
 /**
+ * Points the chat at another model for its later answers, in one statement that also checks the model is usable
+ * (enabled, with a base URL), so a model disabled at the same moment is never switched to. Answers already written,
+ * and one being written, keep their own `response.idllm`. False: the model cannot be used.
+ */
+export async function switchChatModel(db: Db, chatId: number, modelId: number): Promise<boolean> {
+  const result = await db
+    .updateTable('chatbot_schema.chat')
+    .set({ idllm: modelId })
+    .where('idchat', '=', chatId)
+    .where(({ exists, selectFrom }) =>
+      exists(selectFrom('chatbot_schema.llm').select('idllm').where('idllm', '=', modelId).where('is_enabled', '=', true).where('txbase_url', 'is not', null)),
+    )
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}
+
+/**
  * Deletes the chat with its messages and responses. The chat's row is locked first, in the order begin_answer takes
  * its locks (chat, then a response referencing a message): the other order deadlocked with an answer beginning.
  */
@@ -130,6 +147,9 @@ export interface ResponseRecord {
   error: string | null;
   startedAt: Date | null;
   endedAt: Date | null;
+  /** The model that wrote this answer (a chat's model can change between answers); '' if it was deleted since. */
+  modelId: number;
+  modelName: string;
 }
 
 export interface TurnRecord {
@@ -148,14 +168,17 @@ export async function listTurns(db: Db, chatId: number): Promise<TurnRecord[]> {
         eb
           .selectFrom('chatbot_schema.response')
           .distinctOn('idmessage')
-          .select(['idmessage', 'idresponse', 'txstatus', 'txmarkdown', 'txcontent', 'is_html_ours', 'txerror', 'tinf_start', 'tinf_end'])
+          .select(['idmessage', 'idresponse', 'idllm', 'txstatus', 'txmarkdown', 'txcontent', 'is_html_ours', 'txerror', 'tinf_start', 'tinf_end'])
           .where('idchat', '=', chatId)
           .orderBy('idmessage')
           .orderBy('idresponse', 'desc')
           .as('r'),
       (join) => join.onRef('r.idmessage', '=', 'm.idmessage'),
     )
+    .leftJoin('chatbot_schema.llm as l', 'l.idllm', 'r.idllm')
     .select([
+      'r.idllm',
+      'l.txshortname',
       'm.idmessage as messageId',
       'm.txmessage as prompt',
       'm.dtcreated as createdAt',
@@ -188,6 +211,8 @@ export async function listTurns(db: Db, chatId: number): Promise<TurnRecord[]> {
             error: r.txerror,
             startedAt: r.tinf_start,
             endedAt: r.tinf_end,
+            modelId: r.idllm ?? 0,
+            modelName: r.txshortname ?? '',
           },
   }));
 }
@@ -207,17 +232,18 @@ export type BeginAnswerResult =
  * chat at a time (`busy`), model, limit, the conversation so far, and the prompt plus the seed's "🧠 Thinking..."
  * placeholder with tinf_start = now(). `prompt` undefined regenerates the answer to the chat's last prompt.
  * `owner` is this process's instance id (see src/db/instance-lock.ts), recorded on the answer; null where none is held.
+ * `modelId` asks another model than the chat's for this one answer (migration 023); undefined: the chat's model.
  */
 export async function beginAnswer(
   db: Db,
-  input: { userId: number; chatId: number; prompt?: string; maxActive: number; owner?: number | null },
+  input: { userId: number; chatId: number; prompt?: string; maxActive: number; owner?: number | null; modelId?: number },
 ): Promise<BeginAnswerResult> {
   const { rows } = await sql<
     ModelConnectionRow & { outcome: BeginAnswerResult['outcome']; idmessage: number; idresponse: number; prompt: string; history: EarlierTurn[] }
   >`
     SELECT * FROM chatbot_schema.begin_answer(
       ${input.userId}, ${input.chatId}, ${input.prompt ?? null}::text, ${input.prompt === undefined ? null : titleFrom(input.prompt)}::text,
-      ${input.maxActive}, ${THINKING_PLACEHOLDER}, ${input.owner ?? null}::integer)`.execute(db);
+      ${input.maxActive}, ${THINKING_PLACEHOLDER}, ${input.owner ?? null}::integer, ${input.modelId ?? null}::integer)`.execute(db);
   const row = rows[0];
   if (!row) throw new Error('begin_answer returned no row');
   if (row.outcome !== 'ok') return { outcome: row.outcome };

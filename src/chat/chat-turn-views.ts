@@ -36,10 +36,12 @@ function statusNote(r: ResponseView): SafeHtml {
   return html`<div class="answer-status"><span class="badge ${badge.badgeClass}">${badge.label}</span> <span class="answer-status-text">${r.error || badge.fallback}</span></div>`;
 }
 
-function answerMeta(r: ResponseView, modelName: string): SafeHtml {
+/** Names the model that wrote this answer: a chat's model can change between answers. */
+function answerMeta(r: ResponseView): SafeHtml {
   if (r.status !== 'complete' && r.status !== 'stopped') return html``;
   const took = r.startedAt && r.endedAt ? formatDuration(r.endedAt.getTime() - r.startedAt.getTime()) : null;
-  return html`<span class="answer-meta">${modelName}${took ? html` · <span title="Inference time">${took}</span>` : ''}</span>`;
+  const model = r.modelName || 'A deleted model';
+  return html`<span class="answer-meta"><span class="answer-model" title="Model">${model}</span>${took ? html` · <span title="Inference time">${took}</span>` : ''}</span>`;
 }
 
 function regenerateButton(status: ResponseStatus | null): SafeHtml {
@@ -59,18 +61,17 @@ function answerContent(r: ResponseView): SafeHtml {
 }
 
 export interface AnswerOptions {
-  modelName: string;
   /** Only the last answer of a chat whose model is still enabled can be regenerated or retried. */
   canRegenerate: boolean;
 }
 
 export function answerView(r: ResponseView | null, o: AnswerOptions): SafeHtml {
   const final = r === null || FINAL_STATUSES.has(r.status);
-  const meta = r ? answerMeta(r, o.modelName) : html``;
+  const meta = r ? answerMeta(r) : html``;
   const footer =
     final && (meta.value || o.canRegenerate) ? html`<div class="answer-footer">${meta}${o.canRegenerate ? regenerateButton(r?.status ?? null) : ''}</div>` : '';
   // aria-busy: screen readers wait for the finished answer instead of reading every streamed token.
-  return html`<div class="turn-answer" ${r ? html`data-response-id="${r.id}" data-status="${r.status}"` : html`data-status="missing"`}${final ? '' : html` aria-busy="true"`}>
+  return html`<div class="turn-answer" ${r ? html`data-response-id="${r.id}" data-status="${r.status}" data-model-name="${r.modelName}"` : html`data-status="missing"`}${final ? '' : html` aria-busy="true"`}>
   <div class="answer-avatar" aria-hidden="true">${iconSpark()}</div>
   <div class="answer-body">
     ${r ? answerContent(r) : html`<div class="answer-status"><span class="answer-status-text">No answer was stored for this message.</span></div>`}

@@ -12,7 +12,18 @@ const T1 = new Date('2025-01-02T03:04:08.200Z');
 
 function response(over: Partial<ResponseView> = {}): ResponseView {
   const markdown = over.markdown ?? 'Hello **there**';
-  return { id: 7, status: 'complete', markdown, html: renderMarkdown(markdown), error: null, startedAt: T0, endedAt: T1, ...over };
+  return {
+    id: 7,
+    status: 'complete',
+    markdown,
+    html: renderMarkdown(markdown),
+    error: null,
+    startedAt: T0,
+    endedAt: T1,
+    modelId: 1,
+    modelName: 'llama3',
+    ...over,
+  };
 }
 
 function turn(over: Partial<TurnView> = {}): TurnView {
@@ -98,7 +109,7 @@ describe('chatPage states', () => {
     assert.match(out, /<li class="chat-item" data-chat-id="3">/);
     assert.equal(out.match(/data-action="regenerate"/g)?.length, 1);
     assert.match(out, /data-response-id="8"[\s\S]*Regenerate/);
-    assert.match(out, /llama3 · <span title="Inference time">3\.2 s<\/span>/);
+    assert.match(out, /<span class="answer-model" title="Model">llama3<\/span> · <span title="Inference time">3\.2 s<\/span>/);
     assert.match(out, /<textarea class="composer-input" id="prompt" name="content" rows="1" maxlength="32000"/);
   });
 
@@ -117,7 +128,7 @@ describe('chatPage states', () => {
 
   test('an answer still being written is shown as text for the script to follow', () => {
     const out = page({}, { turns: [turn({ response: response({ status: 'streaming', markdown: 'partial **md**', html: '' }) })] });
-    assert.match(out, /data-response-id="7" data-status="streaming" aria-busy="true">/);
+    assert.match(out, /data-response-id="7" data-status="streaming" data-model-name="llama3" aria-busy="true">/);
     assert.match(out, /<div class="answer-content answer-streaming">partial \*\*md\*\*<\/div>/);
     assert.doesNotMatch(out, /data-action="regenerate"/);
   });

@@ -69,14 +69,23 @@ function sidebar(chats: ChatListItem[], currentId: number | null): SafeHtml {
 </div>`;
 }
 
+/**
+ * The model picker: on /chat it picks the new chat's model; in a chat it switches the chat's model for later answers
+ * (PATCH /api/chats/:id, web/chat/model-switch.ts). A chat's model that is no longer usable stays shown, unselectable.
+ */
+function modelPicker(data: ChatPageData): SafeHtml {
+  const current = data.current;
+  const selectedId = current ? current.modelId : data.preferredModelId;
+  const unavailable =
+    current && !current.modelAvailable ? html`<option value="${current.modelId}" disabled selected>${current.modelName} (unavailable)</option>` : '';
+  if (data.models.length === 0 && !unavailable) return html``;
+  return html`<label class="visually-hidden" for="model-select">Model</label>
+    <select class="form-select form-select-sm chat-model-select" id="model-select">${unavailable}${data.models.map((m) => html`<option value="${m.id}"${m.id === selectedId ? html` selected` : ''}>${m.name}</option>`)}</select>`;
+}
+
 function header(data: ChatPageData): SafeHtml {
   const current = data.current;
-  const model = current
-    ? html`<span class="chat-model-badge" title="Model">${current.modelName}</span>`
-    : data.models.length > 0
-      ? html`<label class="visually-hidden" for="model-select">Model</label>
-    <select class="form-select form-select-sm chat-model-select" id="model-select">${data.models.map((m) => html`<option value="${m.id}"${m.id === data.preferredModelId ? html` selected` : ''}>${m.name}</option>`)}</select>`
-      : '';
+  const model = modelPicker(data);
   return html`<header class="chat-header">
   <button type="button" class="btn btn-sm chat-sidebar-toggle d-md-none" data-bs-toggle="offcanvas" data-bs-target="#chat-sidebar" aria-controls="chat-sidebar" aria-label="Show your chats">${iconSidebar()}</button>
   <h1 class="chat-title" id="chat-title">${current ? current.title : 'New chat'}</h1>
@@ -103,8 +112,8 @@ function composer(data: ChatPageData): SafeHtml {
   if (!current && data.models.length === 0) return html``;
   if (current && !current.modelAvailable) {
     return html`<div class="chat-composer-wrap"><div class="chat-note" role="note">
-  The model of this chat, <strong>${current.modelName}</strong>, is no longer available, so the conversation is read-only.
-  <a href="/chat">Start a new chat</a> to continue with another model.
+  The model of this chat, <strong>${current.modelName}</strong>, is no longer available. Pick another model above to
+  continue this chat, or <a href="/chat">start a new chat</a>.
 </div></div>`;
   }
   return html`<div class="chat-composer-wrap">
@@ -152,9 +161,7 @@ function deleteModal(): SafeHtml {
 export function chatPage(data: ChatPageData): SafeHtml {
   const current = data.current;
   const lastIndex = current ? current.turns.length - 1 : -1;
-  const turns = current
-    ? current.turns.map((t, i) => turnView(t, { modelName: current.modelName, canRegenerate: current.modelAvailable && i === lastIndex }))
-    : [];
+  const turns = current ? current.turns.map((t, i) => turnView(t, { canRegenerate: current.modelAvailable && i === lastIndex })) : [];
   return html`<div class="chat-app" id="chat" data-max-prompt="${data.maxPromptChars}" data-thinking-text="${THINKING_PLACEHOLDER}" ${current ? html`data-chat-id="${current.id}" data-model-name="${current.modelName}"` : ''}>
 ${sidebar(data.chats, current?.id ?? null)}
 <section class="chat-main" aria-labelledby="chat-title">

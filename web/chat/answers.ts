@@ -99,7 +99,10 @@ export function showFinalAnswer(answer: HTMLElement, outcome: AnswerOutcome, o: 
   }
   const footer = element('div', 'answer-footer');
   if (outcome.status === 'complete' || outcome.status === 'stopped') {
-    const meta = element('span', 'answer-meta', o.modelName);
+    const meta = element('span', 'answer-meta');
+    const model = element('span', 'answer-model', o.modelName);
+    model.title = 'Model';
+    meta.append(model);
     if (outcome.durationMs !== null) meta.append(' · ', formatDuration(outcome.durationMs));
     footer.append(meta);
   }

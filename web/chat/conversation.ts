@@ -45,7 +45,8 @@ export function createConversation(ctx: ConversationContext) {
 
   const finish = (answer: HTMLElement, outcome: AnswerOutcome) => {
     const isLast = thread.lastElementChild?.contains(answer) ?? false;
-    showFinalAnswer(answer, outcome, { modelName, canRegenerate: isLast && composer !== null });
+    // The model that began this answer (from `start`): the chat's model may have been switched meanwhile.
+    showFinalAnswer(answer, outcome, { modelName: answer.dataset.modelName ?? modelName, canRegenerate: isLast && composer !== null });
     scroll.follow();
   };
 
@@ -79,6 +80,8 @@ export function createConversation(ctx: ConversationContext) {
           state.responseId = d.idresponse;
           answer.dataset.responseId = String(d.idresponse);
           answer.dataset.status = 'streaming';
+          const llm = d.llm as { name?: unknown } | undefined;
+          if (typeof llm?.name === 'string') answer.dataset.modelName = llm.name;
           if (state.stopWanted) void requestStop(d.idresponse);
         } else if (event === 'token') {
           writer.append(asString(d.text));
@@ -115,13 +118,7 @@ export function createConversation(ctx: ConversationContext) {
       history.replaceState(null, '', `/chat/${id}`);
       addChatToList(id, titleFromPrompt(prompt));
       document.getElementById('chat-intro')?.remove();
-      const badge = document.createElement('span');
-      badge.className = 'chat-model-badge';
-      badge.title = 'Model';
-      badge.textContent = modelName;
-      select.previousElementSibling?.remove(); // its visually-hidden label
-      select.replaceWith(badge);
-      return true;
+      return true; // the picker stays: from now on it switches this chat's model (model-switch.ts)
     } catch (err) {
       ctx.showError(err instanceof ApiError ? err.message : 'Could not start the chat.');
       return false;
@@ -169,7 +166,8 @@ export function createConversation(ctx: ConversationContext) {
     });
   }
 
-  async function regenerate(): Promise<void> {
+  /** `modelId`: another model for this one answer; the chat keeps its own. */
+  async function regenerate(modelId?: number): Promise<void> {
     const turn = thread.lastElementChild;
     if (busy || chatId === null || !turn) return;
     ctx.hideError();
@@ -179,7 +177,7 @@ export function createConversation(ctx: ConversationContext) {
     if (previous) previous.replaceWith(answer);
     else turn.append(answer);
     scroll.follow();
-    await streamAnswer(`/api/chats/${chatId}/regenerate`, {}, answer, (message) => {
+    await streamAnswer(`/api/chats/${chatId}/regenerate`, modelId === undefined ? {} : { llm: modelId }, answer, (message) => {
       if (previous) answer.replaceWith(previous);
       else answer.remove();
       ctx.showError(message);
