@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { sql } from 'kysely';
 import { addModel, type ChatWorld, newChat, parseSse, startChatWorld, waitFor } from '../../test/chat-fixtures.ts';
 import type { TestClient } from '../../test/client.ts';
 import { deleteModel, setModelEnabled } from '../llm/llm-queries.ts';
@@ -31,6 +32,9 @@ const answerModels = async (chatId: number) =>
     (r) => r.idllm,
   );
 
+type UsageRow = { idllm: number; nresponses: number; nprompts: number };
+const usageByModel = async () => (await sql<UsageRow>`SELECT idllm, nresponses, nprompts FROM chatbot_schema.usage_day_model`.execute(db())).rows;
+
 async function ask(chatId: number, content: string) {
   const events = parseSse((await w.user.postJson(`/api/chats/${chatId}/messages`, { content })).body);
   assert.equal(events.at(-1)?.event, 'done');
@@ -40,7 +44,7 @@ async function ask(chatId: number, content: string) {
 test('later answers come from the new model; each answer names its own, in the API, the page and the statistics', async () => {
   const chatId = await newChat(w.user, w.modelId);
   await ask(chatId, 'first');
-  const before = await db().selectFrom('chatbot_schema.usage_day_model').select(['idllm', 'nresponses', 'nprompts']).execute();
+  const before = await usageByModel();
 
   const res = await patch(w.user, chatId, { llm: other });
   assert.equal(res.statusCode, 200);
@@ -63,7 +67,7 @@ test('later answers come from the new model; each answer names its own, in the A
   assert.match(page, new RegExp(`<option value="${other}" selected>Fake other</option>`), 'the header picker shows the chat’s model');
 
   // The rollups count the answer to the model that wrote it, and the prompt to the model it was asked of.
-  const after = await db().selectFrom('chatbot_schema.usage_day_model').select(['idllm', 'nresponses', 'nprompts']).execute();
+  const after = await usageByModel();
   const sum = (rows: typeof after, id: number, k: 'nresponses' | 'nprompts') => rows.filter((r) => r.idllm === id).reduce((n, r) => n + r[k], 0);
   assert.equal(sum(after, other, 'nresponses') - sum(before, other, 'nresponses'), 1);
   assert.equal(sum(after, other, 'nprompts') - sum(before, other, 'nprompts'), 1);

@@ -219,7 +219,7 @@ describe('chat journey in a browser', { skip: skipWithoutBrowser() }, () => {
     assert.equal(await item.getAttribute('class'), 'chat-item active');
     assert.equal(await text(page.locator('#chat-title')), title);
     assert.equal(await page.title(), `${title} · Parley`);
-    assert.equal(await text(page.locator('.chat-header .chat-model-badge')), 'Fake large');
+    assert.equal(await text(page.locator('#model-select option:checked')), 'Fake large', 'the header picker now switches this chat’s model');
     assert.equal(await page.locator('#chat-list-empty').isVisible(), false);
     assert.equal((await chatRow(firstChatId))?.txtitle, title, 'the server titled it the same way');
     await page.mouse.move(0, 0); // no hover effect in the screenshot
@@ -453,5 +453,32 @@ describe('chat journey in a browser', { skip: skipWithoutBrowser() }, () => {
     await sleep(300); // would be enough for a wrongly sent prompt to be stored
     const after = await server.database.db.selectFrom('chatbot_schema.message').select('idmessage').execute();
     assert.equal(after.length, before.length, 'no message was stored');
+  });
+
+  test('on a phone the model is switched from the chat header; each answer names the model that wrote it', async (t) => {
+    const page = await signedInPage(t, MOBILE);
+    await page.goto(`${server.baseUrl}/chat`);
+    const picker = page.getByLabel('Model', { exact: true });
+    await picker.selectOption({ label: 'Fake echo' });
+    await sendPrompt(page, 'first, from echo');
+    await answerWith(page, 'complete').waitFor();
+    const chatId = Number(/^\/chat\/(\d+)$/.exec(path(page))?.[1]);
+    assert.ok(chatId > 0);
+
+    const patched = page.waitForResponse((r) => r.request().method() === 'PATCH' && r.url().endsWith(`/api/chats/${chatId}`));
+    await picker.selectOption({ label: 'Fake large' });
+    assert.equal((await patched).status(), 200);
+    assert.equal(await page.getByLabel('Message', { exact: true }).getAttribute('placeholder'), 'Message Fake large…');
+    await sendPrompt(page, 'second, from large');
+    await page.locator('#chat-thread > .turn:nth-child(2) .turn-answer[data-status="complete"]').waitFor();
+    const models = () => page.locator('#chat-thread .answer-model').allTextContents();
+    assert.deepEqual(await models(), ['Fake echo', 'Fake large']);
+    const header = page.locator('.chat-header');
+    assert.ok(await header.evaluate((h) => h.scrollWidth <= h.clientWidth), 'the header fits 390 px');
+    await screenshot(page, 'chat-model-switch-phone');
+
+    await page.reload();
+    assert.deepEqual(await models(), ['Fake echo', 'Fake large'], 'the server says the same after a reload');
+    assert.equal(await text(page.locator('#model-select option:checked')), 'Fake large');
   });
 });
