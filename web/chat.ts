@@ -1,6 +1,7 @@
 import { createComposer } from './chat/composer.ts';
 import { createConversation } from './chat/conversation.ts';
 import { addCopyButtons } from './chat/copy-code.ts';
+import { wireChatShortcuts } from './chat/keyboard.ts';
 import { wireModelPicker } from './chat/model-switch.ts';
 import { createAutoScroll } from './chat/scroll.ts';
 import { wireChatDialogs } from './chat/sidebar.ts';
@@ -52,6 +53,7 @@ function start(root: HTMLElement): void {
   const chat = conversation;
 
   wireChatDialogs(chat.chatId);
+  wireChatShortcuts(chat);
   thread.addEventListener('click', (e) => {
     if ((e.target as Element).closest('[data-action="regenerate"]')) void chat.regenerate();
   });

@@ -59,7 +59,7 @@ function sidebar(chats: ChatListItem[], currentId: number | null): SafeHtml {
     <button type="button" class="btn-close" data-bs-dismiss="offcanvas" data-bs-target="#chat-sidebar" aria-label="Close"></button>
   </div>
   <div class="offcanvas-body chat-sidebar-body">
-    <a class="btn chat-new" href="/chat">${iconPlus()} New chat</a>
+    <a class="btn chat-new" href="/chat" title="New chat (Ctrl+Shift+O)" aria-keyshortcuts="Control+Shift+O Meta+Shift+O">${iconPlus()} New chat</a>
     <nav class="chat-list-nav" aria-label="Your chats">
       <ul class="chat-list" id="chat-list">${chats.map((c) => chatItem(c, c.id === currentId))}</ul>
       <p class="chat-list-empty" id="chat-list-empty" ${chats.length > 0 ? html`hidden` : ''}>No chats yet. Your conversations will appear here.</p>
@@ -126,7 +126,7 @@ function composer(data: ChatPageData): SafeHtml {
     <textarea class="composer-input" id="prompt" name="content" rows="1" maxlength="${data.maxPromptChars}" placeholder="Message${current ? ` ${current.modelName}` : ''}…" autocomplete="off" autofocus></textarea>
     <button type="submit" class="btn btn-primary composer-send" id="send" aria-label="Send" title="Send (Enter)">${iconArrowUp('icon-send')}${iconStop('icon-stop')}</button>
   </form>
-  <div class="composer-hint"><span>Enter to send, Shift+Enter for a new line</span><span id="prompt-count" aria-live="polite"></span></div>
+  <div class="composer-hint"><span>Enter to send, Shift+Enter for a new line, Esc to stop</span><span id="prompt-count" aria-live="polite"></span></div>
 </div>`;
 }
 

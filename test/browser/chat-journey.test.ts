@@ -481,4 +481,24 @@ describe('chat journey in a browser', { skip: skipWithoutBrowser() }, () => {
     assert.deepEqual(await models(), ['Fake echo', 'Fake large'], 'the server says the same after a reload');
     assert.equal(await text(page.locator('#model-select option:checked')), 'Fake large');
   });
+
+  test('the keyboard: Esc stops an answer, Send shows its focus, Ctrl+Shift+O opens a new chat', async (t) => {
+    const page = await signedInPage(t);
+    await page.goto(`${server.baseUrl}/chat`);
+    await sendPrompt(page, 'stop me with Esc [[slow:40]] [[long:80]]');
+    await streamedTextLongerThan(page, 0);
+    await page.keyboard.press('Escape');
+    await answerWith(page, 'stopped').waitFor();
+    await composerButtonBecomes(page, 'Send');
+
+    const input = page.getByLabel('Message', { exact: true });
+    await input.fill('something');
+    await input.press('Tab');
+    const ring = await composerButton(page).evaluate((b) => (b === document.activeElement ? getComputedStyle(b).outlineStyle : 'not focused'));
+    assert.equal(ring, 'solid', 'Send has a visible outline when reached with the keyboard');
+
+    await page.keyboard.press('Control+Shift+O');
+    await page.waitForURL((url) => url.pathname === '/chat');
+    await page.getByRole('heading', { name: 'What can I help with?' }).waitFor();
+  });
 });
