@@ -1,9 +1,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { statusMiB } from '../test/server-process.ts';
 import { freePort, median, type Row, registerViaForm, root } from './lib.ts';
 
 /**
@@ -26,13 +27,6 @@ interface Start {
 
 const IDLE_S = Number(process.env.BENCH_STARTUP_IDLE_S ?? 3);
 const PAGE_REQUESTS = 5;
-
-/** Reads a field of /proc/<pid>/status, in MiB. */
-function statusMiB(pid: number, field: 'VmHWM' | 'VmRSS'): number {
-  const kib = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
-  if (!kib) throw new Error(`no ${field} for process ${pid}`);
-  return Number(kib) / 1024;
-}
 
 async function startOnce(dataDir: string, user: number): Promise<Start> {
   const port = await freePort();
