@@ -15,7 +15,8 @@ import { freePort, median, type Row, registerViaForm, root } from './lib.ts';
  */
 const ROUNDS = Number(process.env.BENCH_STARTUP_ROUNDS ?? 3);
 const POLL_MS = 10;
-const GIVE_UP_MS = 60_000;
+/** A loaded machine (the benchmarks share it) can take minutes; past this the start counts as failed. */
+const GIVE_UP_MS = Number(process.env.BENCH_STARTUP_GIVE_UP_S ?? 60) * 1000;
 
 interface Start {
   readyMs: number;
@@ -41,7 +42,7 @@ async function startOnce(dataDir: string, user: number): Promise<Start> {
     let readyMs: number | undefined;
     while (readyMs === undefined) {
       if (child.exitCode !== null) throw new Error(`the server exited with ${child.exitCode}`);
-      if (performance.now() - started > GIVE_UP_MS) throw new Error('the server was not ready within a minute');
+      if (performance.now() - started > GIVE_UP_MS) throw new Error(`the server was not ready within ${GIVE_UP_MS / 1000} s`);
       const res = await fetch(`${baseUrl}/readyz`).catch(() => undefined);
       if (res?.status === 200) readyMs = performance.now() - started;
       else await sleep(POLL_MS);
