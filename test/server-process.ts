@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -16,6 +16,13 @@ export interface ServerProcess {
   output(): string;
   /** Resolves with the exit code once the process has exited. */
   exited: Promise<number | null>;
+}
+
+/** A field of /proc/<pid>/status, in MiB: VmHWM is the most the process ever held (its peak RSS), VmRSS what it holds now. */
+export function statusMiB(pid: number, field: 'VmHWM' | 'VmRSS'): number {
+  const kib = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+  if (!kib) throw new Error(`no ${field} for process ${pid}`);
+  return Number(kib) / 1024;
 }
 
 /** A port nobody listens on right now. */
