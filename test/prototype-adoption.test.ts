@@ -9,6 +9,7 @@ import { beginAnswer } from '../src/chat/chat-queries.ts';
 import { renderAdoptedAnswer, renderMarkdown } from '../src/chat/markdown.ts';
 import { CATCH_UP_ADOPTED_ANSWERS, catchUpPercent } from '../src/db/catch-up.ts';
 import { type Db, type OpenedDatabase, openDatabase } from '../src/db/database.ts';
+import { DEFERRED_INDEXES } from '../src/db/deferred-indexes.ts';
 import { migrateToLatest } from '../src/db/migrate.ts';
 import { findUserByEmail } from '../src/users/user-queries.ts';
 import { startTestApp } from './app.ts';
@@ -59,6 +60,11 @@ async function rerender(db: Db, opts: RerenderOptions & { maxBatches?: number } 
   return rendered;
 }
 
+const deferredIndexesPresent = async () =>
+  (await sql<{ indexname: string }>`SELECT indexname FROM pg_indexes WHERE indexname = ANY(${DEFERRED_INDEXES.map((ix) => ix.name)})`.execute(database.db)).rows
+    .map((r) => r.indexname)
+    .sort();
+
 const notOurs = async () =>
   (await sql<{ n: number }>`SELECT count(*)::int AS n FROM chatbot_schema.response WHERE NOT is_html_ours`.execute(database.db)).rows[0]?.n;
 
@@ -98,6 +104,8 @@ test('the migrations leave the adopted answers to the catch-up after start: none
   // A million of them take about 15 minutes to render; the server re-renders them after it listens (src/db/catch-up.ts).
   assert.equal(await notOurs(), 6);
   assert.equal(await catchUpPercent(database.db, CATCH_UP_ADOPTED_ANSWERS), null, 'not counted before a process begins');
+  // Nor are the indexes over these tables built yet: each would read every row before the first request.
+  assert.deepEqual(await deferredIndexesPresent(), []);
 });
 
 test('every prototype row is intact', async () => {
@@ -235,6 +243,7 @@ test('an app that listens re-renders them in the background, and reports how far
       database.db,
     );
     assert.deepEqual(counts.rows, [{ ntotal: 6, ndone: 6 }]);
+    assert.deepEqual(await deferredIndexesPresent(), DEFERRED_INDEXES.map((ix) => ix.name).sort(), 'built first');
   } finally {
     await t.close();
   }

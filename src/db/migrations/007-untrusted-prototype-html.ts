@@ -19,7 +19,6 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   await sql`
     ALTER TABLE chatbot_schema.response ADD COLUMN IF NOT EXISTS is_html_ours BOOLEAN NOT NULL DEFAULT FALSE;
     ALTER TABLE chatbot_schema.response ALTER COLUMN is_html_ours SET DEFAULT TRUE;
-    -- What is left to re-render, found at once at every start once the answer is "nothing".
-    CREATE INDEX IF NOT EXISTS response_html_not_ours_idx ON chatbot_schema.response (idresponse) WHERE NOT is_html_ours;
+    -- Its index (what is left to re-render) is built after the server listens: src/db/deferred-indexes.ts.
   `.execute(db);
 }
