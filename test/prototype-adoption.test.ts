@@ -7,6 +7,7 @@ import { createSession } from '../src/auth/sessions.ts';
 import { adoptedAnswersJob, type RerenderOptions } from '../src/chat/adopted-answers.ts';
 import { beginAnswer } from '../src/chat/chat-queries.ts';
 import { renderAdoptedAnswer, renderMarkdown } from '../src/chat/markdown.ts';
+import { migrateCommand } from '../src/cli/migrate.ts';
 import { CATCH_UP_ADOPTED_ANSWERS, catchUpPercent } from '../src/db/catch-up.ts';
 import { type Db, type OpenedDatabase, openDatabase } from '../src/db/database.ts';
 import { DEFERRED_INDEXES } from '../src/db/deferred-indexes.ts';
@@ -365,4 +366,24 @@ test('two processes re-rendering at once share the rows and render each once (bi
   } finally {
     await other?.close();
   }
+});
+
+test('npm run migrate says what the server will catch up; with --catch-up it does it', async () => {
+  await sql`UPDATE chatbot_schema.response SET is_html_ours = FALSE WHERE idchat = 1`.execute(database.db);
+  const lines: string[] = [];
+  const out = { info: (line: string) => void lines.push(line) };
+  await migrateCommand(database.db, out);
+  assert.ok(
+    lines.some((l) => /^To catch up: re-rendering adopted answers \(\d+ % done\)\. The server does this in the background after it starts/.test(l)),
+    lines.join('\n'),
+  );
+  assert.ok(((await notOurs()) ?? 0) > 0, 'only said, not done');
+  lines.length = 0;
+  await migrateCommand(database.db, out, { catchUp: true });
+  assert.equal(await notOurs(), 0);
+  assert.ok(
+    lines.some((l) => /re-rendering adopted answers finished in \d+ s/.test(l)),
+    lines.join('\n'),
+  );
+  assert.ok(!lines.some((l) => /To catch up|Still to do/.test(l)), lines.join('\n'));
 });
