@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import { CATCH_UP_ADOPTED_ANSWERS, type CatchUpJob, catchUpPercent, countCatchUpDone, countCatchUpTotal } from '../db/catch-up.ts';
+import { type Db, serverUrlOf } from '../db/database.ts';
 import { renderAdoptedAnswer } from './markdown.ts';
 
 /**
@@ -48,34 +49,23 @@ export function adoptedAnswersJob(opts: RerenderOptions = {}): CatchUpJob {
         await countCatchUpTotal(db, CATCH_UP_ADOPTED_ANSWERS, left);
         counted = true;
       }
-      const lastId = await db.transaction().execute(async (trx) => {
-        const rows = await trx
-          .selectFrom('chatbot_schema.response')
-          .select(['idresponse', 'txmarkdown', 'txcontent'])
-          .where(sql<boolean>`NOT is_html_ours`)
-          .where('idresponse', '>', afterId)
-          .orderBy('idresponse')
-          .limit(batchSize)
-          .forUpdate()
-          .skipLocked()
-          .execute();
-        if (rows.length === 0) return null;
-        const html: string[] = [];
-        let slice = performance.now();
-        for (const r of rows) {
-          html.push(render(r.txmarkdown, r.txcontent, r.idresponse));
-          if (performance.now() - slice > RENDER_SLICE_MS) {
-            await new Promise((resolve) => setImmediate(resolve));
-            slice = performance.now();
-          }
-        }
-        await sql`
-          UPDATE chatbot_schema.response AS r SET txcontent = v.html, is_html_ours = TRUE
-          FROM unnest(${rows.map((r) => r.idresponse)}::int[], ${html}::text[]) AS v(idresponse, html)
-          WHERE r.idresponse = v.idresponse`.execute(trx);
-        await countCatchUpDone(trx, CATCH_UP_ADOPTED_ANSWERS, rows.length);
-        return rows[rows.length - 1]?.idresponse ?? null;
-      });
+      // PostgreSQL: the batch's rows stay locked while they render, so no other process takes them. PGlite has one
+      // process (the data-directory lock) and one connection, which a transaction would hold for the whole rendering
+      // and keep every request (/readyz included) waiting: there the rows are read, rendered, then written in a short
+      // transaction, each only if it is still not ours.
+      const exclusive = serverUrlOf(db) !== undefined;
+      const lastId = exclusive
+        ? await db.transaction().execute(async (trx) => {
+            const rows = await batchQuery(trx, afterId, batchSize).forUpdate().skipLocked().execute();
+            await writeBatch(trx, rows, await renderBatch(rows, render));
+            return rows.at(-1)?.idresponse ?? null;
+          })
+        : await (async () => {
+            const rows = await batchQuery(db, afterId, batchSize).execute();
+            const html = await renderBatch(rows, render);
+            await db.transaction().execute((trx) => writeBatch(trx, rows, html));
+            return rows.at(-1)?.idresponse ?? null;
+          })();
       if (lastId !== null) {
         afterId = lastId;
         return true;
@@ -85,4 +75,39 @@ export function adoptedAnswersJob(opts: RerenderOptions = {}): CatchUpJob {
       return false;
     },
   };
+}
+
+const batchQuery = (db: Db, afterId: number, batchSize: number) =>
+  db
+    .selectFrom('chatbot_schema.response')
+    .select(['idresponse', 'txmarkdown', 'txcontent'])
+    .where(sql<boolean>`NOT is_html_ours`)
+    .where('idresponse', '>', afterId)
+    .orderBy('idresponse')
+    .limit(batchSize);
+
+type Row = { idresponse: number; txmarkdown: string | null; txcontent: string | null };
+
+/** Renders the rows, yielding to the event loop every RENDER_SLICE_MS so this process's requests are served meanwhile. */
+async function renderBatch(rows: Row[], render: NonNullable<RerenderOptions['render']>): Promise<string[]> {
+  const html: string[] = [];
+  let slice = performance.now();
+  for (const r of rows) {
+    html.push(render(r.txmarkdown, r.txcontent, r.idresponse));
+    if (performance.now() - slice > RENDER_SLICE_MS) {
+      await new Promise((resolve) => setImmediate(resolve));
+      slice = performance.now();
+    }
+  }
+  return html;
+}
+
+/** Stores the HTML of the rows still not ours (a row deleted meanwhile is skipped) and counts them as done. */
+async function writeBatch(trx: Db, rows: Row[], html: string[]): Promise<void> {
+  if (rows.length === 0) return;
+  const written = await sql`
+    UPDATE chatbot_schema.response AS r SET txcontent = v.html, is_html_ours = TRUE
+    FROM unnest(${rows.map((r) => r.idresponse)}::int[], ${html}::text[]) AS v(idresponse, html)
+    WHERE r.idresponse = v.idresponse AND NOT r.is_html_ours`.execute(trx);
+  await countCatchUpDone(trx, CATCH_UP_ADOPTED_ANSWERS, Number(written.numAffectedRows ?? 0));
 }
