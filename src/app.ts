@@ -12,9 +12,11 @@ import { secondFactorRoutes } from './auth/second-factor-routes.ts';
 import { sessionPlugin } from './auth/session-plugin.ts';
 import { stepUpRoutes } from './auth/step-up-routes.ts';
 import { sealAdoptedTotpSecrets, totpSecretBox } from './auth/totp-queries.ts';
+import { catchUpJobs } from './catch-up-jobs.ts';
 import { chatRoutes } from './chat/chat-routes.ts';
 import type { Config } from './config.ts';
 import { deriveKey } from './crypto/secret-box.ts';
+import { type CatchUpRun, startCatchUp } from './db/catch-up.ts';
 import type { Db } from './db/database.ts';
 import { OutageLog } from './db/outage.ts';
 import { csrfPlugin } from './http/csrf.ts';
@@ -116,5 +118,20 @@ export async function buildApp({ config, db, logger = false, onRoute }: BuildOpt
   await app.register(modelsAdminRoutes, { db, config });
   await app.register(usersAdminRoutes, { db, config });
   await app.register(statsRoutes, { db, config });
+
+  // Rows from before a migration (an adopted database's answers, the usage rollups) are caught up once the server
+  // listens, never before (a million adopted answers take minutes), and never in a test that only injects. On close
+  // the jobs stop after the batch in progress, which commits; the next start resumes (decision record 013).
+  let catchUp: CatchUpRun | undefined;
+  let catchUpStopped: Promise<void> | undefined;
+  app.addHook('onListen', async () => {
+    catchUp = startCatchUp(db, catchUpJobs(), app.log);
+  });
+  app.addHook('preClose', async () => {
+    catchUpStopped = catchUp?.stop();
+  });
+  app.addHook('onClose', async () => {
+    await catchUpStopped;
+  });
   return app;
 }
