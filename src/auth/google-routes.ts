@@ -149,7 +149,7 @@ export async function googleRoutes(app: FastifyInstance, opts: { db: Db; config:
       return signInWithIdentity(req, reply, identity, next);
     }
     reply.flash('success', created.isAdmin ? 'Welcome! As the first account, you are the administrator of this server.' : 'Welcome! Your account is ready.');
-    return completeSignIn(req, reply, { id: created.id, isActive: true, is2faEnabled: false }, { method: 'google', next });
+    return completeSignIn(req, reply, { id: created.id, isActive: true, is2faEnabled: false, hasPasskey: false }, { method: 'google', next });
   }
 
   async function offerLink(req: FastifyRequest, reply: FastifyReply, identity: VerifiedIdentity, userId: number, next: string | undefined) {
