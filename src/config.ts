@@ -97,7 +97,8 @@ const envSchema = z.object({
 });
 
 export type Env = z.infer<typeof envSchema>;
-export type Config = Omit<Env, 'APP_SECRET' | keyof typeof oidcEnv> & OidcConfig & {
+export type Config = Omit<Env, 'APP_SECRET' | keyof typeof oidcEnv> &
+  OidcConfig & {
     APP_SECRET: string;
     isProduction: boolean;
     secureCookies: boolean;

@@ -46,5 +46,10 @@ export async function signInWithPasskey(c: TestClient, auth: SoftAuthenticator, 
 export async function flashAfter(c: TestClient, res: LightMyRequestResponse): Promise<string> {
   assert.equal(res.statusCode, 303, `expected a redirect, got ${res.statusCode}: ${res.body.slice(0, 300)}`);
   const page = await c.get(String(res.headers.location));
-  return /<div class="alert[^"]*"[^>]*>([\s\S]*?)<\/div>/.exec(page.body)?.[1]?.replace(/<[^>]+>/g, '').trim() ?? '';
+  return (
+    /<div class="alert[^"]*"[^>]*>([\s\S]*?)<\/div>/
+      .exec(page.body)?.[1]
+      ?.replace(/<[^>]+>/g, '')
+      .trim() ?? ''
+  );
 }

@@ -119,7 +119,9 @@ export class SoftAuthenticator {
     idLength.writeUInt16BE(credential.id.length);
     const attested = Buffer.concat([Buffer.alloc(16) /* AAGUID: none */, idLength, credential.id, coseKey]);
     const authData = this.#authData(this.#flags(FLAG_AT), 0, attested);
-    const clientDataJSON = Buffer.from(JSON.stringify({ type: 'webauthn.create', challenge: options.challenge, origin: this.#opts.origin, crossOrigin: false }));
+    const clientDataJSON = Buffer.from(
+      JSON.stringify({ type: 'webauthn.create', challenge: options.challenge, origin: this.#opts.origin, crossOrigin: false }),
+    );
     const attestationObject = cbor(
       new Map<string, unknown>([
         ['fmt', 'none'],
@@ -144,7 +146,9 @@ export class SoftAuthenticator {
     if (o.counter === undefined) credential.counter += this.#opts.counterStep ?? 1;
     const counter = o.counter ?? credential.counter;
     const authData = this.#authData(this.#flags(0, o.userVerified ?? true), counter);
-    const clientDataJSON = Buffer.from(JSON.stringify({ type: 'webauthn.get', challenge: options.challenge, origin: o.origin ?? this.#opts.origin, crossOrigin: false }));
+    const clientDataJSON = Buffer.from(
+      JSON.stringify({ type: 'webauthn.get', challenge: options.challenge, origin: o.origin ?? this.#opts.origin, crossOrigin: false }),
+    );
     const signature = sign('sha256', Buffer.concat([authData, sha256(clientDataJSON)]), credential.privateKey);
     const userHandle = o.userHandle === undefined ? credential.userHandle : o.userHandle;
     return {

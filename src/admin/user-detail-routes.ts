@@ -1,8 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { requireAdmin } from '../auth/guards.ts';
-import { hashPassword, PASSWORD_MAX_CHARS, passwordProblem } from '../auth/passwords.ts';
 import { removeAllPasskeys } from '../auth/passkey-queries.ts';
+import { hashPassword, PASSWORD_MAX_CHARS, passwordProblem } from '../auth/passwords.ts';
 import { invalidateUserSessions, type SessionUser } from '../auth/sessions.ts';
 import { resetTwoFactor } from '../auth/totp-queries.ts';
 import type { Config } from '../config.ts';

@@ -24,7 +24,10 @@ import { findPasskey, type NewPasskey, recordPasskeyUse, type StoredPasskey } fr
 /** How long the browser lets the person answer; the stored challenge lives longer (CHALLENGE_TTL_MS). */
 const CEREMONY_TIMEOUT_MS = 120_000;
 const B64URL_MAX = 16_384;
-const b64url = z.string().max(B64URL_MAX).regex(/^[A-Za-z0-9_-]*={0,2}$/, 'must be base64url');
+const b64url = z
+  .string()
+  .max(B64URL_MAX)
+  .regex(/^[A-Za-z0-9_-]*={0,2}$/, 'must be base64url');
 const TRANSPORTS = ['ble', 'cable', 'hybrid', 'internal', 'nfc', 'smart-card', 'usb'] as const;
 
 /** The browser's JSON of navigator.credentials.create(), as @simplewebauthn/browser sends it. */
@@ -81,7 +84,11 @@ export async function registrationOptions(
 
 export type RegistrationResult = { ok: true; passkey: Omit<NewPasskey, 'name'> } | { ok: false; message: string };
 
-export async function verifyRegistration(rp: RelyingParty, response: z.infer<typeof registrationResponseSchema>, challenge: string): Promise<RegistrationResult> {
+export async function verifyRegistration(
+  rp: RelyingParty,
+  response: z.infer<typeof registrationResponseSchema>,
+  challenge: string,
+): Promise<RegistrationResult> {
   try {
     const result = await verifyRegistrationResponse({
       response: response as RegistrationResponseJSON,
@@ -132,7 +139,12 @@ export type AssertionResult =
  * library (it is given 0): the check and the write are one guarded UPDATE (recordPasskeyUse), so two replays at once
  * cannot both pass, and a counter that went backwards is told apart from a bad signature (it is audited).
  */
-export async function verifyAssertion(db: Db, rp: RelyingParty, response: z.infer<typeof authenticationResponseSchema>, challenge: string): Promise<AssertionResult> {
+export async function verifyAssertion(
+  db: Db,
+  rp: RelyingParty,
+  response: z.infer<typeof authenticationResponseSchema>,
+  challenge: string,
+): Promise<AssertionResult> {
   const passkey = await findPasskey(db, response.id);
   if (!passkey) return { ok: false, reason: 'unknown' };
   let info: Awaited<ReturnType<typeof verifyAuthenticationResponse>>['authenticationInfo'];
@@ -153,6 +165,7 @@ export async function verifyAssertion(db: Db, rp: RelyingParty, response: z.infe
   // A discoverable credential's assertion carries the user handle it was made for; it must be its owner's, so a
   // credential row that somehow points at another account never signs that account in.
   if (response.response.userHandle === undefined || response.response.userHandle !== passkey.userHandle) return { ok: false, reason: 'user-handle', passkey };
-  if (!(await recordPasskeyUse(db, passkey.id, info.newCounter, info.credentialBackedUp))) return { ok: false, reason: 'counter', passkey, counter: info.newCounter };
+  if (!(await recordPasskeyUse(db, passkey.id, info.newCounter, info.credentialBackedUp)))
+    return { ok: false, reason: 'counter', passkey, counter: info.newCounter };
   return { ok: true, passkey };
 }

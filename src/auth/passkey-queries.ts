@@ -49,7 +49,11 @@ export async function credentialsOf(db: Db, userId: number): Promise<Array<{ id:
 }
 
 export async function countPasskeys(db: Db, userId: number): Promise<number> {
-  const row = await db.selectFrom('chatbot_schema.passkey').select((eb) => eb.fn.countAll<string>().as('n')).where('idappuser', '=', userId).executeTakeFirst();
+  const row = await db
+    .selectFrom('chatbot_schema.passkey')
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .where('idappuser', '=', userId)
+    .executeTakeFirst();
   return Number(row?.n ?? 0);
 }
 
@@ -138,13 +142,23 @@ export async function recordPasskeyUse(db: Db, passkeyId: number, newCounter: nu
 
 /** Renames one of the account's own passkeys; false when it has no such passkey. */
 export async function renamePasskey(db: Db, userId: number, passkeyId: number, name: string): Promise<boolean> {
-  const r = await db.updateTable('chatbot_schema.passkey').set({ txname: name }).where('idpasskey', '=', passkeyId).where('idappuser', '=', userId).executeTakeFirst();
+  const r = await db
+    .updateTable('chatbot_schema.passkey')
+    .set({ txname: name })
+    .where('idpasskey', '=', passkeyId)
+    .where('idappuser', '=', userId)
+    .executeTakeFirst();
   return Number(r.numUpdatedRows) === 1;
 }
 
 /** Removes one of the account's own passkeys; its name, or undefined when it has no such passkey. */
 export async function removePasskey(db: Db, userId: number, passkeyId: number): Promise<string | undefined> {
-  const row = await db.deleteFrom('chatbot_schema.passkey').where('idpasskey', '=', passkeyId).where('idappuser', '=', userId).returning('txname').executeTakeFirst();
+  const row = await db
+    .deleteFrom('chatbot_schema.passkey')
+    .where('idpasskey', '=', passkeyId)
+    .where('idappuser', '=', userId)
+    .returning('txname')
+    .executeTakeFirst();
   return row?.txname;
 }
 

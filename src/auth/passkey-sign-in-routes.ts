@@ -3,8 +3,8 @@ import type { Config } from '../config.ts';
 import type { Db } from '../db/database.ts';
 import { findUserById } from '../users/user-queries.ts';
 import { CONFIRM_PATH, requireAnonymous, requireSecondFactorPending, requireUser, SECOND_FACTOR_PATH } from './guards.ts';
-import { type ChallengePurpose, issueChallenge, takeChallenge } from './passkey-challenges.ts';
 import { type AssertionResult, authenticationOptions, verifyAssertion } from './passkey-ceremonies.ts';
+import { type ChallengePurpose, issueChallenge, takeChallenge } from './passkey-challenges.ts';
 import { assertionFormSchema, parseCredentialForm } from './passkey-form.ts';
 import type { StoredPasskey } from './passkey-queries.ts';
 import { recordProof } from './sessions.ts';
@@ -67,9 +67,12 @@ export async function passkeySignInRoutes(app: FastifyInstance, opts: { db: Db; 
       req.log.warn({ reason: result.ok ? 'other_account' : `passkey_${result.reason}` }, 'passkey refused');
       if (!result.ok && result.reason === 'counter') {
         await opts.reportClonedPasskey(req, result.passkey, result.counter);
-        return refuse('This passkey was refused: its signature counter went backwards, which can mean it was copied. Use another way to sign in, and tell an administrator.');
+        return refuse(
+          'This passkey was refused: its signature counter went backwards, which can mean it was copied. Use another way to sign in, and tell an administrator.',
+        );
       }
-      if (!result.ok && result.reason === 'unknown') return refuse('This passkey is not registered here (it may have been removed). Use another way to sign in.');
+      if (!result.ok && result.reason === 'unknown')
+        return refuse('This passkey is not registered here (it may have been removed). Use another way to sign in.');
       if (result.ok) return refuse('That passkey belongs to another account.');
       return refuse('The passkey could not be verified. Try again.');
     }

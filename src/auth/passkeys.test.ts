@@ -46,7 +46,9 @@ const ageProof = (email: string) =>
 const passkeyCount = async (email: string) =>
   Number(
     (
-      await sql<{ n: string }>`SELECT count(*) AS n FROM chatbot_schema.passkey WHERE idappuser = (SELECT idappuser FROM chatbot_schema.app_user WHERE txemail = ${email})`.execute(
+      await sql<{
+        n: string;
+      }>`SELECT count(*) AS n FROM chatbot_schema.passkey WHERE idappuser = (SELECT idappuser FROM chatbot_schema.app_user WHERE txemail = ${email})`.execute(
         t.database.db,
       )
     ).rows[0]?.n,
@@ -264,7 +266,10 @@ describe('signing in with a passkey', () => {
     const { c, email } = await signedIn();
     const auth = newAuthenticator();
     await addPasskey(c, auth);
-    await t.database.db.deleteFrom('chatbot_schema.passkey').where('idappuser', '=', await idOf(email)).execute();
+    await t.database.db
+      .deleteFrom('chatbot_schema.passkey')
+      .where('idappuser', '=', await idOf(email))
+      .execute();
     const d = new TestClient(t.app);
     assert.match(await flashAfter(d, await signInWithPasskey(d, auth)), /not registered here/);
   });
@@ -305,7 +310,10 @@ describe('as a second factor', () => {
 
   test('REQUIRE_2FA_FOR_ADMINS is met by a passkey alone', async () => {
     const { c, email } = await signedIn();
-    await t.database.db.insertInto('chatbot_schema.user_role').values({ idappuser: await idOf(email), idrole: 1 }).execute();
+    await t.database.db
+      .insertInto('chatbot_schema.user_role')
+      .values({ idappuser: await idOf(email), idrole: 1 })
+      .execute();
     assert.equal((await c.get('/admin/users')).headers.location, '/settings/2fa', 'without a factor the admin is sent to set one up');
     await addPasskey(c, newAuthenticator());
     assert.equal((await c.get('/admin/users')).statusCode, 200);
@@ -329,9 +337,13 @@ describe('removing and renaming', () => {
     const { c, email } = await signedIn();
     const auth = newAuthenticator();
     await addPasskey(c, auth, 'Old name');
-    const [id] = (await t.database.db.selectFrom('chatbot_schema.passkey').select('idpasskey').where('idappuser', '=', await idOf(email)).execute()).map(
-      (r) => r.idpasskey,
-    );
+    const [id] = (
+      await t.database.db
+        .selectFrom('chatbot_schema.passkey')
+        .select('idpasskey')
+        .where('idappuser', '=', await idOf(email))
+        .execute()
+    ).map((r) => r.idpasskey);
     await ageProof(email);
     assert.match(await flashAfter(c, await c.post(`/settings/passkeys/${id}/rename`, { passkey_name: 'New name' })), /renamed to “New name”/);
     const refused = await c.post(`/settings/passkeys/${id}/remove`);
@@ -351,9 +363,13 @@ describe('removing and renaming', () => {
   test("one's own passkeys only: another account's id is a 404", async () => {
     const { c: alice, email } = await signedIn();
     await addPasskey(alice, newAuthenticator());
-    const [id] = (await t.database.db.selectFrom('chatbot_schema.passkey').select('idpasskey').where('idappuser', '=', await idOf(email)).execute()).map(
-      (r) => r.idpasskey,
-    );
+    const [id] = (
+      await t.database.db
+        .selectFrom('chatbot_schema.passkey')
+        .select('idpasskey')
+        .where('idappuser', '=', await idOf(email))
+        .execute()
+    ).map((r) => r.idpasskey);
     const { c: mallory } = await signedIn();
     await mallory.get('/settings/passkeys');
     assert.equal((await mallory.post(`/settings/passkeys/${id}/remove`)).statusCode, 404);
@@ -373,7 +389,12 @@ describe('removing and renaming', () => {
     assert.match(await flashAfter(admin, await admin.post(`/admin/users/${id}/remove-passkeys`)), /2 passkeys of .* removed/);
     assert.equal(await passkeyCount(email), 0);
     assert.match(String((await c.get('/chat')).headers.location), /^\/login/, 'signed out');
-    const audit = await t.database.db.selectFrom('chatbot_schema.admin_audit').select('jsdetails').where('txaction', '=', 'remove-passkeys').where('idtarget', '=', id).execute();
+    const audit = await t.database.db
+      .selectFrom('chatbot_schema.admin_audit')
+      .select('jsdetails')
+      .where('txaction', '=', 'remove-passkeys')
+      .where('idtarget', '=', id)
+      .execute();
     assert.deepEqual(
       audit.map((r) => r.jsdetails),
       [{ count: 2 }],

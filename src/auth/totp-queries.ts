@@ -1,9 +1,9 @@
 import { sql } from 'kysely';
 import { SecretBox } from '../crypto/secret-box.ts';
 import type { Db } from '../db/database.ts';
+import { removeAllPasskeys } from './passkey-queries.ts';
 import { hashPassword, verifyPassword } from './passwords.ts';
 import { invalidateUserSessions } from './sessions.ts';
-import { removeAllPasskeys } from './passkey-queries.ts';
 import type { ThrottleRule } from './throttle.ts';
 import { generateRecoveryCode, isPlainBase32Secret, looksLikeRecoveryCode, matchTotpStep, normalizeRecoveryCode, RECOVERY_CODE_COUNT } from './totp.ts';
 

@@ -1,8 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { requireRecentProof, requireUser } from '../auth/guards.ts';
-import { issueChallenge, takeChallenge } from '../auth/passkey-challenges.ts';
 import { registrationOptions, verifyRegistration } from '../auth/passkey-ceremonies.ts';
+import { issueChallenge, takeChallenge } from '../auth/passkey-challenges.ts';
 import { parseCredentialForm, registrationFormSchema } from '../auth/passkey-form.ts';
 import {
   addPasskey,
