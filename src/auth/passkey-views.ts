@@ -29,6 +29,6 @@ export function passkeyButton(v: PasskeyButtonView): SafeHtml {
   return html`<form method="post" action="${v.postUrl}" data-passkey-form data-options="${v.optionsUrl}" data-rp-id="${v.relyingParty.rpId}" data-origin="${v.relyingParty.origin}"${v.autofill ? html` data-autofill` : ''}>
     ${csrfField(v.csrfToken)}<input type="hidden" name="credential" value="">
     <button class="btn ${v.primary ? 'btn-primary' : 'btn-outline-primary'} w-100" type="button" data-action="${v.action}">${v.label}</button>
-    <div class="small text-danger mt-2" data-passkey-status role="status" aria-live="polite"></div>
+    <div class="small text-danger" data-passkey-status role="status" aria-live="polite"></div>
   </form>`;
 }

@@ -54,7 +54,7 @@ function addSection(v: PasskeysView): SafeHtml {
       help: 'Where it lives, so you can tell them apart: “Work laptop”, “Phone”, “Blue key”.',
     })}
     <button class="btn btn-primary" type="submit" data-action="add-passkey">Add a passkey</button>
-    <div class="small text-danger mt-2" data-passkey-status role="status" aria-live="polite"></div>
+    <div class="small text-danger" data-passkey-status role="status" aria-live="polite"></div>
   </form>
   ${v.stepUpMinutes ? html`<p class="small text-body-secondary mt-3 mb-0" data-testid="step-up-note">Adding or removing a passkey first asks you to confirm it's you; that holds for ${v.stepUpMinutes} minutes.</p>` : ''}`;
 }
