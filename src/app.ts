@@ -4,10 +4,12 @@ import cookie from '@fastify/cookie';
 import formbody from '@fastify/formbody';
 import Fastify, { type FastifyInstance, type FastifyServerOptions, type RouteOptions } from 'fastify';
 import { sql } from 'kysely';
+import { writeAudit } from './admin/audit-queries.ts';
 import { modelsAdminRoutes } from './admin/models-routes.ts';
 import { usersAdminRoutes } from './admin/users-routes.ts';
 import { googleRoutes } from './auth/google-routes.ts';
 import { localAuthRoutes } from './auth/local-routes.ts';
+import { passkeySignInRoutes } from './auth/passkey-sign-in-routes.ts';
 import { secondFactorRoutes } from './auth/second-factor-routes.ts';
 import { sessionPlugin } from './auth/session-plugin.ts';
 import { stepUpRoutes } from './auth/step-up-routes.ts';
@@ -31,6 +33,7 @@ import { registerSecurityHeaders } from './http/security-headers.ts';
 import { registerStaticFiles } from './http/static-files.ts';
 import { sendLargeStringsAsUtf8 } from './http/utf8-body.ts';
 import { registerMetrics } from './metrics/metrics-routes.ts';
+import { passkeySettingsRoutes } from './settings/passkey-routes.ts';
 import { settingsRoutes } from './settings/settings-routes.ts';
 import { twoFactorSettingsRoutes } from './settings/two-factor-routes.ts';
 import { statsRoutes } from './stats/stats-routes.ts';
@@ -112,8 +115,19 @@ export async function buildApp({ config, db, logger = false, onRoute }: BuildOpt
   await app.register(googleRoutes, { db, config });
   await app.register(secondFactorRoutes, { db, config });
   await app.register(stepUpRoutes, { db, config });
+  await app.register(passkeySignInRoutes, {
+    db,
+    config,
+    // The audit log is the admin slice's: the sign-in reports, this writes (the account is both actor and target).
+    reportClonedPasskey: async (req, passkey, counter) => {
+      const owner = await db.selectFrom('chatbot_schema.app_user').select('txusername as username').where('idappuser', '=', passkey.userId).executeTakeFirst();
+      const account = { id: passkey.userId, username: owner?.username ?? '' };
+      await writeAudit(db, { ...account, ip: req.ip }, 'passkey-counter-regressed', [account], { name: passkey.name, counter, stored: passkey.counter });
+    },
+  });
   await app.register(settingsRoutes, { db, localLogin: config.LOCAL_LOGIN });
   await app.register(twoFactorSettingsRoutes, { db, config });
+  await app.register(passkeySettingsRoutes, { db, config });
   await app.register(chatRoutes, { db, config });
   await app.register(modelsAdminRoutes, { db, config });
   await app.register(usersAdminRoutes, { db, config });

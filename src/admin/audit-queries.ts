@@ -35,6 +35,8 @@ export const AUDIT_ACTIONS = [
   'sign-out-everywhere',
   'revoke-session',
   'reset-2fa',
+  'remove-passkeys',
+  'passkey-counter-regressed',
   'create-reset-link',
   'create-user',
   'create-model',

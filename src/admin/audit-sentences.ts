@@ -75,7 +75,23 @@ export const SENTENCES: Record<AuditAction, Sentence> = {
   reactivate: (a, t) => [a, ' reactivated ', t, '.'],
   'sign-out-everywhere': (a, t) => [a, ' signed ', t, ' out everywhere.'],
   'revoke-session': (a, t) => [a, ' ended one session of ', t, '.'],
-  'reset-2fa': (a, t) => [a, ' reset two-factor authentication of ', t, ' and signed them out.'],
+  'reset-2fa': (a, t) => [a, ' reset two-factor authentication of ', t, ' (authenticator, recovery codes and passkeys) and signed them out.'],
+  'remove-passkeys': (a, t, d) => [
+    a,
+    ' removed ',
+    d.count('count') === undefined ? 'the passkeys' : d.count('count') === 1 ? 'the one passkey' : `all ${d.count('count')} passkeys`,
+    ' of ',
+    t,
+    ' and signed them out.',
+  ],
+  // Written by the sign-in itself (the account is actor and target): a valid signature whose counter did not go up.
+  'passkey-counter-regressed': (_a, t, d) => [
+    'A passkey sign-in of ',
+    t,
+    ` was refused${d.text('name') ? ` (passkey “${d.text('name')}”)` : ''}: its signature counter went backwards${
+      d.count('counter') !== undefined && d.count('stored') !== undefined ? ` (${d.count('counter')} after ${d.count('stored')})` : ''
+    }, which can mean the authenticator was cloned.`,
+  ],
   'create-reset-link': (a, t, d) => [
     a,
     ' created a password reset link for ',

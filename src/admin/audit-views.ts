@@ -11,6 +11,8 @@ export const ACTION_LABELS: Record<AuditAction, string> = {
   'sign-out-everywhere': 'Signed out everywhere',
   'revoke-session': 'Ended a session',
   'reset-2fa': 'Reset 2FA',
+  'remove-passkeys': 'Passkeys removed',
+  'passkey-counter-regressed': 'Passkey refused (possible clone)',
   'create-reset-link': 'Password reset link',
   'create-user': 'Account created',
   'create-model': 'Model added',

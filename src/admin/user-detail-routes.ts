@@ -1,8 +1,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { requireAdmin } from '../auth/guards.ts';
+import { removeAllPasskeys } from '../auth/passkey-queries.ts';
 import { hashPassword, PASSWORD_MAX_CHARS, passwordProblem } from '../auth/passwords.ts';
-import type { SessionUser } from '../auth/sessions.ts';
+import { invalidateUserSessions, type SessionUser } from '../auth/sessions.ts';
 import { resetTwoFactor } from '../auth/totp-queries.ts';
 import type { Config } from '../config.ts';
 import type { Db } from '../db/database.ts';
@@ -134,6 +135,20 @@ export async function userDetailRoutes(app: FastifyInstance, opts: { db: Db; con
     await resetTwoFactor(db, user.id);
     await writeAudit(db, actorOf(req, admin), 'reset-2fa', [{ id: user.id, username: user.username }], {});
     reply.flash('success', `Two-factor authentication of “${user.username.slice(0, 60)}” reset: they are signed out and can enrol again.`);
+    return reply.redirect(`/admin/users/${user.id}`, 303);
+  });
+
+  // For a lost or stolen passkey: every passkey of the account goes, and every session (one may have been opened with it).
+  app.post('/admin/users/:id/remove-passkeys', async (req, reply) => {
+    const admin = requireAdmin(req);
+    const user = await findOr404(userId(req.params));
+    const removed = await db.transaction().execute(async (trx) => {
+      const count = await removeAllPasskeys(trx, user.id);
+      await invalidateUserSessions(trx, user.id);
+      await writeAudit(trx, actorOf(req, admin), 'remove-passkeys', [{ id: user.id, username: user.username }], { count });
+      return count;
+    });
+    reply.flash('success', `${removed === 1 ? 'One passkey' : `${removed} passkeys`} of “${user.username.slice(0, 60)}” removed: they are signed out.`);
     return reply.redirect(`/admin/users/${user.id}`, 303);
   });
 

@@ -149,7 +149,7 @@ export async function googleRoutes(app: FastifyInstance, opts: { db: Db; config:
       return signInWithIdentity(req, reply, identity, next);
     }
     reply.flash('success', created.isAdmin ? 'Welcome! As the first account, you are the administrator of this server.' : 'Welcome! Your account is ready.');
-    return completeSignIn(req, reply, { id: created.id, isActive: true, is2faEnabled: false }, { method: 'google', next });
+    return completeSignIn(req, reply, { id: created.id, isActive: true, is2faEnabled: false, hasPasskey: false }, { method: 'google', next });
   }
 
   async function offerLink(req: FastifyRequest, reply: FastifyReply, identity: VerifiedIdentity, userId: number, next: string | undefined) {
@@ -210,10 +210,11 @@ export async function googleRoutes(app: FastifyInstance, opts: { db: Db; config:
     }
     await clearFailures(db, accountKey);
     await releaseAttempt(db, ipKey, IP_PASSWORD_RULE);
-    if (!user.is2faEnabled) state.clearLink(reply);
+    const hasSecondFactor = user.is2faEnabled || user.hasPasskey;
+    if (!hasSecondFactor) state.clearLink(reply);
     if (!user.isActive) return refuse(req, reply, 'account_deactivated', DEACTIVATED, next);
-    if (user.is2faEnabled) {
-      // Linking must pass the second factor too, or every later Google sign-in would skip it (TOTP_FOR_OAUTH=false):
+    if (hasSecondFactor) {
+      // Linking must pass the second factor (code or passkey) too, or every later Google sign-in would skip it (TOTP_FOR_OAUTH=false):
       // the password starts a sign-in that needs the code, and the identity is added after it, at LINK_COMPLETE_PATH.
       state.saveLink(reply, { ...withoutExp(link.value), passwordProven: true });
       return completeSignIn(req, reply, user, { method: 'password', next: LINK_COMPLETE_PATH });

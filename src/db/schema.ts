@@ -19,6 +19,36 @@ export interface AppUserTable {
   totp_last_step: number | string | null;
   txtotp_pending_secret: string | null;
   dttotp_pending_expires: Timestamp | null;
+  /** The account's WebAuthn user handle (migration 021), made at its first passkey registration. */
+  txwebauthn_user_id: string | null;
+}
+
+/** One passkey (WebAuthn credential) of an account (migration 021). */
+export interface PasskeyTable {
+  idpasskey: Generated<number>;
+  idappuser: number;
+  /** base64url, as WebAuthn's JSON sends it. */
+  txcredential_id: string;
+  /** COSE public key, base64url. */
+  txpublic_key: string;
+  /** The last signature counter seen (bigint: PostgreSQL returns it as a string). */
+  ncounter: ColumnType<string | number, number | undefined, number>;
+  /** Comma-separated transports the authenticator named (usb, internal, hybrid…). */
+  txtransports: Generated<string>;
+  txname: string;
+  is_backup_eligible: Generated<boolean>;
+  is_backed_up: Generated<boolean>;
+  dtcreated: Generated<Date>;
+  dtlast_used: Timestamp | null;
+}
+
+/** An outstanding WebAuthn challenge (migration 021): one per (binding, purpose), taken once. */
+export interface WebauthnChallengeTable {
+  txbinding: string;
+  txpurpose: string;
+  txchallenge: string;
+  idappuser: number | null;
+  dtexpires: Timestamp;
 }
 
 export interface RecoveryCodeTable {
@@ -54,7 +84,7 @@ export interface SessionTable {
 }
 
 /** How a session was made: the way in, recorded on the session row. */
-export type SignInMethod = 'password' | 'google';
+export type SignInMethod = 'password' | 'google' | 'passkey';
 
 export interface LoginThrottleTable {
   txkey: string;
@@ -166,4 +196,6 @@ export interface Database {
   'chatbot_schema.response': ResponseTable;
   'chatbot_schema.admin_audit': AdminAuditTable;
   'chatbot_schema.password_reset': PasswordResetTable;
+  'chatbot_schema.passkey': PasskeyTable;
+  'chatbot_schema.webauthn_challenge': WebauthnChallengeTable;
 }

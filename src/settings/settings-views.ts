@@ -145,6 +145,11 @@ export function settingsPage(v: SettingsView): SafeHtml {
     <a class="btn btn-outline-primary" href="/settings/2fa">Manage two-factor authentication</a>
   </div></section>
   <section class="card mb-4"><div class="card-body">
+    <h2 class="h5 card-title">Passkeys</h2>
+    <p class="text-body-secondary small">Sign in with your device's screen lock or a security key instead of a password; phishing-proof.</p>
+    <a class="btn btn-outline-primary" href="/settings/passkeys">Manage passkeys</a>
+  </div></section>
+  <section class="card mb-4"><div class="card-body">
     <h2 class="h5 card-title">Usage</h2>
     <p class="text-body-secondary small">Your prompts, answers and tokens by day and model, with a CSV.</p>
     <a class="btn btn-outline-primary" href="/settings/usage">See your usage</a>
