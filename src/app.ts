@@ -4,6 +4,7 @@ import cookie from '@fastify/cookie';
 import formbody from '@fastify/formbody';
 import Fastify, { type FastifyInstance, type FastifyServerOptions, type RouteOptions } from 'fastify';
 import { sql } from 'kysely';
+import { groupsAdminRoutes } from './admin/groups-routes.ts';
 import { modelsAdminRoutes } from './admin/models-routes.ts';
 import { usersAdminRoutes } from './admin/users-routes.ts';
 import { googleRoutes } from './auth/google-routes.ts';
@@ -106,6 +107,7 @@ export async function buildApp({ config, db, logger = false, onRoute }: BuildOpt
   await app.register(chatRoutes, { db, config });
   await app.register(modelsAdminRoutes, { db, config });
   await app.register(usersAdminRoutes, { db, config });
+  await app.register(groupsAdminRoutes, { db, config });
   await app.register(statsRoutes, { db, config });
   return app;
 }

@@ -6,7 +6,7 @@ import type { Config } from '../config.ts';
 import type { Db } from '../db/database.ts';
 import { BadRequestError } from '../http/errors.ts';
 import { type FormRefusal, formRefusal } from '../http/form-refusal.ts';
-import { DB_ID_MAX, formString, pathId } from '../http/validation.ts';
+import { DB_ID_MAX, formIdList, formString, pathId } from '../http/validation.ts';
 import { actorOf, flashOutcome } from './action-replies.ts';
 import { auditRoutes } from './audit-routes.ts';
 import { passwordResetRoutes } from './password-reset-routes.ts';
@@ -89,21 +89,7 @@ function tickedIds(body: unknown): number[] {
 
 const bulkSchema = z.object({
   action: z.enum(['deactivate', 'reactivate', 'sign-out-everywhere'], { error: 'Choose deactivate, reactivate or sign out everywhere.' }),
-  ids: z
-    .union([z.string(), z.array(z.string()).max(500, 'Select at most 500 users at once.')], { error: 'Select at least one user.' })
-    .transform((v) => (Array.isArray(v) ? v : [v]))
-    .pipe(
-      z
-        .array(
-          z
-            .string()
-            .regex(/^[1-9]\d{0,9}$/, 'A selected user id is not valid.')
-            .transform(Number)
-            .pipe(z.number().max(DB_ID_MAX)),
-        )
-        // A form with nobody ticked sends no `ids` at all; a JSON body can send `[]` (was an `IN ()` syntax error: 500).
-        .min(1, 'Select at least one user.'),
-    ),
+  ids: formIdList('user'),
   back: formString(600, 'back').optional(),
 });
 
