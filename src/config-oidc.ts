@@ -44,7 +44,7 @@ export const oidcEnv = {
   // The ID token claim whose values set membership of the groups "managed by sign-in" (Keycloak, Authentik, Entra ID: groups).
   OIDC_GROUPS_CLAIM: z
     .string()
-    .regex(/^[A-Za-z0-9_:.\/-]{1,100}$/, { message: 'must be a claim name (letters, digits, _ : . / -)' })
+    .regex(/^[A-Za-z0-9_:./-]{1,100}$/, { message: 'must be a claim name (letters, digits, _ : . / -)' })
     .optional(),
 };
 

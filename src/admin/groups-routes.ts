@@ -106,7 +106,13 @@ export async function groupsAdminRoutes(app: FastifyInstance, opts: { db: Db; co
       reply.page(
         {
           title: 'Groups',
-          body: groupsPage({ csrfToken: req.csrfToken(), groups: [], groupsClaim, values: { name: typed(req.body).name, managed: typed(req.body).managed !== undefined }, errors }),
+          body: groupsPage({
+            csrfToken: req.csrfToken(),
+            groups: [],
+            groupsClaim,
+            values: { name: typed(req.body).name, managed: typed(req.body).managed !== undefined },
+            errors,
+          }),
         },
         400,
       );
@@ -145,7 +151,12 @@ export async function groupsAdminRoutes(app: FastifyInstance, opts: { db: Db; co
     const group = await findOr404(req);
     await db.transaction().execute(async (trx) => {
       await deleteGroup(trx, group.id);
-      await writeAudit(trx, actorOf(req, admin), 'delete-group', null, { id: group.id, group: group.name, members: group.memberCount, models: group.modelCount });
+      await writeAudit(trx, actorOf(req, admin), 'delete-group', null, {
+        id: group.id,
+        group: group.name,
+        members: group.memberCount,
+        models: group.modelCount,
+      });
     });
     reply.flash('success', `Group “${group.name}” deleted.`);
     return reply.redirect('/admin/groups', 303);
@@ -155,7 +166,8 @@ export async function groupsAdminRoutes(app: FastifyInstance, opts: { db: Db; co
     const admin = requireAdmin(req);
     const group = await findOr404(req);
     const form = parseBody(limitsSchema, req.body);
-    if (!form.ok) return showGroup(req, reply, group, { at: 'limits', message: 'Nothing was changed.', errors: form.errors, values: typed(req.body), status: 400 });
+    if (!form.ok)
+      return showGroup(req, reply, group, { at: 'limits', message: 'Nothing was changed.', errors: form.errors, values: typed(req.body), status: 400 });
     await db.transaction().execute(async (trx) => {
       await setGroupLimits(trx, group.id, form.data);
       await writeAudit(trx, actorOf(req, admin), 'group-limits', null, { id: group.id, group: group.name, limits: limitsSummary(form.data) });

@@ -167,7 +167,8 @@ function addCard(v: GroupPageView): SafeHtml {
         ? html`<p class="small text-body-secondary">Nobody outside the group matches “${v.addQ}”.</p>`
         : html`<form method="post" action="${base}/members" id="add-form">${csrfField(v.csrfToken)}
       <ul class="list-unstyled mb-2">${v.candidates.map(
-        (c) => html`<li><label class="form-check"><input class="form-check-input" type="checkbox" name="user_ids" value="${c.id}"> <span class="form-check-label text-break">${who(c)}</span></label></li>`,
+        (c) =>
+          html`<li><label class="form-check"><input class="form-check-input" type="checkbox" name="user_ids" value="${c.id}"> <span class="form-check-label text-break">${who(c)}</span></label></li>`,
       )}</ul>
       <button class="btn btn-sm btn-primary" type="submit">Add selected</button></form>`
   }

@@ -4,11 +4,13 @@ import { requireAdmin } from '../auth/guards.ts';
 import type { SessionUser } from '../auth/sessions.ts';
 import type { Config } from '../config.ts';
 import type { Db } from '../db/database.ts';
+import { findGroup, listGroups } from '../groups/group-queries.ts';
 import { BadRequestError } from '../http/errors.ts';
 import { type FormRefusal, formRefusal } from '../http/form-refusal.ts';
-import { DB_ID_MAX, formIdList, formString, pathId } from '../http/validation.ts';
+import { formIdList, formString, pathId } from '../http/validation.ts';
 import { actorOf, flashOutcome } from './action-replies.ts';
 import { auditRoutes } from './audit-routes.ts';
+import { changeMembers } from './groups-routes.ts';
 import { passwordResetRoutes } from './password-reset-routes.ts';
 import { type ActionOutcome, applyUserAction } from './user-actions.ts';
 import { renderUserPage, userDetailRoutes } from './user-detail-routes.ts';
@@ -93,6 +95,17 @@ const bulkSchema = z.object({
   back: formString(600, 'back').optional(),
 });
 
+/** "Add to group" / "Remove from group": the bulk form's group actions (a group id must be chosen). */
+const groupBulkSchema = z.object({
+  action: z.enum(['add-to-group', 'remove-from-group']),
+  group: z
+    .string({ error: 'Choose the group.' })
+    .regex(/^[1-9]\d{0,9}$/, 'Choose the group.')
+    .transform(Number)
+    .optional(),
+  ids: formIdList('user'),
+});
+
 export async function usersAdminRoutes(app: FastifyInstance, opts: { db: Db; config: Config }): Promise<void> {
   const { db, config } = opts;
   await app.register(auditRoutes, { db });
@@ -107,8 +120,9 @@ export async function usersAdminRoutes(app: FastifyInstance, opts: { db: Db; con
     query: UserListQuery,
     refused?: { refusal: ListRefusal; status: number },
   ) {
-    const { users, total, totalIsCapped } = await listUsers(db, query);
-    const body = usersPage({ csrfToken: req.csrfToken(), query, users, total, totalIsCapped, selfId: admin.userId, refusal: refused?.refusal });
+    const [{ users, total, totalIsCapped }, groups] = await Promise.all([listUsers(db, query), listGroups(db)]);
+    const manual = groups.filter((g) => !g.managed);
+    const body = usersPage({ csrfToken: req.csrfToken(), query, users, total, totalIsCapped, selfId: admin.userId, refusal: refused?.refusal, groups: manual });
     return reply.page({ title: 'Users', body }, refused?.status);
   }
 
@@ -144,6 +158,23 @@ export async function usersAdminRoutes(app: FastifyInstance, opts: { db: Db; con
       const refusal: ListRefusal = { at: 'bulk', message, action: typeof chosen === 'string' ? chosen : '', ticked: tickedIds(req.body) };
       return renderList(req, reply, admin, backQuery(req.body), { refusal, status });
     };
+    const chosen = (req.body as Record<string, unknown> | undefined)?.action;
+    if (chosen === 'add-to-group' || chosen === 'remove-from-group') {
+      const groupAction = groupBulkSchema.safeParse(req.body ?? {});
+      if (!groupAction.success) return refuse({ status: 400, message: groupAction.error.issues[0]?.message ?? 'Choose the group and the users.' });
+      const { action, group: groupId, ids } = groupAction.data;
+      const group = groupId === undefined ? undefined : await findGroup(db, groupId);
+      if (!group) return refuse({ status: 400, message: 'Choose the group.' });
+      try {
+        const n = await changeMembers(db, actorOf(req, admin), group, ids, action === 'add-to-group');
+        reply.flash('success', `${n} ${n === 1 ? 'person' : 'people'} ${action === 'add-to-group' ? 'added to' : 'removed from'} “${group.name}”.`);
+      } catch (err) {
+        const refused = formRefusal(err);
+        if (!refused) throw err;
+        return refuse(refused);
+      }
+      return reply.redirect(backTo(req.body), 303);
+    }
     const parsed = bulkSchema.safeParse(req.body ?? {});
     if (!parsed.success) return refuse({ status: 400, message: parsed.error.issues[0]?.message ?? 'Choose an action and the users.' });
     const { action, ids } = parsed.data;

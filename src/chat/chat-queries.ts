@@ -205,7 +205,6 @@ export type BeginAnswerResult =
   | { outcome: 'over_limit'; refusal: LimitRefusal }
   | { outcome: 'ok'; messageId: number; responseId: number; prompt: string; history: EarlierTurn[]; model: ModelConnectionRow; remaining: Remaining };
 
-
 /**
  * One round trip before the model is asked (migration 006, chatbot_schema.begin_answer): ownership, one answer per
  * chat at a time (`busy`), model, limit, the conversation so far, and the prompt plus the seed's "🧠 Thinking..."

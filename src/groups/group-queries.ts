@@ -114,9 +114,7 @@ export async function listMembers(db: Db, groupId: number, query: { q: string; p
     .innerJoin('chatbot_schema.app_user as u', 'u.idappuser', 'm.idappuser')
     .where('m.idgroup', '=', groupId)
     .$if(query.q !== '', (qb) =>
-      qb.where((eb) =>
-        eb.or([eb(sql`lower(u.txusername)`, 'like', likeAny(query.q)), eb(sql`lower(u.txemail)`, 'like', likeAny(query.q))]),
-      ),
+      qb.where((eb) => eb.or([eb(sql`lower(u.txusername)`, 'like', likeAny(query.q)), eb(sql`lower(u.txemail)`, 'like', likeAny(query.q))])),
     );
   const [members, count] = await Promise.all([
     base
@@ -142,7 +140,9 @@ export async function findUsersToAdd(db: Db, groupId: number, q: string, limit =
     .selectFrom('chatbot_schema.app_user as u')
     .select(['u.idappuser as id', 'u.txusername as username', 'u.txemail as email'])
     .where((eb) => eb.or([eb(sql`lower(u.txusername)`, 'like', likeAny(q)), eb(sql`lower(u.txemail)`, 'like', likeAny(q))]))
-    .where((eb) => eb.not(eb.exists(eb.selectFrom(`${member} as m`).select('m.idgroup').where('m.idgroup', '=', groupId).whereRef('m.idappuser', '=', 'u.idappuser'))))
+    .where((eb) =>
+      eb.not(eb.exists(eb.selectFrom(`${member} as m`).select('m.idgroup').where('m.idgroup', '=', groupId).whereRef('m.idappuser', '=', 'u.idappuser'))),
+    )
     .orderBy(sql`lower(u.txusername)`)
     .orderBy('u.idappuser')
     .limit(limit)
@@ -225,7 +225,11 @@ export async function setModelAccess(db: Db, modelId: number, access: { restrict
     await trx.updateTable('chatbot_schema.llm').set({ is_restricted: access.restricted }).where('idllm', '=', modelId).execute();
     await trx.deleteFrom('chatbot_schema.llm_group').where('idllm', '=', modelId).execute();
     const ids = access.restricted ? access.groupIds : [];
-    if (ids.length > 0) await trx.insertInto('chatbot_schema.llm_group').values(ids.map((idgroup) => ({ idllm: modelId, idgroup }))).execute();
+    if (ids.length > 0)
+      await trx
+        .insertInto('chatbot_schema.llm_group')
+        .values(ids.map((idgroup) => ({ idllm: modelId, idgroup })))
+        .execute();
   });
 }
 

@@ -85,7 +85,9 @@ test(`50 prompts at once with 10 left, over two app instances and the API's admi
   // The counters, the stored prompts and the statistics' rollups agree.
   assert.equal((await counter()).prompts, 10);
   assert.equal((await messageCount()) - messagesBefore, webOk.length, 'refused prompts store nothing');
-  const { rows } = await sql<{ n: number }>`SELECT coalesce(sum(nprompts), 0)::int AS n FROM chatbot_schema.usage_day_user WHERE idappuser = ${userId}`.execute(db());
+  const { rows } = await sql<{ n: number }>`SELECT coalesce(sum(nprompts), 0)::int AS n FROM chatbot_schema.usage_day_user WHERE idappuser = ${userId}`.execute(
+    db(),
+  );
   assert.equal(rows[0]?.n, messagesBefore + webOk.length);
 });
 

@@ -78,10 +78,7 @@ export async function admitPrompt(db: Db, input: { userId: number; modelId: numb
  * Ends a reservation: the counters get `tokens` (prompt + completion, as the model server reported them) instead of
  * the reserved estimate; a failed answer (`failed`) gives its prompt back (docs/decisions/016).
  */
-export async function settleUsage(
-  db: Db,
-  input: { userId: number; usageDay: string; reservedTokens: number; tokens: number; failed: boolean },
-): Promise<void> {
+export async function settleUsage(db: Db, input: { userId: number; usageDay: string; reservedTokens: number; tokens: number; failed: boolean }): Promise<void> {
   await sql`SELECT chatbot_schema.settle_usage(${input.userId}, ${input.usageDay}::date, ${input.reservedTokens}, ${input.tokens}, ${input.failed})`.execute(
     db,
   );
@@ -147,7 +144,15 @@ export function describeLimit(limit: LimitName, value: number): string {
 
 /** "8 December 2026, 00:00 (Europe/Paris)": when a count starts again, in the zone the days are counted in. */
 export function formatResetTime(at: Date, timeZone: string): string {
-  const text = new Intl.DateTimeFormat('en-GB', { timeZone, day: 'numeric', month: 'long', year: 'numeric', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).format(at);
+  const text = new Intl.DateTimeFormat('en-GB', {
+    timeZone,
+    day: 'numeric',
+    month: 'long',
+    year: 'numeric',
+    hour: '2-digit',
+    minute: '2-digit',
+    hourCycle: 'h23',
+  }).format(at);
   return `${text} (${timeZone})`;
 }
 
@@ -170,7 +175,12 @@ export function usageNotice(status: UsageStatus, timeZone: string): { reached: b
   const checks: Array<{ limit: LimitName; used: number; resetsAt: Date; left: (n: number) => string }> = [
     { limit: 'prompts_per_day', used: used.promptsToday, resetsAt: status.dayResetsAt, left: (n) => `${n} ${n === 1 ? 'prompt' : 'prompts'} left today` },
     { limit: 'tokens_per_day', used: used.tokensToday, resetsAt: status.dayResetsAt, left: (n) => `${n.toLocaleString('en-US')} tokens left today` },
-    { limit: 'tokens_per_month', used: used.tokensThisMonth, resetsAt: status.monthResetsAt, left: (n) => `${n.toLocaleString('en-US')} tokens left this month` },
+    {
+      limit: 'tokens_per_month',
+      used: used.tokensThisMonth,
+      resetsAt: status.monthResetsAt,
+      left: (n) => `${n.toLocaleString('en-US')} tokens left this month`,
+    },
   ];
   let low: string | null = null;
   for (const c of checks) {
