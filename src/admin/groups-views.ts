@@ -125,7 +125,7 @@ function membersCard(v: GroupPageView): SafeHtml {
   );
   return html`<div class="card mb-3"><div class="card-body">
   <h2 class="h5 mb-3" id="members">Members</h2>
-  ${g.managed ? html`<p class="small text-body-secondary">${managedHelp(v.groupsClaim)}</p>` : ''}
+  ${g.managed ? html`<p class="small text-body-secondary">${managedHelp(v.groupsClaim)}</p>${formAlert(v.refusal?.at === 'members' || v.refusal?.at === 'add' ? v.refusal.message : undefined)}` : ''}
   <form method="get" action="${base}" class="d-flex flex-wrap gap-2 align-items-end mb-2" role="search">
     <div><label class="form-label small" for="f-q">Search members</label><input class="form-control form-control-sm" id="f-q" name="q" type="search" value="${v.q}" maxlength="200"></div>
     <button class="btn btn-sm btn-primary" type="submit">Search</button>

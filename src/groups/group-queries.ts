@@ -219,18 +219,16 @@ export async function getModelAccess(db: Db, modelId: number): Promise<{ restric
   return { restricted: model?.is_restricted ?? false, groupIds: groups.map((g) => g.idgroup) };
 }
 
-/** Sets who may use a model, in one transaction (a reader sees the old rule or the new one, never half). */
+/** Sets who may use a model. Run it in a transaction (the route does, with its audit row): readers then see the old rule or the new one, never half. */
 export async function setModelAccess(db: Db, modelId: number, access: { restricted: boolean; groupIds: number[] }): Promise<void> {
-  await db.transaction().execute(async (trx) => {
-    await trx.updateTable('chatbot_schema.llm').set({ is_restricted: access.restricted }).where('idllm', '=', modelId).execute();
-    await trx.deleteFrom('chatbot_schema.llm_group').where('idllm', '=', modelId).execute();
-    const ids = access.restricted ? access.groupIds : [];
-    if (ids.length > 0)
-      await trx
-        .insertInto('chatbot_schema.llm_group')
-        .values(ids.map((idgroup) => ({ idllm: modelId, idgroup })))
-        .execute();
-  });
+  await db.updateTable('chatbot_schema.llm').set({ is_restricted: access.restricted }).where('idllm', '=', modelId).execute();
+  await db.deleteFrom('chatbot_schema.llm_group').where('idllm', '=', modelId).execute();
+  const ids = access.restricted ? access.groupIds : [];
+  if (ids.length > 0)
+    await db
+      .insertInto('chatbot_schema.llm_group')
+      .values(ids.map((idgroup) => ({ idllm: modelId, idgroup })))
+      .execute();
 }
 
 /** The models restricted to this group (the ones open to everyone it may use anyway). */
