@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { benchAdminUsers } from './admin-users.ts';
 import { benchAnswerFlush } from './answer-flush.ts';
+import { benchGroups } from './groups.ts';
 import { benchConcurrentChats } from './concurrent-chats.ts';
 import { type DbKind, databaseKinds, machine, markdownTable, type Row } from './lib.ts';
 import { benchPageThroughput } from './page-throughput.ts';
@@ -36,6 +37,7 @@ const benches: Bench[] = [
   { name: 'flush', title: 'Saving the partial text of a 100,000-character answer', run: perDatabase(benchAnswerFlush) },
   { name: 'admin', title: 'GET /admin/users at 100,000 users: server time per page and search', run: perDatabase(benchAdminUsers) },
   { name: 'stats', title: '/admin/stats on a million messages: daily rollups against the seed’s raw SQL', run: perDatabase(benchStats) },
+  { name: 'groups', title: 'A group of 10,000 members, and what the limit check adds to each prompt', run: perDatabase(benchGroups) },
   { name: 'soak', title: 'Soak: mixed traffic against one app process (requests by kind)', run: benchSoak },
 ];
 
