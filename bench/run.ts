@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
 import { benchAdminUsers } from './admin-users.ts';
 import { benchAnswerFlush } from './answer-flush.ts';
-import { benchGroups } from './groups.ts';
 import { benchConcurrentChats } from './concurrent-chats.ts';
+import { benchGroups } from './groups.ts';
 import { type DbKind, databaseKinds, machine, markdownTable, type Row } from './lib.ts';
 import { benchPageThroughput } from './page-throughput.ts';
 import { benchSoak } from './soak.ts';

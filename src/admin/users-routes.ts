@@ -4,7 +4,7 @@ import { requireAdmin } from '../auth/guards.ts';
 import type { SessionUser } from '../auth/sessions.ts';
 import type { Config } from '../config.ts';
 import type { Db } from '../db/database.ts';
-import { findGroup, listGroups } from '../groups/group-queries.ts';
+import { findGroup, listManualGroups } from '../groups/group-queries.ts';
 import { BadRequestError } from '../http/errors.ts';
 import { type FormRefusal, formRefusal } from '../http/form-refusal.ts';
 import { formIdList, formString, pathId } from '../http/validation.ts';
@@ -120,9 +120,8 @@ export async function usersAdminRoutes(app: FastifyInstance, opts: { db: Db; con
     query: UserListQuery,
     refused?: { refusal: ListRefusal; status: number },
   ) {
-    const [{ users, total, totalIsCapped }, groups] = await Promise.all([listUsers(db, query), listGroups(db)]);
-    const manual = groups.filter((g) => !g.managed);
-    const body = usersPage({ csrfToken: req.csrfToken(), query, users, total, totalIsCapped, selfId: admin.userId, refusal: refused?.refusal, groups: manual });
+    const [{ users, total, totalIsCapped }, groups] = await Promise.all([listUsers(db, query), listManualGroups(db)]);
+    const body = usersPage({ csrfToken: req.csrfToken(), query, users, total, totalIsCapped, selfId: admin.userId, refusal: refused?.refusal, groups });
     return reply.page({ title: 'Users', body }, refused?.status);
   }
 

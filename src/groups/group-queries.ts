@@ -62,6 +62,17 @@ export async function findGroup(db: Db, id: number): Promise<GroupSummary | unde
   return row && toSummary(row);
 }
 
+/** The groups people can be added to by hand (not those managed by sign-in), by name: the bulk form's choice. */
+export async function listManualGroups(db: Db): Promise<Array<{ id: number; name: string }>> {
+  return db
+    .selectFrom(group)
+    .select(['idgroup as id', 'txname as name'])
+    .where('is_managed', '=', false)
+    .orderBy(sql`lower(txname)`)
+    .orderBy('idgroup')
+    .execute();
+}
+
 /** The new group's id, or null when another group has that name (case-insensitively; the unique index decides). */
 export async function createGroup(db: Db, name: string, managed: boolean): Promise<number | null> {
   const row = await db
