@@ -7,7 +7,7 @@ import { TestClient } from '../../test/client.ts';
 import { testDbKind } from '../../test/database.ts';
 import { findUserByEmail } from '../users/user-queries.ts';
 import { addMembers, createGroup, setGroupLimits, setModelAccess, setUserLimits } from './group-queries.ts';
-import { admitPrompt, type Limits, settleUsage, usageStatus } from './usage-limits.ts';
+import { admitPrompt, type Limits, settleUsage, usageNotice, usageStatus } from './usage-limits.ts';
 
 // Usage limits and model access on the chat path (migration 020). The burst is the point: the check and the
 // reservation are one decision under the lock of the user's counter rows, so however many prompts arrive at once, on
@@ -166,4 +166,19 @@ test('a model restricted to a group: 403 for others (admins too), nothing stored
   await addMembers(db(), g, [userId]);
   assert.equal((await w.user.postJson(`/api/chats/${chatId}/messages`, { content: 'member now' })).statusCode, 200);
   assert.match((await w.user.get('/chat')).body, /Fake echo/);
+});
+
+test('the composer’s notice: nothing above 10 % left, what is left under it, the reached limit and its reset at 0', () => {
+  const status = (promptsToday: number) => ({
+    limits: { prompts_per_day: 100, tokens_per_day: null, tokens_per_month: null },
+    used: { promptsToday, tokensToday: 0, tokensThisMonth: 0 },
+    dayResetsAt: new Date('2026-12-08T00:00:00Z'),
+    monthResetsAt: new Date('2027-01-01T00:00:00Z'),
+  });
+  assert.equal(usageNotice(status(90), 'UTC'), null, 'exactly 10 % left: not yet');
+  assert.deepEqual(usageNotice(status(93), 'UTC'), { reached: false, text: '7 prompts left today (your limit: 100 prompts a day).' });
+  assert.deepEqual(usageNotice(status(100), 'Europe/Paris'), {
+    reached: true,
+    text: 'You have reached your limit of 100 prompts a day. It resets on 8 December 2026 at 01:00 (Europe/Paris).',
+  });
 });

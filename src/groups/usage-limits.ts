@@ -142,7 +142,7 @@ export function describeLimit(limit: LimitName, value: number): string {
   return LIMIT_WORDS[limit](value);
 }
 
-/** "8 December 2026, 00:00 (Europe/Paris)": when a count starts again, in the zone the days are counted in. */
+/** "8 December 2026 at 00:00 (Europe/Paris)": when a count starts again, in the zone the days are counted in. */
 export function formatResetTime(at: Date, timeZone: string): string {
   const text = new Intl.DateTimeFormat('en-GB', {
     timeZone,

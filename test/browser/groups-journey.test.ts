@@ -57,7 +57,7 @@ describe('groups, model access and limits in a browser', { skip: skipWithoutBrow
 
   test('the composer at a reached limit says which limit and when it resets, and keeps the prompt', async (t) => {
     for (const viewport of [DESKTOP, MOBILE]) {
-      const page = await newPage(browser, t, viewport);
+      const page = await newPage(browser, t, viewport, /\/api\/chats\/\d+\/messages$/);
       await signIn(page, server.baseUrl, 'bob@example.com');
       if (viewport === DESKTOP) {
         await page.locator('#prompt').fill('the one prompt of today');
