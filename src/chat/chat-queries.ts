@@ -2,7 +2,15 @@ import { type Expression, sql } from 'kysely';
 import { jsonArrayFrom, jsonObjectFrom } from 'kysely/helpers/postgres';
 import type { Db } from '../db/database.ts';
 import type { ResponseStatus } from '../db/schema.ts';
-import { type LimitRefusal, type Remaining, refusalFrom, remainingFrom } from '../groups/usage-limits.ts';
+import {
+  type LimitRefusal,
+  type Remaining,
+  refusalFrom,
+  remainingFrom,
+  selectUsageStatus,
+  type UsageStatus,
+  usageStatusFromJson,
+} from '../groups/usage-limits.ts';
 import { withoutBidiControls } from '../http/display-name.ts';
 import { type ModelConnectionRow, selectEnabledModels, selectPreferredModelId, userMayUse } from '../llm/llm-queries.ts';
 import { renderAdoptedAnswer } from './markdown.ts';
@@ -43,6 +51,8 @@ export interface ChatPageRows {
   preferredModelId: number | null;
   /** The chat asked for, only if it is this user's, with its model as it is now; null for /chat or another's chat. */
   current: (ChatRecord & { modelName: string; modelAvailable: boolean; modelAllowed: boolean }) | null;
+  /** The user's limits and what is used of them (the composer's notice). */
+  usage: UsageStatus;
 }
 
 /**
@@ -64,6 +74,7 @@ export function chatPageData(db: Db, userId: Expression<number>, chatId: number 
     )},
     'models', ${jsonArrayFrom(selectEnabledModels(db, userId))},
     'preferredModelId', (${selectPreferredModelId(db, userId)}),
+    'usage', ${selectUsageStatus(userId)},
     'current', ${jsonObjectFrom(
       db
         .selectFrom('chatbot_schema.chat as c')
@@ -87,6 +98,7 @@ interface ChatPageJson {
   models: Array<{ id: number; name: string }>;
   preferredModelId: number | null;
   current: ChatPageRows['current'];
+  usage: unknown;
 }
 
 /** The rows of chatPageData, typed (JSON carries timestamps as ISO strings, whatever the types say). */
@@ -98,6 +110,7 @@ export function chatPageFromJson(json: unknown): ChatPageRows {
     models: page.models,
     preferredModelId: page.preferredModelId ?? null,
     current: page.current ?? null,
+    usage: usageStatusFromJson(page.usage),
   };
 }
 

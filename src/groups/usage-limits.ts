@@ -1,4 +1,4 @@
-import { sql } from 'kysely';
+import { type Expression, type RawBuilder, sql } from 'kysely';
 import type { Db } from '../db/database.ts';
 
 /**
@@ -92,38 +92,41 @@ export interface UsageStatus {
   monthResetsAt: Date;
 }
 
-/** A user's limits as they apply now and what they used of them (reservations of answers still running included). */
-export async function usageStatus(db: Db, userId: number): Promise<UsageStatus> {
-  const { rows } = await sql<{
-    prompts_per_day: number | null;
-    tokens_per_day: number | null;
-    tokens_per_month: number | null;
-    prompts_today: number;
-    tokens_today: number;
-    tokens_month: number;
-    day_resets: Date;
-    month_resets: Date;
-  }>`
-    WITH p AS (
-      SELECT s.txtimezone AS tz, (now() AT TIME ZONE s.txtimezone)::date AS day FROM chatbot_schema.usage_rollup_state s
-    )
-    SELECT l.prompts_per_day, l.tokens_per_day, l.tokens_per_month,
-      coalesce((SELECT c.nprompts FROM chatbot_schema.usage_counter c WHERE c.idappuser = ${userId} AND c.txperiod = 'day' AND c.dstart = p.day), 0) AS prompts_today,
-      coalesce((SELECT c.ntokens FROM chatbot_schema.usage_counter c WHERE c.idappuser = ${userId} AND c.txperiod = 'day' AND c.dstart = p.day), 0) AS tokens_today,
-      coalesce((SELECT c.ntokens FROM chatbot_schema.usage_counter c WHERE c.idappuser = ${userId} AND c.txperiod = 'month'
-                AND c.dstart = date_trunc('month', p.day)::date), 0) AS tokens_month,
-      (p.day + 1)::timestamp AT TIME ZONE p.tz AS day_resets,
-      (date_trunc('month', p.day) + interval '1 month')::timestamp AT TIME ZONE p.tz AS month_resets
-    FROM p, chatbot_schema.effective_limits(${userId}) l`.execute(db);
-  const r = rows[0];
-  if (!r) throw new Error('usage status returned no row');
+/**
+ * A user's limits as they apply now and what they used of them (reservations of answers still running included), as
+ * one SQL expression (a JSON object), so a page can read it in the statement it already makes (the chat page: one).
+ */
+export function selectUsageStatus(userId: Expression<number> | number): RawBuilder<unknown> {
+  const counter = (period: 'day' | 'month', column: 'nprompts' | 'ntokens', start: RawBuilder<unknown>) =>
+    sql`coalesce((SELECT c.${sql.raw(column)} FROM chatbot_schema.usage_counter c WHERE c.idappuser = ${userId} AND c.txperiod = ${period} AND c.dstart = ${start}), 0)`;
+  return sql`(
+    SELECT json_build_object(
+      'limits', json_build_object('prompts_per_day', l.prompts_per_day, 'tokens_per_day', l.tokens_per_day, 'tokens_per_month', l.tokens_per_month),
+      'used', json_build_object(
+        'promptsToday', ${counter('day', 'nprompts', sql`p.day`)},
+        'tokensToday', ${counter('day', 'ntokens', sql`p.day`)},
+        'tokensThisMonth', ${counter('month', 'ntokens', sql`date_trunc('month', p.day)::date`)}),
+      'dayResetsAt', (p.day + 1)::timestamp AT TIME ZONE p.tz,
+      'monthResetsAt', (date_trunc('month', p.day) + interval '1 month')::timestamp AT TIME ZONE p.tz)
+    FROM (SELECT s.txtimezone AS tz, (now() AT TIME ZONE s.txtimezone)::date AS day FROM chatbot_schema.usage_rollup_state s) p,
+         chatbot_schema.effective_limits(${userId}) l)`;
+}
+
+/** selectUsageStatus's JSON, typed (timestamps arrive as strings, bigints as numbers). */
+export function usageStatusFromJson(json: unknown): UsageStatus {
+  const j = json as { limits: Limits; used: UsageStatus['used']; dayResetsAt: string; monthResetsAt: string };
   const n = (v: number | null) => (v === null ? null : Number(v));
   return {
-    limits: { prompts_per_day: n(r.prompts_per_day), tokens_per_day: n(r.tokens_per_day), tokens_per_month: n(r.tokens_per_month) },
-    used: { promptsToday: Number(r.prompts_today), tokensToday: Number(r.tokens_today), tokensThisMonth: Number(r.tokens_month) },
-    dayResetsAt: r.day_resets,
-    monthResetsAt: r.month_resets,
+    limits: { prompts_per_day: n(j.limits.prompts_per_day), tokens_per_day: n(j.limits.tokens_per_day), tokens_per_month: n(j.limits.tokens_per_month) },
+    used: { promptsToday: Number(j.used.promptsToday), tokensToday: Number(j.used.tokensToday), tokensThisMonth: Number(j.used.tokensThisMonth) },
+    dayResetsAt: new Date(j.dayResetsAt),
+    monthResetsAt: new Date(j.monthResetsAt),
   };
+}
+
+export async function usageStatus(db: Db, userId: number): Promise<UsageStatus> {
+  const { rows } = await sql<{ s: unknown }>`SELECT ${selectUsageStatus(userId)} AS s`.execute(db);
+  return usageStatusFromJson(rows[0]?.s);
 }
 
 const LIMIT_WORDS: Record<LimitName, (n: number) => string> = {
