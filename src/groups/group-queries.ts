@@ -116,7 +116,7 @@ export interface MemberRow {
 }
 
 /**
- * One page of a group's members, by username, with the number matching. Two statements whatever the group's size:
+ * One page of a group's members, by username (as the users list sorts them), with the number matching. Two statements whatever the group's size:
  * the member index narrows to the group; `q` matches any part of the username or e-mail, ignoring case.
  */
 export async function listMembers(db: Db, groupId: number, query: { q: string; page: number }): Promise<{ members: MemberRow[]; total: number }> {
@@ -130,7 +130,8 @@ export async function listMembers(db: Db, groupId: number, query: { q: string; p
   const [members, count] = await Promise.all([
     base
       .select(['u.idappuser as id', 'u.txusername as username', 'u.txemail as email', 'u.is_active as isActive', 'm.dtadded as addedAt'])
-      .orderBy(sql`lower(u.txusername)`)
+      // The users list's order (app_user_username_idx, migration 010): a large group is read in index order, up to the page.
+      .orderBy('u.txusername')
       .orderBy('u.idappuser')
       .limit(MEMBERS_PER_PAGE)
       .offset((query.page - 1) * MEMBERS_PER_PAGE)
