@@ -3,6 +3,7 @@ import { benchAdminUsers } from './admin-users.ts';
 import { benchAnswerFlush } from './answer-flush.ts';
 import { benchCatchUp } from './catch-up.ts';
 import { benchConcurrentChats } from './concurrent-chats.ts';
+import { benchGroups } from './groups.ts';
 import { type DbKind, databaseKinds, machine, markdownTable, type Row } from './lib.ts';
 import { benchPageThroughput } from './page-throughput.ts';
 import { benchSoak } from './soak.ts';
@@ -42,6 +43,7 @@ const benches: Bench[] = [
     title: 'First start on a big Flask-era database: ready, then catching up in the background',
     run: perDatabase(benchCatchUp),
   },
+  { name: 'groups', title: 'A group of 10,000 members, and what the limit check adds to each prompt', run: perDatabase(benchGroups) },
   { name: 'soak', title: 'Soak: mixed traffic against one app process (requests by kind)', run: benchSoak },
 ];
 

@@ -5,6 +5,7 @@ import formbody from '@fastify/formbody';
 import Fastify, { type FastifyInstance, type FastifyServerOptions, type RouteOptions } from 'fastify';
 import { sql } from 'kysely';
 import { writeAudit } from './admin/audit-queries.ts';
+import { groupsAdminRoutes } from './admin/groups-routes.ts';
 import { modelsAdminRoutes } from './admin/models-routes.ts';
 import { usersAdminRoutes } from './admin/users-routes.ts';
 import { googleRoutes } from './auth/google-routes.ts';
@@ -131,6 +132,7 @@ export async function buildApp({ config, db, logger = false, onRoute }: BuildOpt
   await app.register(chatRoutes, { db, config });
   await app.register(modelsAdminRoutes, { db, config });
   await app.register(usersAdminRoutes, { db, config });
+  await app.register(groupsAdminRoutes, { db, config });
   await app.register(statsRoutes, { db, config });
 
   // Rows from before a migration (an adopted database's answers, the usage rollups) are caught up once the server

@@ -154,6 +154,17 @@ const matrix: Rule[] = [
   ['POST', '/admin/users/:id/reset-2fa',                'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden'],
   ['POST', '/admin/users/:id/remove-passkeys',          'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden'],
   ['POST', '/admin/users/:id/reset-link',               'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden'],
+  ['POST', '/admin/users/:id/limits',                   'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden'],
+  // groups, model access and limits (src/admin/groups-*.ts, docs/decisions/016)
+  ['GET', '/admin/groups',                              'login',     'to-2fa',    'login',     'forbidden', 'login',     'ok',        'forbidden'],
+  ['POST', '/admin/groups',                             'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden'],
+  ['GET', '/admin/groups/:id',                          'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden'],
+  ['POST', '/admin/groups/:id/settings',                'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden'],
+  ['POST', '/admin/groups/:id/delete',                  'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden'],
+  ['POST', '/admin/groups/:id/limits',                  'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden'],
+  ['POST', '/admin/groups/:id/members',                 'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden'],
+  ['POST', '/admin/groups/:id/members/remove',          'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden'],
+  ['POST', '/admin/models/:id/access',                  'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden'],
   ['GET', '/admin/audit',                               'login',     'to-2fa',    'login',     'forbidden', 'login',     'ok',        'forbidden'],
   ['GET', '/admin/audit',                               'login',     'to-2fa',    'login',     'forbidden', 'login',     'csv',       'forbidden', '/admin/audit?format=csv'],
   // the one-time reset link's page: the token is the credential, so no guard (a made-up token is a 404)

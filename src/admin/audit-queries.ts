@@ -45,6 +45,14 @@ export const AUDIT_ACTIONS = [
   'disable-model',
   'delete-model',
   'default-model',
+  'model-access',
+  'create-group',
+  'update-group',
+  'delete-group',
+  'add-to-group',
+  'remove-from-group',
+  'group-limits',
+  'user-limits',
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 

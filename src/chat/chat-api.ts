@@ -3,10 +3,11 @@ import { z } from 'zod';
 import { requireUser } from '../auth/guards.ts';
 import type { Config } from '../config.ts';
 import type { Db } from '../db/database.ts';
+import { limitMessage, retryAfterSeconds } from '../groups/usage-limits.ts';
 import { bidiProblem } from '../http/display-name.ts';
-import { BadRequestError, ConflictError, NotFoundError, TooManyRequestsError } from '../http/errors.ts';
+import { BadRequestError, ConflictError, ForbiddenError, NotFoundError, TooManyRequestsError } from '../http/errors.ts';
 import { dbId, parseJsonOrThrow, pathId } from '../http/validation.ts';
-import { ApiKeyUnreadableError, createApiKeyBox, findModelSummary, toModelConnection } from '../llm/llm-queries.ts';
+import { ApiKeyUnreadableError, createApiKeyBox, findModelForUser, findModelSummary, toModelConnection } from '../llm/llm-queries.ts';
 import type { ChatTurn, ModelConnection } from '../llm/model-client.ts';
 import {
   ACTIVE_STATUSES,
@@ -35,6 +36,7 @@ const renameBody = z.strictObject({
     .refine((v) => bidiProblem(v, 'The title') === undefined, 'The title contains invisible text-direction characters (such as U+202E).'),
 });
 const emptyBody = z.strictObject({}).optional();
+const MODEL_FORBIDDEN = 'You may not use this model: an administrator made it available to some groups only. Pick another model.';
 
 /**
  * The conversation as the model sees it: earlier prompts with the text of their answers, then `prompt`. Only the
@@ -99,6 +101,10 @@ export async function chatApiRoutes(app: FastifyInstance, opts: { db: Db; config
     switch (begun.outcome) {
       case 'not_found':
         throw new NotFoundError('Chat not found');
+      case 'forbidden':
+        throw new ForbiddenError(MODEL_FORBIDDEN);
+      case 'over_limit':
+        throw new TooManyRequestsError(limitMessage(begun.refusal, config.STATS_TIMEZONE), retryAfterSeconds(begun.refusal));
       case 'model_unavailable':
         throw new ConflictError('This model is not available any more. Start a new chat with another model.');
       case 'no_message':
@@ -134,8 +140,9 @@ export async function chatApiRoutes(app: FastifyInstance, opts: { db: Db; config
   app.post('/api/chats', async (req, reply) => {
     const user = requireUser(req);
     const { llm } = parseJsonOrThrow(newChatBody, req.body);
-    const model = await findModelSummary(db, llm);
-    if (!model?.enabled || !model.baseUrl) throw new ConflictError('This model is not available. Pick another one.');
+    const model = await findModelForUser(db, llm, user.userId);
+    if (!model?.usable) throw new ConflictError('This model is not available. Pick another one.');
+    if (!model.allowed) throw new ForbiddenError(MODEL_FORBIDDEN);
     const id = await createChat(db, user.userId, llm);
     return reply.code(201).send({ id });
   });

@@ -22,6 +22,8 @@ export interface CurrentChat {
   modelId: number;
   modelName: string;
   modelAvailable: boolean;
+  /** False when the model was restricted to groups this user is not in (migration 020); the chat stays readable. */
+  modelAllowed?: boolean;
   turns: TurnView[];
 }
 
@@ -34,6 +36,8 @@ export interface ChatPageData {
   preferredModelId: number | null;
   current: CurrentChat | null;
   maxPromptChars: number;
+  /** About the user's usage limits, by the composer: how much is left under 10 %, or that a limit is reached. */
+  usageNotice?: { reached: boolean; text: string } | null;
 }
 
 /** The rename dialog's limit; the API has the last word and its error is shown in the dialog. */
@@ -101,6 +105,12 @@ function intro(data: ChatPageData): SafeHtml {
 function composer(data: ChatPageData): SafeHtml {
   const current = data.current;
   if (!current && data.models.length === 0) return html``;
+  if (current && current.modelAllowed === false) {
+    return html`<div class="chat-composer-wrap"><div class="chat-note" role="note" id="model-closed-note">
+  You may not use <strong>${current.modelName}</strong> any more (an administrator made it available to some groups only), so
+  this conversation is read-only. <a href="/chat">Start a new chat</a> to continue with another model.
+</div></div>`;
+  }
   if (current && !current.modelAvailable) {
     return html`<div class="chat-composer-wrap"><div class="chat-note" role="note">
   The model of this chat, <strong>${current.modelName}</strong>, is no longer available, so the conversation is read-only.
@@ -112,6 +122,11 @@ function composer(data: ChatPageData): SafeHtml {
     <span id="chat-alert-text"></span>
     <button type="button" class="btn-close" id="chat-alert-close" aria-label="Dismiss"></button>
   </div>
+  ${
+    data.usageNotice
+      ? html`<div class="alert ${data.usageNotice.reached ? 'alert-warning' : 'alert-info'} chat-usage-note py-2 mb-2" id="usage-note" role="status">${data.usageNotice.text} <a href="/settings/usage">Your usage</a></div>`
+      : ''
+  }
   <form class="composer" id="composer" novalidate>
     <label class="visually-hidden" for="prompt">Message</label>
     <textarea class="composer-input" id="prompt" name="content" rows="1" maxlength="${data.maxPromptChars}" placeholder="Message${current ? ` ${current.modelName}` : ''}…" autocomplete="off" autofocus></textarea>
@@ -153,7 +168,9 @@ export function chatPage(data: ChatPageData): SafeHtml {
   const current = data.current;
   const lastIndex = current ? current.turns.length - 1 : -1;
   const turns = current
-    ? current.turns.map((t, i) => turnView(t, { modelName: current.modelName, canRegenerate: current.modelAvailable && i === lastIndex }))
+    ? current.turns.map((t, i) =>
+        turnView(t, { modelName: current.modelName, canRegenerate: current.modelAvailable && current.modelAllowed !== false && i === lastIndex }),
+      )
     : [];
   return html`<div class="chat-app" id="chat" data-max-prompt="${data.maxPromptChars}" data-thinking-text="${THINKING_PLACEHOLDER}" ${current ? html`data-chat-id="${current.id}" data-model-name="${current.modelName}"` : ''}>
 ${sidebar(data.chats, current?.id ?? null)}

@@ -4,8 +4,12 @@ import type { Config } from '../config.ts';
 import { CATCH_UP_ADOPTED_ANSWERS, catchUpPercent } from '../db/catch-up.ts';
 import type { Db } from '../db/database.ts';
 import { HISTOGRAM_EDGES_S, usageBackfillPercent } from '../db/migrations/011-usage-rollups.ts';
+import { listUserGroups } from '../groups/group-queries.ts';
+import { usageStatus } from '../groups/usage-limits.ts';
+import { ownLimitsSection } from '../groups/usage-limits-views.ts';
 import { BadRequestError, NotFoundError } from '../http/errors.ts';
 import { pathId } from '../http/validation.ts';
+import { html } from '../views/html.ts';
 import type { PageOptions } from '../views/layout.ts';
 import type { LineChart } from './charts.ts';
 import { type Cell, toCsv } from './csv.ts';
@@ -266,7 +270,7 @@ export async function statsRoutes(app: FastifyInstance, opts: { db: Db; config: 
     if (wanted === null) return reply;
     const { range, csv, table } = wanted;
     if (table !== undefined) throw new BadRequestError('This page has one table; leave out table.');
-    const rows = await ownUsage(db, user.userId, range);
+    const [rows, status, groups] = await Promise.all([ownUsage(db, user.userId, range), usageStatus(db, user.userId), listUserGroups(db, user.userId)]);
     if (csv) {
       return sendCsv(
         reply,
@@ -276,7 +280,8 @@ export async function statsRoutes(app: FastifyInstance, opts: { db: Db; config: 
         rows.map((x) => [x.day, x.model, x.prompts, x.answers, x.promptTokens, x.completionTokens]),
       );
     }
-    return reply.page({ title: 'Your usage', styles: ['/static/stats.css'], body: ownUsagePage(range, timeZone, rows) });
+    const body = html`${ownUsagePage(range, timeZone, rows)}${ownLimitsSection(status, groups, timeZone)}`;
+    return reply.page({ title: 'Your usage', styles: ['/static/stats.css'], body });
   });
 }
 
