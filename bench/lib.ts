@@ -8,6 +8,7 @@ import pg from 'pg';
 import { buildApp } from '../src/app.ts';
 import { type Config, loadConfig } from '../src/config.ts';
 import { embeddedOptions, type OpenedDatabase, openDatabase } from '../src/db/database.ts';
+import { buildDeferredIndexes } from '../src/db/deferred-indexes.ts';
 import { embeddedStartOptions } from '../src/db/embedded-start.ts';
 import { migrateToLatest } from '../src/db/migrate.ts';
 import { openScratchPostgres } from '../test/database.ts';
@@ -41,6 +42,7 @@ export async function openBenchDatabase(kind: DbKind): Promise<BenchDatabase> {
     const lite = new PGlite('memory://', await embeddedStartOptions(embeddedOptions()));
     const opened = await openDatabase({ pglite: lite });
     await migrateToLatest(opened.db);
+    await buildDeferredIndexes(opened.db); // what the server builds after it listens
     return {
       ...opened,
       newPool: () => quiet(new pg.Pool({ ...(createPgConfig(lite) as unknown as pg.PoolConfig), max: 1 })),

@@ -27,7 +27,7 @@ export async function fillPageWorld(db: Db, size: PageWorldSize): Promise<void> 
  * most of the load time otherwise (a minute for a million rows). Every key written here refers to a row
  * inserted just before it, so nothing unchecked can be wrong.
  */
-async function bulkLoad(db: Db, fill: (trx: Db) => Promise<void>): Promise<void> {
+export async function bulkLoad(db: Db, fill: (trx: Db) => Promise<void>): Promise<void> {
   await db.transaction().execute(async (trx) => {
     await sql`SET LOCAL session_replication_role = replica`.execute(trx);
     await fill(trx);

@@ -1,7 +1,9 @@
 import { spawn } from 'node:child_process';
 import { benchAdminUsers } from './admin-users.ts';
 import { benchAnswerFlush } from './answer-flush.ts';
+import { benchCatchUp } from './catch-up.ts';
 import { benchConcurrentChats } from './concurrent-chats.ts';
+import { benchGroups } from './groups.ts';
 import { type DbKind, databaseKinds, machine, markdownTable, type Row } from './lib.ts';
 import { benchPageThroughput } from './page-throughput.ts';
 import { benchSoak } from './soak.ts';
@@ -36,6 +38,12 @@ const benches: Bench[] = [
   { name: 'flush', title: 'Saving the partial text of a 100,000-character answer', run: perDatabase(benchAnswerFlush) },
   { name: 'admin', title: 'GET /admin/users at 100,000 users: server time per page and search', run: perDatabase(benchAdminUsers) },
   { name: 'stats', title: '/admin/stats on a million messages: daily rollups against the seed’s raw SQL', run: perDatabase(benchStats) },
+  {
+    name: 'catch-up',
+    title: 'First start on a big Flask-era database: ready, then catching up in the background',
+    run: perDatabase(benchCatchUp),
+  },
+  { name: 'groups', title: 'A group of 10,000 members, and what the limit check adds to each prompt', run: perDatabase(benchGroups) },
   { name: 'soak', title: 'Soak: mixed traffic against one app process (requests by kind)', run: benchSoak },
 ];
 

@@ -4,17 +4,22 @@ import cookie from '@fastify/cookie';
 import formbody from '@fastify/formbody';
 import Fastify, { type FastifyInstance, type FastifyServerOptions, type RouteOptions } from 'fastify';
 import { sql } from 'kysely';
+import { writeAudit } from './admin/audit-queries.ts';
+import { groupsAdminRoutes } from './admin/groups-routes.ts';
 import { modelsAdminRoutes } from './admin/models-routes.ts';
 import { usersAdminRoutes } from './admin/users-routes.ts';
 import { googleRoutes } from './auth/google-routes.ts';
 import { localAuthRoutes } from './auth/local-routes.ts';
+import { passkeySignInRoutes } from './auth/passkey-sign-in-routes.ts';
 import { secondFactorRoutes } from './auth/second-factor-routes.ts';
 import { sessionPlugin } from './auth/session-plugin.ts';
 import { stepUpRoutes } from './auth/step-up-routes.ts';
 import { sealAdoptedTotpSecrets, totpSecretBox } from './auth/totp-queries.ts';
+import { catchUpJobs } from './catch-up-jobs.ts';
 import { chatRoutes } from './chat/chat-routes.ts';
 import type { Config } from './config.ts';
 import { deriveKey } from './crypto/secret-box.ts';
+import { type CatchUpRun, startCatchUp } from './db/catch-up.ts';
 import type { Db } from './db/database.ts';
 import { OutageLog } from './db/outage.ts';
 import { csrfPlugin } from './http/csrf.ts';
@@ -29,6 +34,7 @@ import { registerSecurityHeaders } from './http/security-headers.ts';
 import { registerStaticFiles } from './http/static-files.ts';
 import { sendLargeStringsAsUtf8 } from './http/utf8-body.ts';
 import { registerMetrics } from './metrics/metrics-routes.ts';
+import { passkeySettingsRoutes } from './settings/passkey-routes.ts';
 import { settingsRoutes } from './settings/settings-routes.ts';
 import { twoFactorSettingsRoutes } from './settings/two-factor-routes.ts';
 import { statsRoutes } from './stats/stats-routes.ts';
@@ -110,11 +116,38 @@ export async function buildApp({ config, db, logger = false, onRoute }: BuildOpt
   await app.register(googleRoutes, { db, config });
   await app.register(secondFactorRoutes, { db, config });
   await app.register(stepUpRoutes, { db, config });
+  await app.register(passkeySignInRoutes, {
+    db,
+    config,
+    // The audit log is the admin slice's: the sign-in reports, this writes (the account is both actor and target).
+    reportClonedPasskey: async (req, passkey, counter) => {
+      const owner = await db.selectFrom('chatbot_schema.app_user').select('txusername as username').where('idappuser', '=', passkey.userId).executeTakeFirst();
+      const account = { id: passkey.userId, username: owner?.username ?? '' };
+      await writeAudit(db, { ...account, ip: req.ip }, 'passkey-counter-regressed', [account], { name: passkey.name, counter, stored: passkey.counter });
+    },
+  });
   await app.register(settingsRoutes, { db, localLogin: config.LOCAL_LOGIN });
   await app.register(twoFactorSettingsRoutes, { db, config });
+  await app.register(passkeySettingsRoutes, { db, config });
   await app.register(chatRoutes, { db, config });
   await app.register(modelsAdminRoutes, { db, config });
   await app.register(usersAdminRoutes, { db, config });
+  await app.register(groupsAdminRoutes, { db, config });
   await app.register(statsRoutes, { db, config });
+
+  // Rows from before a migration (an adopted database's answers, the usage rollups) are caught up once the server
+  // listens, never before (a million adopted answers take minutes), and never in a test that only injects. On close
+  // the jobs stop after the batch in progress, which commits; the next start resumes (decision record 013).
+  let catchUp: CatchUpRun | undefined;
+  let catchUpStopped: Promise<void> | undefined;
+  app.addHook('onListen', async () => {
+    catchUp = startCatchUp(db, catchUpJobs(), app.log);
+  });
+  app.addHook('preClose', async () => {
+    catchUpStopped = catchUp?.stop();
+  });
+  app.addHook('onClose', async () => {
+    await catchUpStopped;
+  });
   return app;
 }

@@ -41,6 +41,11 @@ export const oidcEnv = {
     .regex(/^[^\p{Cc}\p{Cf}]+$/u, 'must be plain text (no control or formatting characters)')
     .optional(),
   OIDC_DOMAIN_CLAIM: z.enum(['hd', 'email'], { message: 'must be hd or email' }).optional(),
+  // The ID token claim whose values set membership of the groups "managed by sign-in" (Keycloak, Authentik, Entra ID: groups).
+  OIDC_GROUPS_CLAIM: z
+    .string()
+    .regex(/^[A-Za-z0-9_:./-]{1,100}$/, { message: 'must be a claim name (letters, digits, _ : . / -)' })
+    .optional(),
 };
 
 type OidcEnv = { [K in keyof typeof oidcEnv]?: z.infer<(typeof oidcEnv)[K]> };
@@ -58,6 +63,8 @@ export interface OidcConfig {
    * can carry an address of any domain), or `email`, the domain of the address the provider verified.
    */
   OIDC_DOMAIN_CLAIM: 'hd' | 'email';
+  /** The ID token claim listing the user's groups (docs/decisions/016); null: sign-in manages no group. */
+  OIDC_GROUPS_CLAIM: string | null;
 }
 
 const PAIRS = [
@@ -92,6 +99,7 @@ export function resolveOidc(e: OidcEnv): OidcConfig | string {
     // Configured by the GOOGLE_* names, the button said "Google" before there was a name to set: it still does.
     OIDC_NAME: e.OIDC_NAME ?? (google || e.GOOGLE_CLIENT_ID ? 'Google' : new URL(issuer).hostname),
     OIDC_DOMAIN_CLAIM: e.OIDC_DOMAIN_CLAIM ?? (google ? 'hd' : 'email'),
+    OIDC_GROUPS_CLAIM: e.OIDC_GROUPS_CLAIM ?? null,
   };
 }
 

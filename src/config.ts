@@ -3,6 +3,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { type OidcConfig, oidcEnv, resolveOidc } from './config-oidc.ts';
+import { type RelyingParty, relyingPartyOf } from './config-webauthn.ts';
 
 const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' }).transform((v) => v === 'true' || v === '1' || v === 'yes');
 
@@ -96,7 +97,14 @@ const envSchema = z.object({
 });
 
 export type Env = z.infer<typeof envSchema>;
-export type Config = Omit<Env, 'APP_SECRET' | keyof typeof oidcEnv> & OidcConfig & { APP_SECRET: string; isProduction: boolean; secureCookies: boolean };
+export type Config = Omit<Env, 'APP_SECRET' | keyof typeof oidcEnv> &
+  OidcConfig & {
+    APP_SECRET: string;
+    isProduction: boolean;
+    secureCookies: boolean;
+    /** Passkeys' relying party, from PUBLIC_URL (config-webauthn.ts). */
+    relyingParty: RelyingParty;
+  };
 
 export class ConfigError extends Error {}
 
@@ -116,6 +124,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (e.OPENAI_MODELS.length > 0 && !e.OPENAI_BASE_URL) {
     throw new ConfigError('OPENAI_BASE_URL: required when OPENAI_MODELS is set');
   }
+  const relyingParty = relyingPartyOf(e.PUBLIC_URL);
+  if (typeof relyingParty === 'string') throw new ConfigError(relyingParty);
   let secret = e.APP_SECRET;
   if (!secret) {
     if (isProduction) throw new ConfigError('APP_SECRET: required when NODE_ENV is production');
@@ -129,6 +139,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     APP_SECRET: secret,
     isProduction,
     secureCookies: e.PUBLIC_URL.startsWith('https://'),
+    relyingParty,
   };
 }
 

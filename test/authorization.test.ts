@@ -72,6 +72,11 @@ const matrix: Rule[] = [
   ['POST', '/logout',                                   'login',     'signs-out', 'login',     'signs-out', 'login',     'signs-out', 'signs-out'],
   ['GET', '/login/2fa',                                 'login',     'ok',        'login',     'to-chat',   'login',     'to-chat',   'to-chat'],
   ['POST', '/login/2fa',                                'login',     'allow',     'login',     'to-chat',   'login',     'to-chat',   'to-chat'],
+  // passkeys (src/auth/passkey-sign-in-routes.ts): the options answer JSON with a challenge bound to the browser; the assertion is a form post
+  ['POST', '/login/passkey/options',                    'ok',        'ok',        'ok',        'to-chat',   'ok',        'to-chat',   'to-chat'],
+  ['POST', '/login/passkey',                            'allow',     'allow',     'allow',     'to-chat',   'allow',     'to-chat',   'to-chat'],
+  ['POST', '/login/2fa/passkey/options',                'login',     'ok',        'login',     'to-chat',   'login',     'to-chat',   'to-chat'],
+  ['POST', '/login/2fa/passkey',                        'login',     'allow',     'login',     'to-chat',   'login',     'to-chat',   'to-chat'],
   // Google sign-in (src/auth/google-routes.ts), configured against the loopback provider. Without a flow or link of its own,
   // the callback and the link page send the browser to /login; the link page is the Google link browser's only door.
   ['GET', '/login/google',                              'allow',     'to-2fa',    'allow',     'to-chat',   'allow',     'to-chat',   'to-chat'],
@@ -104,6 +109,14 @@ const matrix: Rule[] = [
   // the step-up's "confirm it's you" form (src/auth/step-up-routes.ts): any signed-in user, about their own account; these
   // identities have no password and no 2FA, so the form's proof is a new sign-in: posting it signs out (to /login?next=)
   ['GET', '/settings/confirm',                          'login',     'to-2fa',    'login',     'ok',        'login',     'ok',        'ok'],
+  ['POST', '/settings/confirm/passkey/options',         'login',     'to-2fa',    'login',     'ok',        'login',     'ok',        'ok'],
+  ['POST', '/settings/confirm/passkey',                 'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
+  // Settings → Passkeys (src/settings/passkey-routes.ts): adding and removing need a recent proof (a redirect to the confirm form is 'allow')
+  ['GET', '/settings/passkeys',                         'login',     'to-2fa',    'login',     'ok',        'login',     'ok',        'ok'],
+  ['POST', '/settings/passkeys/options',                'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
+  ['POST', '/settings/passkeys',                        'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
+  ['POST', '/settings/passkeys/:id/rename',             'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
+  ['POST', '/settings/passkeys/:id/remove',             'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
   ['POST', '/settings/confirm',                         'login',     'to-2fa',    'login',     'signs-out', 'login',     'signs-out', 'signs-out'],
   // admin: model connections (src/admin)
   ['GET', '/admin/models',                              'login',     'to-2fa',    'login',     'forbidden', 'login',     'ok',        'forbidden'],
@@ -139,7 +152,19 @@ const matrix: Rule[] = [
   ['POST', '/admin/users/:id/sign-out-everywhere',      'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden'],
   ['POST', '/admin/users/:id/sessions/revoke',          'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden'],
   ['POST', '/admin/users/:id/reset-2fa',                'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden'],
+  ['POST', '/admin/users/:id/remove-passkeys',          'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden'],
   ['POST', '/admin/users/:id/reset-link',               'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden'],
+  ['POST', '/admin/users/:id/limits',                   'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden'],
+  // groups, model access and limits (src/admin/groups-*.ts, docs/decisions/016)
+  ['GET', '/admin/groups',                              'login',     'to-2fa',    'login',     'forbidden', 'login',     'ok',        'forbidden'],
+  ['POST', '/admin/groups',                             'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden'],
+  ['GET', '/admin/groups/:id',                          'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden'],
+  ['POST', '/admin/groups/:id/settings',                'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden'],
+  ['POST', '/admin/groups/:id/delete',                  'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden'],
+  ['POST', '/admin/groups/:id/limits',                  'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden'],
+  ['POST', '/admin/groups/:id/members',                 'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden'],
+  ['POST', '/admin/groups/:id/members/remove',          'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden'],
+  ['POST', '/admin/models/:id/access',                  'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden'],
   ['GET', '/admin/audit',                               'login',     'to-2fa',    'login',     'forbidden', 'login',     'ok',        'forbidden'],
   ['GET', '/admin/audit',                               'login',     'to-2fa',    'login',     'forbidden', 'login',     'csv',       'forbidden', '/admin/audit?format=csv'],
   // the one-time reset link's page: the token is the credential, so no guard (a made-up token is a 404)

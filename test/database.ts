@@ -5,6 +5,7 @@ import { PGlite } from '@electric-sql/pglite';
 import { sql } from 'kysely';
 import pg from 'pg';
 import { embeddedOptions, type OpenedDatabase, openDatabase } from '../src/db/database.ts';
+import { buildDeferredIndexes } from '../src/db/deferred-indexes.ts';
 import { prebuiltClusterPath, readPrebuiltCluster } from '../src/db/embedded-start.ts';
 import { migrateToLatest } from '../src/db/migrate.ts';
 
@@ -23,6 +24,8 @@ export async function buildPgliteTemplate(): Promise<void> {
   const lite = new PGlite('memory://', { ...embeddedOptions(), ...prebuilt });
   const opened = await openDatabase({ pglite: lite });
   await migrateToLatest(opened.db);
+  // What a server builds after it listens (src/db/deferred-indexes.ts): test databases get it from the start.
+  await buildDeferredIndexes(opened.db);
   await opened.close();
   const dump = await lite.dumpDataDir('gzip');
   await lite.close();
@@ -87,6 +90,7 @@ async function postgresTemplate(serverUrl: string): Promise<string> {
         url.pathname = `/${building}`;
         const opened = await openDatabase({ databaseUrl: url.toString() });
         await migrateToLatest(opened.db);
+        await buildDeferredIndexes(opened.db);
         await opened.close();
         // Renamed only when complete and nobody is connected: a copy is never taken of a half-migrated database.
         await client.query(`ALTER DATABASE ${building} RENAME TO ${template}`);

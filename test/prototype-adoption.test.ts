@@ -4,11 +4,14 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { sql } from 'kysely';
 import { createSession } from '../src/auth/sessions.ts';
+import { adoptedAnswersJob, type RerenderOptions } from '../src/chat/adopted-answers.ts';
 import { beginAnswer } from '../src/chat/chat-queries.ts';
-import { renderMarkdown } from '../src/chat/markdown.ts';
-import { type OpenedDatabase, openDatabase } from '../src/db/database.ts';
+import { renderAdoptedAnswer, renderMarkdown } from '../src/chat/markdown.ts';
+import { migrateCommand } from '../src/cli/migrate.ts';
+import { CATCH_UP_ADOPTED_ANSWERS, catchUpPercent } from '../src/db/catch-up.ts';
+import { type Db, type OpenedDatabase, openDatabase } from '../src/db/database.ts';
+import { DEFERRED_INDEXES } from '../src/db/deferred-indexes.ts';
 import { migrateToLatest } from '../src/db/migrate.ts';
-import { rerenderAdoptedAnswers } from '../src/db/migrations/007-untrusted-prototype-html.ts';
 import { findUserByEmail } from '../src/users/user-queries.ts';
 import { startTestApp } from './app.ts';
 import { TestClient } from './client.ts';
@@ -44,6 +47,28 @@ function assertNoHostileMarkup(html: string, where: string): void {
   for (const re of HOSTILE_MARKUP) assert.doesNotMatch(html, re, where);
 }
 
+/** Runs the re-rendering catch-up job of one process (at most `maxBatches` batches); returns how many rows it rendered. */
+async function rerender(db: Db, opts: RerenderOptions & { maxBatches?: number } = {}): Promise<number> {
+  let rendered = 0;
+  const job = adoptedAnswersJob({
+    ...opts,
+    render: (markdown, html, id) => {
+      rendered++;
+      return opts.render ? opts.render(markdown, html, id) : renderAdoptedAnswer(markdown, html);
+    },
+  });
+  for (let batch = 0; batch < (opts.maxBatches ?? Number.POSITIVE_INFINITY) && (await job.step(db)); batch++);
+  return rendered;
+}
+
+const deferredIndexesPresent = async () =>
+  (await sql<{ indexname: string }>`SELECT indexname FROM pg_indexes WHERE indexname = ANY(${DEFERRED_INDEXES.map((ix) => ix.name)})`.execute(database.db)).rows
+    .map((r) => r.indexname)
+    .sort();
+
+const notOurs = async () =>
+  (await sql<{ n: number }>`SELECT count(*)::int AS n FROM chatbot_schema.response WHERE NOT is_html_ours`.execute(database.db)).rows[0]?.n;
+
 async function readPrototypeRows(): Promise<Record<string, unknown[]>> {
   const out: Record<string, unknown[]> = {};
   for (const [table, query] of Object.entries(prototypeQueries)) out[table] = (await query.execute(database.db)).rows;
@@ -74,6 +99,14 @@ test('migrating twice applies every migration once, then nothing', async () => {
   const first = await migrateToLatest(database.db);
   assert.ok(first.includes('001-foundation'), first.join());
   assert.deepEqual(await migrateToLatest(database.db), []);
+});
+
+test('the migrations leave the adopted answers to the catch-up after start: none is re-rendered yet', async () => {
+  // A million of them take about 15 minutes to render; the server re-renders them after it listens (src/db/catch-up.ts).
+  assert.equal(await notOurs(), 6);
+  assert.equal(await catchUpPercent(database.db, CATCH_UP_ADOPTED_ANSWERS), null, 'not counted before a process begins');
+  // Nor are the indexes over these tables built yet: each would read every row before the first request.
+  assert.deepEqual(await deferredIndexesPresent(), []);
 });
 
 test('every prototype row is intact', async () => {
@@ -186,6 +219,37 @@ async function bobsChat(t: Awaited<ReturnType<typeof startTestApp>>): Promise<{ 
   return { page: thread, api: api.body, apiHtml: turns.map((turn) => turn.response?.html ?? '') };
 }
 
+test('before the catch-up, the page and GET /api/chats/:id never emit the prototype HTML: they render the markdown', async () => {
+  const t = await startTestApp({}, database);
+  try {
+    const { page, apiHtml } = await bobsChat(t);
+    assertNoHostileMarkup(page, 'page');
+    for (const html of apiHtml) assertNoHostileMarkup(html, 'api');
+    assert.match(page, /&lt;script&gt;alert/);
+  } finally {
+    await t.close();
+  }
+});
+
+test('an app that listens re-renders them in the background, and reports how far it is', async () => {
+  const t = await startTestApp({}, database);
+  try {
+    await t.app.listen({ port: 0, host: '127.0.0.1' });
+    for (const deadline = Date.now() + 20_000; (await notOurs()) !== 0; ) {
+      assert.ok(Date.now() < deadline, 'the catch-up did not finish within 20 s');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.equal(await catchUpPercent(database.db, CATCH_UP_ADOPTED_ANSWERS), null, 'nothing left');
+    const counts = await sql<{ ntotal: number; ndone: number }>`SELECT ntotal, ndone FROM chatbot_schema.catch_up WHERE txjob = 'adopted-answers'`.execute(
+      database.db,
+    );
+    assert.deepEqual(counts.rows, [{ ntotal: 6, ndone: 6 }]);
+    assert.deepEqual(await deferredIndexesPresent(), DEFERRED_INDEXES.map((ix) => ix.name).sort(), 'built first');
+  } finally {
+    await t.close();
+  }
+});
+
 test('adopted HTML is re-rendered from its markdown by our renderer and marked as ours', async () => {
   const rows = await database.db
     .selectFrom('chatbot_schema.response')
@@ -212,18 +276,6 @@ test('adopted HTML is re-rendered from its markdown by our renderer and marked a
   assert.equal(byMessage.get(6), '<p>Only <em>HTML</em> was kept</p>');
 });
 
-test('the page and GET /api/chats/:id never emit the prototype HTML', async () => {
-  const t = await startTestApp({}, database);
-  try {
-    const { page, apiHtml } = await bobsChat(t);
-    assertNoHostileMarkup(page, 'page');
-    for (const html of apiHtml) assertNoHostileMarkup(html, 'api');
-    assert.match(page, /&lt;script&gt;alert/);
-  } finally {
-    await t.close();
-  }
-});
-
 test('a row not re-rendered yet is never emitted as trusted HTML: the page and the API render its markdown', async () => {
   // As if the server had stopped after the migration, before the re-rendering step reached these rows.
   await sql`UPDATE chatbot_schema.response SET is_html_ours = FALSE, txcontent = ${prototypeHtml.get(4) ?? ''} WHERE idchat = 1`.execute(database.db);
@@ -239,27 +291,24 @@ test('a row not re-rendered yet is never emitted as trusted HTML: the page and t
   }
 });
 
-test('the re-rendering resumes where it stopped, and a second run finds nothing to do', async () => {
-  const notOurs = async () =>
-    (await sql<{ n: number }>`SELECT count(*)::int AS n FROM chatbot_schema.response WHERE NOT is_html_ours`.execute(database.db)).rows[0]?.n;
+test('the re-rendering resumes where it stopped, says how far it is, and a second run finds nothing to do', async () => {
   const pending = await notOurs(); // the rows of chat 1, from the test above
   assert.equal(pending, 5);
   // Interrupted after one batch of two rows: those two are done and marked, the others wait.
-  assert.equal(await rerenderAdoptedAnswers(database.db, { batchSize: 2, maxBatches: 1 }), 2);
+  assert.equal(await rerender(database.db, { batchSize: 2, maxBatches: 1 }), 2);
   assert.equal(await notOurs(), 3);
+  // Counted from where this job began: 6 done before, 5 more to do, 2 of them done.
+  assert.equal(await catchUpPercent(database.db, CATCH_UP_ADOPTED_ANSWERS), Math.floor((100 * 8) / 11));
   // The next start picks up the rest, in batches.
-  assert.equal(await rerenderAdoptedAnswers(database.db, { batchSize: 2 }), 3);
+  assert.equal(await rerender(database.db, { batchSize: 2 }), 3);
   assert.equal(await notOurs(), 0);
-  assert.equal(await rerenderAdoptedAnswers(database.db), 0);
+  assert.equal(await catchUpPercent(database.db, CATCH_UP_ADOPTED_ANSWERS), null);
+  assert.equal(await rerender(database.db), 0);
   const rows = await database.db.selectFrom('chatbot_schema.response').select(['txmarkdown', 'txcontent']).where('idchat', '=', 1).execute();
   for (const r of rows) {
     assertNoHostileMarkup(r.txcontent ?? '', 'after resuming');
     if (r.txmarkdown !== null) assert.equal(r.txcontent, renderMarkdown(r.txmarkdown));
   }
-  // migrateToLatest runs the step too (it is how the server, `npm run migrate` and the tests start).
-  await sql`UPDATE chatbot_schema.response SET is_html_ours = FALSE WHERE idmessage = 4`.execute(database.db);
-  assert.deepEqual(await migrateToLatest(database.db), []);
-  assert.equal(await notOurs(), 0);
 });
 
 test('an answer Parley begins after adoption is marked as ours', async () => {
@@ -282,25 +331,58 @@ test('an answer Parley begins after adoption is marked as ours', async () => {
   }
 });
 
-test('two processes re-rendering at once share the rows and do each once (bites only on PostgreSQL)', async () => {
+test('two processes re-rendering at once share the rows and render each once (PostgreSQL)', async (t) => {
+  // PGlite: one process per data directory, and its job renders outside a transaction (src/chat/adopted-answers.ts).
+  if (database.kind !== 'postgres') return t.skip('one process per embedded database');
+  // More rows than the fixture's, so that the two walks overlap for many batches.
+  await sql`
+    INSERT INTO chatbot_schema.response (idchat, idmessage, idllm, txmarkdown, txcontent, is_html_ours)
+    SELECT idchat, idmessage, idllm, txmarkdown || ' ' || g, txcontent, FALSE FROM chatbot_schema.response CROSS JOIN generate_series(1, 20) g`.execute(
+    database.db,
+  );
   await sql`UPDATE chatbot_schema.response SET is_html_ours = FALSE`.execute(database.db);
   const total = (await sql<{ n: number }>`SELECT count(*)::int AS n FROM chatbot_schema.response`.execute(database.db)).rows[0]?.n ?? 0;
-  let other: OpenedDatabase | undefined;
-  if (database.kind === 'postgres') {
-    const { rows } = await sql<{ name: string }>`SELECT current_database() AS name`.execute(database.db);
-    const url = new URL(process.env.TEST_DATABASE_URL ?? '');
-    url.pathname = `/${rows[0]?.name}`;
-    other = await openDatabase({ databaseUrl: url.toString() });
-  }
+  const { rows } = await sql<{ name: string }>`SELECT current_database() AS name`.execute(database.db);
+  const url = new URL(process.env.TEST_DATABASE_URL ?? '');
+  url.pathname = `/${rows[0]?.name}`;
+  const other = await openDatabase({ databaseUrl: url.toString() });
+  const renders = new Map<number, number>();
+  const render = (markdown: string | null, html: string | null, id: number) => {
+    renders.set(id, (renders.get(id) ?? 0) + 1);
+    return renderAdoptedAnswer(markdown, html);
+  };
   try {
-    const counts = await Promise.all([
-      rerenderAdoptedAnswers(database.db, { batchSize: 1 }),
-      rerenderAdoptedAnswers(other?.db ?? database.db, { batchSize: 1 }),
-    ]);
+    const counts = await Promise.all([rerender(database.db, { batchSize: 5, render }), rerender(other.db, { batchSize: 5, render })]);
     assert.equal(counts[0] + counts[1], total);
-    const left = await sql<{ n: number }>`SELECT count(*)::int AS n FROM chatbot_schema.response WHERE NOT is_html_ours`.execute(database.db);
-    assert.equal(left.rows[0]?.n, 0);
+    assert.equal(renders.size, total);
+    assert.deepEqual(
+      [...renders].filter(([, n]) => n !== 1),
+      [],
+      'rows rendered more than once',
+    );
+    assert.equal(await notOurs(), 0);
+    assert.equal(await catchUpPercent(database.db, CATCH_UP_ADOPTED_ANSWERS), null, 'the progress ends at done');
   } finally {
-    await other?.close();
+    await other.close();
   }
+});
+
+test('npm run migrate says what the server will catch up; with --catch-up it does it', async () => {
+  await sql`UPDATE chatbot_schema.response SET is_html_ours = FALSE WHERE idchat = 1`.execute(database.db);
+  const lines: string[] = [];
+  const out = { info: (line: string) => void lines.push(line) };
+  await migrateCommand(database.db, out);
+  assert.ok(
+    lines.some((l) => /^To catch up: re-rendering adopted answers \(\d+ % done\)\. The server does this in the background after it starts/.test(l)),
+    lines.join('\n'),
+  );
+  assert.ok(((await notOurs()) ?? 0) > 0, 'only said, not done');
+  lines.length = 0;
+  await migrateCommand(database.db, out, { catchUp: true });
+  assert.equal(await notOurs(), 0);
+  assert.ok(
+    lines.some((l) => /re-rendering adopted answers finished in \d+ s/.test(l)),
+    lines.join('\n'),
+  );
+  assert.ok(!lines.some((l) => /To catch up|Still to do/.test(l)), lines.join('\n'));
 });

@@ -35,6 +35,8 @@ export const AUDIT_ACTIONS = [
   'sign-out-everywhere',
   'revoke-session',
   'reset-2fa',
+  'remove-passkeys',
+  'passkey-counter-regressed',
   'create-reset-link',
   'create-user',
   'create-model',
@@ -43,6 +45,14 @@ export const AUDIT_ACTIONS = [
   'disable-model',
   'delete-model',
   'default-model',
+  'model-access',
+  'create-group',
+  'update-group',
+  'delete-group',
+  'add-to-group',
+  'remove-from-group',
+  'group-limits',
+  'user-limits',
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 

@@ -53,7 +53,10 @@ describe('audit sentences', () => {
     assert.equal(say('promote'), 'Ann Admin changed the role of Bob Builder from User to Admin.');
     assert.equal(say('demote'), 'Ann Admin changed the role of Bob Builder from Admin to User.');
     assert.equal(say('create-reset-link', { validMinutes: 60 }), 'Ann Admin created a password reset link for Bob Builder (valid 60 minutes).');
-    assert.equal(say('reset-2fa'), 'Ann Admin reset two-factor authentication of Bob Builder and signed them out.');
+    assert.equal(
+      say('reset-2fa'),
+      'Ann Admin reset two-factor authentication of Bob Builder (authenticator, recovery codes and passkeys) and signed them out.',
+    );
     assert.equal(say('create-user', { role: 'admin', signIn: 'google' }), 'Ann Admin created the account Bob Builder as Admin, signing in with Google only.');
     assert.equal(say('sign-out-everywhere', { bulk: 3 }), 'Ann Admin signed Bob Builder out everywhere (one of 3 accounts in one bulk action).');
     const noTarget = { targetId: null, target: null, targetNow: null };

@@ -64,6 +64,8 @@ function modelSettings(d: Details, key: Record<string, string>): string {
   return clauses.length === 0 ? '' : ` (${clauses.join(', ')})`;
 }
 
+const groupName = (d: Details): string => (d.text('group') ? `the group “${d.text('group')}”` : 'a group');
+
 const ROLE_NAMES: Record<string, string> = { admin: 'Admin', user: 'User' };
 const SIGN_IN: Record<string, string> = { password: 'signing in with a password', google: 'signing in with Google only' };
 
@@ -75,7 +77,23 @@ export const SENTENCES: Record<AuditAction, Sentence> = {
   reactivate: (a, t) => [a, ' reactivated ', t, '.'],
   'sign-out-everywhere': (a, t) => [a, ' signed ', t, ' out everywhere.'],
   'revoke-session': (a, t) => [a, ' ended one session of ', t, '.'],
-  'reset-2fa': (a, t) => [a, ' reset two-factor authentication of ', t, ' and signed them out.'],
+  'reset-2fa': (a, t) => [a, ' reset two-factor authentication of ', t, ' (authenticator, recovery codes and passkeys) and signed them out.'],
+  'remove-passkeys': (a, t, d) => [
+    a,
+    ' removed ',
+    d.count('count') === undefined ? 'the passkeys' : d.count('count') === 1 ? 'the one passkey' : `all ${d.count('count')} passkeys`,
+    ' of ',
+    t,
+    ' and signed them out.',
+  ],
+  // Written by the sign-in itself (the account is actor and target): a valid signature whose counter did not go up.
+  'passkey-counter-regressed': (_a, t, d) => [
+    'A passkey sign-in of ',
+    t,
+    ` was refused${d.text('name') ? ` (passkey “${d.text('name')}”)` : ''}: its signature counter went backwards${
+      d.count('counter') !== undefined && d.count('stored') !== undefined ? ` (${d.count('counter')} after ${d.count('stored')})` : ''
+    }, which can mean the authenticator was cloned.`,
+  ],
   'create-reset-link': (a, t, d) => [
     a,
     ' created a password reset link for ',
@@ -100,6 +118,22 @@ export const SENTENCES: Record<AuditAction, Sentence> = {
       : [a, ` disabled ${modelName(d)}.`],
   'delete-model': (a, _t, d) => [a, ` deleted ${modelName(d)}.`],
   'default-model': (a, _t, d) => [a, ` made ${modelName(d)} the default for new chats.`],
+  'model-access': (a, _t, d) => [
+    a,
+    d.text('groups') === undefined ? ` made ${modelName(d)} available to everyone.` : ` made ${modelName(d)} available to the groups ${d.text('groups')} only.`,
+  ],
+  'create-group': (a, _t, d) => [a, ` created ${groupName(d)}${d.flag('managed') ? ', managed by sign-in' : ''}.`],
+  'update-group': (a, _t, d) => [
+    a,
+    ` changed ${d.text('was') ? `the group “${d.text('was')}”` : 'a group'}${d.text('name') ? ` to “${d.text('name')}”` : ''}${
+      d.flag('managed') === undefined ? '' : d.flag('managed') ? ', managed by sign-in' : ', managed here'
+    }.`,
+  ],
+  'delete-group': (a, _t, d) => [a, ` deleted ${groupName(d)}${d.count('members') === undefined ? '' : ` (${d.count('members')} members)`}.`],
+  'add-to-group': (a, t, d) => [a, ' added ', t, ` to ${groupName(d)}.`],
+  'remove-from-group': (a, t, d) => [a, ' removed ', t, ` from ${groupName(d)}.`],
+  'group-limits': (a, _t, d) => [a, ` set the limits of ${groupName(d)}: ${d.text('limits') ?? 'changed'}.`],
+  'user-limits': (a, t, d) => [a, ' set the limits of ', t, `: ${d.text('limits') ?? 'changed'}.`],
 };
 
 const isKnown = (action: string): action is AuditAction => Object.hasOwn(SENTENCES, action);

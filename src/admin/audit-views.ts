@@ -11,6 +11,8 @@ export const ACTION_LABELS: Record<AuditAction, string> = {
   'sign-out-everywhere': 'Signed out everywhere',
   'revoke-session': 'Ended a session',
   'reset-2fa': 'Reset 2FA',
+  'remove-passkeys': 'Passkeys removed',
+  'passkey-counter-regressed': 'Passkey refused (possible clone)',
   'create-reset-link': 'Password reset link',
   'create-user': 'Account created',
   'create-model': 'Model added',
@@ -19,6 +21,14 @@ export const ACTION_LABELS: Record<AuditAction, string> = {
   'disable-model': 'Model disabled',
   'delete-model': 'Model deleted',
   'default-model': 'Default model set',
+  'model-access': 'Model access changed',
+  'create-group': 'Group created',
+  'update-group': 'Group changed',
+  'delete-group': 'Group deleted',
+  'add-to-group': 'Added to a group',
+  'remove-from-group': 'Removed from a group',
+  'group-limits': 'Group limits set',
+  'user-limits': 'User limits set',
 };
 
 /** The filter form as typed: the text of each name field (or the e-mail of the account an old id link meant). */

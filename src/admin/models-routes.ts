@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { requireAdmin } from '../auth/guards.ts';
 import type { Config } from '../config.ts';
 import type { Db } from '../db/database.ts';
+import { getModelAccess, listGroups, setModelAccess } from '../groups/group-queries.ts';
 import { bidiProblem } from '../http/display-name.ts';
 import { NotFoundError } from '../http/errors.ts';
 import { formString, parseBody, pathId } from '../http/validation.ts';
@@ -23,8 +24,10 @@ import {
   updateModel,
 } from '../llm/llm-queries.ts';
 import { listModels, ModelError } from '../llm/model-client.ts';
+import { html } from '../views/html.ts';
 import { actorOf } from './action-replies.ts';
 import { writeAudit } from './audit-queries.ts';
+import { modelAccessCard } from './model-access-views.ts';
 import { editModelPage, type FieldErrors, type ModelFormValues, modelsPage } from './models-views.ts';
 
 /** "Test connection" waits this long: an admin is looking at a spinner, and a healthy server answers /models at once. */
@@ -54,6 +57,22 @@ const trimmed = (max: number, label: string, emptyMessage: string) =>
   formString(max, label)
     .transform((v) => v.trim())
     .pipe(z.string().min(1, emptyMessage));
+
+const accessSchema = z.object({
+  access: z.enum(['everyone', 'groups'], { error: 'Choose Everyone or the members of some groups.' }),
+  group_ids: z
+    .union([z.string(), z.array(z.string()).max(1000)], { error: 'The groups must be given as group ids.' })
+    .optional()
+    .transform((v) => (v === undefined ? [] : Array.isArray(v) ? v : [v]))
+    .pipe(
+      z.array(
+        z
+          .string()
+          .regex(/^[1-9]\d{0,9}$/, 'A group id is not valid.')
+          .transform(Number),
+      ),
+    ),
+});
 
 const checkbox = z
   .string()
@@ -124,8 +143,22 @@ export async function modelsAdminRoutes(app: FastifyInstance, opts: { db: Db; co
       typed ? `${MODEL_GONE} What you typed is in the form below: add it as a new model if you want it.` : MODEL_GONE,
     );
 
-  const showEdit = (req: FastifyRequest, reply: FastifyReply, model: ModelSummary, values: ModelFormValues, status = 200, errors?: FieldErrors) =>
-    reply.page({ title: `Edit ${model.name}`, body: editModelPage({ csrfToken: req.csrfToken(), model, values, errors }) }, status);
+  const showEdit = async (
+    req: FastifyRequest,
+    reply: FastifyReply,
+    model: ModelSummary,
+    values: ModelFormValues,
+    status = 200,
+    errors?: FieldErrors,
+    accessError?: string,
+  ) => {
+    const [access, groups] = await Promise.all([getModelAccess(db, model.id), listGroups(db)]);
+    const accessCard = modelAccessCard({ csrfToken: req.csrfToken(), modelId: model.id, ...access, groups, error: accessError });
+    return reply.page(
+      { title: `Edit ${model.name}`, body: html`${editModelPage({ csrfToken: req.csrfToken(), model, values, errors })}${accessCard}` },
+      status,
+    );
+  };
 
   const findOr404 = async (id: number) => {
     const model = await findModelSummary(db, id);
@@ -189,6 +222,28 @@ export async function modelsAdminRoutes(app: FastifyInstance, opts: { db: Db; co
       reply.flash('warning', 'The stored API key was removed because the server changed. If the new server needs a key, edit the model and enter it.');
     }
     return back(reply);
+  });
+
+  app.post('/admin/models/:id/access', async (req, reply) => {
+    const admin = requireAdmin(req);
+    const model = await findModelSummary(db, parseId(req));
+    if (!model) return showGone(req, reply);
+    const editValues = { name: model.name, baseUrl: model.baseUrl ?? '', model: model.model ?? '', enabled: model.enabled };
+    const form = parseBody(accessSchema, req.body);
+    if (!form.ok) return showEdit(req, reply, model, editValues, 400, undefined, Object.values(form.errors)[0]);
+    const restricted = form.data.access === 'groups';
+    const groups = (await listGroups(db)).filter((g) => form.data.group_ids.includes(g.id));
+    if (restricted && groups.length === 0) return showEdit(req, reply, model, editValues, 400, undefined, 'Tick at least one group, or choose Everyone.');
+    await db.transaction().execute(async (trx) => {
+      await setModelAccess(trx, model.id, { restricted, groupIds: groups.map((g) => g.id) });
+      const details = { id: model.id, name: model.name, ...(restricted ? { groups: groups.map((g) => `“${g.name}”`).join(', ') } : {}) };
+      await writeAudit(trx, actorOf(req, admin), 'model-access', null, details);
+    });
+    reply.flash(
+      'success',
+      restricted ? `“${model.name}” is for the members of ${groups.map((g) => `“${g.name}”`).join(', ')} only.` : `“${model.name}” is for everyone.`,
+    );
+    return reply.redirect(`/admin/models/${model.id}/edit#access`, 303);
   });
 
   app.post('/admin/models/:id/enable', async (req, reply) => {

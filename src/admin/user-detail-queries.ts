@@ -16,6 +16,8 @@ export interface UserDetail {
   isAdmin: boolean;
   roles: string[];
   is2faEnabled: boolean;
+  /** How many passkeys the account has (a second factor, like TOTP). */
+  passkeys: number;
   hasPassword: boolean;
   googleIdentities: { email: string | null; created: Date; lastUsed: Date | null }[];
   created: Date;
@@ -48,6 +50,7 @@ export async function findUserDetail(db: Db, id: number): Promise<UserDetail | u
         UserDetail['googleIdentities']
       >`COALESCE((SELECT json_agg(json_build_object('email', i.txemail, 'created', i.dtcreated, 'lastUsed', i.dtlast_used) ORDER BY i.dtcreated)
         FROM chatbot_schema.oauth_identity i WHERE i.idappuser = u.idappuser), '[]'::json)`.as('googleIdentities'),
+      sql<number>`(SELECT count(*)::int FROM chatbot_schema.passkey p WHERE p.idappuser = u.idappuser)`.as('passkeys'),
     ])
     .where('u.idappuser', '=', id)
     .executeTakeFirst();

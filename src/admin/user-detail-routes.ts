@@ -1,20 +1,26 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { requireAdmin } from '../auth/guards.ts';
+import { removeAllPasskeys } from '../auth/passkey-queries.ts';
 import { hashPassword, PASSWORD_MAX_CHARS, passwordProblem } from '../auth/passwords.ts';
-import type { SessionUser } from '../auth/sessions.ts';
+import { invalidateUserSessions, type SessionUser } from '../auth/sessions.ts';
 import { resetTwoFactor } from '../auth/totp-queries.ts';
 import type { Config } from '../config.ts';
 import type { Db } from '../db/database.ts';
+import { getUserLimits, listUserGroups, setUserLimits } from '../groups/group-queries.ts';
+import { usageStatus } from '../groups/usage-limits.ts';
 import { displayNameField } from '../http/display-name.ts';
 import { NotFoundError } from '../http/errors.ts';
 import { formString, parseBody, pathId } from '../http/validation.ts';
 import { createUser, EmailTakenError, grantAdmin } from '../users/user-queries.ts';
+import { html } from '../views/html.ts';
 import { actorOf, flashOutcome } from './action-replies.ts';
 import { listAudit, writeAudit } from './audit-queries.ts';
+import { limitsSchema, limitsSummary } from './limits-form.ts';
 import { applyUserAction } from './user-actions.ts';
 import { createResetLink, findUserDetail, listUserSessions, RESET_LINK_TTL_MS, revokeSession, usageLast30Days } from './user-detail-queries.ts';
 import { type DetailRefusal, type NewUserValues, newUserPage, resetLinkPage, userDetailPage } from './user-detail-views.ts';
+import { type UserLimitsView, userLimitsSection } from './user-limits-views.ts';
 
 const newUserSchema = z.object({
   username: displayNameField('Username', 'Enter a username.'),
@@ -42,21 +48,21 @@ export async function renderUserPage(
   admin: SessionUser,
   id: number,
   refusal?: DetailRefusal & { status: number },
+  limitsRefusal?: UserLimitsView['refusal'],
 ): Promise<FastifyReply> {
   const user = await findUserDetail(db, id);
   if (!user) throw new NotFoundError('This user does not exist.');
-  const [sessions, usage, audit] = await Promise.all([
+  const [sessions, usage, audit, groups, own, status] = await Promise.all([
     listUserSessions(db, user.id),
     usageLast30Days(db, user.id),
     listAudit(db, { targetId: user.id, page: 1 }, 20),
+    listUserGroups(db, user.id),
+    getUserLimits(db, user.id),
+    usageStatus(db, user.id),
   ]);
-  return reply.page(
-    {
-      title: user.username,
-      body: userDetailPage({ csrfToken: req.csrfToken(), user, selfId: admin.userId, sessions, usage, audit: audit.rows, canReset2fa: true, refusal }),
-    },
-    refusal?.status,
-  );
+  const page = userDetailPage({ csrfToken: req.csrfToken(), user, selfId: admin.userId, sessions, usage, audit: audit.rows, canReset2fa: true, refusal });
+  const limits = userLimitsSection({ csrfToken: req.csrfToken(), userId: user.id, groups, own, status, refusal: limitsRefusal });
+  return reply.page({ title: user.username, body: html`${page}${limits}` }, limitsRefusal ? 400 : refusal?.status);
 }
 
 export async function userDetailRoutes(app: FastifyInstance, opts: { db: Db; config: Config }): Promise<void> {
@@ -68,6 +74,24 @@ export async function userDetailRoutes(app: FastifyInstance, opts: { db: Db; con
     return user;
   };
   const userId = (params: unknown) => pathId(params, 'id', 'This user does not exist.');
+
+  app.post('/admin/users/:id/limits', async (req, reply) => {
+    const admin = requireAdmin(req);
+    const user = await findOr404(userId(req.params));
+    const form = parseBody(limitsSchema, req.body);
+    if (!form.ok) {
+      const values = Object.fromEntries(
+        Object.entries((req.body ?? {}) as Record<string, unknown>).filter((e): e is [string, string] => typeof e[1] === 'string'),
+      );
+      return renderUserPage(db, req, reply, admin, user.id, undefined, { errors: form.errors, values });
+    }
+    await db.transaction().execute(async (trx) => {
+      await setUserLimits(trx, user.id, form.data);
+      await writeAudit(trx, actorOf(req, admin), 'user-limits', [{ id: user.id, username: user.username }], { limits: limitsSummary(form.data) });
+    });
+    reply.flash('success', `Own limits of “${user.username}” saved: ${limitsSummary(form.data)}.`);
+    return reply.redirect(`/admin/users/${user.id}#groups`, 303);
+  });
 
   app.get('/admin/users/new', async (req, reply) => {
     requireAdmin(req);
@@ -134,6 +158,20 @@ export async function userDetailRoutes(app: FastifyInstance, opts: { db: Db; con
     await resetTwoFactor(db, user.id);
     await writeAudit(db, actorOf(req, admin), 'reset-2fa', [{ id: user.id, username: user.username }], {});
     reply.flash('success', `Two-factor authentication of “${user.username.slice(0, 60)}” reset: they are signed out and can enrol again.`);
+    return reply.redirect(`/admin/users/${user.id}`, 303);
+  });
+
+  // For a lost or stolen passkey: every passkey of the account goes, and every session (one may have been opened with it).
+  app.post('/admin/users/:id/remove-passkeys', async (req, reply) => {
+    const admin = requireAdmin(req);
+    const user = await findOr404(userId(req.params));
+    const removed = await db.transaction().execute(async (trx) => {
+      const count = await removeAllPasskeys(trx, user.id);
+      await invalidateUserSessions(trx, user.id);
+      await writeAudit(trx, actorOf(req, admin), 'remove-passkeys', [{ id: user.id, username: user.username }], { count });
+      return count;
+    });
+    reply.flash('success', `${removed === 1 ? 'One passkey' : `${removed} passkeys`} of “${user.username.slice(0, 60)}” removed: they are signed out.`);
     return reply.redirect(`/admin/users/${user.id}`, 303);
   });
 

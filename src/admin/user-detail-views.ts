@@ -90,6 +90,7 @@ export function userDetailPage(v: UserDetailView): SafeHtml {
       <dt class="col-4">Roles</dt><dd class="col-8">${u.roles.join(', ')}</dd>
       <dt class="col-4">Sign-in</dt><dd class="col-8">${signInMethods(u)}</dd>
       <dt class="col-4">2FA</dt><dd class="col-8">${u.is2faEnabled ? 'on' : 'off'}</dd>
+      <dt class="col-4">Passkeys</dt><dd class="col-8" data-testid="passkey-count">${u.passkeys}</dd>
       <dt class="col-4">Created</dt><dd class="col-8">${when(u.created)}</dd>
       <dt class="col-4">Last sign-in</dt><dd class="col-8">${when(u.lastSignIn)}</dd>
       <dt class="col-4">Prompts sent</dt><dd class="col-8">${u.prompts}</dd>
@@ -108,13 +109,21 @@ export function userDetailPage(v: UserDetailView): SafeHtml {
     })}
     ${
       v.canReset2fa
-        ? u.is2faEnabled
+        ? u.is2faEnabled || u.passkeys > 0
           ? postButton(v.csrfToken, `${base}/reset-2fa`, 'Reset 2FA', 'btn-outline-danger', back, {
-              message: `Reset two-factor authentication of ${who(u)}? Their authenticator and recovery codes stop working and they are signed out everywhere.`,
+              message: `Reset two-factor authentication of ${who(u)}? Their authenticator, recovery codes and passkeys stop working and they are signed out everywhere.`,
               button: 'Reset 2FA',
             })
           : ''
         : html`<button class="btn btn-sm btn-outline-secondary" type="button" disabled>Reset 2FA</button><span class="small text-body-secondary">available when two-factor authentication lands</span>`
+    }
+    ${
+      u.passkeys > 0
+        ? postButton(v.csrfToken, `${base}/remove-passkeys`, `Remove passkeys (${u.passkeys})`, 'btn-outline-danger', back, {
+            message: `Remove every passkey of ${who(u)}? They no longer sign in with them and are signed out everywhere.`,
+            button: 'Remove passkeys',
+          })
+        : ''
     }
     ${u.isActive ? postButton(v.csrfToken, `${base}/reset-link`, 'Create a password reset link', 'btn-outline-light', back) : ''}
     ${v.refusal?.at === 'actions' ? html`<div class="w-100">${controlError('actions-error', v.refusal.message)}</div>` : ''}

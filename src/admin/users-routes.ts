@@ -4,11 +4,13 @@ import { requireAdmin } from '../auth/guards.ts';
 import type { SessionUser } from '../auth/sessions.ts';
 import type { Config } from '../config.ts';
 import type { Db } from '../db/database.ts';
+import { findGroup, listManualGroups } from '../groups/group-queries.ts';
 import { BadRequestError } from '../http/errors.ts';
 import { type FormRefusal, formRefusal } from '../http/form-refusal.ts';
-import { DB_ID_MAX, formString, pathId } from '../http/validation.ts';
+import { formIdList, formString, pathId } from '../http/validation.ts';
 import { actorOf, flashOutcome } from './action-replies.ts';
 import { auditRoutes } from './audit-routes.ts';
+import { changeMembers } from './groups-routes.ts';
 import { passwordResetRoutes } from './password-reset-routes.ts';
 import { type ActionOutcome, applyUserAction } from './user-actions.ts';
 import { renderUserPage, userDetailRoutes } from './user-detail-routes.ts';
@@ -89,22 +91,19 @@ function tickedIds(body: unknown): number[] {
 
 const bulkSchema = z.object({
   action: z.enum(['deactivate', 'reactivate', 'sign-out-everywhere'], { error: 'Choose deactivate, reactivate or sign out everywhere.' }),
-  ids: z
-    .union([z.string(), z.array(z.string()).max(500, 'Select at most 500 users at once.')], { error: 'Select at least one user.' })
-    .transform((v) => (Array.isArray(v) ? v : [v]))
-    .pipe(
-      z
-        .array(
-          z
-            .string()
-            .regex(/^[1-9]\d{0,9}$/, 'A selected user id is not valid.')
-            .transform(Number)
-            .pipe(z.number().max(DB_ID_MAX)),
-        )
-        // A form with nobody ticked sends no `ids` at all; a JSON body can send `[]` (was an `IN ()` syntax error: 500).
-        .min(1, 'Select at least one user.'),
-    ),
+  ids: formIdList('user'),
   back: formString(600, 'back').optional(),
+});
+
+/** "Add to group" / "Remove from group": the bulk form's group actions (a group id must be chosen). */
+const groupBulkSchema = z.object({
+  action: z.enum(['add-to-group', 'remove-from-group']),
+  group: z
+    .string({ error: 'Choose the group.' })
+    .regex(/^[1-9]\d{0,9}$/, 'Choose the group.')
+    .transform(Number)
+    .optional(),
+  ids: formIdList('user'),
 });
 
 export async function usersAdminRoutes(app: FastifyInstance, opts: { db: Db; config: Config }): Promise<void> {
@@ -121,8 +120,8 @@ export async function usersAdminRoutes(app: FastifyInstance, opts: { db: Db; con
     query: UserListQuery,
     refused?: { refusal: ListRefusal; status: number },
   ) {
-    const { users, total, totalIsCapped } = await listUsers(db, query);
-    const body = usersPage({ csrfToken: req.csrfToken(), query, users, total, totalIsCapped, selfId: admin.userId, refusal: refused?.refusal });
+    const [{ users, total, totalIsCapped }, groups] = await Promise.all([listUsers(db, query), listManualGroups(db)]);
+    const body = usersPage({ csrfToken: req.csrfToken(), query, users, total, totalIsCapped, selfId: admin.userId, refusal: refused?.refusal, groups });
     return reply.page({ title: 'Users', body }, refused?.status);
   }
 
@@ -158,6 +157,23 @@ export async function usersAdminRoutes(app: FastifyInstance, opts: { db: Db; con
       const refusal: ListRefusal = { at: 'bulk', message, action: typeof chosen === 'string' ? chosen : '', ticked: tickedIds(req.body) };
       return renderList(req, reply, admin, backQuery(req.body), { refusal, status });
     };
+    const chosen = (req.body as Record<string, unknown> | undefined)?.action;
+    if (chosen === 'add-to-group' || chosen === 'remove-from-group') {
+      const groupAction = groupBulkSchema.safeParse(req.body ?? {});
+      if (!groupAction.success) return refuse({ status: 400, message: groupAction.error.issues[0]?.message ?? 'Choose the group and the users.' });
+      const { action, group: groupId, ids } = groupAction.data;
+      const group = groupId === undefined ? undefined : await findGroup(db, groupId);
+      if (!group) return refuse({ status: 400, message: 'Choose the group.' });
+      try {
+        const n = await changeMembers(db, actorOf(req, admin), group, ids, action === 'add-to-group');
+        reply.flash('success', `${n} ${n === 1 ? 'person' : 'people'} ${action === 'add-to-group' ? 'added to' : 'removed from'} “${group.name}”.`);
+      } catch (err) {
+        const refused = formRefusal(err);
+        if (!refused) throw err;
+        return refuse(refused);
+      }
+      return reply.redirect(backTo(req.body), 303);
+    }
     const parsed = bulkSchema.safeParse(req.body ?? {});
     if (!parsed.success) return refuse({ status: 400, message: parsed.error.issues[0]?.message ?? 'Choose an action and the users.' });
     const { action, ids } = parsed.data;

@@ -14,6 +14,8 @@ export interface UsersPageView {
   selfId: number;
   /** A refused action, shown again beside what was used: the bulk form (with what was ticked and chosen) or a row. */
   refusal?: ListRefusal;
+  /** The groups the bulk form can add people to or remove them from (not those managed by sign-in). */
+  groups?: Array<{ id: number; name: string }>;
 }
 
 export type ListRefusal = { message: string } & ({ at: 'bulk'; action: string; ticked: number[] } | { at: 'row'; userId: number });
@@ -163,7 +165,26 @@ function bulkForm(v: UsersPageView, back: string): SafeHtml {
   )}${option('reactivate', 'Reactivate', chosen === 'reactivate')}${option('sign-out-everywhere', 'Sign out everywhere', chosen === 'sign-out-everywhere', {
     message: 'Sign out {count} everywhere: {names}? Every browser of theirs is signed out at once.',
     button: 'Sign out everywhere',
-  })}</select>
+  })}${
+    v.groups && v.groups.length > 0
+      ? html`${option('add-to-group', 'Add to group', chosen === 'add-to-group')}${option(
+          'remove-from-group',
+          'Remove from group',
+          chosen === 'remove-from-group',
+          {
+            message: 'Remove {count} from the chosen group: {names}?',
+            button: 'Remove',
+          },
+        )}`
+      : ''
+  }</select>
+  ${
+    v.groups && v.groups.length > 0
+      ? html`<label class="visually-hidden" for="f-bulk-group">Group</label><select class="form-select form-select-sm w-auto" id="f-bulk-group" name="group"><option value="">(group)</option>${v.groups.map(
+          (g) => html`<option value="${g.id}">${g.name}</option>`,
+        )}</select>`
+      : ''
+  }
   <button class="btn btn-sm btn-outline-warning" type="submit">Apply</button>
   ${refusal ? html`<div class="w-100">${controlError('bulk-error', refusal.message)}</div>` : ''}
 </form>`;

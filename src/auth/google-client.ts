@@ -13,6 +13,8 @@ export interface VerifiedIdentity {
   name: string | null;
   /** Google Workspace domain, from the provider (never from the request). */
   hostedDomain: string | null;
+  /** The values of the ID token's OIDC_GROUPS_CLAIM (none when the token lacks it); null when that setting is unset. */
+  groups: string[] | null;
 }
 
 export interface AuthorizationStart {
@@ -59,7 +61,9 @@ export class GoogleClient {
   #discovered: Promise<oidc.Configuration> | undefined;
   #failedAt = 0;
 
+  readonly #groupsClaim: string | null;
   constructor(config: Config) {
+    this.#groupsClaim = config.OIDC_GROUPS_CLAIM;
     this.#config = config;
     this.#name = config.OIDC_NAME;
     this.redirectUri = new URL('/login/google/authorized', config.PUBLIC_URL).toString();
@@ -152,6 +156,7 @@ export class GoogleClient {
       emailVerified: address.email_verified === true,
       name: storableClaim(name, 1000) ? name : null,
       hostedDomain: storableClaim(hd, 253) ? hd.toLowerCase() : null,
+      groups: this.#groupsClaim === null ? null : groupsFromClaim(claims[this.#groupsClaim]),
     };
   }
 
@@ -201,6 +206,18 @@ const clockMessage = (name: string) => `${name}'s answer has expired or is not v
 const EMAIL = z.email();
 
 /** A claim PostgreSQL stores as sent: text, at most `max` code points, without NUL or lone surrogates. */
+/** At most this many group values are read from a token (Entra ID sends at most 200 before it switches to an overage link). */
+const MAX_GROUP_VALUES = 500;
+
+/**
+ * A groups claim's values: an array of strings (Keycloak, Authentik, Entra ID) or one string. Keycloak's "full group
+ * path" form (`/staff`) also names the group `staff`. Anything else (numbers, objects, unstorable text) is skipped.
+ */
+export function groupsFromClaim(value: unknown): string[] {
+  const values = Array.isArray(value) ? value.slice(0, MAX_GROUP_VALUES) : value === undefined ? [] : [value];
+  return values.filter((v): v is string => storableClaim(v, 255)).flatMap((v) => (v.startsWith('/') && v.length > 1 ? [v, v.slice(1)] : [v]));
+}
+
 function storableClaim(value: unknown, max: number): value is string {
   return typeof value === 'string' && value.length > 0 && [...value].length <= max && isStorableText(value);
 }

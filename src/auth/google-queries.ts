@@ -18,11 +18,18 @@ export interface LinkedIdentity extends IdentityKey {
 export async function findUserByIdentity(
   db: Db,
   key: IdentityKey,
-): Promise<{ id: number; email: string; isActive: boolean; is2faEnabled: boolean; identityEmail: string | null } | undefined> {
+): Promise<{ id: number; email: string; isActive: boolean; is2faEnabled: boolean; hasPasskey: boolean; identityEmail: string | null } | undefined> {
   return db
     .selectFrom('chatbot_schema.oauth_identity as i')
     .innerJoin('chatbot_schema.app_user as u', 'u.idappuser', 'i.idappuser')
-    .select(['u.idappuser as id', 'u.txemail as email', 'u.is_active as isActive', 'u.is_2fa_enabled as is2faEnabled', 'i.txemail as identityEmail'])
+    .select([
+      'u.idappuser as id',
+      'u.txemail as email',
+      'u.is_active as isActive',
+      'u.is_2fa_enabled as is2faEnabled',
+      sql<boolean>`exists (select 1 from chatbot_schema.passkey p where p.idappuser = u.idappuser)`.as('hasPasskey'),
+      'i.txemail as identityEmail',
+    ])
     .where('i.txissuer', '=', key.issuer)
     .where('i.txsubject', '=', key.subject)
     .executeTakeFirst();

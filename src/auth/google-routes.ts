@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { Config } from '../config.ts';
 import type { Db } from '../db/database.ts';
+import { syncManagedGroups } from '../groups/group-queries.ts';
 import { displayNameFromClaim } from '../http/display-name.ts';
 import { NotFoundError } from '../http/errors.ts';
 import { parseBody } from '../http/validation.ts';
@@ -115,6 +116,7 @@ export async function googleRoutes(app: FastifyInstance, opts: { db: Db; config:
     const known = await findUserByIdentity(db, key);
     if (known) {
       await touchIdentity(db, key, identity.email);
+      await followGroupsClaim(req, known.id, identity);
       // The address changed at Google: follow it, unless another account has it (then the account keeps its own).
       if (identity.email && identity.emailVerified && normalizeEmail(identity.email) !== normalizeEmail(known.email)) {
         await changeEmailIfFree(db, known.id, identity.email);
@@ -148,8 +150,16 @@ export async function googleRoutes(app: FastifyInstance, opts: { db: Db; config:
       if (!(err instanceof EmailTakenError || err instanceof IdentityTakenError)) throw err;
       return signInWithIdentity(req, reply, identity, next);
     }
+    await followGroupsClaim(req, created.id, identity);
     reply.flash('success', created.isAdmin ? 'Welcome! As the first account, you are the administrator of this server.' : 'Welcome! Your account is ready.');
-    return completeSignIn(req, reply, { id: created.id, isActive: true, is2faEnabled: false }, { method: 'google', next });
+    return completeSignIn(req, reply, { id: created.id, isActive: true, is2faEnabled: false, hasPasskey: false }, { method: 'google', next });
+  }
+
+  /** Membership of the groups managed by sign-in follows the groups claim, at every sign-in (docs/decisions/016). */
+  async function followGroupsClaim(req: FastifyRequest, userId: number, identity: VerifiedIdentity): Promise<void> {
+    if (identity.groups === null) return;
+    const { added, removed } = await syncManagedGroups(db, userId, identity.groups);
+    if (added.length > 0 || removed.length > 0) req.log.info({ userId, added, removed }, 'managed groups followed the sign-in');
   }
 
   async function offerLink(req: FastifyRequest, reply: FastifyReply, identity: VerifiedIdentity, userId: number, next: string | undefined) {
@@ -158,6 +168,7 @@ export async function googleRoutes(app: FastifyInstance, opts: { db: Db; config:
     if (!user.passwordHash) {
       if (await claimUnusedAccount(db, user.id, { issuer: identity.issuer, subject: identity.subject }, user.email)) {
         req.log.info({ userId: user.id }, 'google identity linked to an account an administrator created');
+        await followGroupsClaim(req, user.id, identity);
         return completeSignIn(req, reply, user, { method: 'google', next });
       }
       return refuse(req, reply, 'link_no_password', 'An account with this e-mail exists and is linked to another sign-in. Ask an administrator.', next);
@@ -210,10 +221,11 @@ export async function googleRoutes(app: FastifyInstance, opts: { db: Db; config:
     }
     await clearFailures(db, accountKey);
     await releaseAttempt(db, ipKey, IP_PASSWORD_RULE);
-    if (!user.is2faEnabled) state.clearLink(reply);
+    const hasSecondFactor = user.is2faEnabled || user.hasPasskey;
+    if (!hasSecondFactor) state.clearLink(reply);
     if (!user.isActive) return refuse(req, reply, 'account_deactivated', DEACTIVATED, next);
-    if (user.is2faEnabled) {
-      // Linking must pass the second factor too, or every later Google sign-in would skip it (TOTP_FOR_OAUTH=false):
+    if (hasSecondFactor) {
+      // Linking must pass the second factor (code or passkey) too, or every later Google sign-in would skip it (TOTP_FOR_OAUTH=false):
       // the password starts a sign-in that needs the code, and the identity is added after it, at LINK_COMPLETE_PATH.
       state.saveLink(reply, { ...withoutExp(link.value), passwordProven: true });
       return completeSignIn(req, reply, user, { method: 'password', next: LINK_COMPLETE_PATH });

@@ -29,9 +29,10 @@ export const TWO_FACTOR_SETTINGS_PATH = '/settings/2fa';
 export function requireAdmin(req: FastifyRequest): SessionUser {
   const user = requireUser(req);
   if (!user.isAdmin) throw new ForbiddenError('This page is for administrators.');
-  // is2faEnabled is read with the session on every request, so turning 2FA off bites at once.
-  if (req.server.require2faForAdmins && !user.is2faEnabled) {
-    if (wantsJson(req)) throw new ForbiddenError(`Administrators must turn on two-factor authentication first: ${TWO_FACTOR_SETTINGS_PATH}`);
+  // is2faEnabled and hasPasskey are read with the session on every request, so removing the last factor bites at once.
+  // A passkey meets the rule as TOTP does (it is phishing-proof besides).
+  if (req.server.require2faForAdmins && !user.is2faEnabled && !user.hasPasskey) {
+    if (wantsJson(req)) throw new ForbiddenError(`Administrators must turn on two-factor authentication or add a passkey first: ${TWO_FACTOR_SETTINGS_PATH}`);
     throw new RedirectError(TWO_FACTOR_SETTINGS_PATH);
   }
   return user;

@@ -6,8 +6,10 @@ import { displayNameField } from '../http/display-name.ts';
 import { ForbiddenError } from '../http/errors.ts';
 import { formString, parseBody } from '../http/validation.ts';
 import { createUser, EmailTakenError, findUserByEmail, setPasswordHash } from '../users/user-queries.ts';
+import { assetUrl } from '../views/assets.ts';
 import { requireAnonymous, requireSession, SECOND_FACTOR_PATH } from './guards.ts';
 import { loginPage, registerPage, registrationClosedPage } from './local-views.ts';
+import { passkeyButton } from './passkey-views.ts';
 import { burnPasswordCheck, hashPassword, needsRehash, PASSWORD_MAX_CHARS, passwordProblem, verifyPassword } from './passwords.ts';
 import { completeSignIn, nextFromQuery } from './sign-in.ts';
 import {
@@ -50,22 +52,34 @@ export async function localAuthRoutes(app: FastifyInstance, opts: { db: Db; conf
   const googleEnabled = Boolean(config.OIDC_CLIENT_ID);
   const registrationOpen = config.LOCAL_LOGIN && config.REGISTRATION === 'open';
 
-  const showLogin = (req: FastifyRequest, reply: FastifyReply, status: number, extra: { email?: string; error?: string } = {}) =>
-    reply.page(
+  const showLogin = (req: FastifyRequest, reply: FastifyReply, status: number, extra: { email?: string; error?: string } = {}) => {
+    const next = nextFromQuery(req);
+    return reply.page(
       {
         title: 'Sign in',
+        scripts: [assetUrl('passkeys')],
         body: loginPage({
           csrfToken: req.csrfToken(),
           localLogin: config.LOCAL_LOGIN,
           registrationOpen,
           googleEnabled,
           providerName: config.OIDC_NAME,
-          next: nextFromQuery(req),
+          next,
+          passkey: passkeyButton({
+            csrfToken: req.csrfToken(),
+            relyingParty: config.relyingParty,
+            action: 'passkey-sign-in',
+            optionsUrl: '/login/passkey/options',
+            postUrl: next ? `/login/passkey?next=${encodeURIComponent(next)}` : '/login/passkey',
+            label: 'Sign in with a passkey',
+            autofill: config.LOCAL_LOGIN,
+          }),
           ...extra,
         }),
       },
       status,
     );
+  };
 
   app.get('/', async (req, reply) => reply.redirect(req.user ? '/chat' : req.session ? SECOND_FACTOR_PATH : '/login', 302));
 
@@ -155,6 +169,6 @@ export async function localAuthRoutes(app: FastifyInstance, opts: { db: Db; conf
       throw err;
     }
     reply.flash('success', created.isAdmin ? 'Welcome! As the first account, you are the administrator of this server.' : 'Welcome! Your account is ready.');
-    return completeSignIn(req, reply, { id: created.id, isActive: true, is2faEnabled: false }, { method: 'password' });
+    return completeSignIn(req, reply, { id: created.id, isActive: true, is2faEnabled: false, hasPasskey: false }, { method: 'password' });
   });
 }

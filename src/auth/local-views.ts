@@ -19,6 +19,8 @@ export interface LoginView {
   email?: string;
   error?: string;
   next?: string;
+  /** The passkey button (and autofill offer): rendered by passkey-views.ts, which knows the relying party. */
+  passkey?: SafeHtml;
 }
 
 /**
@@ -44,7 +46,16 @@ export function loginPage(v: LoginView): SafeHtml {
   const form = v.localLogin
     ? html`<form method="post" action="/login${v.next ? html`?next=${encodeURIComponent(v.next)}` : ''}" novalidate>
     ${csrfField(v.csrfToken)}
-    ${field({ name: 'email', label: 'E-mail', type: 'email', value: v.email, autocomplete: 'username', autofocus: !v.email, maxlength: 254 })}
+    ${field({
+      name: 'email',
+      label: 'E-mail',
+      type: 'email',
+      value: v.email,
+      // `webauthn`: the browser's autofill also offers this site's passkeys (conditional mediation, web/passkeys.ts).
+      autocomplete: v.passkey ? 'username webauthn' : 'username',
+      autofocus: !v.email,
+      maxlength: 254,
+    })}
     ${field({ name: 'password', label: 'Password', type: 'password', autocomplete: 'current-password', autofocus: Boolean(v.email), maxlength: PASSWORD_MAX_CHARS })}
     <button class="btn btn-primary w-100" type="submit">Sign in</button>
   </form>
@@ -53,7 +64,7 @@ export function loginPage(v: LoginView): SafeHtml {
     : html`${v.googleEnabled ? '' : html`<p class="mb-0">Password sign-in is turned off on this server and no other sign-in method is configured. Ask your administrator.</p>`}`;
   return card(
     'Sign in',
-    html`${formAlert(v.error)}${googleButton(v.googleEnabled, v.providerName, v.next)}${v.googleEnabled && v.localLogin ? html`<div class="text-center text-body-secondary small mb-3">or with your e-mail</div>` : ''}${form}`,
+    html`${formAlert(v.error)}${v.passkey ? html`<div class="mb-3">${v.passkey}</div>` : ''}${googleButton(v.googleEnabled, v.providerName, v.next)}${(v.googleEnabled || v.passkey) && v.localLogin ? html`<div class="text-center text-body-secondary small mb-3">or with your e-mail</div>` : ''}${form}`,
     TAGLINE,
   );
 }

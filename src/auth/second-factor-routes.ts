@@ -3,7 +3,9 @@ import { z } from 'zod';
 import type { Config } from '../config.ts';
 import type { Db } from '../db/database.ts';
 import { formString, parseBody } from '../http/validation.ts';
+import { assetUrl } from '../views/assets.ts';
 import { requireSecondFactorPending } from './guards.ts';
+import { passkeyButton } from './passkey-views.ts';
 import { secondFactorPage } from './second-factor-views.ts';
 import type { SessionUser } from './sessions.ts';
 import { completeSignIn, nextFromQuery } from './sign-in.ts';
@@ -37,12 +39,26 @@ export async function secondFactorRoutes(app: FastifyInstance, opts: { db: Db; c
     const lockedForS = await secondsLocked(db, key);
     if (lockedForS > 0) reply.header('retry-after', String(lockedForS));
     const recovery = (req.query as Record<string, unknown>).recovery === '1' || (typeof error === 'string' && req.method === 'POST' && isRecoveryInput(req));
+    const next = nextFromQuery(req);
     return reply.page(
       {
         title: 'Two-factor authentication',
+        scripts: session.hasPasskey ? [assetUrl('passkeys')] : [],
         body: secondFactorPage({
+          totp: session.is2faEnabled,
+          passkey: session.hasPasskey
+            ? passkeyButton({
+                csrfToken: req.csrfToken(),
+                relyingParty: opts.config.relyingParty,
+                action: 'passkey-second-factor',
+                optionsUrl: '/login/2fa/passkey/options',
+                postUrl: next ? `/login/2fa/passkey?next=${encodeURIComponent(next)}` : '/login/2fa/passkey',
+                label: 'Use your passkey',
+                primary: !session.is2faEnabled,
+              })
+            : undefined,
           csrfToken: req.csrfToken(),
-          next: nextFromQuery(req),
+          next,
           recovery,
           attemptsRemaining: await totpAttemptsRemaining(db, session.userId),
           lockedForS: lockedForS > 0 ? lockedForS : undefined,
@@ -92,7 +108,7 @@ export async function secondFactorRoutes(app: FastifyInstance, opts: { db: Db; c
     return completeSignIn(
       req,
       reply,
-      { id: session.userId, isActive: session.isActive, is2faEnabled: true },
+      { id: session.userId, isActive: session.isActive, is2faEnabled: session.is2faEnabled, hasPasskey: session.hasPasskey },
       { method: session.signInMethod, next: nextFromQuery(req), secondFactorPassed: true },
     );
   });

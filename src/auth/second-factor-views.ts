@@ -1,4 +1,4 @@
-import { csrfField, field } from '../views/forms.ts';
+import { csrfField, field, formAlert } from '../views/forms.ts';
 import { html, type SafeHtml } from '../views/html.ts';
 import { card } from '../views/layout.ts';
 
@@ -11,6 +11,10 @@ export interface SecondFactorView {
   error?: string;
   /** Seconds the step is locked for (too many wrong codes); the form is not shown meanwhile. */
   lockedForS?: number;
+  /** The account has TOTP: the code form is shown. */
+  totp: boolean;
+  /** The account has a passkey: its button (passkey-views.ts), shown above the code form or alone. */
+  passkey?: SafeHtml;
 }
 
 const withNext = (path: string, next: string | undefined, extra = '') => {
@@ -29,6 +33,16 @@ export function minutesText(seconds: number): string {
 /** The second step of a sign-in: the authenticator's code, or one recovery code. */
 export function secondFactorPage(v: SecondFactorView): SafeHtml {
   const startOver = html`<form method="post" action="/logout" class="mt-2 text-center">${csrfField(v.csrfToken)}<button class="btn btn-link p-0" type="submit">Start over</button></form>`;
+  if (!v.totp) {
+    // Passkeys only: there is no code to type and no recovery code (decision record 017: the way back is an admin's reset).
+    return card(
+      'Two-factor authentication',
+      html`${formAlert(v.error)}${v.passkey ?? ''}
+  <p class="small text-body-secondary mt-3 mb-0">Lost your passkey? Ask an administrator of this site to reset your two-factor authentication.</p>
+  ${startOver}`,
+      'Your password was right, but you are not signed in until you use your passkey.',
+    );
+  }
   if (v.lockedForS) {
     return card(
       'Two-factor authentication',
@@ -63,7 +77,7 @@ export function secondFactorPage(v: SecondFactorView): SafeHtml {
     : html`<a href="${withNext('/login/2fa', v.next, 'recovery')}">Use a recovery code</a>`;
   return card(
     'Two-factor authentication',
-    html`<form method="post" action="${withNext('/login/2fa', v.next)}" novalidate>
+    html`${v.passkey ? html`${v.passkey}<div class="text-center text-body-secondary small my-3">or with a code</div>` : ''}<form method="post" action="${withNext('/login/2fa', v.next)}" novalidate>
     ${csrfField(v.csrfToken)}
     ${codeField}
     ${remaining}
@@ -71,6 +85,6 @@ export function secondFactorPage(v: SecondFactorView): SafeHtml {
   </form>
   <p class="mt-3 mb-0 text-center">${other}</p>
   ${startOver}`,
-    `Your password was right, but you are not signed in until you ${v.recovery ? 'enter a recovery code' : 'enter the 6-digit code your authenticator app shows'}.`,
+    `Your password was right, but you are not signed in until you ${v.recovery ? 'enter a recovery code' : `enter the 6-digit code your authenticator app shows${v.passkey ? ' or use your passkey' : ''}`}.`,
   );
 }

@@ -26,6 +26,8 @@ export interface SessionUser {
   email: string;
   isAdmin: boolean;
   is2faEnabled: boolean;
+  /** The account has a passkey: a second factor like TOTP (REQUIRE_2FA_FOR_ADMINS, the second step, the step-up). */
+  hasPasskey: boolean;
   /** Always true for a complete session; a pending one may belong to a deactivated account (told so after its code). */
   isActive: boolean;
   signInMethod: SignInMethod;
@@ -81,6 +83,7 @@ const sessionCheck = (db: Db, sessionId: string) =>
       'u.is_2fa_enabled as is2faEnabled',
       'u.is_active as isActive',
       sql<boolean>`coalesce(s.dtlast_proof > now() - make_interval(secs => ${STEP_UP_WINDOW_MS / 1000}), false)`.as('hasRecentProof'),
+      (eb) => eb.exists(eb.selectFrom('chatbot_schema.passkey as pk').select('pk.idpasskey').whereRef('pk.idappuser', '=', 'u.idappuser')).as('hasPasskey'),
       (eb) =>
         eb
           .exists(
@@ -138,8 +141,8 @@ export async function validateSessionToken<A extends unknown[]>(
   if (Date.now() - row.lastSeen.getTime() > TOUCH_INTERVAL_MS) {
     await db.updateTable('chatbot_schema.session').set({ dtlast_seen: sql`now()` }).where('idsession', '=', sessionId).execute();
   }
-  const { lastSeen: _, isAdmin, hasRecentProof, ...user } = row;
-  return { ...user, isAdmin: Boolean(isAdmin), hasRecentProof: Boolean(hasRecentProof) };
+  const { lastSeen: _, isAdmin, hasRecentProof, hasPasskey, ...user } = row;
+  return { ...user, isAdmin: Boolean(isAdmin), hasRecentProof: Boolean(hasRecentProof), hasPasskey: Boolean(hasPasskey) };
 }
 
 /**

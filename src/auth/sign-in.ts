@@ -10,6 +10,8 @@ export interface SignInUser {
   id: number;
   isActive: boolean;
   is2faEnabled: boolean;
+  /** A passkey is a second factor too: a password sign-in of such an account asks for it (or the TOTP code). */
+  hasPasskey: boolean;
 }
 
 export interface SignInOptions {
@@ -21,7 +23,7 @@ export interface SignInOptions {
 }
 
 /**
- * The one way every sign-in ends (password, Google and the second factor all call it), so the rules are
+ * The one way every sign-in ends (password, Google, a passkey and the second factor all call it), so the rules are
  * written once: an account with 2FA gets a second-factor-pending session that reaches only the second step;
  * a deactivated account, once it has passed every factor it has, is told so and whom to ask, and gets no session
  * (a wrong password or code never reaches here, so it says nothing more than "wrong"); otherwise the session is
@@ -30,7 +32,8 @@ export interface SignInOptions {
  */
 export async function completeSignIn(req: FastifyRequest, reply: FastifyReply, user: SignInUser, opts: SignInOptions): Promise<FastifyReply> {
   const sessions = req.server.sessions;
-  const secondFactorDue = user.is2faEnabled && !opts.secondFactorPassed && (opts.method === 'password' || sessions.totpForOauth);
+  const hasSecondFactor = user.is2faEnabled || user.hasPasskey;
+  const secondFactorDue = hasSecondFactor && !opts.secondFactorPassed && (opts.method === 'password' || sessions.totpForOauth);
   if (secondFactorDue) {
     // Deactivated or not: the second step comes first, so the deactivation is only said to whoever has the code too.
     await sessions.start(req, reply, user.id, { method: opts.method, secondFactorPending: true });
@@ -45,7 +48,7 @@ export async function completeSignIn(req: FastifyRequest, reply: FastifyReply, u
   }
   // A proof for the step-up only when every factor the account has was passed (a Google sign-in that skipped the
   // code, TOTP_FOR_OAUTH=false, is not one for an account with 2FA).
-  await sessions.start(req, reply, user.id, { method: opts.method, proved: !user.is2faEnabled || Boolean(opts.secondFactorPassed) });
+  await sessions.start(req, reply, user.id, { method: opts.method, proved: !hasSecondFactor || Boolean(opts.secondFactorPassed) });
   return reply.redirect(opts.next ?? '/chat', 303);
 }
 

@@ -4,8 +4,11 @@ import { card } from '../views/layout.ts';
 import { CONFIRM_PATH } from './guards.ts';
 import { PASSWORD_MAX_CHARS } from './passwords.ts';
 
-/** What the account can prove itself with: a code when it has 2FA, else its password, else only a new sign-in. */
-export type ProofWay = 'code' | 'password' | 'sign-in';
+/**
+ * What the account can prove itself with: a code when it has TOTP, else a passkey when it has one (a password alone
+ * must not stand in for a second factor), else its password, else only a new sign-in. A passkey is offered beside a code.
+ */
+export type ProofWay = 'code' | 'passkey' | 'password' | 'sign-in';
 
 export interface ConfirmView {
   csrfToken: string;
@@ -13,6 +16,8 @@ export interface ConfirmView {
   windowMinutes: number;
   next?: string;
   error?: string;
+  /** The passkey button (passkey-views.ts) when the account has one. */
+  passkey?: SafeHtml;
 }
 
 const action = (next?: string) => (next ? `${CONFIRM_PATH}?next=${encodeURIComponent(next)}` : CONFIRM_PATH);
@@ -29,6 +34,13 @@ export function confirmPage(v: ConfirmView): SafeHtml {
     the proof. Sign in again (with Google) and you come back here.</p>
   <form method="post" action="${action(v.next)}">${csrfField(v.csrfToken)}
     <button class="btn btn-primary w-100" type="submit">Sign in again</button></form>`,
+    );
+  }
+  if (v.way === 'passkey') {
+    return card(
+      "Confirm it's you",
+      html`${why}${formAlert(v.error)}${v.passkey ?? ''}
+  <p class="mt-3 mb-0 text-center"><a href="${v.next ?? '/settings'}">Cancel</a></p>`,
     );
   }
   const input =
@@ -52,7 +64,7 @@ export function confirmPage(v: ConfirmView): SafeHtml {
         });
   return card(
     "Confirm it's you",
-    html`${why}
+    html`${why}${v.passkey ? html`${v.passkey}<div class="text-center text-body-secondary small my-3">or with a code</div>` : ''}
   <form method="post" action="${action(v.next)}" novalidate>${csrfField(v.csrfToken)}
     ${input}
     <button class="btn btn-primary w-100" type="submit">Confirm</button>

@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import { SecretBox } from '../crypto/secret-box.ts';
 import type { Db } from '../db/database.ts';
+import { removeAllPasskeys } from './passkey-queries.ts';
 import { hashPassword, verifyPassword } from './passwords.ts';
 import { invalidateUserSessions } from './sessions.ts';
 import type { ThrottleRule } from './throttle.ts';
@@ -239,12 +240,13 @@ export async function disableTwoFactor(db: Db, userId: number, keepSessionId: st
 }
 
 /**
- * An administrator's reset (the admin user page and `npm run user:reset-2fa`): 2FA off, codes gone, and every
+ * An administrator's reset (the admin user page and `npm run user:reset-2fa`): 2FA off, codes and passkeys gone, and every
  * session of the account ended, since one may have been opened with the lost device. Auditing is the caller's.
  */
 export async function resetTwoFactor(db: Db, userId: number): Promise<void> {
   await db.transaction().execute(async (trx) => {
     await clearTwoFactor(trx, userId);
+    await removeAllPasskeys(trx, userId); // a passkey is a second factor too (decision record 017)
     await invalidateUserSessions(trx, userId);
   });
 }

@@ -3,10 +3,11 @@ import { z } from 'zod';
 import { requireUser } from '../auth/guards.ts';
 import type { Config } from '../config.ts';
 import type { Db } from '../db/database.ts';
+import { limitMessage, retryAfterSeconds } from '../groups/usage-limits.ts';
 import { bidiProblem } from '../http/display-name.ts';
-import { BadRequestError, ConflictError, NotFoundError, TooManyRequestsError } from '../http/errors.ts';
+import { BadRequestError, ConflictError, ForbiddenError, NotFoundError, TooManyRequestsError } from '../http/errors.ts';
 import { dbId, parseJsonOrThrow, pathId } from '../http/validation.ts';
-import { ApiKeyUnreadableError, createApiKeyBox, findModelSummary, toModelConnection } from '../llm/llm-queries.ts';
+import { ApiKeyUnreadableError, createApiKeyBox, findModelForUser, findModelSummary, toModelConnection } from '../llm/llm-queries.ts';
 import type { ChatTurn, ModelConnection } from '../llm/model-client.ts';
 import {
   ACTIVE_STATUSES,
@@ -42,6 +43,7 @@ const chatChangesBody = z
 const emptyBody = z.strictObject({}).optional();
 // Regenerate may ask another model for that one answer; the chat keeps its model.
 const regenerateBody = z.strictObject({ llm: dbId.optional() }).optional();
+const MODEL_FORBIDDEN = 'You may not use this model: an administrator made it available to some groups only. Pick another model.';
 
 /**
  * The conversation as the model sees it: earlier prompts with the text of their answers, then `prompt`. Only the
@@ -107,6 +109,10 @@ export async function chatApiRoutes(app: FastifyInstance, opts: { db: Db; config
     switch (begun.outcome) {
       case 'not_found':
         throw new NotFoundError('Chat not found');
+      case 'forbidden':
+        throw new ForbiddenError(MODEL_FORBIDDEN);
+      case 'over_limit':
+        throw new TooManyRequestsError(limitMessage(begun.refusal, config.STATS_TIMEZONE), retryAfterSeconds(begun.refusal));
       case 'model_unavailable':
         throw new ConflictError('This model is not available any more. Pick another model for this chat.');
       case 'no_message':
@@ -142,8 +148,9 @@ export async function chatApiRoutes(app: FastifyInstance, opts: { db: Db; config
   app.post('/api/chats', async (req, reply) => {
     const user = requireUser(req);
     const { llm } = parseJsonOrThrow(newChatBody, req.body);
-    const model = await findModelSummary(db, llm);
-    if (!model?.enabled || !model.baseUrl) throw new ConflictError('This model is not available. Pick another one.');
+    const model = await findModelForUser(db, llm, user.userId);
+    if (!model?.usable) throw new ConflictError('This model is not available. Pick another one.');
+    if (!model.allowed) throw new ForbiddenError(MODEL_FORBIDDEN);
     const id = await createChat(db, user.userId, llm);
     return reply.code(201).send({ id });
   });
@@ -165,7 +172,12 @@ export async function chatApiRoutes(app: FastifyInstance, opts: { db: Db; config
     const chat = await ownedChatOr404(user.userId, pathId(req.params));
     const { title, llm } = parseJsonOrThrow(chatChangesBody, req.body);
     // Allowed while an answer is being written: that answer keeps the model it began with (response.idllm).
-    if (llm !== undefined && !(await switchChatModel(db, chat.id, llm))) throw new ConflictError('This model is not available. Pick another one.');
+    if (llm !== undefined) {
+      const model = await findModelForUser(db, llm, user.userId);
+      if (model?.usable && !model.allowed) throw new ForbiddenError(MODEL_FORBIDDEN);
+      // The update checks again in its own statement: a model disabled in between is still refused.
+      if (!(await switchChatModel(db, user.userId, chat.id, llm))) throw new ConflictError('This model is not available. Pick another one.');
+    }
     if (title !== undefined) await renameChat(db, chat.id, title);
     return { id: chat.id, ...(title !== undefined && { title }), ...(llm !== undefined && { llm }) };
   });

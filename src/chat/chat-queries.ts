@@ -2,8 +2,17 @@ import { type Expression, sql } from 'kysely';
 import { jsonArrayFrom, jsonObjectFrom } from 'kysely/helpers/postgres';
 import type { Db } from '../db/database.ts';
 import type { ResponseStatus } from '../db/schema.ts';
+import {
+  type LimitRefusal,
+  type Remaining,
+  refusalFrom,
+  remainingFrom,
+  selectUsageStatus,
+  type UsageStatus,
+  usageStatusFromJson,
+} from '../groups/usage-limits.ts';
 import { withoutBidiControls } from '../http/display-name.ts';
-import { type ModelConnectionRow, selectEnabledModels, selectPreferredModelId } from '../llm/llm-queries.ts';
+import { type ModelConnectionRow, selectEnabledModels, selectPreferredModelId, userMayUse } from '../llm/llm-queries.ts';
 import { renderAdoptedAnswer } from './markdown.ts';
 
 export const THINKING_PLACEHOLDER = '🧠 Thinking...';
@@ -41,7 +50,9 @@ export interface ChatPageRows {
   /** The model a new chat starts with (selectPreferredModelId); null when the picker is empty. */
   preferredModelId: number | null;
   /** The chat asked for, only if it is this user's, with its model as it is now; null for /chat or another's chat. */
-  current: (ChatRecord & { modelName: string; modelAvailable: boolean }) | null;
+  current: (ChatRecord & { modelName: string; modelAvailable: boolean; modelAllowed: boolean }) | null;
+  /** The user's limits and what is used of them (the composer's notice). */
+  usage: UsageStatus;
 }
 
 /**
@@ -61,8 +72,9 @@ export function chatPageData(db: Db, userId: Expression<number>, chatId: number 
         .orderBy('idchat', 'desc')
         .limit(500),
     )},
-    'models', ${jsonArrayFrom(selectEnabledModels(db))},
+    'models', ${jsonArrayFrom(selectEnabledModels(db, userId))},
     'preferredModelId', (${selectPreferredModelId(db, userId)}),
+    'usage', ${selectUsageStatus(userId)},
     'current', ${jsonObjectFrom(
       db
         .selectFrom('chatbot_schema.chat as c')
@@ -74,6 +86,7 @@ export function chatPageData(db: Db, userId: Expression<number>, chatId: number 
           'c.txtitle as title',
           'l.txshortname as modelName',
           sql<boolean>`l.is_enabled AND l.txbase_url IS NOT NULL`.as('modelAvailable'),
+          userMayUse(userId, 'l.idllm').as('modelAllowed'),
         ])
         .where('c.idchat', '=', sql<number>`${chatId}::int`)
         .where('c.idappuser', '=', userId),
@@ -85,6 +98,7 @@ interface ChatPageJson {
   models: Array<{ id: number; name: string }>;
   preferredModelId: number | null;
   current: ChatPageRows['current'];
+  usage: unknown;
 }
 
 /** The rows of chatPageData, typed (JSON carries timestamps as ISO strings, whatever the types say). */
@@ -96,6 +110,7 @@ export function chatPageFromJson(json: unknown): ChatPageRows {
     models: page.models,
     preferredModelId: page.preferredModelId ?? null,
     current: page.current ?? null,
+    usage: usageStatusFromJson(page.usage),
   };
 }
 
@@ -110,16 +125,23 @@ export async function renameChat(db: Db, chatId: number, title: string): Promise
 
 /**
  * Points the chat at another model for its later answers, in one statement that also checks the model is usable
- * (enabled, with a base URL), so a model disabled at the same moment is never switched to. Answers already written,
+ * (enabled, with a base URL) and allowed to the user (migration 020's may_use_model), so a model disabled at the same moment is never switched to. Answers already written,
  * and one being written, keep their own `response.idllm`. False: the model cannot be used.
  */
-export async function switchChatModel(db: Db, chatId: number, modelId: number): Promise<boolean> {
+export async function switchChatModel(db: Db, userId: number, chatId: number, modelId: number): Promise<boolean> {
   const result = await db
     .updateTable('chatbot_schema.chat')
     .set({ idllm: modelId })
     .where('idchat', '=', chatId)
     .where(({ exists, selectFrom }) =>
-      exists(selectFrom('chatbot_schema.llm').select('idllm').where('idllm', '=', modelId).where('is_enabled', '=', true).where('txbase_url', 'is not', null)),
+      exists(
+        selectFrom('chatbot_schema.llm')
+          .select('idllm')
+          .where('idllm', '=', modelId)
+          .where('is_enabled', '=', true)
+          .where('txbase_url', 'is not', null)
+          .where(userMayUse(userId, 'idllm')),
+      ),
     )
     .executeTakeFirst();
   return result.numUpdatedRows > 0n;
@@ -224,8 +246,9 @@ export interface EarlierTurn {
 }
 
 export type BeginAnswerResult =
-  | { outcome: 'not_found' | 'model_unavailable' | 'no_message' | 'busy' | 'limit' }
-  | { outcome: 'ok'; messageId: number; responseId: number; prompt: string; history: EarlierTurn[]; model: ModelConnectionRow };
+  | { outcome: 'not_found' | 'forbidden' | 'model_unavailable' | 'no_message' | 'busy' | 'limit' }
+  | { outcome: 'over_limit'; refusal: LimitRefusal }
+  | { outcome: 'ok'; messageId: number; responseId: number; prompt: string; history: EarlierTurn[]; model: ModelConnectionRow; remaining: Remaining };
 
 /**
  * One round trip before the model is asked (migration 006, chatbot_schema.begin_answer): ownership, one answer per
@@ -239,16 +262,25 @@ export async function beginAnswer(
   input: { userId: number; chatId: number; prompt?: string; maxActive: number; owner?: number | null; modelId?: number },
 ): Promise<BeginAnswerResult> {
   const { rows } = await sql<
-    ModelConnectionRow & { outcome: BeginAnswerResult['outcome']; idmessage: number; idresponse: number; prompt: string; history: EarlierTurn[] }
+    ModelConnectionRow & {
+      outcome: BeginAnswerResult['outcome'];
+      idmessage: number;
+      idresponse: number;
+      prompt: string;
+      history: EarlierTurn[];
+    } & Parameters<typeof refusalFrom>[0] &
+      Parameters<typeof remainingFrom>[0]
   >`
     SELECT * FROM chatbot_schema.begin_answer(
       ${input.userId}, ${input.chatId}, ${input.prompt ?? null}::text, ${input.prompt === undefined ? null : titleFrom(input.prompt)}::text,
       ${input.maxActive}, ${THINKING_PLACEHOLDER}, ${input.owner ?? null}::integer, ${input.modelId ?? null}::integer)`.execute(db);
   const row = rows[0];
   if (!row) throw new Error('begin_answer returned no row');
+  if (row.outcome === 'over_limit') return { outcome: 'over_limit', refusal: refusalFrom(row) };
   if (row.outcome !== 'ok') return { outcome: row.outcome };
-  const { outcome, idmessage, idresponse, prompt, history, ...model } = row;
-  return { outcome, messageId: idmessage, responseId: idresponse, prompt, history, model };
+  const { outcome, idmessage, idresponse, prompt, history, idllm, txshortname, txbase_url, txapi_key_enc, txmodel, is_enabled } = row;
+  const model = { idllm, txshortname, txbase_url, txapi_key_enc, txmodel, is_enabled };
+  return { outcome, messageId: idmessage, responseId: idresponse, prompt, history, model, remaining: remainingFrom(row) };
 }
 
 export function titleFrom(prompt: string): string {

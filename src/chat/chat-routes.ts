@@ -4,6 +4,7 @@ import type { SessionCompanion } from '../auth/session-plugin.ts';
 import type { Config } from '../config.ts';
 import type { Db } from '../db/database.ts';
 import { holdInstanceLock, type InstanceLock, RECONNECT_DELAY_MS } from '../db/instance-lock.ts';
+import { usageNotice } from '../groups/usage-limits.ts';
 import { NotFoundError } from '../http/errors.ts';
 import { pathId, pathIdOrNull } from '../http/validation.ts';
 import { assetUrl } from '../views/assets.ts';
@@ -90,21 +91,24 @@ export async function chatRoutes(app: FastifyInstance, opts: { db: Db; config: C
 
   /** The page's data was read with the session (the routes' session companion); the conversation is read here. */
   async function renderChat(req: FastifyRequest, chatId: number | null): Promise<ChatPageData> {
-    const { chats, models, preferredModelId, current } = chatPageFromJson(req.sessionCompanion);
-    if (chatId === null) return { chats, models, preferredModelId, current: null, maxPromptChars: config.MAX_PROMPT_CHARS };
-    if (!current) throw new NotFoundError('This chat does not exist or is not yours.');
-    const turns = await listTurns(db, current.id);
+    const { chats, models, preferredModelId, current, usage } = chatPageFromJson(req.sessionCompanion);
+    if (chatId !== null && !current) throw new NotFoundError('This chat does not exist or is not yours.');
+    const turns = current ? await listTurns(db, current.id) : [];
+    const notice = usageNotice(usage, config.STATS_TIMEZONE);
+    if (!current) return { chats, models, preferredModelId, current: null, maxPromptChars: config.MAX_PROMPT_CHARS, usageNotice: notice };
     return {
       chats,
       models,
       preferredModelId,
       maxPromptChars: config.MAX_PROMPT_CHARS,
+      usageNotice: notice,
       current: {
         id: current.id,
         title: current.title ?? 'New chat',
         modelId: current.modelId,
         modelName: current.modelName,
         modelAvailable: current.modelAvailable,
+        modelAllowed: current.modelAllowed,
         turns,
       },
     };

@@ -22,6 +22,8 @@ export interface CurrentChat {
   modelId: number;
   modelName: string;
   modelAvailable: boolean;
+  /** False when the model was restricted to groups this user is not in (migration 020); the chat stays readable. */
+  modelAllowed?: boolean;
   turns: TurnView[];
 }
 
@@ -34,6 +36,8 @@ export interface ChatPageData {
   preferredModelId: number | null;
   current: CurrentChat | null;
   maxPromptChars: number;
+  /** About the user's usage limits, by the composer: how much is left under 10 %, or that a limit is reached. */
+  usageNotice?: { reached: boolean; text: string } | null;
 }
 
 /** The rename dialog's limit; the API has the last word and its error is shown in the dialog. */
@@ -77,7 +81,9 @@ function modelPicker(data: ChatPageData): SafeHtml {
   const current = data.current;
   const selectedId = current ? current.modelId : data.preferredModelId;
   const unavailable =
-    current && !current.modelAvailable ? html`<option value="${current.modelId}" disabled selected>${current.modelName} (unavailable)</option>` : '';
+    current && (!current.modelAvailable || current.modelAllowed === false)
+      ? html`<option value="${current.modelId}" disabled selected>${current.modelName} (unavailable)</option>`
+      : '';
   if (data.models.length === 0 && !unavailable) return html``;
   return html`<label class="visually-hidden" for="model-select">Model</label>
     <select class="form-select form-select-sm chat-model-select" id="model-select">${unavailable}${data.models.map((m) => html`<option value="${m.id}"${m.id === selectedId ? html` selected` : ''}>${m.name}</option>`)}</select>`;
@@ -110,6 +116,12 @@ function intro(data: ChatPageData): SafeHtml {
 function composer(data: ChatPageData): SafeHtml {
   const current = data.current;
   if (!current && data.models.length === 0) return html``;
+  if (current && current.modelAllowed === false) {
+    return html`<div class="chat-composer-wrap"><div class="chat-note" role="note" id="model-closed-note">
+  You may not use <strong>${current.modelName}</strong> any more (an administrator made it available to some groups only).
+  Pick another model above to continue this chat, or <a href="/chat">start a new chat</a>.
+</div></div>`;
+  }
   if (current && !current.modelAvailable) {
     return html`<div class="chat-composer-wrap"><div class="chat-note" role="note">
   The model of this chat, <strong>${current.modelName}</strong>, is no longer available. Pick another model above to
@@ -121,6 +133,11 @@ function composer(data: ChatPageData): SafeHtml {
     <span id="chat-alert-text"></span>
     <button type="button" class="btn-close" id="chat-alert-close" aria-label="Dismiss"></button>
   </div>
+  ${
+    data.usageNotice
+      ? html`<div class="alert ${data.usageNotice.reached ? 'alert-warning' : 'alert-info'} chat-usage-note py-2 mb-2" id="usage-note" role="status">${data.usageNotice.text} <a href="/settings/usage">Your usage</a></div>`
+      : ''
+  }
   <form class="composer" id="composer" novalidate>
     <label class="visually-hidden" for="prompt">Message</label>
     <textarea class="composer-input" id="prompt" name="content" rows="1" maxlength="${data.maxPromptChars}" placeholder="Message${current ? ` ${current.modelName}` : ''}…" autocomplete="off" autofocus></textarea>
@@ -161,7 +178,9 @@ function deleteModal(): SafeHtml {
 export function chatPage(data: ChatPageData): SafeHtml {
   const current = data.current;
   const lastIndex = current ? current.turns.length - 1 : -1;
-  const turns = current ? current.turns.map((t, i) => turnView(t, { canRegenerate: current.modelAvailable && i === lastIndex })) : [];
+  const turns = current
+    ? current.turns.map((t, i) => turnView(t, { canRegenerate: current.modelAvailable && current.modelAllowed !== false && i === lastIndex }))
+    : [];
   return html`<div class="chat-app" id="chat" data-max-prompt="${data.maxPromptChars}" data-thinking-text="${THINKING_PLACEHOLDER}" ${current ? html`data-chat-id="${current.id}" data-model-name="${current.modelName}"` : ''}>
 ${sidebar(data.chats, current?.id ?? null)}
 <section class="chat-main" aria-labelledby="chat-title">

@@ -87,6 +87,14 @@ test('a disabled, deleted or unknown model is refused with 409 and the chat keep
   assert.equal(await chatModel(chatId), w.modelId);
   for (const body of [{}, { llm: 'two' }, { llm: -1 }, { llm: other, extra: 1 }])
     assert.equal((await patch(w.user, chatId, body)).statusCode, 400, JSON.stringify(body));
+  // A model restricted to groups the user is not in (issue 19's may_use_model): 403, for a switch and for a regenerate.
+  const restricted = await addModel(w.t.database, w.llm.baseUrl, 'Restricted');
+  await db().updateTable('chatbot_schema.llm').set({ is_restricted: true }).where('idllm', '=', restricted).execute();
+  const forbidden = await patch(w.user, chatId, { llm: restricted });
+  assert.equal(forbidden.statusCode, 403);
+  assert.match(forbidden.json().error, /some groups only/);
+  await ask(chatId, 'one to regenerate');
+  assert.equal((await w.user.postJson(`/api/chats/${chatId}/regenerate`, { llm: restricted })).statusCode, 403);
   // Another user's chat is a 404 before anything is looked at.
   assert.equal((await patch(w.admin, chatId, { llm: other })).statusCode, 404);
   assert.equal(await chatModel(chatId), w.modelId);

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { openTestDatabase } from '../../test/database.ts';
+import { addPasskey, countPasskeys } from '../auth/passkey-queries.ts';
 import { generateTotpSecret, totpCodeAt } from '../auth/totp.ts';
 import { confirmEnrolment, readTotpState, startEnrolment, totpSecretBox } from '../auth/totp-queries.ts';
 import type { OpenedDatabase } from '../db/database.ts';
@@ -30,4 +31,15 @@ test('npm run user:reset-2fa clears everything TOTP stored (the admin page’s r
     .where('idappuser', '=', id)
     .executeTakeFirstOrThrow();
   assert.deepEqual(row, { totp_secret: null, totp_last_step: null });
+});
+
+test('npm run user:reset-2fa removes the passkeys too (an account whose only factor was a lost passkey)', async () => {
+  const { id } = await createUser(database.db, { username: 'Lost Key', email: 'lost-key@example.com', passwordHash: null });
+  const passkey = { publicKey: 'pk', counter: 0, transports: [], backupEligible: false, backedUp: false };
+  assert.equal(await addPasskey(database.db, id, { ...passkey, credentialId: 'lost-1', name: 'Phone' }), 'added');
+  assert.equal(await addPasskey(database.db, id, { ...passkey, credentialId: 'lost-2', name: 'Key' }), 'added');
+  const lines: string[] = [];
+  await resetTwoFactorCommand(database.db, 'lost-key@example.com', { info: (l) => lines.push(l) });
+  assert.match(lines.join('\n'), /now off for lost-key@example.com \(their passkeys removed\)/);
+  assert.equal(await countPasskeys(database.db, id), 0);
 });

@@ -10,16 +10,17 @@ export const parseResetArgs = (argv: string[]) => parseEmailArgs(argv, USAGE);
 
 /**
  * The way back in for an admin who lost their authenticator on their own instance (no other admin to ask):
- * turns 2FA off and signs the account out everywhere, since a session opened with the lost device must not survive.
+ * turns 2FA off, removes the passkeys, and signs the account out everywhere, since a session opened with the lost device must not survive.
  */
 export async function resetTwoFactorCommand(db: Db, email: string, out: CliOutput = consoleOutput): Promise<void> {
   const user = await findUserByEmail(db, email);
   if (!user) throw new CliError(`No account has the e-mail address ${email}.`);
   // The same reset as the admin user page: secret, pending enrolment, recovery codes and every session gone.
   await resetTwoFactor(db, user.id);
+  const had = [user.is2faEnabled && 'their authenticator app', user.hasPasskey && 'their passkeys'].filter(Boolean).join(' and ');
   out.info(
-    user.is2faEnabled
-      ? `Two-factor authentication is now off for ${user.email}; all their sessions were ended. They sign in with their password and can enrol again under Settings.`
+    had
+      ? `Two-factor authentication is now off for ${user.email} (${had} removed); all their sessions were ended. They sign in with their password and can enrol again under Settings.`
       : `${user.email} did not have two-factor authentication on; any pending setup was removed and all their sessions were ended.`,
   );
 }

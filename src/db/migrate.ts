@@ -16,6 +16,9 @@ import * as modelHealth from './migrations/013-model-health.ts';
 import * as sessionProof from './migrations/014-session-proof.ts';
 import * as auditNameSearch from './migrations/016-audit-name-search.ts';
 import * as usageFailedTiming from './migrations/017-usage-failed-timing.ts';
+import * as catchUp from './migrations/018-catch-up.ts';
+import * as groupsAndLimits from './migrations/020-groups-and-limits.ts';
+import * as passkeys from './migrations/021-passkeys.ts';
 import * as chatModelSwitch from './migrations/023-chat-model-switch.ts';
 
 // Listed in code (not read from a folder) so that the order is explicit and nothing is loaded by path.
@@ -36,12 +39,15 @@ const migrations: Record<string, Migration> = {
   '014-session-proof': sessionProof,
   '016-audit-name-search': auditNameSearch,
   '017-usage-failed-timing': usageFailedTiming,
+  '018-catch-up': catchUp,
+  '020-groups-and-limits': groupsAndLimits,
+  '021-passkeys': passkeys,
   '023-chat-model-switch': chatModelSwitch,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };
 
-/** Brings chatbot_schema up to date. Safe to run from several processes at once: Kysely takes a lock. */
+/** Brings chatbot_schema's schema up to date. Safe to run from several processes at once: Kysely takes a lock. */
 export async function migrateToLatest(db: Db): Promise<string[]> {
   const migrator = new Migrator({
     db,
@@ -52,9 +58,7 @@ export async function migrateToLatest(db: Db): Promise<string[]> {
   });
   const { error, results } = await migrator.migrateToLatest();
   if (error) throw error;
-  // After the migrations commit, not inside them (see 007): batches that each commit, so a long re-rendering resumes.
-  // Here rather than in server.ts so that every way of migrating runs it: the server, `npm run migrate`, the CLIs
-  // and the tests' databases. It is one indexed lookup once nothing is left.
-  await untrustedPrototypeHtml.rerenderAdoptedAnswers(db);
+  // Rows written before a migration (an adopted database's answers, the usage rollups) are brought up to date by
+  // catch-up jobs after the server listens, not here (src/db/catch-up.ts, decision record 013).
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
 }

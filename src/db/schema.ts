@@ -19,6 +19,36 @@ export interface AppUserTable {
   totp_last_step: number | string | null;
   txtotp_pending_secret: string | null;
   dttotp_pending_expires: Timestamp | null;
+  /** The account's WebAuthn user handle (migration 021), made at its first passkey registration. */
+  txwebauthn_user_id: string | null;
+}
+
+/** One passkey (WebAuthn credential) of an account (migration 021). */
+export interface PasskeyTable {
+  idpasskey: Generated<number>;
+  idappuser: number;
+  /** base64url, as WebAuthn's JSON sends it. */
+  txcredential_id: string;
+  /** COSE public key, base64url. */
+  txpublic_key: string;
+  /** The last signature counter seen (bigint: PostgreSQL returns it as a string). */
+  ncounter: ColumnType<string | number, number | undefined, number>;
+  /** Comma-separated transports the authenticator named (usb, internal, hybrid…). */
+  txtransports: Generated<string>;
+  txname: string;
+  is_backup_eligible: Generated<boolean>;
+  is_backed_up: Generated<boolean>;
+  dtcreated: Generated<Date>;
+  dtlast_used: Timestamp | null;
+}
+
+/** An outstanding WebAuthn challenge (migration 021): one per (binding, purpose), taken once. */
+export interface WebauthnChallengeTable {
+  txbinding: string;
+  txpurpose: string;
+  txchallenge: string;
+  idappuser: number | null;
+  dtexpires: Timestamp;
 }
 
 export interface RecoveryCodeTable {
@@ -54,7 +84,7 @@ export interface SessionTable {
 }
 
 /** How a session was made: the way in, recorded on the session row. */
-export type SignInMethod = 'password' | 'google';
+export type SignInMethod = 'password' | 'google' | 'passkey';
 
 export interface LoginThrottleTable {
   txkey: string;
@@ -88,6 +118,47 @@ export interface LlmTable {
   txlast_error: string | null;
   dtlast_error: Timestamp | null;
   is_default: Generated<boolean>;
+  /** Migration 020: true when only the members of the groups in llm_group may use it. */
+  is_restricted: Generated<boolean>;
+}
+
+/** A group of users (migration 020): model access, limits, and (managed) membership from the sign-in's groups claim. */
+export interface UserGroupTable {
+  idgroup: Generated<number>;
+  txname: string;
+  is_managed: Generated<boolean>;
+  nprompts_per_day: number | null;
+  ntokens_per_day: number | null;
+  ntokens_per_month: number | null;
+  dtcreated: Generated<Date>;
+}
+
+export interface UserGroupMemberTable {
+  idgroup: number;
+  idappuser: number;
+  dtadded: Generated<Date>;
+}
+
+export interface LlmGroupTable {
+  idllm: number;
+  idgroup: number;
+}
+
+/** One user's own limits (migration 020); NULL: not set (their groups' apply). */
+export interface UserLimitTable {
+  idappuser: number;
+  nprompts_per_day: number | null;
+  ntokens_per_day: number | null;
+  ntokens_per_month: number | null;
+}
+
+/** Prompts and tokens per user × day and user × month, reservations included (migration 020). */
+export interface UsageCounterTable {
+  idappuser: number;
+  txperiod: 'day' | 'month';
+  dstart: ColumnType<string, string, string>;
+  nprompts: Generated<number>;
+  ntokens: Generated<number>;
 }
 
 export interface ChatTable {
@@ -128,6 +199,9 @@ export interface ResponseTable {
   idowner: number | null;
   /** TRUE when txcontent is HTML Parley rendered; FALSE for rows adopted from the prototype until re-rendered (migration 007). */
   is_html_ours: Generated<boolean>;
+  /** Migration 020: the tokens reserved against the user's limits and the day they count on; NULL: no reservation. */
+  nreserved_tokens: number | null;
+  dusage_day: ColumnType<string | null, string | null, string | null>;
 }
 
 /** One admin action (migration 010); the app never deletes these rows. */
@@ -166,4 +240,11 @@ export interface Database {
   'chatbot_schema.response': ResponseTable;
   'chatbot_schema.admin_audit': AdminAuditTable;
   'chatbot_schema.password_reset': PasswordResetTable;
+  'chatbot_schema.passkey': PasskeyTable;
+  'chatbot_schema.webauthn_challenge': WebauthnChallengeTable;
+  'chatbot_schema.user_group': UserGroupTable;
+  'chatbot_schema.user_group_member': UserGroupMemberTable;
+  'chatbot_schema.llm_group': LlmGroupTable;
+  'chatbot_schema.user_limit': UserLimitTable;
+  'chatbot_schema.usage_counter': UsageCounterTable;
 }

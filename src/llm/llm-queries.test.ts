@@ -113,7 +113,7 @@ describe('model queries', () => {
         ['c-legacy', 0, true, false],
       ],
     );
-    assert.deepEqual(await listEnabledModels(database.db), [{ id: used, name: 'b-used' }]);
+    assert.deepEqual(await listEnabledModels(database.db, 0), [{ id: used, name: 'b-used' }]);
     const conn = await getModelConnection(database.db, box, legacy);
     assert.equal(conn?.enabled, false);
     assert.equal(conn?.model, 'c-legacy');

@@ -104,20 +104,38 @@ export async function findModelSummary(db: Db, id: number): Promise<ModelSummary
 }
 
 /**
- * What the model picker offers. Rows adopted from the Flask prototype have no base URL: they stay out of the
- * picker (and their old chats stay readable) until an admin gives them one.
+ * Whether the user may use the model in column `idllm` (migration 020's may_use_model: the one rule of model access,
+ * everyone's unless restricted to groups, admins included only through a group).
  */
-export async function listEnabledModels(db: Db): Promise<Array<{ id: number; name: string }>> {
-  return selectEnabledModels(db).execute();
+export function userMayUse(userId: Expression<number> | number, idllm: string) {
+  return sql<boolean>`chatbot_schema.may_use_model(${userId}, ${sql.ref(idllm)})`;
+}
+
+/** A model as one user may start a chat with it: usable (enabled, with a server) and allowed to them. */
+export async function findModelForUser(db: Db, id: number, userId: number): Promise<{ usable: boolean; allowed: boolean } | undefined> {
+  return db
+    .selectFrom(table)
+    .select([sql<boolean>`is_enabled AND txbase_url IS NOT NULL`.as('usable'), userMayUse(userId, 'idllm').as('allowed')])
+    .where('idllm', '=', id)
+    .executeTakeFirst();
+}
+
+/**
+ * What the model picker offers this user: enabled models they may use. Rows adopted from the Flask prototype have
+ * no base URL: they stay out of the picker (and their old chats stay readable) until an admin gives them one.
+ */
+export async function listEnabledModels(db: Db, userId: number): Promise<Array<{ id: number; name: string }>> {
+  return selectEnabledModels(db, userId).execute();
 }
 
 /** The query of listEnabledModels, for a page that loads it together with its other data (chat: one round trip). */
-export function selectEnabledModels(db: Db) {
+export function selectEnabledModels(db: Db, userId: Expression<number> | number) {
   return db
     .selectFrom(table)
     .select(['idllm as id', 'txshortname as name'])
     .where('is_enabled', '=', true)
     .where('txbase_url', 'is not', null)
+    .where(userMayUse(userId, 'idllm'))
     .orderBy(sql`lower(txshortname)`)
     .orderBy('idllm');
 }
@@ -146,6 +164,7 @@ export function selectPreferredModelId(db: Db, userId: Expression<number>) {
     .select('pref.idllm')
     .where('pref.is_enabled', '=', true)
     .where('pref.txbase_url', 'is not', null)
+    .where(userMayUse(userId, 'pref.idllm'))
     .orderBy(sql`pref.is_healthy IS FALSE`)
     .orderBy(sql`pref.idllm IS NOT DISTINCT FROM (${lastUsed})`, 'desc')
     .orderBy('pref.is_default', 'desc')

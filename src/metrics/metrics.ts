@@ -125,7 +125,7 @@ export class AppMetrics {
   }
 }
 
-export const SIGN_IN_FAILURE_METHODS = ['password', 'totp', 'recovery', 'google'] as const;
+export const SIGN_IN_FAILURE_METHODS = ['password', 'totp', 'recovery', 'google', 'passkey'] as const;
 export type SignInFailureMethod = (typeof SIGN_IN_FAILURE_METHODS)[number];
 
 /** Each throttle rule's name (src/auth/throttle.ts and totp-queries.ts give each rule one). */

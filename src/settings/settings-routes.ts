@@ -7,6 +7,7 @@ import type { SessionUser } from '../auth/sessions.ts';
 import { ACCOUNT_PASSWORD_RULE, clearFailures, passwordThrottleKey, reserveAttempt } from '../auth/throttle.ts';
 import { readTotpState } from '../auth/totp-queries.ts';
 import type { Db } from '../db/database.ts';
+import { listUserGroups } from '../groups/group-queries.ts';
 import { displayNameField } from '../http/display-name.ts';
 import { formString, parseBody } from '../http/validation.ts';
 import { findUserById } from '../users/user-queries.ts';
@@ -39,11 +40,12 @@ export async function settingsRoutes(app: FastifyInstance, opts: { db: Db; local
   const { db, localLogin } = opts;
 
   const show = async (req: FastifyRequest, reply: FastifyReply, user: SessionUser, status = 200, extra: { errors?: FieldErrors; error?: string } = {}) => {
-    const [account, sessions, totp, identities] = await Promise.all([
+    const [account, sessions, totp, identities, groups] = await Promise.all([
       findUserById(db, user.userId),
       listOwnSessions(db, user.userId),
       readTotpState(db, user.userId),
       listIdentities(db, user.userId),
+      listUserGroups(db, user.userId),
     ]);
     return reply.page(
       {
@@ -58,6 +60,7 @@ export async function settingsRoutes(app: FastifyInstance, opts: { db: Db; local
           sessions,
           twoFactor: { enabled: Boolean(totp?.enabled), recoveryCodesLeft: totp?.unusedRecoveryCodes ?? 0 },
           identities,
+          groups: groups.map((g) => g.name),
           ...extra,
         }),
       },

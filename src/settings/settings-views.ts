@@ -18,6 +18,8 @@ export interface SettingsView {
   sessions: OwnSession[];
   twoFactor: { enabled: boolean; recoveryCodesLeft: number };
   identities: LinkedIdentity[];
+  /** The names of the groups one is in (model access and limits come with them). */
+  groups?: string[];
   errors?: FieldErrors;
   /** A message about the whole page (e.g. too many wrong passwords). */
   error?: string;
@@ -145,8 +147,14 @@ export function settingsPage(v: SettingsView): SafeHtml {
     <a class="btn btn-outline-primary" href="/settings/2fa">Manage two-factor authentication</a>
   </div></section>
   <section class="card mb-4"><div class="card-body">
+    <h2 class="h5 card-title">Passkeys</h2>
+    <p class="text-body-secondary small">Sign in with your device's screen lock or a security key instead of a password; phishing-proof.</p>
+    <a class="btn btn-outline-primary" href="/settings/passkeys">Manage passkeys</a>
+  </div></section>
+  <section class="card mb-4"><div class="card-body">
     <h2 class="h5 card-title">Usage</h2>
-    <p class="text-body-secondary small">Your prompts, answers and tokens by day and model, with a CSV.</p>
+    <p class="text-body-secondary small">Your prompts, answers and tokens by day and model, with a CSV, and your limits.</p>
+    <p class="small" id="own-groups">${v.groups && v.groups.length > 0 ? html`Your groups: ${v.groups.join(', ')}.` : 'You are in no group.'}</p>
     <a class="btn btn-outline-primary" href="/settings/usage">See your usage</a>
   </div></section>
 </div></div>`;

@@ -81,6 +81,7 @@ export function twoFactorPage(v: TwoFactorView): SafeHtml {
   else
     body = html`${formAlert(v.error)}<p><span class="badge text-bg-secondary">Off</span> With two-factor authentication, signing in also asks for a code from an app on your phone, so a stolen password is not enough.</p>
   <form method="post" action="/settings/2fa">${csrfField(v.csrfToken)}<input type="hidden" name="action" value="generate"><button class="btn btn-primary" type="submit">Set up two-factor authentication</button></form>
+  <p class="small mt-3 mb-0">A <a href="/settings/passkeys">passkey</a> is a second factor too, and cannot be phished.</p>
   ${v.stepUpMinutes ? html`<p class="small text-body-secondary mt-3 mb-0" data-testid="step-up-note">You will be asked to confirm it's you first (your password, or a new sign-in for an account without one); that holds for ${v.stepUpMinutes} minutes.</p>` : ''}`;
   return html`<div class="row justify-content-center"><div class="col-lg-7">
   <p><a href="/settings">← Settings</a></p>

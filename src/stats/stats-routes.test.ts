@@ -376,6 +376,16 @@ describe('GET /admin/stats', () => {
     assert.doesNotMatch((await w.admin.get('/admin/stats')).body, /being computed/);
   });
 
+  test('says "N % of adopted answers re-rendered" while that catch-up runs, and nothing once it is done', async () => {
+    await sql`UPDATE chatbot_schema.catch_up SET ntotal = 1000000, ndone = 372000 WHERE txjob = 'adopted-answers'`.execute(db);
+    try {
+      assert.match((await w.admin.get('/admin/stats')).body, /37 % of adopted answers re-rendered/);
+    } finally {
+      await sql`UPDATE chatbot_schema.catch_up SET ntotal = 1000000, ndone = 1000000 WHERE txjob = 'adopted-answers'`.execute(db);
+    }
+    assert.doesNotMatch((await w.admin.get('/admin/stats')).body, /re-rendered/);
+  });
+
   test('refuses bad and repeated range values with 400 and a message', async () => {
     for (const q of [
       'range=1y',

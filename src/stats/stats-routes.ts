@@ -1,10 +1,15 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { requireAdmin, requireUser } from '../auth/guards.ts';
 import type { Config } from '../config.ts';
+import { CATCH_UP_ADOPTED_ANSWERS, catchUpPercent } from '../db/catch-up.ts';
 import type { Db } from '../db/database.ts';
-import { HISTOGRAM_EDGES_S, runUsageBackfill, usageBackfillPercent } from '../db/migrations/011-usage-rollups.ts';
+import { HISTOGRAM_EDGES_S, usageBackfillPercent } from '../db/migrations/011-usage-rollups.ts';
+import { listUserGroups } from '../groups/group-queries.ts';
+import { usageStatus } from '../groups/usage-limits.ts';
+import { ownLimitsSection } from '../groups/usage-limits-views.ts';
 import { BadRequestError, NotFoundError } from '../http/errors.ts';
 import { pathId } from '../http/validation.ts';
+import { html } from '../views/html.ts';
 import type { PageOptions } from '../views/layout.ts';
 import type { LineChart } from './charts.ts';
 import { type Cell, toCsv } from './csv.ts';
@@ -95,9 +100,9 @@ function mondayOf(date: string): string {
 export async function statsRoutes(app: FastifyInstance, opts: { db: Db; config: Config }): Promise<void> {
   const { db, config } = opts;
   const timeZone = config.STATS_TIMEZONE;
+  // Existing rows (an adopted database, an upgrade, a new zone) are counted after the server listens, by a catch-up
+  // job (usage-backfill-job.ts) in batches that each commit.
   await syncRollupTimeZone(db, timeZone);
-  // Existing rows (an adopted database, an upgrade, a new zone) are counted after start, in batches that each commit.
-  runUsageBackfill(db).catch((err: unknown) => app.log.error({ err }, 'usage statistics backfill failed; it resumes at the next start'));
 
   app.get('/admin/stats', async (req, reply) => {
     requireAdmin(req);
@@ -200,13 +205,14 @@ export async function statsRoutes(app: FastifyInstance, opts: { db: Db; config: 
     }
 
     const bucket = chartBucket(range);
-    const [overview, averagePerModel, previous, perModel, series, backfillPercent] = await Promise.all([
+    const [overview, averagePerModel, previous, perModel, series, backfillPercent, rerenderPercent] = await Promise.all([
       userOverview(db, range, PAGE_USER_ROWS),
       averageSecondsPerModel(db, range),
       range.previous ? totals(db, range.previous) : Promise.resolve(null),
       modelDays(db, range, 'total'),
       modelDays(db, range, bucket),
       usageBackfillPercent(db),
+      catchUpPercent(db, CATCH_UP_ADOPTED_ANSWERS),
     ]);
     return reply.page({
       title: 'Statistics',
@@ -224,6 +230,7 @@ export async function statsRoutes(app: FastifyInstance, opts: { db: Db; config: 
         charts: charts(series, bucketsOf(range, series[0]?.dday, timeZone, bucket), bucket),
         userLimit: PAGE_USER_ROWS,
         backfillPercent,
+        rerenderPercent,
       }),
     });
   });
@@ -263,7 +270,7 @@ export async function statsRoutes(app: FastifyInstance, opts: { db: Db; config: 
     if (wanted === null) return reply;
     const { range, csv, table } = wanted;
     if (table !== undefined) throw new BadRequestError('This page has one table; leave out table.');
-    const rows = await ownUsage(db, user.userId, range);
+    const [rows, status, groups] = await Promise.all([ownUsage(db, user.userId, range), usageStatus(db, user.userId), listUserGroups(db, user.userId)]);
     if (csv) {
       return sendCsv(
         reply,
@@ -273,7 +280,8 @@ export async function statsRoutes(app: FastifyInstance, opts: { db: Db; config: 
         rows.map((x) => [x.day, x.model, x.prompts, x.answers, x.promptTokens, x.completionTokens]),
       );
     }
-    return reply.page({ title: 'Your usage', styles: ['/static/stats.css'], body: ownUsagePage(range, timeZone, rows) });
+    const body = html`${ownUsagePage(range, timeZone, rows)}${ownLimitsSection(status, groups, timeZone)}`;
+    return reply.page({ title: 'Your usage', styles: ['/static/stats.css'], body });
   });
 }
 

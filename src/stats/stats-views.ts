@@ -20,6 +20,8 @@ export interface StatsPageData {
   userLimit: number;
   /** Set while existing rows are still being counted (after an adoption, an upgrade or a new STATS_TIMEZONE). */
   backfillPercent: number | null;
+  /** How far the re-rendering of an adopted database's answers is (src/chat/adopted-answers.ts), or null when done. */
+  rerenderPercent: number | null;
 }
 
 const DASH = '—';
@@ -132,6 +134,7 @@ export function statsPage(d: StatsPageData): SafeHtml {
   return html`${statsHeading}
 ${rangePicker('/admin/stats', r, d.timeZone)}
 ${d.backfillPercent === null ? '' : html`<p class="alert alert-warning" role="status" data-testid="backfill">Statistics are being computed (${d.backfillPercent} %): the numbers below are still growing.</p>`}
+${d.rerenderPercent === null ? '' : html`<p class="alert alert-info" role="status" data-testid="rerender">${d.rerenderPercent} % of adopted answers re-rendered; the others are rendered from their markdown whenever they are shown.</p>`}
 ${totalsCards(d.totals, d.previous)}
 <p class="small text-body-secondary">Error rate: answers that ended in an error or were interrupted, of all answers. Stopped answers were stopped by their user and are not errors. Deleted chats keep their counts here.</p>
 

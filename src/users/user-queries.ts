@@ -12,6 +12,8 @@ export interface UserRecord {
   passwordHash: string | null;
   isActive: boolean;
   is2faEnabled: boolean;
+  /** The account has a passkey (a second factor, like TOTP). */
+  hasPasskey: boolean;
 }
 
 const userColumns = [
@@ -21,6 +23,7 @@ const userColumns = [
   'password as passwordHash',
   'is_active as isActive',
   'is_2fa_enabled as is2faEnabled',
+  sql<boolean>`exists (select 1 from chatbot_schema.passkey p where p.idappuser = chatbot_schema.app_user.idappuser)`.as('hasPasskey'),
 ] as const;
 
 export function normalizeEmail(email: string): string {

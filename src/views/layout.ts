@@ -43,6 +43,7 @@ function navbar(ctx: PageContext): SafeHtml {
       <ul class="navbar-nav me-auto">
         ${navLink(ctx, '/chat', 'Chat')}
         ${user.isAdmin ? navLink(ctx, '/admin/users', 'Users') : ''}
+        ${user.isAdmin ? navLink(ctx, '/admin/groups', 'Groups') : ''}
         ${user.isAdmin ? navLink(ctx, '/admin/models', 'Models') : ''}
         ${user.isAdmin ? navLink(ctx, '/admin/stats', 'Stats') : ''}
         ${navLink(ctx, '/settings/usage', 'My usage')}

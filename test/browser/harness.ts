@@ -83,7 +83,13 @@ export async function launchBrowser(): Promise<Browser> {
  * notice but a developer must — a script error, a CSP violation, a stylesheet or script that fails to
  * load — is collected and fails the test when it ends.
  */
-export async function newPage(browser: Browser, t: TestContext, viewport: { width: number; height: number } = DESKTOP): Promise<Page> {
+export async function newPage(
+  browser: Browser,
+  t: TestContext,
+  viewport: { width: number; height: number } = DESKTOP,
+  /** Fetches whose refusal the test provokes on purpose (a 429 the page shows): their 4xx is not a problem. */
+  expectedRefusals?: RegExp,
+): Promise<Page> {
   const context = await browser.newContext({ viewport });
   const page = await context.newPage();
   const problems: string[] = [];
@@ -102,6 +108,10 @@ export async function newPage(browser: Browser, t: TestContext, viewport: { widt
   page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
   page.on('response', (res) => {
     if (res.status() < 400) return;
+    if (expectedRefusals?.test(res.url()) && res.status() < 500) {
+      documentErrors.add(res.url()); // its "Failed to load resource" console line is expected too
+      return;
+    }
     if (res.request().resourceType() === 'document') documentErrors.add(res.url());
     else problems.push(`${res.status()} for ${res.request().resourceType()} ${res.url()}`);
   });

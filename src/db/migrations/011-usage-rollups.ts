@@ -82,8 +82,8 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       dtlast TIMESTAMPTZ
     );
 
-    -- The per-chat drill-down reads one user's raw rows of a range.
-    CREATE INDEX IF NOT EXISTS message_chat_created_idx ON chatbot_schema.message (idchat, dtcreated);
+    -- The per-chat drill-down's and the backfill's index on message (idchat, dtcreated) is built after the server
+    -- listens (src/db/deferred-indexes.ts).
   `.execute(db);
 
   await sql`
