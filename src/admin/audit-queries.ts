@@ -43,6 +43,8 @@ export const AUDIT_ACTIONS = [
   'disable-model',
   'delete-model',
   'default-model',
+  'create-api-key',
+  'revoke-api-key',
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 

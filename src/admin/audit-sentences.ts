@@ -64,6 +64,9 @@ function modelSettings(d: Details, key: Record<string, string>): string {
   return clauses.length === 0 ? '' : ` (${clauses.join(', ')})`;
 }
 
+const apiKeyName = (d: Details): string =>
+  d.text('name') ? `the API key “${d.text('name')}”${d.text('prefix') ? ` (${d.text('prefix')}…)` : ''}` : 'an API key';
+
 const ROLE_NAMES: Record<string, string> = { admin: 'Admin', user: 'User' };
 const SIGN_IN: Record<string, string> = { password: 'signing in with a password', google: 'signing in with Google only' };
 
@@ -100,6 +103,13 @@ export const SENTENCES: Record<AuditAction, Sentence> = {
       : [a, ` disabled ${modelName(d)}.`],
   'delete-model': (a, _t, d) => [a, ` deleted ${modelName(d)}.`],
   'default-model': (a, _t, d) => [a, ` made ${modelName(d)} the default for new chats.`],
+  'create-api-key': (a, t, d) => [
+    a,
+    ` created ${apiKeyName(d)} for `,
+    t,
+    d.count('expiresInDays') === undefined ? ' (no expiry).' : ` (expires in ${d.count('expiresInDays')} days).`,
+  ],
+  'revoke-api-key': (a, t, d) => [a, ` revoked ${apiKeyName(d)} of `, t, '.'],
 };
 
 const isKnown = (action: string): action is AuditAction => Object.hasOwn(SENTENCES, action);

@@ -19,6 +19,8 @@ export const ACTION_LABELS: Record<AuditAction, string> = {
   'disable-model': 'Model disabled',
   'delete-model': 'Model deleted',
   'default-model': 'Default model set',
+  'create-api-key': 'API key created',
+  'revoke-api-key': 'API key revoked',
 };
 
 /** The filter form as typed: the text of each name field (or the e-mail of the account an old id link meant). */

@@ -16,6 +16,7 @@ import * as modelHealth from './migrations/013-model-health.ts';
 import * as sessionProof from './migrations/014-session-proof.ts';
 import * as auditNameSearch from './migrations/016-audit-name-search.ts';
 import * as usageFailedTiming from './migrations/017-usage-failed-timing.ts';
+import * as apiKeys from './migrations/019-api-keys.ts';
 
 // Listed in code (not read from a folder) so that the order is explicit and nothing is loaded by path.
 const migrations: Record<string, Migration> = {
@@ -35,6 +36,7 @@ const migrations: Record<string, Migration> = {
   '014-session-proof': sessionProof,
   '016-audit-name-search': auditNameSearch,
   '017-usage-failed-timing': usageFailedTiming,
+  '019-api-keys': apiKeys,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };
