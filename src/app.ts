@@ -99,6 +99,7 @@ export async function buildApp({ config, db, logger = false, onRoute }: BuildOpt
   // 009 cannot: it has no APP_SECRET). One small query once none is left.
   await sealAdoptedTotpSecrets(db, totpSecretBox(config.APP_SECRET));
   app.decorate('require2faForAdmins', config.REQUIRE_2FA_FOR_ADMINS);
+  app.decorate('apiKeysEnabled', config.API_KEYS);
 
   await app.register(localAuthRoutes, { db, config });
   await app.register(googleRoutes, { db, config });

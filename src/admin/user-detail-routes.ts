@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { listApiKeys, revokeApiKey } from '../api/api-key-queries.ts';
 import { requireAdmin } from '../auth/guards.ts';
 import { hashPassword, PASSWORD_MAX_CHARS, passwordProblem } from '../auth/passwords.ts';
 import type { SessionUser } from '../auth/sessions.ts';
@@ -45,15 +46,16 @@ export async function renderUserPage(
 ): Promise<FastifyReply> {
   const user = await findUserDetail(db, id);
   if (!user) throw new NotFoundError('This user does not exist.');
-  const [sessions, usage, audit] = await Promise.all([
+  const [sessions, usage, audit, apiKeys] = await Promise.all([
     listUserSessions(db, user.id),
     usageLast30Days(db, user.id),
     listAudit(db, { targetId: user.id, page: 1 }, 20),
+    req.server.apiKeysEnabled ? listApiKeys(db, user.id) : null,
   ]);
   return reply.page(
     {
       title: user.username,
-      body: userDetailPage({ csrfToken: req.csrfToken(), user, selfId: admin.userId, sessions, usage, audit: audit.rows, canReset2fa: true, refusal }),
+      body: userDetailPage({ csrfToken: req.csrfToken(), user, selfId: admin.userId, sessions, usage, audit: audit.rows, canReset2fa: true, refusal, apiKeys }),
     },
     refusal?.status,
   );
@@ -125,6 +127,15 @@ export async function userDetailRoutes(app: FastifyInstance, opts: { db: Db; con
     reply.flash(revoked ? 'success' : 'info', revoked ? 'Session revoked: that browser is signed out.' : 'That session had already ended.');
     return reply.redirect(`/admin/users/${id}`, 303);
   });
+
+  if (config.API_KEYS)
+    app.post('/admin/users/:id/api-keys/:keyId/revoke', async (req, reply) => {
+      const admin = requireAdmin(req);
+      const user = await findOr404(userId(req.params));
+      const revoked = await revokeApiKey(db, actorOf(req, admin), { id: user.id, username: user.username }, pathId(req.params, 'keyId'));
+      reply.flash(revoked ? 'success' : 'info', revoked ? 'API key revoked: calls with it are refused from now on.' : 'That key was revoked already.');
+      return reply.redirect(`/admin/users/${user.id}`, 303);
+    });
 
   app.post('/admin/users/:id/reset-2fa', async (req, reply) => {
     const admin = requireAdmin(req);

@@ -196,3 +196,67 @@ describe('a caller that goes away', () => {
     await waitFor(async () => (w.llm.abandonedStreams > abandonedBefore ? true : undefined));
   });
 });
+
+describe('counted like chat, and split by source', () => {
+  const rollups = async () => {
+    const db = w.t.database.db;
+    const q = (table: string, order: string) =>
+      sql
+        .raw(`SELECT * FROM chatbot_schema.${table} ORDER BY ${order}`)
+        .execute(db)
+        .then((r) => JSON.stringify(r.rows));
+    return [
+      await q('usage_day_model', 'dday, idllm, txsource'),
+      await q('usage_day_user', 'dday, idappuser, idllm, txsource'),
+      await q('usage_user_total', 'idappuser, txsource'),
+    ];
+  };
+
+  test('every API call is in the rollups as source api, once; a recount from the rows gives the same numbers', async () => {
+    const { newChat } = await import('../../test/chat-fixtures.ts');
+    await w.user.postJson(`/api/chats/${await newChat(w.user, w.modelId)}/messages`, { content: 'from the web' });
+    const calls = await apiCalls();
+    const db = w.t.database.db;
+    const api = await sql<{ p: string; r: string; ct: string }>`
+      SELECT sum(nprompts) AS p, sum(nresponses) AS r, sum(ncompletion_tokens) AS ct FROM chatbot_schema.usage_day_model WHERE txsource = 'api'`.execute(db);
+    assert.equal(Number(api.rows[0]?.p), calls.length, 'one prompt per call');
+    assert.equal(Number(api.rows[0]?.r), calls.filter((c) => c.txstatus !== 'running').length, 'one answer per finished call');
+    assert.equal(
+      Number(api.rows[0]?.ct),
+      calls.reduce((n, c) => n + (c.ncompletion_tokens ?? 0), 0),
+    );
+    const web = await sql<{ p: string }>`SELECT sum(nprompts) AS p FROM chatbot_schema.usage_day_model WHERE txsource = 'web'`.execute(db);
+    assert.equal(Number(web.rows[0]?.p), 1);
+
+    const before = await rollups();
+    const { rebuildUsageRollups } = await import('../db/migrations/011-usage-rollups.ts');
+    await rebuildUsageRollups(db, w.t.config.STATS_TIMEZONE);
+    assert.deepEqual(await rollups(), before, 'a recount (a STATS_TIMEZONE change) counts the API calls again');
+  });
+
+  test('/admin/stats, /settings/usage and the user page show web and API apart', async () => {
+    const calls = (await apiCalls()).length;
+    const stats = await w.admin.get('/admin/stats?range=7d');
+    assert.equal(stats.statusCode, 200);
+    const apiRow = /<tr data-source="api"><th scope="row">API<\/th><td class="text-end">([\d,]+)<\/td>/.exec(stats.body);
+    assert.equal(apiRow?.[1], String(calls), stats.body.slice(stats.body.indexOf('by-source'), stats.body.indexOf('by-source') + 800));
+    assert.match(stats.body, /<tr data-source="web"><th scope="row">Web<\/th><td class="text-end">1<\/td>/);
+    const apiOnly = await w.admin.get('/admin/stats?range=7d&source=api');
+    assert.equal(apiOnly.statusCode, 200);
+    assert.match(apiOnly.body, /aria-current="page" href="\/admin\/stats\?range=7d&amp;source=api">API</);
+    assert.equal((await w.admin.get('/admin/stats?range=7d&source=mobile')).statusCode, 400);
+    const csv = await w.admin.get('/admin/stats?range=7d&source=web&format=csv&table=prompts_per_user');
+    assert.match(csv.body, /Bob,1\r?\n/);
+
+    const own = await w.user.get('/settings/usage?range=7d');
+    assert.match(own.body, /<tr data-source="api"><th scope="row">API<\/th><td class="text-end">[1-9]/);
+    assert.match(own.body, /<td[^>]*>API<\/td>/);
+    const ownCsv = await w.user.get('/settings/usage?range=7d&format=csv');
+    assert.match(ownCsv.body, /^day,source,model,/);
+
+    const bob = await w.t.database.db.selectFrom('chatbot_schema.app_user').select('idappuser').where('txusername', '=', 'Bob').executeTakeFirstOrThrow();
+    const page = await w.admin.get(`/admin/users/${bob.idappuser}`);
+    assert.match(page.body, /<tr data-source="api"><td>Fake echo<\/td><td>API<\/td>/);
+    assert.match(page.body, /data-testid="api-key-row"[\s\S]*?laptop[\s\S]*?<td class="text-end">[1-9]/, 'the key with its request count');
+  });
+});

@@ -58,6 +58,7 @@ export async function settingsRoutes(app: FastifyInstance, opts: { db: Db; local
           sessions,
           twoFactor: { enabled: Boolean(totp?.enabled), recoveryCodesLeft: totp?.unusedRecoveryCodes ?? 0 },
           identities,
+          apiKeys: req.server.apiKeysEnabled,
           ...extra,
         }),
       },

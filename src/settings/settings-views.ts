@@ -18,6 +18,8 @@ export interface SettingsView {
   sessions: OwnSession[];
   twoFactor: { enabled: boolean; recoveryCodesLeft: number };
   identities: LinkedIdentity[];
+  /** API_KEYS: the card linking to one's API keys. */
+  apiKeys: boolean;
   errors?: FieldErrors;
   /** A message about the whole page (e.g. too many wrong passwords). */
   error?: string;
@@ -149,5 +151,14 @@ export function settingsPage(v: SettingsView): SafeHtml {
     <p class="text-body-secondary small">Your prompts, answers and tokens by day and model, with a CSV.</p>
     <a class="btn btn-outline-primary" href="/settings/usage">See your usage</a>
   </div></section>
+  ${
+    v.apiKeys
+      ? html`<section class="card mb-4"><div class="card-body">
+    <h2 class="h5 card-title">API keys</h2>
+    <p class="text-body-secondary small">Personal keys for the OpenAI-compatible API: use Parley's models from scripts and editors.</p>
+    <a class="btn btn-outline-primary" href="/settings/api-keys">Manage API keys</a>
+  </div></section>`
+      : ''
+  }
 </div></div>`;
 }

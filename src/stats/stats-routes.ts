@@ -20,6 +20,7 @@ import {
   notFailed,
   ownUsage,
   promptsPerUsername,
+  sourceTotals,
   summarizeModels,
   totals,
   userOverview,
@@ -31,7 +32,7 @@ import { ownUsageHeading, ownUsagePage, type RefusedRange, refusedRangePage, sta
 const PAGE_USER_ROWS = 200;
 const CSV_TABLES = ['prompts_per_user', 'average_per_model', 'models', 'users', 'daily'] as const;
 type CsvTable = (typeof CSV_TABLES)[number];
-const KNOWN_PARAMS = new Set(['range', 'from', 'to', 'format', 'table']);
+const KNOWN_PARAMS = new Set(['range', 'from', 'to', 'format', 'table', 'source']);
 
 interface Wanted {
   range: DayRange;
@@ -50,8 +51,11 @@ function parseQuery(req: FastifyRequest, reply: FastifyReply, timeZone: string, 
   const format = q.format ?? 'html';
   if (format !== 'html' && format !== 'csv') throw new BadRequestError('format must be html or csv (given once).');
   if (q.table !== undefined && typeof q.table !== 'string') throw new BadRequestError('Give table once.');
+  const source = q.source ?? 'all';
+  if (source !== 'all' && source !== 'web' && source !== 'api') throw new BadRequestError('source must be all, web or api (given once).');
   try {
-    return { range: parseRange(q, timeZone), csv: format === 'csv', table: q.table as string | undefined };
+    const range: DayRange = { ...parseRange(q, timeZone), source: source === 'all' ? null : (source as 'web' | 'api') };
+    return { range, csv: format === 'csv', table: q.table as string | undefined };
   } catch (err) {
     if (!(err instanceof BadRangeError) || format === 'csv') throw err;
     const typed = (name: string) => (typeof q[name] === 'string' ? (q[name] as string) : '');
@@ -200,13 +204,14 @@ export async function statsRoutes(app: FastifyInstance, opts: { db: Db; config: 
     }
 
     const bucket = chartBucket(range);
-    const [overview, averagePerModel, previous, perModel, series, backfillPercent] = await Promise.all([
+    const [overview, averagePerModel, previous, perModel, series, backfillPercent, bySource] = await Promise.all([
       userOverview(db, range, PAGE_USER_ROWS),
       averageSecondsPerModel(db, range),
-      range.previous ? totals(db, range.previous) : Promise.resolve(null),
+      range.previous ? totals(db, { ...range.previous, source: range.source }) : Promise.resolve(null),
       modelDays(db, range, 'total'),
       modelDays(db, range, bucket),
       usageBackfillPercent(db),
+      sourceTotals(db, range),
     ]);
     return reply.page({
       title: 'Statistics',
@@ -224,6 +229,7 @@ export async function statsRoutes(app: FastifyInstance, opts: { db: Db; config: 
         charts: charts(series, bucketsOf(range, series[0]?.dday, timeZone, bucket), bucket),
         userLimit: PAGE_USER_ROWS,
         backfillPercent,
+        bySource,
       }),
     });
   });
@@ -269,11 +275,12 @@ export async function statsRoutes(app: FastifyInstance, opts: { db: Db; config: 
         reply,
         'my-usage',
         range,
-        ['day', 'model', 'prompts', 'answers', 'prompt_tokens', 'completion_tokens'],
-        rows.map((x) => [x.day, x.model, x.prompts, x.answers, x.promptTokens, x.completionTokens]),
+        ['day', 'source', 'model', 'prompts', 'answers', 'prompt_tokens', 'completion_tokens'],
+        rows.map((x) => [x.day, x.source, x.model, x.prompts, x.answers, x.promptTokens, x.completionTokens]),
       );
     }
-    return reply.page({ title: 'Your usage', styles: ['/static/stats.css'], body: ownUsagePage(range, timeZone, rows) });
+    const bySource = await sourceTotals(db, range, user.userId);
+    return reply.page({ title: 'Your usage', styles: ['/static/stats.css'], body: ownUsagePage(range, timeZone, rows, bySource) });
   });
 }
 
