@@ -6,9 +6,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions, type RouteOpt
 import { sql } from 'kysely';
 import { modelsAdminRoutes } from './admin/models-routes.ts';
 import { usersAdminRoutes } from './admin/users-routes.ts';
-import { apiKeyRoutes } from './api/key-routes.ts';
-import { ApiCallRegistry } from './api/upstream-relay.ts';
-import { v1Routes } from './api/v1-routes.ts';
+import { apiRoutes } from './api/api-routes.ts';
 import { googleRoutes } from './auth/google-routes.ts';
 import { localAuthRoutes } from './auth/local-routes.ts';
 import { secondFactorRoutes } from './auth/second-factor-routes.ts';
@@ -111,20 +109,6 @@ export async function buildApp({ config, db, logger = false, onRoute }: BuildOpt
   await app.register(modelsAdminRoutes, { db, config });
   await app.register(usersAdminRoutes, { db, config });
   await app.register(statsRoutes, { db, config });
-  if (config.API_KEYS) {
-    await app.register(apiKeyRoutes, { db, config });
-    const registry = new ApiCallRegistry();
-    // As chat answers (decision record 002): running calls get SHUTDOWN_GRACE_S, then end `interrupted`. Not awaited in
-    // preClose (Fastify bounds those hooks by pluginTimeout); the server's close waits for the streams themselves.
-    let draining: Promise<void> = Promise.resolve();
-    app.addHook('preClose', async () => {
-      draining = registry.stopAll(config.SHUTDOWN_GRACE_S * 1000).catch((err) => app.log.error({ err }, 'could not stop the API calls'));
-    });
-    app.addHook('onClose', async () => {
-      await draining;
-      await registry.stopAll(0);
-    });
-    await app.register(v1Routes, { prefix: '/v1', db, config, registry });
-  }
+  if (config.API_KEYS) await app.register(apiRoutes, { db, config });
   return app;
 }

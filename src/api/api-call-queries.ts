@@ -138,3 +138,18 @@ export async function finishApiCall(db: Db, callId: string, end: ApiCallEnd): Pr
     .where('txstatus', '=', 'running')
     .execute();
 }
+
+/**
+ * Calls still 'running' that began more than `olderThanS` ago: no live process relays a call that long (each is
+ * ended at LLM_MAX_ANSWER_S), so their process died; they end 'interrupted' and their answer is counted as such. Run
+ * at start and periodically by every process: calls carry no owner, so age is the proof, and it needs no lock.
+ */
+export async function interruptAbandonedApiCalls(db: Db, olderThanS: number): Promise<number> {
+  const r = await db
+    .updateTable('chatbot_schema.api_call')
+    .set({ txstatus: 'interrupted', tinf_end: sql<Date>`now()`, txerror: 'The server stopped before this call was finished.' })
+    .where('txstatus', '=', 'running')
+    .where('tinf_start', '<', sql<Date>`now() - make_interval(secs => ${olderThanS})`)
+    .executeTakeFirst();
+  return Number(r.numUpdatedRows);
+}

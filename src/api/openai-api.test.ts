@@ -32,7 +32,12 @@ after(async () => {
 });
 
 const apiCalls = () => w.t.database.db.selectFrom('chatbot_schema.api_call').selectAll().orderBy('idapicall').execute();
-const lastCall = async () => (await apiCalls()).at(-1);
+/** The newest call once recorded as ended: the end is written after the answer has gone out. */
+const lastCall = () =>
+  waitFor(async () => {
+    const call = (await apiCalls()).at(-1);
+    return call && call.txstatus !== 'running' ? call : undefined;
+  });
 
 describe('the openai SDK as the client', () => {
   test('lists the models the key may use, by their Parley names', async () => {
@@ -163,9 +168,8 @@ describe('errors, in OpenAI shape with their statuses', () => {
       assert.doesNotMatch(err.message, /on purpose|127\.0\.0\.1/);
       return true;
     });
-    const calls = await apiCalls();
-    assert.equal(calls.length, before + 1);
-    assert.equal(calls.at(-1)?.txstatus, 'error');
+    assert.equal((await apiCalls()).length, before + 1);
+    assert.equal((await lastCall()).txstatus, 'error');
   });
 
   test('429: after 20 wrong keys from one address, even the right key waits (Retry-After)', async () => {
@@ -188,11 +192,7 @@ describe('a caller that goes away', () => {
     );
     // The SDK ends an aborted stream quietly.
     for await (const chunk of stream) if (chunk.choices[0]?.delta.content) controller.abort();
-    const call = await waitFor(async () => {
-      const c = await lastCall();
-      return c?.txstatus === 'running' ? undefined : c;
-    });
-    assert.equal(call.txstatus, 'client_gone');
+    assert.equal((await lastCall()).txstatus, 'client_gone');
     await waitFor(async () => (w.llm.abandonedStreams > abandonedBefore ? true : undefined));
   });
 });
@@ -252,7 +252,7 @@ describe('counted like chat, and split by source', () => {
     assert.match(own.body, /<tr data-source="api"><th scope="row">API<\/th><td class="text-end">[1-9]/);
     assert.match(own.body, /<td[^>]*>API<\/td>/);
     const ownCsv = await w.user.get('/settings/usage?range=7d&format=csv');
-    assert.match(ownCsv.body, /^day,source,model,/);
+    assert.match(ownCsv.body, /^day,model,prompts,answers,prompt_tokens,completion_tokens,source\r?\n[^\n]*,api\r?\n/m);
 
     const bob = await w.t.database.db.selectFrom('chatbot_schema.app_user').select('idappuser').where('txusername', '=', 'Bob').executeTakeFirstOrThrow();
     const page = await w.admin.get(`/admin/users/${bob.idappuser}`);

@@ -275,8 +275,9 @@ export async function statsRoutes(app: FastifyInstance, opts: { db: Db; config: 
         reply,
         'my-usage',
         range,
-        ['day', 'source', 'model', 'prompts', 'answers', 'prompt_tokens', 'completion_tokens'],
-        rows.map((x) => [x.day, x.source, x.model, x.prompts, x.answers, x.promptTokens, x.completionTokens]),
+        // The source last: the columns before it keep their places for whoever reads this CSV by position.
+        ['day', 'model', 'prompts', 'answers', 'prompt_tokens', 'completion_tokens', 'source'],
+        rows.map((x) => [x.day, x.model, x.prompts, x.answers, x.promptTokens, x.completionTokens, x.source]),
       );
     }
     const bySource = await sourceTotals(db, range, user.userId);
