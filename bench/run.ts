@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { benchAdminUsers } from './admin-users.ts';
 import { benchAnswerFlush } from './answer-flush.ts';
+import { benchApiConcurrent, benchApiThroughput, benchApiTtft } from './api.ts';
 import { benchConcurrentChats } from './concurrent-chats.ts';
 import { type DbKind, databaseKinds, machine, markdownTable, type Row } from './lib.ts';
 import { benchPageThroughput } from './page-throughput.ts';
@@ -36,6 +37,9 @@ const benches: Bench[] = [
   { name: 'flush', title: 'Saving the partial text of a 100,000-character answer', run: perDatabase(benchAnswerFlush) },
   { name: 'admin', title: 'GET /admin/users at 100,000 users: server time per page and search', run: perDatabase(benchAdminUsers) },
   { name: 'stats', title: '/admin/stats on a million messages: daily rollups against the seed’s raw SQL', run: perDatabase(benchStats) },
+  { name: 'api-ttft', title: 'Time to first token added by /v1/chat/completions over the upstream', run: perDatabase(benchApiTtft) },
+  { name: 'api-concurrent', title: '1,000 concurrent streamed API calls (PostgreSQL): one process, two processes', run: benchApiConcurrent },
+  { name: 'api-throughput', title: 'Non-stream /v1 throughput against a bare node:http fetch proxy', run: perDatabase(benchApiThroughput) },
   { name: 'soak', title: 'Soak: mixed traffic against one app process (requests by kind)', run: benchSoak },
 ];
 
