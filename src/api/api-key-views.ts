@@ -23,20 +23,21 @@ export function apiKeyTable(keys: ApiKeySummary[], csrfToken: string, revokeActi
   const rows = keys.map((k) => {
     const state = keyState(k);
     return html`<tr data-testid="api-key-row">
-      <td><div class="fw-semibold text-break">${k.name}</div><code class="small">${k.prefix}…</code></td>
-      <td>${badge[state]}</td>
-      <td class="small">${when(k.createdAt)}</td>
-      <td class="small">${when(k.lastUsedAt, 'never')}</td>
-      <td class="small">${k.revokedAt ? html`revoked ${when(k.revokedAt)}` : when(k.expiresAt, 'never')}</td>
-      <td class="text-end">${k.requests.toLocaleString('en')}</td>
-      <td class="text-end small">${(k.promptTokens + k.completionTokens).toLocaleString('en')}</td>
+      <td data-label="Name"><span class="fw-semibold text-break">${k.name}</span> <code class="small">${k.prefix}…</code></td>
+      <td data-label="State">${badge[state]}</td>
+      <td data-label="Created" class="small">${when(k.createdAt)}</td>
+      <td data-label="Last used" class="small">${when(k.lastUsedAt, 'never')}</td>
+      <td data-label="Expires" class="small">${k.revokedAt ? html`revoked ${when(k.revokedAt)}` : when(k.expiresAt, 'never')}</td>
+      <td data-label="Requests" class="text-end">${k.requests.toLocaleString('en')}</td>
+      <td data-label="Tokens" class="text-end small">${(k.promptTokens + k.completionTokens).toLocaleString('en')}</td>
       <td class="text-end">${
         state === 'active'
           ? html`<form method="post" action="${revokeAction(k)}">${csrfField(csrfToken)}<button class="btn btn-outline-danger btn-sm" type="submit">Revoke</button></form>`
           : ''
       }</td></tr>`;
   });
-  return html`<div class="table-responsive"><table class="table table-sm align-middle">
+  // table-stack (public/app.css): below 768 px each key is a card of "label value" lines, nothing off-screen.
+  return html`<div class="table-responsive"><table class="table table-sm align-middle table-stack">
     <thead><tr><th>Name</th><th>State</th><th>Created</th><th>Last used</th><th>Expires</th><th class="text-end">Requests</th><th class="text-end">Tokens</th><th></th></tr></thead>
     <tbody>${rows}</tbody>
   </table></div>`;

@@ -258,6 +258,10 @@ describe('counted like chat, and split by source', () => {
     const bob = await w.t.database.db.selectFrom('chatbot_schema.app_user').select('idappuser').where('txusername', '=', 'Bob').executeTakeFirstOrThrow();
     const page = await w.admin.get(`/admin/users/${bob.idappuser}`);
     assert.match(page.body, /<tr data-source="api"><td>Fake echo<\/td><td>API<\/td>/);
-    assert.match(page.body, /data-testid="api-key-row"[\s\S]*?laptop[\s\S]*?<td class="text-end">[1-9]/, 'the key with its request count');
+    assert.match(
+      page.body,
+      /data-testid="api-key-row"[\s\S]*?laptop[\s\S]*?<td data-label="Requests" class="text-end">[1-9]/,
+      'the key with its request count',
+    );
   });
 });

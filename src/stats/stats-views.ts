@@ -74,11 +74,11 @@ function sourcePicker(path: string, r: DayRange): SafeHtml {
 
 /** Prompts, answers and tokens of the web and of the API side by side, whatever the source filter says. */
 export function sourceTable(rows: SourceTotals[]): SafeHtml {
-  return html`<table class="table table-sm w-auto" data-testid="by-source"><thead><tr><th scope="col">Source</th><th scope="col" class="text-end">Prompts</th><th scope="col" class="text-end">Answers</th><th scope="col" class="text-end">Failed</th><th scope="col" class="text-end">Prompt tokens</th><th scope="col" class="text-end">Completion tokens</th></tr></thead>
+  return html`<div class="table-responsive"><table class="table table-sm w-auto" data-testid="by-source"><thead><tr><th scope="col">Source</th><th scope="col" class="text-end">Prompts</th><th scope="col" class="text-end">Answers</th><th scope="col" class="text-end">Failed</th><th scope="col" class="text-end">Prompt tokens</th><th scope="col" class="text-end">Completion tokens</th></tr></thead>
   <tbody>${rows.map(
     (x) =>
       html`<tr data-source="${x.source}"><th scope="row">${sourceName(x.source)}</th><td class="text-end">${int(x.prompts)}</td><td class="text-end">${int(x.answers)}</td><td class="text-end">${int(x.failed)}</td><td class="text-end">${int(x.promptTokens)}</td><td class="text-end">${int(x.completionTokens)}</td></tr>`,
-  )}</tbody></table>`;
+  )}</tbody></table></div>`;
 }
 
 function rangePicker(path: string, r: DayRange | null, timeZone: string, refused?: RefusedRange): SafeHtml {
