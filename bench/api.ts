@@ -97,9 +97,10 @@ async function spawnApiApp(llmBaseUrl: string, databaseUrl: string | undefined, 
 }
 
 /** Time until the first non-empty content delta of a streamed completion; the stream is read to its end. */
-async function firstTokenMs(url: string, headers: Record<string, string>, body: string): Promise<{ ttft: number; ok: boolean }> {
+async function firstTokenMs(url: string, headers: Record<string, string>, body: string): Promise<{ ttft: number; ok: boolean; why?: string }> {
   const start = performance.now();
   const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
+  if (res.status !== 200) return { ttft: 0, ok: false, why: `HTTP ${res.status}` };
   let ttft = 0;
   let text = '';
   const decoder = new TextDecoder();
@@ -108,7 +109,8 @@ async function firstTokenMs(url: string, headers: Record<string, string>, body: 
     text += piece;
     if (!ttft && /"content":"[^"]/.test(piece)) ttft = performance.now() - start;
   }
-  return { ttft, ok: res.status === 200 && text.includes('data: [DONE]') && !text.includes('"error"') };
+  const ok = text.includes('data: [DONE]') && !text.includes('"error"');
+  return { ttft, ok, ...(ok ? {} : { why: 'broken stream' }) };
 }
 
 async function scratchUrl(kind: DbKind): Promise<{ url: string | undefined; close(): Promise<void> }> {
@@ -169,7 +171,11 @@ async function concurrentCalls(processes: number): Promise<Row> {
     const started = performance.now();
     const results = await Promise.all(
       Array.from({ length: CONCURRENT }, (_, i) =>
-        firstTokenMs(`${apps[i % processes]?.baseUrl}/v1/chat/completions`, { authorization: `Bearer ${key}` }, body).catch(() => ({ ttft: 0, ok: false })),
+        firstTokenMs(`${apps[i % processes]?.baseUrl}/v1/chat/completions`, { authorization: `Bearer ${key}` }, body).catch((err: Error) => ({
+          ttft: 0,
+          ok: false,
+          why: err.message,
+        })),
       ),
     );
     const wallMs = performance.now() - started;
@@ -186,7 +192,7 @@ async function concurrentCalls(processes: number): Promise<Row> {
       return {
         processes,
         calls: CONCURRENT,
-        errors: results.filter((r) => !r.ok).length,
+        errors: errorsOf(results),
         'api_call rows (complete)': `${c?.calls} (${c?.complete})`,
         'rollup prompts / answers': `${c?.prompts} / ${c?.answers}`,
         'TTFT p50 ms': median(results.map((r) => r.ttft)).toFixed(0),
@@ -206,6 +212,14 @@ async function concurrentCalls(processes: number): Promise<Row> {
     await llm.close();
     await db.close();
   }
+}
+
+function errorsOf(results: Array<{ ok: boolean; why?: string }>): string | number {
+  const failed = results.filter((r) => !r.ok);
+  if (failed.length === 0) return 0;
+  const kinds = new Map<string, number>();
+  for (const r of failed) kinds.set(r.why ?? '?', (kinds.get(r.why ?? '?') ?? 0) + 1);
+  return `${failed.length} (${[...kinds].map(([k, n]) => `${k}: ${n}`).join(', ')})`;
 }
 
 export async function benchApiConcurrent(): Promise<Row[]> {
