@@ -3,7 +3,7 @@ import { API_KEY_ADDRESS_RULE, apiKeyThrottleKey, reserveAttempt } from '../auth
 import type { Config } from '../config.ts';
 import { sha256Hex } from '../crypto/tokens.ts';
 import type { Db } from '../db/database.ts';
-import { isDatabaseUnavailable } from '../http/errors.ts';
+import { isDatabaseUnavailable } from '../db/outage.ts';
 import { createApiKeyBox, toModelConnection } from '../llm/llm-queries.ts';
 import { admitCompletion, type Caller, finishApiCall, modelsForKey } from './api-call-queries.ts';
 import { API_KEY_SHAPE } from './api-key-queries.ts';
