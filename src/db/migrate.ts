@@ -17,6 +17,7 @@ import * as sessionProof from './migrations/014-session-proof.ts';
 import * as auditNameSearch from './migrations/016-audit-name-search.ts';
 import * as usageFailedTiming from './migrations/017-usage-failed-timing.ts';
 import * as catchUp from './migrations/018-catch-up.ts';
+import * as apiKeys from './migrations/019-api-keys.ts';
 import * as groupsAndLimits from './migrations/020-groups-and-limits.ts';
 import * as passkeys from './migrations/021-passkeys.ts';
 
@@ -39,6 +40,7 @@ const migrations: Record<string, Migration> = {
   '016-audit-name-search': auditNameSearch,
   '017-usage-failed-timing': usageFailedTiming,
   '018-catch-up': catchUp,
+  '019-api-keys': apiKeys,
   '020-groups-and-limits': groupsAndLimits,
   '021-passkeys': passkeys,
 };
