@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import type { Db } from '../db/database.ts';
 import type { ApiCallStatus } from '../db/schema.ts';
+import { type LimitName, type LimitRefusal, refusalFrom } from '../groups/usage-limits.ts';
 import type { ModelConnectionRow } from '../llm/llm-queries.ts';
 
 /**
@@ -15,16 +16,19 @@ import type { ModelConnectionRow } from '../llm/llm-queries.ts';
  * the calls of its last fraction of a second may be lost — never a half-written row or a wrong sum; such a call's
  * end then updates nothing. PGlite ignores the setting.
  *
- * Groups and limits (issue 19) plug in here, inside the same statement, so the decision and the record cannot race:
- *   ACCESS  — "may this user use this model": the `allowed` column below (today every enabled model is open to all).
- *   LIMITS  — "reserve against limits": a CTE that reserves one prompt (increment-and-return, guarded by the limit)
- *             joined into `started`'s WHERE, with its refusal (which limit, when it resets) returned as columns.
+ * Groups and limits (issue 19, docs/decisions/016) are decided inside the same statement, so the decision and the
+ * record cannot race: `allowed` includes may_use_model (a restricted model is 403, as a disabled one), and `adm`
+ * reserves one prompt and the estimated tokens with admit_prompt (increment-and-return under the lock of the user's
+ * counter rows, shared with chat's begin_answer), which `started` requires. A refused call leaves no api_call row
+ * and no counter change; its refusal (which limit, when it resets) comes back as columns. The reservation is kept
+ * on the row and settled with the real tokens when the call ends (migration 024's trigger).
  */
 export type Admission =
   | { kind: 'locked' }
   | { kind: 'unauthenticated' }
   | { kind: 'unknown-model'; userId: number }
   | { kind: 'forbidden-model'; userId: number }
+  | { kind: 'over-limit'; userId: number; refusal: LimitRefusal }
   | { kind: 'admitted'; userId: number; keyId: number; callId: string; connection: ModelConnectionRow };
 
 interface AdmissionRow {
@@ -38,6 +42,10 @@ interface AdmissionRow {
   txmodel: string | null;
   allowed: boolean | null;
   idapicall: string | null;
+  outcome: string | null;
+  limit_name: LimitName | null;
+  limit_value: number | null;
+  resets_at: Date | null;
 }
 
 /** Who is calling: the key's SHA-256, and the throttle key of the caller's address (apiKeyThrottleKey). */
@@ -59,7 +67,8 @@ const validKey = (c: Caller) => sql`
   WHERE k.txhash = ${c.keyHash} AND k.dtrevoked IS NULL AND (k.dtexpires IS NULL OR k.dtexpires > now()) AND u.is_active
     AND NOT ${addressLocked(c)}`;
 
-export async function admitCompletion(db: Db, caller: Caller, modelName: string): Promise<Admission> {
+/** `estimatedTokens`: the request's prompt tokens, reserved against the token limits until the call is settled. */
+export async function admitCompletion(db: Db, caller: Caller, modelName: string, estimatedTokens: number): Promise<Admission> {
   const r = await sql<AdmissionRow>`
     WITH k AS (${validKey(caller)}),
     -- By its Parley name; a disabled model is known (403: the admin turned it off), a name nobody has is not (404).
@@ -68,23 +77,30 @@ export async function admitCompletion(db: Db, caller: Caller, modelName: string)
       FROM chatbot_schema.llm l WHERE l.txshortname = ${modelName}
       ORDER BY l.is_enabled DESC, l.idllm LIMIT 1
     ),
-    -- ACCESS (issue 19): AND the user's access to m.idllm here.
-    decision AS (SELECT k.idapikey, k.idappuser, m.idllm, m.txshortname, m.txbase_url, m.txapi_key_enc, m.txmodel, m.usable AS allowed FROM k LEFT JOIN m ON TRUE),
-    -- LIMITS (issue 19): reserve one prompt here and require the reservation below.
+    decision AS (
+      SELECT k.idapikey, k.idappuser, m.idllm, m.txshortname, m.txbase_url, m.txapi_key_enc, m.txmodel,
+        m.usable AND chatbot_schema.may_use_model(k.idappuser, m.idllm) AS allowed
+      FROM k LEFT JOIN m ON TRUE
+    ),
+    -- The limits, only for an allowed call: 'ok' has reserved one prompt and the estimate (web and API count together).
+    adm AS (SELECT a.* FROM decision d, LATERAL chatbot_schema.admit_prompt(d.idappuser, d.idllm, ${estimatedTokens}::int) a WHERE d.allowed),
     started AS (
-      INSERT INTO chatbot_schema.api_call (idappuser, idapikey, idllm)
-      SELECT d.idappuser, d.idapikey, d.idllm FROM decision d WHERE d.idllm IS NOT NULL AND d.allowed IS TRUE
+      INSERT INTO chatbot_schema.api_call (idappuser, idapikey, idllm, nreserved_tokens, dusage_day)
+      SELECT d.idappuser, d.idapikey, d.idllm, ${estimatedTokens}::int, a.usage_day FROM decision d, adm a WHERE d.allowed AND a.outcome = 'ok'
       RETURNING idapicall
     )
     SELECT ${addressLocked(caller)} AS locked, d.*, (SELECT s.idapicall FROM started s) AS idapicall,
+      a.outcome, a.limit_name, a.limit_value, a.resets_at,
       -- This statement's commit does not wait for the WAL flush (see above): the one round trip stays short.
       set_config('synchronous_commit', 'off', true) AS async_commit
-    FROM (SELECT 1) one LEFT JOIN decision d ON TRUE`.execute(db);
+    FROM (SELECT 1) one LEFT JOIN decision d ON TRUE LEFT JOIN adm a ON TRUE`.execute(db);
   const row = r.rows[0];
   if (!row || row.locked) return { kind: 'locked' };
   if (row.idappuser === null || row.idapikey === null) return { kind: 'unauthenticated' };
   if (row.idllm === null || row.txshortname === null) return { kind: 'unknown-model', userId: row.idappuser };
-  if (!row.allowed || row.idapicall === null || row.txbase_url === null) return { kind: 'forbidden-model', userId: row.idappuser };
+  if (!row.allowed || row.txbase_url === null) return { kind: 'forbidden-model', userId: row.idappuser };
+  if (row.outcome === 'over_limit') return { kind: 'over-limit', userId: row.idappuser, refusal: refusalFrom(row) };
+  if (row.idapicall === null) throw new Error(`an allowed API call was neither admitted nor refused (${row.outcome})`);
   return {
     kind: 'admitted',
     userId: row.idappuser,
@@ -101,12 +117,13 @@ export async function admitCompletion(db: Db, caller: Caller, modelName: string)
   };
 }
 
-/** GET /v1/models: the key's user, if the key may be used now, and the models they may use (ACCESS goes here too). */
+/** GET /v1/models: the key's user, if the key may be used now, and the models they may use (may_use_model, as chat's picker). */
 export async function modelsForKey(db: Db, caller: Caller): Promise<{ kind: 'locked' | 'unauthenticated' } | { kind: 'ok'; userId: number; models: string[] }> {
   const r = await sql<{ locked: boolean; idappuser: number | null; name: string | null }>`
     WITH k AS (${validKey(caller)})
     SELECT ${addressLocked(caller)} AS locked, k.idappuser, l.txshortname AS name
     FROM (SELECT 1) one LEFT JOIN k ON TRUE LEFT JOIN chatbot_schema.llm l ON k.idappuser IS NOT NULL AND l.is_enabled AND l.txbase_url IS NOT NULL
+      AND chatbot_schema.may_use_model(k.idappuser, l.idllm)
     ORDER BY lower(l.txshortname), l.idllm`.execute(db);
   const first = r.rows[0];
   if (!first || first.locked) return { kind: 'locked' };

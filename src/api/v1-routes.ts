@@ -4,10 +4,11 @@ import type { Config } from '../config.ts';
 import { sha256Hex } from '../crypto/tokens.ts';
 import type { Db } from '../db/database.ts';
 import { isDatabaseUnavailable } from '../db/outage.ts';
+import { limitMessage, retryAfterSeconds } from '../groups/usage-limits.ts';
 import { createApiKeyBox, toModelConnection } from '../llm/llm-queries.ts';
 import { admitCompletion, type Caller, finishApiCall, modelsForKey } from './api-call-queries.ts';
 import { API_KEY_SHAPE } from './api-key-queries.ts';
-import { completionRequestSchema, describeRequestProblem } from './completion-request.ts';
+import { completionRequestSchema, describeRequestProblem, estimateTokens, requestTextChars } from './completion-request.ts';
 import { invalidKey, OpenAiError } from './openai-errors.ts';
 import { type ApiCallRegistry, relayCompletion } from './upstream-relay.ts';
 
@@ -80,7 +81,7 @@ export async function v1Routes(app: FastifyInstance, opts: { db: Db; config: Con
       throw new OpenAiError(400, message, { param });
     }
     const request = parsed.data;
-    const admission = await admitCompletion(db, caller, request.model);
+    const admission = await admitCompletion(db, caller, request.model, estimateTokens(requestTextChars(request)));
     switch (admission.kind) {
       case 'locked':
       case 'unauthenticated':
@@ -95,6 +96,13 @@ export async function v1Routes(app: FastifyInstance, opts: { db: Db; config: Con
           type: 'permission_error',
           code: 'model_not_allowed',
           param: 'model',
+        });
+      case 'over-limit':
+        // The same limits as chat, web and API together (PRODUCT.md); nothing was recorded or reserved.
+        throw new OpenAiError(429, limitMessage(admission.refusal, config.STATS_TIMEZONE), {
+          type: 'rate_limit_error',
+          code: 'rate_limit_exceeded',
+          retryAfterS: retryAfterSeconds(admission.refusal),
         });
     }
     // The first token's time counts from the recorded start (tinf_start), as chat's does from begin_answer.

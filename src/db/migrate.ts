@@ -20,6 +20,7 @@ import * as catchUp from './migrations/018-catch-up.ts';
 import * as apiKeys from './migrations/019-api-keys.ts';
 import * as groupsAndLimits from './migrations/020-groups-and-limits.ts';
 import * as passkeys from './migrations/021-passkeys.ts';
+import * as apiUsageLimits from './migrations/024-api-usage-limits.ts';
 
 // Listed in code (not read from a folder) so that the order is explicit and nothing is loaded by path.
 const migrations: Record<string, Migration> = {
@@ -43,6 +44,7 @@ const migrations: Record<string, Migration> = {
   '019-api-keys': apiKeys,
   '020-groups-and-limits': groupsAndLimits,
   '021-passkeys': passkeys,
+  '024-api-usage-limits': apiUsageLimits,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -254,6 +254,9 @@ export interface ApiCallTable {
   ncompletion_tokens: number | null;
   is_estimated: Generated<boolean>;
   txerror: string | null;
+  /** The tokens reserved against the limits at admission, and the day they count on (migration 024). */
+  nreserved_tokens: number | null;
+  dusage_day: ColumnType<string | null, string | null, string | null>;
 }
 
 export interface Database {
