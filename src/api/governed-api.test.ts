@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
+import { sql } from 'kysely';
 import OpenAI from 'openai';
 import { addModel, type ChatWorld, newChat, parseSse, startChatWorld, waitFor } from '../../test/chat-fixtures.ts';
 import { testDbKind } from '../../test/database.ts';
 import { setModelAccess, setUserLimits } from '../groups/group-queries.ts';
-import type { Limits } from '../groups/usage-limits.ts';
+import { admitPrompt, type Limits } from '../groups/usage-limits.ts';
 import { findUserByEmail } from '../users/user-queries.ts';
+import { interruptAbandonedApiCalls } from './api-call-queries.ts';
 
 /**
  * /v1 under the groups' model access and the usage limits (PRODUCT.md): the same rules as chat, counted together,
@@ -119,6 +121,24 @@ describe('usage limits', () => {
     await assert.rejects(ask('[[fail]]'), refusedFor(502));
     await allEnded();
     assert.deepEqual(await counter(), { prompts: 1, tokens: used }, 'the failed call counts nothing');
+
+    // A call whose process died: the sweep's end settles it too (the trigger, not the relay, settles).
+    const admitted = await admitPrompt(db(), { userId, modelId: w.modelId, estimatedTokens: 9 });
+    assert.equal(admitted.outcome, 'ok');
+    await db()
+      .insertInto('chatbot_schema.api_call')
+      .values({
+        idappuser: userId,
+        idapikey: null,
+        idllm: w.modelId,
+        nreserved_tokens: 9,
+        dusage_day: admitted.outcome === 'ok' ? admitted.usageDay : null,
+        tinf_start: sql<Date>`now() - interval '1 hour'`,
+      })
+      .execute();
+    assert.deepEqual(await counter(), { prompts: 2, tokens: used + 9 });
+    assert.equal(await interruptAbandonedApiCalls(db(), 60), 1);
+    assert.deepEqual(await counter(), { prompts: 1, tokens: used }, 'the interrupted call gave its prompt and reservation back');
   });
 
   test(`20 calls at once with 5 left: exactly 5 answered${testDbKind === 'postgres' ? '' : ' (bites only on PostgreSQL)'}`, async () => {
