@@ -13,9 +13,9 @@ if (!dir || (mode !== 'race' && mode !== 'hold')) throw new Error('usage: data-d
 
 function take(): () => void {
   try {
-    const release = lockDataDir(dir as string);
+    const lock = lockDataDir(dir as string);
     process.stdout.write('owner\n');
-    return release;
+    return lock.release;
   } catch (err) {
     process.stdout.write(`refused ${(err as Error).message}\n`);
     return () => {};
