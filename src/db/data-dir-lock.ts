@@ -121,7 +121,7 @@ function lockSameFile(file: string): { db: DatabaseSync; locked: Stats } {
  * where the system tells). While held, `onLost` is called once if the lock file is deleted or replaced: the caller
  * must then stop writing the database at once (the server and the CLI commands exit).
  */
-export function lockDataDir(dir: string, onLost: (err: DataDirLockLostError) => void = (err) => stopAtOnce(err)): DataDirLock {
+export function lockDataDir(dir: string, onLost: (err: DataDirLockLostError) => void = stopAtOnce): DataDirLock {
   const file = path.resolve(dir, LOCK_FILE_NAME);
   const { db, locked } = lockSameFile(file);
   let released = false;
