@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, globSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, globSync, mkdirSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { sql } from 'kysely';
@@ -54,6 +55,22 @@ export async function ensurePgliteTemplate(): Promise<void> {
   if (existsSync(templatePath) && existsSync(keyPath) && readFileSync(keyPath, 'utf8') === key) return;
   await buildPgliteTemplate();
   writeFileSync(keyPath, key);
+}
+
+/** A new DATA_DIR with a migrated embedded database, as the server leaves it, from the template (no initdb: ~3 s less). */
+export async function migratedDataDir(prefix: string): Promise<string> {
+  const dataDir = mkdtempSync(path.join(tmpdir(), `parley-${prefix}-`));
+  if (!existsSync(templatePath)) await buildPgliteTemplate();
+  const lite = new PGlite(path.join(dataDir, 'pglite'), { ...embeddedOptions(), loadDataDir: new Blob([readFileSync(templatePath)]) });
+  await lite.waitReady;
+  await lite.close();
+  const opened = await openDatabase({ dataDir }); // a template built before a new migration is brought up to date
+  try {
+    await migrateToLatest(opened.db);
+  } finally {
+    await opened.close();
+  }
+  return dataDir;
 }
 
 export async function emptyPglite(): Promise<PGlite> {
