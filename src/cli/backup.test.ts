@@ -5,15 +5,14 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFile
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { PGlite } from '@electric-sql/pglite';
 import { sql } from 'kysely';
 import { startTestApp, TEST_SECRET } from '../../test/app.ts';
 import { newChat, parseSse } from '../../test/chat-fixtures.ts';
 import { TestClient } from '../../test/client.ts';
-import { buildPgliteTemplate, openScratchPostgres, templatePath, testDbKind } from '../../test/database.ts';
+import { copyPgliteTemplate, openScratchPostgres, testDbKind } from '../../test/database.ts';
 import { spawnServer } from '../../test/server-process.ts';
 import { enrolThroughSettings, nextCode } from '../../test/totp-helpers.ts';
-import { type Db, embeddedOptions, type OpenedDatabase, openDatabase } from '../db/database.ts';
+import { type Db, type OpenedDatabase, openDatabase } from '../db/database.ts';
 import { migrateToLatest } from '../db/migrate.ts';
 import { type FakeLlm, startFakeLlm } from '../llm/fake-llm-server.ts';
 import { createApiKeyBox, createModel, getModelConnection } from '../llm/llm-queries.ts';
@@ -65,10 +64,7 @@ async function spotRows(db: Db) {
 /** DATA_DIR with a migrated embedded database, as the server leaves it, from the test template (no initdb: ~3 s less). */
 async function migratedDataDir(prefix: string): Promise<string> {
   const dataDir = scratch(prefix);
-  if (!existsSync(templatePath)) await buildPgliteTemplate();
-  const lite = new PGlite(path.join(dataDir, 'pglite'), { ...embeddedOptions(), loadDataDir: new Blob([readFileSync(templatePath)]) });
-  await lite.waitReady;
-  await lite.close();
+  await copyPgliteTemplate(path.join(dataDir, 'pglite'));
   await withEmbedded(dataDir, (d) => migrateToLatest(d.db));
   return dataDir;
 }
