@@ -2,27 +2,37 @@ import { performance } from 'node:perf_hooks';
 import type { FastifyBaseLogger } from 'fastify';
 import { sql } from 'kysely';
 import pino from 'pino';
-import { GenerationRegistry, shouldFlushText } from '../src/chat/generation.ts';
-import { flushPartial } from '../src/chat/response-store.ts';
+import { GenerationRegistry } from '../src/chat/generation.ts';
+import { appendPartial, flushPartial } from '../src/chat/response-store.ts';
 import type { Db } from '../src/db/database.ts';
 import { startFakeLlm } from '../src/llm/fake-llm-server.ts';
 import { countFlushes } from '../test/flush-counter.ts';
-import { type DbKind, openBenchDatabase, type Row } from './lib.ts';
+import { type DbKind, median, openBenchDatabase, percentile, type Row } from './lib.ts';
 
 /**
- * What saving the partial text of one long answer costs the database. A 100,000-character answer
- * (BENCH_FLUSH_CHARS) streamed at 250 characters a second (BENCH_FLUSH_CHARS_PER_S, about 60 tokens/s) lasts
- * 400 s: 400 flush ticks of one second. Both rules run here on the real flushPartial against the real database,
- * tick after tick without waiting (the database's work is what is measured, not the model's pace):
- * - before: every tick that saw new text rewrote the whole text so far (O(n²) bytes);
- * - after: the text is written once it has grown by FLUSH_GROWTH_FRACTION of what is stored (shouldFlushText),
- *   the other ticks write only the heartbeat.
- * Then the real path once: GenerationRegistry streaming the same length from the fake model server, its flush
- * interval shortened so the answer spans about as many ticks, bytes counted on the queries it sends.
+ * What saving the partial text of answers costs the database. A tick is one second of an answer streamed at
+ * 250 characters a second (BENCH_FLUSH_CHARS_PER_S, about 60 tokens/s); every rule writes one UPDATE per tick
+ * while text arrives (the heartbeat goes with it), and differs in the text that UPDATE carries:
+ * - whole: the whole text so far, every tick (O(n²) bytes);
+ * - growth (the rule before issue 17): the whole text once it has grown by a quarter of what is stored, else the
+ *   heartbeat alone — O(n) bytes, but a crash loses up to a fifth of a long answer;
+ * - append (now, src/chat/generation.ts): what arrived since the last tick, appended (appendPartial) — O(n) bytes
+ *   sent, at most a tick lost; the database still rewrites the stored value (WAL).
+ * Each rule runs on the real flushPartial / appendPartial against the real database, tick after tick without
+ * waiting (the database's work is what is measured, not the model's pace):
+ * 1. one 100,000-character answer (BENCH_FLUSH_CHARS: 400 ticks), alone;
+ * 2. 200 answers at once (BENCH_FLUSH_ANSWERS) of 10,000 characters (BENCH_FLUSH_CONCURRENT_CHARS: 40 ticks),
+ *    on a pool of the app's default size (10): the wall time to absorb them all, hence how many UPDATEs a second
+ *    the database can take this way — 200 concurrent answers need 200 a second;
+ * 3. the real path once: GenerationRegistry streaming 100,000 characters from the fake model server, its flush
+ *    interval shortened so the answer spans many ticks, bytes counted on the queries it sends.
  */
 
 const CHARS = Number(process.env.BENCH_FLUSH_CHARS ?? 100_000);
 const CHARS_PER_TICK = Number(process.env.BENCH_FLUSH_CHARS_PER_S ?? 250);
+const ANSWERS = Number(process.env.BENCH_FLUSH_ANSWERS ?? 200);
+const CONCURRENT_CHARS = Number(process.env.BENCH_FLUSH_CONCURRENT_CHARS ?? 10_000);
+const ROUNDS = Number(process.env.BENCH_FLUSH_ROUNDS ?? 1);
 const TEXT = pseudoProse(CHARS);
 
 /**
@@ -75,39 +85,123 @@ async function walBytes(db: Db): Promise<number> {
   return Number(rows[0]?.bytes ?? 0);
 }
 
-async function simulate(db: Db, kind: DbKind, rule: 'before' | 'after'): Promise<Row> {
-  const id = await newResponse(db);
-  const walBefore = await walBytes(db);
-  let stored = 0;
-  let flushes = 0;
-  let sent = 0;
-  let mostUnsaved = 0;
-  let writeMs = 0;
-  for (let length = CHARS_PER_TICK; length < CHARS + CHARS_PER_TICK; length += CHARS_PER_TICK) {
-    const text = TEXT.slice(0, Math.min(length, CHARS));
-    const unsaved = text.length - stored;
-    const saveText = rule === 'before' ? unsaved > 0 : shouldFlushText(stored, unsaved);
-    mostUnsaved = Math.max(mostUnsaved, saveText ? 0 : unsaved);
+type Rule = 'whole' | 'growth' | 'append';
+const RULE_NAMES: Record<Rule, string> = {
+  whole: 'whole text every tick',
+  growth: 'before: whole text on 25 % growth',
+  append: 'now: appended every tick',
+};
+
+/** One answer's saves under `rule`: what is stored, and what the saves cost. */
+class Saver {
+  stored = 0;
+  storedBytes = 0;
+  updates = 0;
+  sent = 0;
+  mostUnsaved = 0;
+  readonly writeMs: number[] = [];
+  readonly db: Db;
+  readonly id: number;
+  readonly rule: Rule;
+  constructor(db: Db, id: number, rule: Rule) {
+    this.db = db;
+    this.id = id;
+    this.rule = rule;
+  }
+
+  /** One tick that saw the text grow to `text`. */
+  async tick(text: string): Promise<void> {
+    const unsaved = text.length - this.stored;
+    const saveText = this.rule !== 'growth' || unsaved >= 0.25 * this.stored;
+    this.mostUnsaved = Math.max(this.mostUnsaved, saveText ? 0 : unsaved);
     const started = performance.now();
-    await flushPartial(db, id, saveText ? text : null);
-    writeMs += performance.now() - started;
+    if (!saveText) await flushPartial(this.db, this.id, null);
+    else if (this.rule === 'append' && this.stored > 0) {
+      const delta = text.slice(this.stored);
+      if ((await appendPartial(this.db, this.id, delta, this.storedBytes)) === null) throw new Error('the append missed its length');
+      this.sent += Buffer.byteLength(delta);
+    } else {
+      await flushPartial(this.db, this.id, text);
+      this.sent += Buffer.byteLength(text);
+    }
+    this.writeMs.push(performance.now() - started);
+    this.updates++;
     if (saveText) {
-      flushes++;
-      sent += Buffer.byteLength(text);
-      stored = text.length;
+      this.stored = text.length;
+      this.storedBytes = Buffer.byteLength(text);
     }
   }
+
+  /** Every tick of an answer of `chars` characters, one after the other. */
+  async answer(chars: number): Promise<void> {
+    for (let length = CHARS_PER_TICK; length < chars + CHARS_PER_TICK; length += CHARS_PER_TICK) await this.tick(TEXT.slice(0, Math.min(length, chars)));
+  }
+}
+
+const walLabel = (kind: DbKind, bytes: number) => (kind === 'pglite' ? mib(bytes) : `${mib(bytes)} (whole server)`);
+
+async function oneLongAnswer(db: Db, kind: DbKind, rule: Rule): Promise<Row> {
+  const saver = new Saver(db, await newResponse(db), rule);
+  const walBefore = await walBytes(db);
+  await saver.answer(CHARS);
   const wal = (await walBytes(db)) - walBefore;
   return {
     database: kind,
-    rule: rule === 'before' ? 'before: whole text every tick' : 'after: on 25 % growth',
-    answer: `${CHARS.toLocaleString('en')} chars, ${Math.ceil(CHARS / CHARS_PER_TICK)} ticks`,
-    'text flushes': flushes,
-    'text sent': mib(sent),
-    'sent / answer': `${(sent / CHARS).toFixed(1)}×`,
-    'WAL written': kind === 'pglite' ? mib(wal) : `${mib(wal)} (whole server)`,
-    'time in flush writes': `${(writeMs / 1000).toFixed(2)} s`,
-    'most unsaved (crash loss)': `${mostUnsaved.toLocaleString('en')} chars`,
+    run: 'one answer',
+    rule: RULE_NAMES[rule],
+    answers: `1 × ${CHARS.toLocaleString('en')} chars, ${saver.updates} ticks`,
+    'text sent': mib(saver.sent),
+    'sent / answer': `${(saver.sent / CHARS).toFixed(1)}×`,
+    'WAL written': walLabel(kind, wal),
+    'wall s': (saver.writeMs.reduce((a, b) => a + b, 0) / 1000).toFixed(2),
+    'most unsaved (crash loss)': `${saver.mostUnsaved.toLocaleString('en')} chars`,
+  };
+}
+
+interface ConcurrentRun {
+  wallS: number;
+  updates: number;
+  sent: number;
+  wal: number;
+  writeMs: number[];
+  mostUnsaved: number;
+}
+
+async function concurrentAnswers(db: Db, rule: Rule): Promise<ConcurrentRun> {
+  const savers: Saver[] = [];
+  for (let i = 0; i < ANSWERS; i++) savers.push(new Saver(db, await newResponse(db), rule));
+  const walBefore = await walBytes(db);
+  const started = performance.now();
+  await Promise.all(savers.map((s) => s.answer(CONCURRENT_CHARS)));
+  const wallS = (performance.now() - started) / 1000;
+  return {
+    wallS,
+    wal: (await walBytes(db)) - walBefore,
+    updates: savers.reduce((n, s) => n + s.updates, 0),
+    sent: savers.reduce((n, s) => n + s.sent, 0),
+    writeMs: savers.flatMap((s) => s.writeMs),
+    mostUnsaved: Math.max(...savers.map((s) => s.mostUnsaved)),
+  };
+}
+
+/** The rounds of one rule: medians of wall time and rate; bytes and WAL of the median round by wall time. */
+function concurrentRow(kind: DbKind, rule: Rule, runs: ConcurrentRun[]): Row {
+  const rates = runs.map((r) => r.updates / r.wallS);
+  const typical = [...runs].sort((a, b) => a.wallS - b.wallS)[Math.floor(runs.length / 2)] as ConcurrentRun;
+  const writeMs = runs.flatMap((r) => r.writeMs);
+  return {
+    database: kind,
+    run: `${ANSWERS} at once${runs.length > 1 ? ` (median of ${runs.length})` : ''}`,
+    rule: RULE_NAMES[rule],
+    answers: `${ANSWERS} × ${CONCURRENT_CHARS.toLocaleString('en')} chars, ${typical.updates / ANSWERS} ticks`,
+    'text sent': mib(typical.sent),
+    'sent / answer': `${(typical.sent / (ANSWERS * CONCURRENT_CHARS)).toFixed(1)}×`,
+    'WAL written': walLabel(kind, typical.wal),
+    'wall s': median(runs.map((r) => r.wallS)).toFixed(2),
+    'UPDATEs/s absorbed': Math.round(median(rates)),
+    'share of the DB at 200 answers': `${((100 * ANSWERS) / median(rates)).toFixed(0)} %`,
+    'UPDATE p50 / p99 ms': `${median(writeMs).toFixed(1)} / ${percentile(writeMs, 99).toFixed(1)}`,
+    'most unsaved (crash loss)': `${typical.mostUnsaved.toLocaleString('en')} chars`,
   };
 }
 
@@ -133,14 +227,12 @@ async function realPath(db: Db, kind: DbKind): Promise<Row> {
     const seconds = (performance.now() - started) / 1000;
     return {
       database: kind,
-      rule: 'after, real path (GenerationRegistry, 40 ms ticks)',
-      answer: `${generation.text.length.toLocaleString('en')} chars, ~${Math.round((seconds * 1000) / 40)} ticks`,
-      'text flushes': counter.flushes,
+      run: 'real path',
+      rule: `${RULE_NAMES.append} (GenerationRegistry, 40 ms ticks)`,
+      answers: `1 × ${generation.text.length.toLocaleString('en')} chars, ${counter.flushes} text saves`,
       'text sent': mib(counter.bytes),
       'sent / answer': `${(counter.bytes / generation.text.length).toFixed(1)}×`,
-      'WAL written': '',
-      'time in flush writes': `(answer ${seconds.toFixed(1)} s)`,
-      'most unsaved (crash loss)': '',
+      'wall s': seconds.toFixed(1),
     };
   } finally {
     await llm.close();
@@ -149,8 +241,15 @@ async function realPath(db: Db, kind: DbKind): Promise<Row> {
 
 export async function benchAnswerFlush(kind: DbKind): Promise<Row[]> {
   const database = await openBenchDatabase(kind);
+  const rules: Rule[] = ['whole', 'growth', 'append'];
   try {
-    return [await simulate(database.db, kind, 'before'), await simulate(database.db, kind, 'after'), await realPath(database.db, kind)];
+    const rows: Row[] = [];
+    for (const rule of rules) rows.push(await oneLongAnswer(database.db, kind, rule));
+    const runs = new Map<Rule, ConcurrentRun[]>(rules.map((r) => [r, []]));
+    for (let round = 0; round < ROUNDS; round++) for (const rule of rules) runs.get(rule)?.push(await concurrentAnswers(database.db, rule));
+    for (const rule of rules) rows.push(concurrentRow(kind, rule, runs.get(rule) ?? []));
+    rows.push(await realPath(database.db, kind));
+    return rows;
   } finally {
     await database.close();
   }

@@ -8,6 +8,7 @@ import pg from 'pg';
 import { buildApp } from '../src/app.ts';
 import { type Config, loadConfig } from '../src/config.ts';
 import { embeddedOptions, type OpenedDatabase, openDatabase } from '../src/db/database.ts';
+import { embeddedStartOptions } from '../src/db/embedded-start.ts';
 import { migrateToLatest } from '../src/db/migrate.ts';
 import { openScratchPostgres } from '../test/database.ts';
 
@@ -36,7 +37,8 @@ export interface BenchDatabase extends OpenedDatabase {
 /** A migrated database of its own: embedded in memory, or a fresh database on the TEST_DATABASE_URL server. */
 export async function openBenchDatabase(kind: DbKind): Promise<BenchDatabase> {
   if (kind === 'pglite') {
-    const lite = new PGlite('memory://', embeddedOptions());
+    // Compiled as the app compiles it (the wasm compilation hints, docs/decisions/004), so its throughput is the app's.
+    const lite = new PGlite('memory://', await embeddedStartOptions(embeddedOptions()));
     const opened = await openDatabase({ pglite: lite });
     await migrateToLatest(opened.db);
     return {

@@ -16,6 +16,7 @@ import { chatRoutes } from './chat/chat-routes.ts';
 import type { Config } from './config.ts';
 import { deriveKey } from './crypto/secret-box.ts';
 import type { Db } from './db/database.ts';
+import { OutageLog } from './db/outage.ts';
 import { csrfPlugin } from './http/csrf.ts';
 import { installErrorHandlers } from './http/error-handler.ts';
 import { flashPlugin } from './http/flash.ts';
@@ -33,6 +34,13 @@ import { twoFactorSettingsRoutes } from './settings/two-factor-routes.ts';
 import { statsRoutes } from './stats/stats-routes.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The process's one log of database outages, for every task that ticks (src/db/outage.ts). */
+    databaseOutage: OutageLog;
+  }
+}
 /**
  * Forms are small; a prompt is at most MAX_PROMPT_CHARS characters (code points), each up to 6 bytes as the browser's
  * JSON.stringify writes it (a control character is `\u0001`; an emoji is 4 raw bytes), plus JSON overhead.
@@ -62,6 +70,7 @@ export async function buildApp({ config, db, logger = false, onRoute }: BuildOpt
   });
   if (onRoute) app.addHook('onRoute', onRoute);
   sendLargeStringsAsUtf8(app);
+  app.decorate('databaseOutage', new OutageLog(app.log));
   // First: its request counter hooks every route after it, and the slices record into app.metrics.
   registerMetrics(app, { db, token: config.METRICS_TOKEN });
 

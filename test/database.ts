@@ -6,6 +6,7 @@ import { PGlite } from '@electric-sql/pglite';
 import { sql } from 'kysely';
 import pg from 'pg';
 import { embeddedOptions, type OpenedDatabase, openDatabase } from '../src/db/database.ts';
+import { prebuiltClusterPath, readPrebuiltCluster } from '../src/db/embedded-start.ts';
 import { migrateToLatest } from '../src/db/migrate.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
@@ -21,12 +22,16 @@ const templateKeyPath = `${templateDir}.key`;
 /** Which database this run uses: `TEST_DB=postgres` (with TEST_DATABASE_URL) or the embedded one. */
 export const testDbKind: 'postgres' | 'pglite' = process.env.TEST_DB === 'postgres' ? 'postgres' : 'pglite';
 
-/** Migrates an empty PGlite once, on disk, and keeps its cluster directory as the template; cleanly shut down. */
+/**
+ * Migrates the cluster a first start gets (src/db/prebuilt, else a fresh `initdb`) once, on disk, and keeps its
+ * directory as the template, cleanly shut down.
+ */
 export async function buildPgliteTemplate(): Promise<void> {
   const building = `${templateDir}.${process.pid}.tmp`;
   rmSync(building, { recursive: true, force: true });
   mkdirSync(building, { recursive: true });
-  const lite = new PGlite(building, embeddedOptions());
+  const prebuilt = existsSync(prebuiltClusterPath()) ? { loadDataDir: readPrebuiltCluster() } : {};
+  const lite = new PGlite(building, { ...embeddedOptions(), ...prebuilt });
   const opened = await openDatabase({ pglite: lite });
   await migrateToLatest(opened.db);
   await opened.close();
@@ -40,12 +45,12 @@ export async function buildPgliteTemplate(): Promise<void> {
 }
 
 /**
- * What the template is made from: the database code, its migrations and PGlite's version. `npm test` builds the
+ * What the template is made from: the database code, its migrations, the prebuilt cluster and PGlite's version. `npm test` builds the
  * template only when this changed since the last build (a build takes 5–30 s on a loaded machine).
  */
 function templateSourceKey(): string {
   const hash = createHash('sha256');
-  const sources = globSync(['src/db/*.ts', 'src/db/migrations/**/*.ts'], { cwd: root, exclude: ['**/*.test.ts'] }).sort();
+  const sources = globSync(['src/db/*.ts', 'src/db/migrations/**/*.ts', 'src/db/prebuilt/*'], { cwd: root, exclude: ['**/*.test.ts'] }).sort();
   for (const file of sources) hash.update(file).update(readFileSync(path.join(root, file)));
   const pglite = path.join(root, 'node_modules/@electric-sql/pglite/package.json');
   hash.update(existsSync(pglite) ? readFileSync(pglite) : 'no pglite');

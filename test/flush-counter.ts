@@ -5,7 +5,9 @@ export interface FlushCounter {
   plugin: KyselyPlugin;
   /** UPDATEs that set txmarkdown without setting a status: the partial-answer flushes (finalize sets txstatus). */
   flushes: number;
-  /** UTF-8 bytes of the txmarkdown values those flushes sent. */
+  /** Those of them that appended to the stored text (appendPartial) rather than replacing it. */
+  appends: number;
+  /** UTF-8 bytes of text those flushes sent: the whole text, or what they appended. */
   bytes: number;
 }
 
@@ -13,15 +15,23 @@ export interface FlushCounter {
 export function countFlushes(): FlushCounter {
   const counter: FlushCounter = {
     flushes: 0,
+    appends: 0,
     bytes: 0,
     plugin: {
       transformQuery({ node }) {
         if (node.kind !== 'UpdateQueryNode') return node;
         const updates = (node.updates ?? []).map((u) => ({ column: columnName(u.column), value: u.value }));
         const text = updates.find((u) => u.column === 'txmarkdown');
-        if (text && !updates.some((u) => u.column === 'txstatus') && text.value.kind === 'ValueNode') {
+        if (!text || updates.some((u) => u.column === 'txstatus')) return node;
+        if (text.value.kind === 'ValueNode') {
           counter.flushes++;
           counter.bytes += Buffer.byteLength(String((text.value as unknown as { value: unknown }).value));
+        } else if (text.value.kind === 'RawNode') {
+          // sql`txmarkdown || ${delta}`: its one parameter is the text appended.
+          counter.flushes++;
+          counter.appends++;
+          for (const p of (text.value as unknown as { parameters: OperationNode[] }).parameters)
+            if (p.kind === 'ValueNode') counter.bytes += Buffer.byteLength(String((p as unknown as { value: unknown }).value));
         }
         return node;
       },

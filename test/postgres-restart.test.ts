@@ -5,7 +5,7 @@ import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'kysely';
 import pg from 'pg';
-import { isDatabaseUnavailable } from '../src/http/errors.ts';
+import { isDatabaseUnavailable } from '../src/db/outage.ts';
 import { type FakeLlm, startFakeLlm } from '../src/llm/fake-llm-server.ts';
 import { startTestApp } from './app.ts';
 import { testDbKind } from './database.ts';
@@ -261,6 +261,14 @@ test('PostgreSQL stopped (fast, then immediate) and started while requests flow:
   report.push(`the answer whose model finished during the outage: ${heldLast?.event} ${heldEndedAt - fast.down} ms after the stop`);
   // Each failed request was an outage the error handler recognised (a warning), none an "unhandled error" (a 500).
   assert.doesNotMatch(server.output(), /unhandled error/);
+  // The work that ticks (the instance lock's reconnects each second, the sweep, the answers' saves) logged each outage
+  // once when it began and once when it ended, with its length — not an error per tick.
+  const began = server.output().match(/database unavailable: background work/g) ?? [];
+  const ended = server.output().match(/database available again after [\d.]+ s/g) ?? [];
+  assert.equal(began.length, outages.length, `outages logged as begun: ${began.length}\n${server.output().slice(-3000)}`);
+  assert.equal(ended.length, outages.length, `outages logged as ended: ${ended.join(', ')}`);
+  assert.doesNotMatch(server.output(), /could not take the instance lock again|sweep for answers of stopped processes failed|could not save partial answer/);
+  report.push(`the log: ${ended.join(', ')}`);
 
   const check = new pg.Client({ connectionString: cluster.url });
   await check.connect();

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -16,6 +16,13 @@ export interface ServerProcess {
   output(): string;
   /** Resolves with the exit code once the process has exited. */
   exited: Promise<number | null>;
+}
+
+/** A field of /proc/<pid>/status, in MiB: VmHWM is the most the process ever held (its peak RSS), VmRSS what it holds now. */
+export function statusMiB(pid: number, field: 'VmHWM' | 'VmRSS'): number {
+  const kib = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+  if (!kib) throw new Error(`no ${field} for process ${pid}`);
+  return Number(kib) / 1024;
 }
 
 /** A port nobody listens on right now. */
@@ -132,15 +139,15 @@ export interface Place {
 /**
  * A database for a server process: a temp DATA_DIR (PGlite) or a scratch PostgreSQL database (from
  * TEST_DATABASE_URL), per `kind` (default: this run's TEST_DB), migrated from the test template. `migrate: false`
- * leaves it empty, so the servers started on it run initdb (PGlite) and the migrations themselves; `prefix` names the temp directory and the database.
+ * leaves it empty, so the servers started on it make the cluster (PGlite) and run the migrations themselves; `prefix` names the temp directory and the database.
  */
 export async function placeForServer(opts: { kind?: 'pglite' | 'postgres'; prefix?: string; migrate?: boolean } = {}): Promise<Place> {
   const prefix = opts.prefix ?? 'parley_shutdown';
   const dataDir = mkdtempSync(path.join(tmpdir(), `${prefix.replaceAll('_', '-')}-`));
   const cleanDir = async () => rmSync(dataDir, { recursive: true, force: true });
   if ((opts.kind ?? testDbKind) === 'pglite') {
-    // Migrated like the PostgreSQL database below: the copied template spares the server an initdb and the
-    // migrations (~8 CPU s). A first start on an empty DATA_DIR is what src/cli/cli.test.ts's `migrate` runs.
+    // Migrated like the PostgreSQL database below: the copied template spares the server its first-start cluster and the
+    // migrations at every start. A first start on an empty DATA_DIR is what src/cli/cli.test.ts's `migrate` runs.
     if (opts.migrate ?? true) await copyPgliteTemplate(path.join(dataDir, 'pglite'));
     return { env: { DATA_DIR: dataDir }, open: () => openDatabase({ dataDir }), cleanUp: cleanDir };
   }

@@ -88,7 +88,13 @@ export const sessionPlugin = fp(async (app: FastifyInstance, opts: { db: Db; sec
   // Expired rows are never valid again (validateSessionToken checks both expiries); delete them now and then so the
   // table does not grow without end. Any process may do it: the DELETE is idempotent.
   let cleaner: NodeJS.Timeout | undefined;
-  const clean = () => deleteExpiredSessions(db).catch((err) => app.log.error({ err }, 'expired session cleanup failed'));
+  const clean = () =>
+    deleteExpiredSessions(db).then(
+      () => app.databaseOutage.succeeded(),
+      (err) => {
+        if (!app.databaseOutage.failed('session cleanup', err)) app.log.error({ err }, 'expired session cleanup failed');
+      },
+    );
   app.addHook('onReady', async () => {
     await clean();
     cleaner = setInterval(() => void clean(), SESSION_CLEANUP_INTERVAL_MS).unref();

@@ -7,7 +7,8 @@ import { addModel, type ChatWorld, newChat, parseSse, startChatWorld, tokensText
 import { countFlushes } from '../../test/flush-counter.ts';
 import { type FakeLlm, startFakeLlm } from '../llm/fake-llm-server.ts';
 import type { ModelConnection } from '../llm/model-client.ts';
-import { FLUSH_GROWTH_FRACTION, type GenerationDeps, GenerationRegistry, shouldFlushText } from './generation.ts';
+import { type GenerationDeps, GenerationRegistry } from './generation.ts';
+import { appendPartial, flushPartial } from './response-store.ts';
 
 // Small bounds, so each one is reached in a test that takes a second or two.
 const MAX_ANSWER_CHARS = 2000;
@@ -220,7 +221,7 @@ describe('the generation itself', () => {
     assert.equal(row.txmarkdown, generation.text);
   });
 
-  test('flushing a long answer writes O(n) bytes: all partial flushes together at most (1 + f) / f times the answer', async () => {
+  test('saving a long answer every tick sends its text once: each save appends what arrived since the last', async () => {
     const counter = countFlushes();
     const registry = new GenerationRegistry(deps({ db: w.t.database.db.withPlugin(counter.plugin), flushIntervalMs: 5 }));
     const id = await pendingResponse();
@@ -229,26 +230,16 @@ describe('the generation itself', () => {
     const n = Buffer.byteLength(generation.text);
     assert.equal((await responseRow(id)).txmarkdown, generation.text);
     assert.ok(counter.flushes >= 5, `${counter.flushes} flushes: the answer must span many flush ticks to prove anything`);
-    const bound = ((1 + FLUSH_GROWTH_FRACTION) / FLUSH_GROWTH_FRACTION) * n;
-    assert.ok(counter.bytes <= bound, `${counter.bytes} bytes flushed for a ${n}-byte answer (bound ${bound})`);
+    assert.equal(counter.appends, counter.flushes - 1, 'only the first save (over the placeholder) writes the whole text');
+    assert.ok(counter.bytes <= n, `${counter.bytes} bytes flushed for a ${n}-byte answer`);
   });
 
-  test('the flush rule: any text is saved while the stored text is small, later only after growing by a fraction', () => {
-    assert.equal(shouldFlushText(0, 1), true);
-    assert.equal(shouldFlushText(100, 0), false);
-    assert.equal(shouldFlushText(80_000, 80_000 * FLUSH_GROWTH_FRACTION - 1), false);
-    assert.equal(shouldFlushText(80_000, 80_000 * FLUSH_GROWTH_FRACTION), true);
-    // Whatever the rate, 100,000 characters flushed by this rule cost at most (1 + f) / f × 100,000 characters.
-    for (const perTick of [1, 7, 50, 250, 1000, 10_000]) {
-      let stored = 0;
-      let written = 0;
-      for (let length = perTick; length < 100_000 + perTick; length += perTick) {
-        if (shouldFlushText(stored, Math.min(length, 100_000) - stored)) {
-          stored = Math.min(length, 100_000);
-          written += stored;
-        }
-      }
-      assert.ok(written <= ((1 + FLUSH_GROWTH_FRACTION) / FLUSH_GROWTH_FRACTION) * 100_000, `${perTick} chars per tick: ${written}`);
-    }
+  test('a save appends only onto the text it expects: otherwise nothing is written and the caller saves the whole text', async () => {
+    const id = await pendingResponse();
+    assert.equal(await flushPartial(w.t.database.db, id, 'héllo'), false);
+    assert.equal(await appendPartial(w.t.database.db, id, ' wörld', Buffer.byteLength('héllo')), false);
+    assert.equal((await responseRow(id)).txmarkdown, 'héllo wörld');
+    assert.equal(await appendPartial(w.t.database.db, id, ' again', Buffer.byteLength('héllo')), null, 'a stale length appends nothing');
+    assert.equal((await responseRow(id)).txmarkdown, 'héllo wörld');
   });
 });

@@ -47,6 +47,7 @@ export async function chatRoutes(app: FastifyInstance, opts: { db: Db; config: C
       maxAnswerChars: config.MAX_ANSWER_CHARS,
       maxAnswerMs: config.LLM_MAX_ANSWER_S * 1000,
       metrics: app.metrics,
+      outage: app.databaseOutage,
     },
     instance,
   );
@@ -57,13 +58,15 @@ export async function chatRoutes(app: FastifyInstance, opts: { db: Db; config: C
   const sweep = async (interrupt: (db: Db) => Promise<number | 'unsettled'>) => {
     try {
       const n = await interrupt(db);
-      if (typeof n === 'number' && n > 0) app.log.warn({ count: n }, 'marked answers of a stopped process as interrupted');
+      if (n === 'unsettled') return;
+      app.databaseOutage.succeeded();
+      if (n > 0) app.log.warn({ count: n }, 'marked answers of a stopped process as interrupted');
     } catch (err) {
-      app.log.error({ err }, 'the sweep for answers of stopped processes failed');
+      if (!app.databaseOutage.failed('sweep of orphaned answers', err)) app.log.error({ err }, 'the sweep for answers of stopped processes failed');
     }
   };
   app.addHook('onReady', async () => {
-    lock = await holdInstanceLock(db, app.log);
+    lock = await holdInstanceLock(db, app.log, app.databaseOutage);
     if (lock.owner === null) return sweep(markAllActiveResponsesInterrupted);
     await sweep(markOrphanedResponsesInterrupted);
     // (The first sweep above is not held back: a process starting has no reason to think the database just restarted.)

@@ -1,28 +1,21 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Db } from '../db/database.ts';
-import { isDatabaseUnavailable } from '../http/errors.ts';
+import { isDatabaseUnavailable, type OutageLog } from '../db/outage.ts';
 import { recordAnswerOutcome } from '../llm/llm-queries.ts';
 import { type ChatTurn, isConnectionFailure, type ModelConnection, ModelError, streamCompletion } from '../llm/model-client.ts';
 import type { AppMetrics } from '../metrics/metrics.ts';
 import { escapeHtml } from '../views/html.ts';
 import { renderMarkdown } from './markdown.ts';
-import { type FinalResponse, finalizeResponse, flushPartial, HEARTBEAT_INTERVAL_MS, markStreaming, STALE_AFTER_S } from './response-store.ts';
+import { appendPartial, type FinalResponse, finalizeResponse, flushPartial, HEARTBEAT_INTERVAL_MS, markStreaming, STALE_AFTER_S } from './response-store.ts';
 
-/** Partial text reaches the database at most this often, so little is lost if the process dies mid-answer. */
-export const FLUSH_INTERVAL_MS = 1_000;
 /**
- * Each flush rewrites the whole text so far, so flushing it every second costs O(n²) bytes for a long answer
- * (a 100,000-character answer over 400 s: 19 MiB of text sent, 21 MiB of WAL; `npm run bench flush`). Saving it
- * only once it has grown by this fraction of what is stored makes the sizes written a geometric series, at most
- * (1 + f) / f × n: 5 × n for 1/4 (measured 4.5 ×, 0.5 MiB of WAL). Short answers still reach the database every
- * second; a crash loses at most a fifth of a long one.
+ * While text arrives, what has arrived is saved once per tick: a crash loses at most this long of an answer (plus
+ * the one write under way). Each save sends only the text since the last one (appendPartial), so the bytes sent
+ * for an answer are its length, whatever its length; the database still rewrites the stored value each time
+ * (`npm run bench -- flush` measures both at 200 concurrent answers; decision record 014).
  */
-export const FLUSH_GROWTH_FRACTION = 0.25;
-
-export function shouldFlushText(storedChars: number, unsavedChars: number): boolean {
-  return unsavedChars > 0 && unsavedChars >= FLUSH_GROWTH_FRACTION * storedChars;
-}
+export const FLUSH_INTERVAL_MS = 1_000;
 
 export type GenerationEvent =
   | { type: 'token'; text: string }
@@ -95,6 +88,8 @@ export interface GenerationDeps {
   renderMarkdown?: (markdown: string) => string;
   /** The app's /metrics counters (answers by model and status, time to first token, inference time, in flight). */
   metrics?: AppMetrics;
+  /** Where a save failing because the database is away is counted rather than logged each second (the app's). */
+  outage?: OutageLog;
 }
 
 /** The answers this process is generating, by response id (Stop and shutdown reach them here). */
@@ -178,6 +173,34 @@ function cutAt(text: string, chars: number): string {
   return text.slice(0, code >= 0xd800 && code <= 0xdbff ? chars - 1 : chars);
 }
 
+/**
+ * What of an answer's text the database holds: its first `chars` (UTF-16 units, as `text.length` counts them) are
+ * `bytes` bytes of UTF-8 there, or `bytes` is null when that is not known (the placeholder before the first save, a
+ * save that failed — it may have committed anyway): then the next save writes the whole text.
+ */
+function savedText() {
+  const saved = {
+    chars: 0,
+    bytes: null as number | null,
+    /** Saves `text`, which begins with what is saved; returns whether a Stop was asked. */
+    async save(db: Db, responseId: number, text: string): Promise<boolean> {
+      const known = saved.bytes;
+      saved.bytes = null;
+      const delta = text.slice(saved.chars);
+      let stopRequested = known === null ? null : await appendPartial(db, responseId, delta, known);
+      let bytes = (known ?? 0) + Buffer.byteLength(delta);
+      if (stopRequested === null) {
+        stopRequested = await flushPartial(db, responseId, text);
+        bytes = Buffer.byteLength(text);
+      }
+      saved.chars = text.length;
+      saved.bytes = bytes;
+      return stopRequested;
+    },
+  };
+  return saved;
+}
+
 /** Pause between tries of an answer's final write while the database is unavailable. */
 const FINAL_WRITE_RETRY_MS = 500;
 
@@ -201,28 +224,31 @@ async function runGeneration(deps: GenerationDeps, gen: Generation, responseId: 
   const { db, log, metrics } = deps;
   const startedAt = performance.now();
   const secondsSinceStart = () => (performance.now() - startedAt) / 1000;
-  let storedChars = 0;
   let flushing = false;
   let lastWriteAt = Date.now();
   let usage: { promptTokens: number; completionTokens: number } | null = null;
   // Database writes for this answer happen one at a time and never delay forwarding a token.
   let writes = Promise.resolve();
   const enqueue = (write: () => Promise<void>) => {
-    writes = writes.then(write).catch((err) => log.error({ err, responseId }, 'could not save partial answer'));
+    writes = writes.then(write).then(
+      () => deps.outage?.succeeded(),
+      (err) => {
+        if (!deps.outage?.failed('partial answer saves', err)) log.error({ err, responseId }, 'could not save partial answer');
+      },
+    );
   };
+  const saved = savedText();
   const timer = setInterval(() => {
     if (flushing) return; // a slow database gets fewer flushes, not a queue of them
-    const unsaved = gen.text.length - storedChars;
-    // While text arrives every tick writes (the heartbeat, and a Stop asked from another process is seen); the text
-    // itself only once it has grown enough (see FLUSH_GROWTH_FRACTION).
-    if (unsaved === 0 && Date.now() - lastWriteAt < HEARTBEAT_INTERVAL_MS) return;
-    const snapshot = shouldFlushText(storedChars, unsaved) ? gen.text : null;
+    const text = gen.text;
+    // Every tick that saw new text saves it; a silent model still gets its heartbeat (and a Stop asked from
+    // another process is seen) every HEARTBEAT_INTERVAL_MS.
+    if (text.length === saved.chars && Date.now() - lastWriteAt < HEARTBEAT_INTERVAL_MS) return;
     flushing = true;
     enqueue(async () => {
       try {
         lastWriteAt = Date.now();
-        const stopRequested = await flushPartial(db, responseId, snapshot);
-        if (snapshot !== null) storedChars = snapshot.length;
+        const stopRequested = text.length === saved.chars ? await flushPartial(db, responseId, null) : await saved.save(db, responseId, text);
         if (stopRequested) gen.stop('user'); // asked from another process
       } finally {
         flushing = false;

@@ -31,6 +31,24 @@ export async function flushPartial(db: Db, responseId: number, markdown: string 
   return row?.is_stop_requested ?? true;
 }
 
+/**
+ * Saves only the text that arrived since the last save (`txmarkdown || delta`), so a long answer saved every second
+ * sends each character once rather than its whole text each time. It appends only when the stored text is exactly
+ * `storedBytes` long (UTF-8; a write that failed after it committed, say, would otherwise append twice); otherwise
+ * nothing is written and `null` is returned: the caller then saves the whole text with flushPartial.
+ */
+export async function appendPartial(db: Db, responseId: number, delta: string, storedBytes: number): Promise<boolean | null> {
+  const row = await db
+    .updateTable('chatbot_schema.response')
+    .set({ dtheartbeat: sql`now()`, txmarkdown: sql<string>`txmarkdown || ${delta}` })
+    .where('idresponse', '=', responseId)
+    .where('txstatus', 'in', ACTIVE_STATUSES)
+    .where(sql<number>`octet_length(txmarkdown)`, '=', storedBytes)
+    .returning('is_stop_requested')
+    .executeTakeFirst();
+  return row ? row.is_stop_requested : null;
+}
+
 export interface FinalResponse {
   status: Extract<ResponseStatus, 'complete' | 'stopped' | 'error' | 'interrupted'>;
   markdown: string;

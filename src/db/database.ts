@@ -5,6 +5,7 @@ import { createPgConfig } from '@electric-sql/pglite/node-postgres';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { lockDataDir } from './data-dir-lock.ts';
+import { createClusterFromPrebuilt, embeddedStartOptions } from './embedded-start.ts';
 import type { Database } from './schema.ts';
 
 export type Db = Kysely<Database>;
@@ -138,11 +139,13 @@ export async function openDatabase(opts: OpenOptions): Promise<OpenedDatabase> {
     const dir = opts.dataDir ?? './data';
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     unlock = lockDataDir(dir);
+    // The prebuilt cluster and the compilation hints keep every start under 512 MiB (docs/decisions/004).
+    await createClusterFromPrebuilt(`${dir}/pglite`);
     // PGlite writes its files world-readable (0666 whatever the umask): the directory around them is what keeps
     // other local users from the password hashes and chats, so it is 0700 however it was made (a restore, a copy).
     mkdirSync(`${dir}/pglite`, { recursive: true, mode: 0o700 });
     chmodSync(`${dir}/pglite`, 0o700);
-    lite = new PGlite(`${dir}/pglite`, embeddedOptions());
+    lite = new PGlite(`${dir}/pglite`, await embeddedStartOptions(embeddedOptions()));
   }
   const owned = lite;
   // PGlite is one connection: the pool has size 1, so a transaction must use its own `trx`, never the outer db.

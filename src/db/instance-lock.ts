@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import pg from 'pg';
 import { type Db, serverUrlOf } from './database.ts';
+import type { OutageLog } from './outage.ts';
 
 /**
  * Each app process on PostgreSQL holds a session-level advisory lock on an instance id of its own for as long as
@@ -39,7 +40,8 @@ export interface InstanceLock {
   close(): Promise<void>;
 }
 
-export async function holdInstanceLock(db: Db, log: LockLog): Promise<InstanceLock> {
+/** `outage`: where a reconnect failing because the database is away is counted rather than logged each second. */
+export async function holdInstanceLock(db: Db, log: LockLog, outage?: OutageLog): Promise<InstanceLock> {
   const url = serverUrlOf(db);
   if (!url) return { owner: null, heldForMs: () => Number.POSITIVE_INFINITY, close: async () => {} };
   const { rows } = await sql<{ id: number }>`SELECT nextval('chatbot_schema.instance_seq')::integer AS id`.execute(db);
@@ -80,9 +82,13 @@ export async function holdInstanceLock(db: Db, log: LockLog): Promise<InstanceLo
     clearTimeout(retry);
     retry = setTimeout(() => {
       connect()
-        .then(() => client && log.info({ owner }, 'instance lock taken again'))
+        .then(() => {
+          if (!client) return;
+          outage?.succeeded();
+          log.info({ owner }, 'instance lock taken again');
+        })
         .catch((err) => {
-          log.warn({ err, owner }, 'could not take the instance lock again; retrying');
+          if (!outage?.failed('instance lock reconnects', err)) log.warn({ err, owner }, 'could not take the instance lock again; retrying');
           if (!closed) scheduleReconnect();
         });
     }, RECONNECT_DELAY_MS).unref();

@@ -1,7 +1,8 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { isDatabaseUnavailable } from '../db/outage.ts';
 import { html } from '../views/html.ts';
 import { card } from '../views/layout.ts';
-import { HttpError, isDatabaseUnavailable, RedirectError, SecondFactorRequiredError, TooManyRequestsError, UnauthenticatedError } from './errors.ts';
+import { HttpError, RedirectError, SecondFactorRequiredError, TooManyRequestsError, UnauthenticatedError } from './errors.ts';
 import { wantsJson } from './request-kind.ts';
 
 const genericMessages: Record<number, string> = {

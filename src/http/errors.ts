@@ -65,27 +65,3 @@ export class RedirectError extends Error {
     this.location = location;
   }
 }
-
-/**
- * SQLSTATE classes and codes that mean "the database cannot serve us right now", not "this query is wrong":
- * 08 connection exception, 57P01–57P03 admin/crash shutdown and "cannot connect now" (starting up, shutting
- * down), 53300 too many connections. https://www.postgresql.org/docs/current/errcodes-appendix.html
- */
-const unavailableSqlStates = /^(08...|57P0[1-3]|53300)$/;
-/** Node's socket errors on a connection to the server (refused while it is down, reset when it dies). */
-const socketErrorCodes = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
-/** pg's own messages, which carry no code: a connection cut mid-query, a pool connect past its timeout. */
-const poolMessages = /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error and is not queryable)/;
-
-/**
- * Whether `err` says the database is unreachable (down, restarting, out of connections) rather than that a query
- * failed: the error handler answers those with a 503 and Retry-After, which a client may retry, instead of a 500.
- */
-export function isDatabaseUnavailable(err: unknown): boolean {
-  if (!(err instanceof Error)) return false;
-  const { code } = err as { code?: unknown };
-  if (typeof code === 'string' && (unavailableSqlStates.test(code) || socketErrorCodes.has(code))) return true;
-  if (poolMessages.test(err.message)) return true;
-  // Connecting to a name with several addresses (localhost: ::1 and 127.0.0.1) fails with one error per address.
-  return err instanceof AggregateError && err.errors.some(isDatabaseUnavailable);
-}

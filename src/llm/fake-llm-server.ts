@@ -8,8 +8,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
  * SDK, its SSE parser and our error mapping are exercised exactly as against Ollama or OpenAI.
  *
  * Its answers are deterministic, and directives in the last user message switch its behaviour, so one server
- * serves every test: [[fail]] [[status:N]] [[stall]] [[slow:MS]] [[malformed]] [[drop]] [[cut]] [[long:N]] [[echo-history]]
- * [[nul]] [[surrogates]].
+ * serves every test: [[fail]] [[status:N]] [[stall]] [[slow:MS]] [[burst:N]] [[malformed]] [[drop]] [[cut]] [[long:N]]
+ * [[echo-history]] [[nul]] [[surrogates]].
+ * ([[burst:N]] sends the first N chunks without the [[slow]] pause: a long text at once, then a slow trickle.)
  * ([[cut]] ends the response cleanly after two chunks, without finish_reason or [DONE]: a truncated answer.
  * [[nul]] puts a U+0000 in the answer; [[surrogates]] a lone high and a lone low surrogate, and a pair split
  * across two chunks — what a model's byte-level tokens can produce.)
@@ -40,6 +41,7 @@ interface Directives {
   status?: number;
   stall: boolean;
   slowMs?: number;
+  burst?: number;
   malformed: boolean;
   drop: boolean;
   cut: boolean;
@@ -77,6 +79,7 @@ function parseDirectives(text: string): Directives {
     status: number('status'),
     stall: text.includes('[[stall]]'),
     slowMs: number('slow'),
+    burst: number('burst'),
     malformed: text.includes('[[malformed]]'),
     drop: text.includes('[[drop]]'),
     cut: text.includes('[[cut]]'),
@@ -181,7 +184,7 @@ async function streamAnswer(
       if (d.cut) return void res.end();
     }
     // Always give the event loop a turn, as a real server's network writes would.
-    await sleep(d.slowMs ?? delayMs);
+    await sleep(i < (d.burst ?? 0) ? 0 : (d.slowMs ?? delayMs));
     if (gone) return;
     await write(res, frame([{ index: 0, delta: { content: text }, finish_reason: null }]));
   }
