@@ -23,20 +23,47 @@ const SLOWEST_SHOWN = 8;
 const TEST_FILE_GLOBS = ['src/**/*.test.ts', 'test/**/*.test.ts', 'web/**/*.test.ts'];
 /** Browser journeys are the files that need Chromium; everything else runs anywhere. */
 const isBrowserJourney = (file: string) => file.startsWith('test/browser/') && file.endsWith('-journey.test.ts');
-/** The browser module's tests: web/ imports nothing from src/, so no database is near them. */
-const needsNoDatabase = (file: string) => file.startsWith('web/');
+/**
+ * Whether a test file's outcome can depend on which database the run uses: it reads TEST_DB, TEST_DATABASE_URL or
+ * testDbKind, or imports (through its relative imports, at any depth) a module that does — test/database.ts, and so
+ * test/app.ts and every route test. A file that cannot reach them (pure functions, views, parsers, the browser
+ * module, the Chromium finder) proves the same thing on both runs, so it runs once.
+ */
+export function readsDatabaseKind(file: string, dir: string = root): boolean {
+  const seen = new Set<string>();
+  const pending = [path.resolve(dir, file)];
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    if (seen.has(next)) continue;
+    seen.add(next);
+    let text: string;
+    try {
+      text = readFileSync(next, 'utf8');
+    } catch {
+      continue; // a package, or a file that is not there: neither reads the run's database
+    }
+    if (/\b(TEST_DB|TEST_DATABASE_URL|testDbKind)\b/.test(text)) return true;
+    for (const [, spec] of text.matchAll(/(?:\bfrom\s*|\bimport\s*\(\s*|^\s*import\s*)['"](\.{1,2}\/[^'"]+)['"]/gm)) {
+      if (spec) pending.push(path.resolve(path.dirname(next), spec));
+    }
+  }
+  return false;
+}
 
 /**
- * Which files each database run takes. Everything runs on the embedded database; with PostgreSQL too, the database
- * code (queries, routes, races, migrations) runs again there, while what is the same on both runs once: the browser
- * journeys go to the PostgreSQL run (they drive pages whose queries the route tests check on both databases, and they
- * are the suite's slowest files: about a third of a run), the browser module's tests stay in the first.
+ * Which files each database run takes. Everything runs on the embedded database; with PostgreSQL too, only what can
+ * differ there runs again (readsDatabaseKind: queries, routes, races, migrations). The browser journeys go to the
+ * PostgreSQL run alone (they drive pages whose queries the route tests check on both databases, and they are the
+ * suite's slowest files).
  */
-export function planRuns(files: readonly string[], withPostgres: boolean): { pglite: string[]; postgres: string[] } {
+export function planRuns(
+  files: readonly string[],
+  withPostgres: boolean,
+  dependsOnDatabase: (file: string) => boolean = (f) => readsDatabaseKind(f),
+): { pglite: string[]; postgres: string[] } {
   if (!withPostgres) return { pglite: [...files], postgres: [] };
   return {
     pglite: files.filter((f) => !isBrowserJourney(f)),
-    postgres: files.filter((f) => !needsNoDatabase(f)),
+    postgres: files.filter((f) => isBrowserJourney(f) || dependsOnDatabase(f)),
   };
 }
 

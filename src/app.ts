@@ -8,6 +8,7 @@ import { writeAudit } from './admin/audit-queries.ts';
 import { groupsAdminRoutes } from './admin/groups-routes.ts';
 import { modelsAdminRoutes } from './admin/models-routes.ts';
 import { usersAdminRoutes } from './admin/users-routes.ts';
+import { apiRoutes } from './api/api-routes.ts';
 import { googleRoutes } from './auth/google-routes.ts';
 import { localAuthRoutes } from './auth/local-routes.ts';
 import { passkeySignInRoutes } from './auth/passkey-sign-in-routes.ts';
@@ -111,6 +112,7 @@ export async function buildApp({ config, db, logger = false, onRoute }: BuildOpt
   // 009 cannot: it has no APP_SECRET). One small query once none is left.
   await sealAdoptedTotpSecrets(db, totpSecretBox(config.APP_SECRET));
   app.decorate('require2faForAdmins', config.REQUIRE_2FA_FOR_ADMINS);
+  app.decorate('apiKeysEnabled', config.API_KEYS);
 
   await app.register(localAuthRoutes, { db, config });
   await app.register(googleRoutes, { db, config });
@@ -134,6 +136,7 @@ export async function buildApp({ config, db, logger = false, onRoute }: BuildOpt
   await app.register(usersAdminRoutes, { db, config });
   await app.register(groupsAdminRoutes, { db, config });
   await app.register(statsRoutes, { db, config });
+  if (config.API_KEYS) await app.register(apiRoutes, { db, config });
 
   // Rows from before a migration (an adopted database's answers, the usage rollups) are caught up once the server
   // listens, never before (a million adopted answers take minutes), and never in a test that only injects. On close

@@ -70,6 +70,8 @@ const envSchema = z.object({
   MAX_ANSWER_CHARS: positiveInt.default(100_000),
   LLM_MAX_ANSWER_S: positiveInt.default(600),
   MAX_HISTORY_CHARS: positiveInt.default(48_000),
+  // The OpenAI-compatible API (/v1) and the personal keys pages; false: none of those routes exist.
+  API_KEYS: bool.default(true),
   // On SIGTERM/SIGINT, running answers get this long to finish before they end as `interrupted`.
   SHUTDOWN_GRACE_S: z.coerce.number({ message: 'must be a number' }).min(0).max(3600).default(10),
   // Connections per process to a PostgreSQL server (DATABASE_URL); PGlite always has one.

@@ -1,6 +1,6 @@
 import { buildApp } from './app.ts';
 import { ConfigError, loadConfig } from './config.ts';
-import { DataDirInUseError } from './db/data-dir-lock.ts';
+import { DataDirInUseError, stopAtOnce } from './db/data-dir-lock.ts';
 import { openDatabase } from './db/database.ts';
 import { migrateToLatest } from './db/migrate.ts';
 import { serverLoggerOptions } from './http/log-output.ts';
@@ -18,14 +18,21 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const database = await openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.DATA_DIR, poolSize: config.DB_POOL_SIZE }).catch((err) => {
+  let app: Awaited<ReturnType<typeof buildApp>> | undefined;
+  const database = await openDatabase({
+    databaseUrl: config.DATABASE_URL,
+    dataDir: config.DATA_DIR,
+    poolSize: config.DB_POOL_SIZE,
+    // Someone deleted or replaced DATA_DIR's lock file: another process may open the database, so stop writing now.
+    onLockLost: (err) => stopAtOnce(err, (line) => (app ? app.log.fatal({ lockFile: err.lockFile }, line) : console.error(line))),
+  }).catch((err) => {
     if (!(err instanceof DataDirInUseError)) throw err;
     console.error(err.message);
     process.exit(1);
   });
   await migrateToLatest(database.db);
   await bootstrapModels(database.db, config);
-  const app = await buildApp({ config, db: database.db, logger: serverLoggerOptions(config) });
+  app = await buildApp({ config, db: database.db, logger: serverLoggerOptions(config) });
   await app.listen({ port: config.PORT, host: config.HOST });
   app.log.info({ database: database.kind, publicUrl: config.PUBLIC_URL }, `${config.APP_NAME} is ready`);
 

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { sql } from 'kysely';
 import { applyUserAction } from '../src/admin/user-actions.ts';
+import { createApiKey, revokeApiKey } from '../src/api/api-key-queries.ts';
 import { buildApp } from '../src/app.ts';
 import { hashPassword } from '../src/auth/passwords.ts';
 import { createSession } from '../src/auth/sessions.ts';
@@ -126,6 +127,25 @@ export class AuthorizationWorld {
     });
     await world.#checkIdentities();
     return world;
+  }
+
+  /** API keys of the user (valid, revoked, expired) and of the deactivated account, made as the key pages make them. */
+  async apiKeys(): Promise<{ valid: string; revoked: string; expired: string; deactivated: string }> {
+    const db = this.database.db;
+    const author = { id: this.ids.admin, username: 'Admin', ip: null };
+    const make = async (owner: number, name: string) => createApiKey(db, author, { id: owner, username: name }, { name, expiresInDays: null });
+    const valid = await make(this.ids.user, 'User');
+    const revoked = await make(this.ids.user, 'User');
+    await revokeApiKey(db, author, { id: this.ids.user, username: 'User' }, revoked.id);
+    const expired = await make(this.ids.user, 'User');
+    await db
+      .updateTable('chatbot_schema.api_key')
+      .set({ dtexpires: new Date(Date.now() - 1000) })
+      .where('idapikey', '=', expired.id)
+      .execute();
+    const deactivated = await make(this.ids.deactivated, 'Deactivated');
+    await db.updateTable('chatbot_schema.app_user').set({ is_active: false }).where('idappuser', '=', this.ids.deactivated).execute();
+    return { valid: valid.key, revoked: revoked.key, expired: expired.key, deactivated: deactivated.key };
   }
 
   async close(): Promise<void> {

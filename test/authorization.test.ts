@@ -118,6 +118,18 @@ const matrix: Rule[] = [
   ['POST', '/settings/passkeys/:id/rename',             'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
   ['POST', '/settings/passkeys/:id/remove',             'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
   ['POST', '/settings/confirm',                         'login',     'to-2fa',    'login',     'signs-out', 'login',     'signs-out', 'signs-out'],
+  // personal API keys (src/api): creating one needs a recent proof (step-up), which these sessions have not given: the page's
+  // form goes to /settings/confirm, the JSON route answers 403; revoking needs only the session (a made-up id: 404)
+  ['GET', '/settings/api-keys',                         'login',     'to-2fa',    'login',     'ok',        'login',     'ok',        'ok'],
+  ['POST', '/settings/api-keys',                        'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
+  ['POST', '/settings/api-keys/:id/revoke',             'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
+  ['GET', '/api/keys',                                  'login',     'to-2fa',    'login',     'ok',        'login',     'ok',        'ok'],
+  ['POST', '/api/keys',                                 'login',     'to-2fa',    'login',     'forbidden', 'login',     'forbidden', 'forbidden'],
+  ['DELETE', '/api/keys/:id',                           'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
+  // the OpenAI-compatible API (src/api): a key is its one credential, a cookie counts for nothing, so there is no CSRF
+  // surface (tried with the token only); the keys themselves: "the /v1 routes take a key" below
+  ['GET', '/v1/models',                                 'bearer',    'bearer',    'bearer',    'bearer',    'bearer',    'bearer',    'bearer'],
+  ['POST', '/v1/chat/completions',                      'bearer',    'bearer',    'bearer',    'bearer',    'bearer',    'bearer',    'bearer'],
   // admin: model connections (src/admin)
   ['GET', '/admin/models',                              'login',     'to-2fa',    'login',     'forbidden', 'login',     'ok',        'forbidden'],
   ['POST', '/admin/models',                             'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden'],
@@ -165,6 +177,7 @@ const matrix: Rule[] = [
   ['POST', '/admin/groups/:id/members',                 'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden'],
   ['POST', '/admin/groups/:id/members/remove',          'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden'],
   ['POST', '/admin/models/:id/access',                  'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden'],
+  ['POST', '/admin/users/:id/api-keys/:keyId/revoke',   'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden'],
   ['GET', '/admin/audit',                               'login',     'to-2fa',    'login',     'forbidden', 'login',     'ok',        'forbidden'],
   ['GET', '/admin/audit',                               'login',     'to-2fa',    'login',     'forbidden', 'login',     'csv',       'forbidden', '/admin/audit?format=csv'],
   // the one-time reset link's page: the token is the credential, so no guard (a made-up token is a 404)
@@ -173,6 +186,10 @@ const matrix: Rule[] = [
 ];
 
 const UNSAFE = new Set<Method>(['POST', 'PUT', 'PATCH', 'DELETE']);
+/** Routes whose only credential is a bearer token read no cookie, so a CSRF token means nothing to them. */
+const bearerOnly = (rule: Rule): boolean => IDENTITIES.every((identity) => outcomeOf(rule, identity) === 'bearer');
+/** The lines asked with, without and with another browser's CSRF token. */
+const csrfChecked = (rule: Rule): boolean => UNSAFE.has(rule[0]) && !bearerOnly(rule);
 /** Outcomes where the request got through to do its work; every other one must leave the database as it was. */
 const ADMITTED = new Set<Outcome>(['ok', 'csv', 'file', 'allow', 'signs-out']);
 
@@ -189,7 +206,7 @@ const outcomeOf = (rule: Rule, identity: Identity): Outcome => rule[2 + IDENTITI
 /** `token`: what the request carries as its CSRF token (header for JSON, `_csrf` field for forms), if anything. */
 async function call(rule: Rule, browser: Browser, token: string | undefined): Promise<LightMyRequestResponse> {
   const [method, route] = rule;
-  const json = route.startsWith('/api/');
+  const json = route.startsWith('/api/') || route.startsWith('/v1/');
   const headers: Record<string, string> = token === undefined ? {} : { 'x-csrf-token': token };
   let payload: string | undefined;
   if (method === 'POST' || method === 'PUT' || method === 'PATCH') {
@@ -268,7 +285,7 @@ type TokenVariant = 'with token' | 'without token' | "with another browser's tok
 
 describe('each route answers each kind of visitor as the matrix says, with and without the CSRF token', () => {
   for (const rule of matrix) {
-    const variants: TokenVariant[] = UNSAFE.has(rule[0]) ? ['with token', 'without token', "with another browser's token"] : ['with token'];
+    const variants: TokenVariant[] = csrfChecked(rule) ? ['with token', 'without token', "with another browser's token"] : ['with token'];
     test(`${key(rule)}${rule[9] ? ` (${rule[9]})` : ''}`, async () => {
       const problems: string[] = [];
       const json = rule[1].startsWith('/api/');
@@ -314,6 +331,48 @@ describe('GET /metrics takes the bearer token, whoever asks', () => {
   });
 });
 
+describe('the /v1 routes take a key, and a key opens nothing else', () => {
+  const routes: Array<[method: 'GET' | 'POST', url: string]> = [
+    ['GET', '/v1/models'],
+    ['POST', '/v1/chat/completions'],
+  ];
+  const body = JSON.stringify({ model: 'no-such-model', messages: [{ role: 'user', content: 'hi' }] });
+  test("no key, a wrong key, a revoked or expired one, a deactivated user's, a cookie only: 401; the valid key gets through", async () => {
+    const keys = await world.apiKeys();
+    const cases: Array<[how: string, key: string | null, status: number]> = [
+      ['no key', null, 401],
+      ['a wrong key', `prl_${'W'.repeat(43)}`, 401],
+      ['a revoked key', keys.revoked, 401],
+      ['an expired key', keys.expired, 401],
+      ["a deactivated user's key", keys.deactivated, 401],
+      ['the key in the query string', null, 401],
+      ['the valid key', keys.valid, 0],
+    ];
+    const problems: string[] = [];
+    for (const [method, url] of routes) {
+      for (const [how, key, status] of cases) {
+        // Every request also carries a signed-in user's cookies: they count for nothing here.
+        const cookies = (await world.browser('user')).cookies;
+        const headers: Record<string, string> = { 'content-type': 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}) };
+        const target = how === 'the key in the query string' ? `${url}?api_key=${keys.valid}` : url;
+        const res = await world.app.inject({ method, url: target, headers, cookies, payload: method === 'POST' ? body : undefined });
+        bearerAsked++;
+        const ok = status === 0 ? res.statusCode === 200 || (method === 'POST' && res.statusCode === 404) : res.statusCode === status;
+        if (!ok) problems.push(`${method} ${url}, ${how}: got ${res.statusCode}`);
+        if (status === 401 && !/^Bearer /.test(String(res.headers['www-authenticate']))) problems.push(`${method} ${url}, ${how}: no Bearer challenge`);
+      }
+    }
+    // A valid key opens no page and no /api route.
+    for (const url of ['/api/keys', '/settings', '/chat', '/admin/users']) {
+      const res = await world.app.inject({ method: 'GET', url, headers: { authorization: `Bearer ${keys.valid}` } });
+      bearerAsked++;
+      if (!matches('login', res, url.startsWith('/api/'))) problems.push(`${url} with a key: got ${describeAnswer(res)}`);
+    }
+    await world.database.db.deleteFrom('chatbot_schema.login_throttle').execute();
+    assert.deepEqual(problems, []);
+  });
+});
+
 describe('the proof itself', () => {
   test('the database comparison sees a single write', async () => {
     const before = await world.fingerprint();
@@ -329,13 +388,13 @@ describe('the proof itself', () => {
   });
 
   test('its size', (t) => {
-    const unsafe = matrix.filter((rule) => UNSAFE.has(rule[0])).length;
+    const unsafe = matrix.filter(csrfChecked).length;
     assert.equal(
       asked,
       (matrix.length + 2 * unsafe) * IDENTITIES.length,
       'every line was asked of every identity, the state-changing ones with, without and with a foreign token',
     );
-    assert.equal(bearerAsked, 5 * IDENTITIES.length);
+    assert.equal(bearerAsked, 5 * IDENTITIES.length + 2 * 7 + 4);
     t.diagnostic(
       `${matrix.length} lines (${unsafe} state-changing) × ${IDENTITIES.length} identities × {with, without, another browser's token} → ${asked} answers, + ${bearerAsked} bearer-token answers`,
     );

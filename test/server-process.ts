@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type OpenedDatabase, openDatabase } from '../src/db/database.ts';
-import { openScratchPostgres, testDbKind } from './database.ts';
+import { copyPgliteTemplate, openScratchPostgres, testDbKind } from './database.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
 
@@ -138,14 +138,19 @@ export interface Place {
 
 /**
  * A database for a server process: a temp DATA_DIR (PGlite) or a scratch PostgreSQL database (from
- * TEST_DATABASE_URL), per `kind` (default: this run's TEST_DB). `migrate: false` leaves the PostgreSQL database empty,
- * so the servers started on it run the migrations themselves; `prefix` names the temp directory and the database.
+ * TEST_DATABASE_URL), per `kind` (default: this run's TEST_DB), migrated from the test template. `migrate: false`
+ * leaves it empty, so the servers started on it make the cluster (PGlite) and run the migrations themselves; `prefix` names the temp directory and the database.
  */
 export async function placeForServer(opts: { kind?: 'pglite' | 'postgres'; prefix?: string; migrate?: boolean } = {}): Promise<Place> {
   const prefix = opts.prefix ?? 'parley_shutdown';
   const dataDir = mkdtempSync(path.join(tmpdir(), `${prefix.replaceAll('_', '-')}-`));
   const cleanDir = async () => rmSync(dataDir, { recursive: true, force: true });
-  if ((opts.kind ?? testDbKind) === 'pglite') return { env: { DATA_DIR: dataDir }, open: () => openDatabase({ dataDir }), cleanUp: cleanDir };
+  if ((opts.kind ?? testDbKind) === 'pglite') {
+    // Migrated like the PostgreSQL database below: the copied template spares the server its first-start cluster and the
+    // migrations at every start. A first start on an empty DATA_DIR is what src/cli/cli.test.ts's `migrate` runs.
+    if (opts.migrate ?? true) await copyPgliteTemplate(path.join(dataDir, 'pglite'));
+    return { env: { DATA_DIR: dataDir }, open: () => openDatabase({ dataDir }), cleanUp: cleanDir };
+  }
   const scratch = await openScratchPostgres(process.env.TEST_DATABASE_URL ?? '', prefix, opts.migrate ?? true);
   return {
     env: { DATA_DIR: dataDir, DATABASE_URL: scratch.url },

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { planRuns, SelectionError, selectTestFiles } from '../scripts/test.ts';
+import { planRuns, readsDatabaseKind, SelectionError, selectTestFiles } from '../scripts/test.ts';
 
 /** `npm test -- <path>`: which files scripts/test.ts runs. */
 const root = path.resolve(import.meta.dirname, '..');
@@ -16,13 +16,24 @@ const all = [
 ];
 
 describe('npm test -- <path>', () => {
-  test("with PostgreSQL, journeys run there and the browser module's tests on the embedded run; every file runs at least once", () => {
+  test('with PostgreSQL, journeys run there, what can read the database kind runs on both, the rest once; every file runs at least once', () => {
     const files = ['src/a.test.ts', 'test/b.test.ts', 'test/browser/c-journey.test.ts', 'test/browser/chromium.test.ts', 'web/d.test.ts'];
-    assert.deepEqual(planRuns(files, false), { pglite: files, postgres: [] });
-    const plan = planRuns(files, true);
+    const readsKind = (f: string) => f === 'src/a.test.ts' || f === 'test/b.test.ts';
+    assert.deepEqual(planRuns(files, false, readsKind), { pglite: files, postgres: [] });
+    const plan = planRuns(files, true, readsKind);
     assert.deepEqual(plan.pglite, ['src/a.test.ts', 'test/b.test.ts', 'test/browser/chromium.test.ts', 'web/d.test.ts']);
-    assert.deepEqual(plan.postgres, ['src/a.test.ts', 'test/b.test.ts', 'test/browser/c-journey.test.ts', 'test/browser/chromium.test.ts']);
+    assert.deepEqual(plan.postgres, ['src/a.test.ts', 'test/b.test.ts', 'test/browser/c-journey.test.ts']);
     assert.deepEqual(new Set([...plan.pglite, ...plan.postgres]), new Set(files));
+  });
+
+  test('a file reads the database kind when it or anything it imports (at any depth) does; pure ones do not', () => {
+    // Route tests reach test/database.ts through test/app.ts; the CLI test imports it directly.
+    for (const f of ['src/admin/users-routes.test.ts', 'src/cli/cli.test.ts', 'test/soak.test.ts', 'test/migrations.test.ts']) {
+      assert.equal(readsDatabaseKind(f), true, f);
+    }
+    for (const f of ['src/chat/markdown.test.ts', 'src/http/form-parser.test.ts', 'test/browser/chromium.test.ts', 'web/chat/sse.test.ts']) {
+      assert.equal(readsDatabaseKind(f), false, f);
+    }
   });
 
   test('no path: every test file', () => {

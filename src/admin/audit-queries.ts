@@ -53,6 +53,8 @@ export const AUDIT_ACTIONS = [
   'remove-from-group',
   'group-limits',
   'user-limits',
+  'create-api-key',
+  'revoke-api-key',
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 

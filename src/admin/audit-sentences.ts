@@ -65,6 +65,8 @@ function modelSettings(d: Details, key: Record<string, string>): string {
 }
 
 const groupName = (d: Details): string => (d.text('group') ? `the group “${d.text('group')}”` : 'a group');
+const apiKeyName = (d: Details): string =>
+  d.text('name') ? `the API key “${d.text('name')}”${d.text('prefix') ? ` (${d.text('prefix')}…)` : ''}` : 'an API key';
 
 const ROLE_NAMES: Record<string, string> = { admin: 'Admin', user: 'User' };
 const SIGN_IN: Record<string, string> = { password: 'signing in with a password', google: 'signing in with Google only' };
@@ -134,6 +136,13 @@ export const SENTENCES: Record<AuditAction, Sentence> = {
   'remove-from-group': (a, t, d) => [a, ' removed ', t, ` from ${groupName(d)}.`],
   'group-limits': (a, _t, d) => [a, ` set the limits of ${groupName(d)}: ${d.text('limits') ?? 'changed'}.`],
   'user-limits': (a, t, d) => [a, ' set the limits of ', t, `: ${d.text('limits') ?? 'changed'}.`],
+  'create-api-key': (a, t, d) => [
+    a,
+    ` created ${apiKeyName(d)} for `,
+    t,
+    d.count('expiresInDays') === undefined ? ' (no expiry).' : ` (expires in ${d.count('expiresInDays')} days).`,
+  ],
+  'revoke-api-key': (a, t, d) => [a, ` revoked ${apiKeyName(d)} of `, t, '.'],
 };
 
 const isKnown = (action: string): action is AuditAction => Object.hasOwn(SENTENCES, action);

@@ -29,6 +29,8 @@ export const ACTION_LABELS: Record<AuditAction, string> = {
   'remove-from-group': 'Removed from a group',
   'group-limits': 'Group limits set',
   'user-limits': 'User limits set',
+  'create-api-key': 'API key created',
+  'revoke-api-key': 'API key revoked',
 };
 
 /** The filter form as typed: the text of each name field (or the e-mail of the account an old id link meant). */

@@ -37,8 +37,12 @@ export interface SessionRow {
 
 export interface UsageRow {
   model: string;
+  /** 'web' (chat pages) or 'api' (personal API keys). */
+  source: 'web' | 'api';
   prompts: number;
   answers: number;
+  /** Prompt and completion tokens (a bigint's text). */
+  tokens: string;
 }
 
 export async function findUserDetail(db: Db, id: number): Promise<UserDetail | undefined> {
@@ -84,14 +88,13 @@ export async function listUserSessions(db: Db, userId: number): Promise<SessionR
 
 /** Prompts and answers by model in the last 30 days: a plain query for now (the statistics rollups can serve it later). */
 export async function usageLast30Days(db: Db, userId: number): Promise<UsageRow[]> {
+  // The rollups (decision record 006), by source (migration 019): today and the 29 days before, in STATS_TIMEZONE.
   const { rows } = await sql<UsageRow>`
-    SELECT l.txshortname AS model, count(DISTINCT m.idmessage)::int AS prompts, count(r.idresponse)::int AS answers
-    FROM chatbot_schema.chat c
-    JOIN chatbot_schema.llm l ON l.idllm = c.idllm
-    JOIN chatbot_schema.message m ON m.idchat = c.idchat AND m.dtcreated > now() - interval '30 days'
-    LEFT JOIN chatbot_schema.response r ON r.idmessage = m.idmessage
-    WHERE c.idappuser = ${userId}
-    GROUP BY l.txshortname ORDER BY prompts DESC, model`.execute(db);
+    SELECT coalesce(l.txshortname, '(deleted model)') AS model, d.txsource AS source, sum(d.nprompts)::int AS prompts, sum(d.nresponses)::int AS answers,
+      sum(d.nprompt_tokens + d.ncompletion_tokens)::text AS tokens
+    FROM chatbot_schema.usage_day_user d LEFT JOIN chatbot_schema.llm l ON l.idllm = d.idllm
+    WHERE d.idappuser = ${userId} AND d.dday > chatbot_schema.usage_day(now()) - 30
+    GROUP BY 1, 2 ORDER BY prompts DESC, model, source DESC`.execute(db);
   return rows;
 }
 

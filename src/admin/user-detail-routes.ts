@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { listApiKeys, revokeApiKey } from '../api/api-key-queries.ts';
 import { requireAdmin } from '../auth/guards.ts';
 import { removeAllPasskeys } from '../auth/passkey-queries.ts';
 import { hashPassword, PASSWORD_MAX_CHARS, passwordProblem } from '../auth/passwords.ts';
@@ -52,15 +53,26 @@ export async function renderUserPage(
 ): Promise<FastifyReply> {
   const user = await findUserDetail(db, id);
   if (!user) throw new NotFoundError('This user does not exist.');
-  const [sessions, usage, audit, groups, own, status] = await Promise.all([
+  const [sessions, usage, audit, groups, own, status, apiKeys] = await Promise.all([
     listUserSessions(db, user.id),
     usageLast30Days(db, user.id),
     listAudit(db, { targetId: user.id, page: 1 }, 20),
     listUserGroups(db, user.id),
     getUserLimits(db, user.id),
     usageStatus(db, user.id),
+    req.server.apiKeysEnabled ? listApiKeys(db, user.id) : null,
   ]);
-  const page = userDetailPage({ csrfToken: req.csrfToken(), user, selfId: admin.userId, sessions, usage, audit: audit.rows, canReset2fa: true, refusal });
+  const page = userDetailPage({
+    csrfToken: req.csrfToken(),
+    user,
+    selfId: admin.userId,
+    sessions,
+    usage,
+    audit: audit.rows,
+    canReset2fa: true,
+    refusal,
+    apiKeys,
+  });
   const limits = userLimitsSection({ csrfToken: req.csrfToken(), userId: user.id, groups, own, status, refusal: limitsRefusal });
   return reply.page({ title: user.username, body: html`${page}${limits}` }, limitsRefusal ? 400 : refusal?.status);
 }
@@ -149,6 +161,15 @@ export async function userDetailRoutes(app: FastifyInstance, opts: { db: Db; con
     reply.flash(revoked ? 'success' : 'info', revoked ? 'Session revoked: that browser is signed out.' : 'That session had already ended.');
     return reply.redirect(`/admin/users/${id}`, 303);
   });
+
+  if (config.API_KEYS)
+    app.post('/admin/users/:id/api-keys/:keyId/revoke', async (req, reply) => {
+      const admin = requireAdmin(req);
+      const user = await findOr404(userId(req.params));
+      const revoked = await revokeApiKey(db, actorOf(req, admin), { id: user.id, username: user.username }, pathId(req.params, 'keyId'));
+      reply.flash(revoked ? 'success' : 'info', revoked ? 'API key revoked: calls with it are refused from now on.' : 'That key was revoked already.');
+      return reply.redirect(`/admin/users/${user.id}`, 303);
+    });
 
   app.post('/admin/users/:id/reset-2fa', async (req, reply) => {
     const admin = requireAdmin(req);

@@ -1,3 +1,5 @@
+import type { ApiKeySummary } from '../api/api-key-queries.ts';
+import { apiKeyTable } from '../api/api-key-views.ts';
 import { DISPLAY_NAME_MAX_UTF16 } from '../http/display-name.ts';
 import { controlError } from '../views/form-errors.ts';
 import { csrfField, field, formAlert } from '../views/forms.ts';
@@ -41,6 +43,8 @@ export interface UserDetailView {
   canReset2fa: boolean;
   /** A refused form of this page, shown beside the actions card or the sessions table. */
   refusal?: DetailRefusal;
+  /** The user's API keys with their counts; null when API_KEYS is off. */
+  apiKeys: ApiKeySummary[] | null;
 }
 
 export interface DetailRefusal {
@@ -65,8 +69,11 @@ function sessionsTable(v: UserDetailView): SafeHtml {
 
 function usageTable(rows: UsageRow[]): SafeHtml {
   if (rows.length === 0) return html`<p class="text-body-secondary">No prompt in the last 30 days.</p>`;
-  return html`<table class="table table-sm w-auto"><thead><tr><th scope="col">Model</th><th scope="col" class="text-end">Prompts</th><th scope="col" class="text-end">Answers</th></tr></thead>
-  <tbody>${rows.map((r) => html`<tr><td>${r.model}</td><td class="text-end">${r.prompts}</td><td class="text-end">${r.answers}</td></tr>`)}</tbody></table>`;
+  return html`<table class="table table-sm w-auto" data-testid="user-usage"><thead><tr><th scope="col">Model</th><th scope="col">Source</th><th scope="col" class="text-end">Prompts</th><th scope="col" class="text-end">Answers</th><th scope="col" class="text-end">Tokens</th></tr></thead>
+  <tbody>${rows.map(
+    (r) =>
+      html`<tr data-source="${r.source}"><td>${r.model}</td><td>${r.source === 'api' ? 'API' : 'Web'}</td><td class="text-end">${r.prompts}</td><td class="text-end">${r.answers}</td><td class="text-end">${Number(r.tokens).toLocaleString('en-US')}</td></tr>`,
+  )}</tbody></table>`;
 }
 
 function signInMethods(u: UserDetail): SafeHtml {
@@ -131,6 +138,12 @@ export function userDetailPage(v: UserDetailView): SafeHtml {
 </div>
 <h2 class="h5 mt-4">Sessions</h2>
 ${sessionsTable(v)}
+${
+  v.apiKeys === null
+    ? ''
+    : html`<h2 class="h5 mt-4">API keys</h2>
+${apiKeyTable(v.apiKeys, v.csrfToken, (k) => `${base}/api-keys/${k.id}/revoke`)}`
+}
 <h2 class="h5 mt-4">Usage, last 30 days</h2>
 ${usageTable(v.usage)}
 <h2 class="h5 mt-4">Audit history</h2>

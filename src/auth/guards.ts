@@ -20,6 +20,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** REQUIRE_2FA_FOR_ADMINS (buildApp decorates it). */
     require2faForAdmins: boolean;
+    /** API_KEYS: the API and the key pages exist (buildApp decorates it). */
+    apiKeysEnabled: boolean;
   }
 }
 

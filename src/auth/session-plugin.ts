@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Db } from '../db/database.ts';
 import { cookieNames, cookieOptions } from '../http/cookies.ts';
+import { isKeyApi } from '../http/request-kind.ts';
 import {
   type CompanionBuild,
   deleteExpiredSessions,
@@ -67,7 +68,7 @@ export const sessionPlugin = fp(async (app: FastifyInstance, opts: { db: Db; sec
   app.decorateRequest('user', null);
   app.decorateRequest('sessionCompanion', undefined);
   app.addHook('onRequest', async (req, reply) => {
-    if (req.url.startsWith('/static/')) return;
+    if (req.url.startsWith('/static/') || isKeyApi(req)) return;
     const token = req.cookies[name];
     if (!token) return;
     const companion = req.routeOptions.config.sessionCompanion;

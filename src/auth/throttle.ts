@@ -21,6 +21,13 @@ export const IP_PASSWORD_RULE: ThrottleRule = { maxFailures: 50, windowMs: 15 * 
 export const IP_REGISTRATION_RULE: ThrottleRule = { maxFailures: 20, windowMs: 60 * 60_000, lockMs: 60 * 60_000 };
 
 /**
+ * Wrong API keys from one address (src/api): like wrong passwords, a lock after a burst. Per address, since a wrong
+ * key names no account; generous, since a team behind one address may run many scripts, one of them with an old key.
+ */
+export const API_KEY_ADDRESS_RULE: ThrottleRule = { maxFailures: 20, windowMs: 15 * 60_000, lockMs: 15 * 60_000 };
+export const apiKeyThrottleKey = (ip: string): string => `apikey:${ip}`;
+
+/**
  * Counters live in the database (login_throttle), so a lock holds across app processes and restarts.
  * Keys are namespaced strings such as `pw:alice@example.com` or `ip:203.0.113.9`.
  *
@@ -56,6 +63,7 @@ export function throttleKind(key: string): ThrottleKind {
   if (key.startsWith('ip:')) return 'password_address';
   if (key.startsWith('reg:')) return 'registration_address';
   if (key.startsWith('totp:')) return 'second_factor';
+  if (key.startsWith('apikey:')) return 'api_key_address';
   return 'password_account';
 }
 

@@ -5,48 +5,23 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFile
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { PGlite } from '@electric-sql/pglite';
 import { sql } from 'kysely';
 import { startTestApp, TEST_SECRET } from '../../test/app.ts';
 import { newChat, parseSse } from '../../test/chat-fixtures.ts';
+import { type CliRun, runCliProcess } from '../../test/cli-process.ts';
 import { TestClient } from '../../test/client.ts';
-import { buildPgliteTemplate, openScratchPostgres, templatePath, testDbKind } from '../../test/database.ts';
+import { migratedDataDir, openScratchPostgres, testDbKind } from '../../test/database.ts';
 import { spawnServer } from '../../test/server-process.ts';
 import { enrolThroughSettings, nextCode } from '../../test/totp-helpers.ts';
-import { type Db, embeddedOptions, type OpenedDatabase, openDatabase } from '../db/database.ts';
-import { migrateToLatest } from '../db/migrate.ts';
+import { type Db, type OpenedDatabase, openDatabase } from '../db/database.ts';
 import { type FakeLlm, startFakeLlm } from '../llm/fake-llm-server.ts';
 import { createApiKeyBox, createModel, getModelConnection } from '../llm/llm-queries.ts';
 import { countRowsPerTable, parseCopyArgs } from './backup.ts';
 import { CliError } from './cli-runtime.ts';
 
-const root = path.resolve(import.meta.dirname, '../..');
 const API_KEY = 'sk-backup-round-trip-key';
 const OTHER_SECRET = 'another-secret-that-is-long-enough-9876543210';
 const scratch = (prefix: string) => mkdtempSync(path.join(tmpdir(), `parley-${prefix}-`));
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** `npm run backup|restore -- …` as the operator runs it: its own Node process, configured by the environment only. */
-function run(script: 'backup.ts' | 'restore.ts', args: string[], env: Record<string, string>): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(root, 'src/cli', script), ...args], {
-      cwd: root,
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', LOG_LEVEL: 'silent', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 /** Rows a restore must bring back exactly, beyond the counts: accounts with their secrets, answers, rollups. */
 async function spotRows(db: Db) {
@@ -60,17 +35,6 @@ async function spotRows(db: Db) {
     rollups: (await sql`SELECT * FROM chatbot_schema.usage_day_model ORDER BY dday, idllm`.execute(db)).rows,
     recoveryCodes: await db.selectFrom('chatbot_schema.recovery_code').select(['idappuser', 'txhash']).orderBy('idrecovery_code').execute(),
   };
-}
-
-/** DATA_DIR with a migrated embedded database, as the server leaves it, from the test template (no initdb: ~3 s less). */
-async function migratedDataDir(prefix: string): Promise<string> {
-  const dataDir = scratch(prefix);
-  if (!existsSync(templatePath)) await buildPgliteTemplate();
-  const lite = new PGlite(path.join(dataDir, 'pglite'), { ...embeddedOptions(), loadDataDir: new Blob([readFileSync(templatePath)]) });
-  await lite.waitReady;
-  await lite.close();
-  await withEmbedded(dataDir, (d) => migrateToLatest(d.db));
-  return dataDir;
 }
 
 async function withEmbedded<T>(dataDir: string, work: (opened: OpenedDatabase) => Promise<T>): Promise<T> {
@@ -94,11 +58,11 @@ describe('arguments', () => {
 test('with DATABASE_URL both commands refuse and point to pg_dump / pg_restore and the README', async () => {
   const env = { DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/not_used', APP_SECRET: TEST_SECRET };
   const file = path.join(scratch('backup-pg'), 'x.tar.gz');
-  const backup = await run('backup.ts', [file], env);
+  const backup = await runCliProcess('backup.ts', [file], env);
   assert.equal(backup.code, 1);
   assert.match(backup.stderr, /^Error: DATABASE_URL is set.*Use pg_dump -Fc -f <file> "\$DATABASE_URL" \(see "Backups" in the README\)/);
   writeFileSync(file, 'x');
-  const restore = await run('restore.ts', [file], env);
+  const restore = await runCliProcess('restore.ts', [file], env);
   assert.equal(restore.code, 1);
   assert.match(restore.stderr, /^Error: DATABASE_URL is set.*Use pg_restore into a new database \(see "Backups" in the README\)/);
 });
@@ -190,7 +154,7 @@ describe('backup and restore of an embedded database in DATA_DIR', { skip: onlyO
   after(() => llm.close());
 
   test('backup → restore into a fresh DATA_DIR: every row back, password + TOTP sign-in, the API key decrypts', async () => {
-    const backup = await run('backup.ts', [file], env);
+    const backup = await runCliProcess('backup.ts', [file], env);
     assert.equal(backup.code, 0, backup.stderr);
     assert.match(backup.stdout, /Backed up the embedded database .* It opened again with the same number of rows in every table\./);
     assert.match(backup.stdout, /APP_SECRET is NOT in the backup\. This process used the APP_SECRET environment variable/);
@@ -198,7 +162,7 @@ describe('backup and restore of an embedded database in DATA_DIR', { skip: onlyO
     assert.deepEqual(readdirSync(path.dirname(file)), ['parley.tar.gz'], 'no temporary file left beside it');
 
     const target = scratch('backup-dst');
-    const restore = await run('restore.ts', [file], { DATA_DIR: target, APP_SECRET: TEST_SECRET });
+    const restore = await runCliProcess('restore.ts', [file], { DATA_DIR: target, APP_SECRET: TEST_SECRET });
     assert.equal(restore.code, 0, restore.stderr);
     assert.match(restore.stdout, /The 2 model API keys and 2FA secrets in it open with this APP_SECRET\./);
     await withEmbedded(target, (restored) => assertRestored(restored, world));
@@ -206,22 +170,22 @@ describe('backup and restore of an embedded database in DATA_DIR', { skip: onlyO
 
   test('backup does not replace an existing file without --force', async () => {
     const before = readFileSync(file);
-    const again = await run('backup.ts', [file], env);
+    const again = await runCliProcess('backup.ts', [file], env);
     assert.equal(again.code, 1);
     assert.match(again.stderr, /^Error: .*parley\.tar\.gz already exists; pass --force to replace it\./);
     assert.ok(readFileSync(file).equals(before));
-    const forced = await run('backup.ts', ['--force', file], env);
+    const forced = await runCliProcess('backup.ts', ['--force', file], env);
     assert.equal(forced.code, 0, forced.stderr);
   });
 
   test('restore over a database needs --force and keeps the old one aside; another APP_SECRET is named: TOTP fails, a recovery code works', async () => {
     const target = await migratedDataDir('backup-over');
     const otherEnv = { DATA_DIR: target, APP_SECRET: OTHER_SECRET };
-    const refused = await run('restore.ts', [file], otherEnv);
+    const refused = await runCliProcess('restore.ts', [file], otherEnv);
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, /pglite already holds a database\. Pass --force to restore over it/);
 
-    const forced = await run('restore.ts', [file, '--force'], otherEnv);
+    const forced = await runCliProcess('restore.ts', [file, '--force'], otherEnv);
     assert.equal(forced.code, 0, forced.stderr);
     const aside = readdirSync(target).find((n) => n.startsWith('pglite.before-restore-'));
     assert.ok(aside && existsSync(path.join(target, aside, 'PG_VERSION')), 'the replaced database is kept');
@@ -250,12 +214,12 @@ describe('backup and restore of an embedded database in DATA_DIR', { skip: onlyO
     const target = scratch('backup-bad');
     const notBackup = path.join(target, 'notes.txt');
     writeFileSync(notBackup, 'hello');
-    const plain = await run('restore.ts', [notBackup], { DATA_DIR: target, APP_SECRET: TEST_SECRET });
+    const plain = await runCliProcess('restore.ts', [notBackup], { DATA_DIR: target, APP_SECRET: TEST_SECRET });
     assert.equal(plain.code, 1);
     assert.match(plain.stderr, /is not a backup made by npm run backup/);
     const cut = path.join(target, 'cut.tar.gz');
     writeFileSync(cut, readFileSync(file).subarray(0, 100_000));
-    const broken = await run('restore.ts', [cut], { DATA_DIR: target, APP_SECRET: TEST_SECRET });
+    const broken = await runCliProcess('restore.ts', [cut], { DATA_DIR: target, APP_SECRET: TEST_SECRET });
     assert.equal(broken.code, 1);
     assert.match(broken.stderr, /is damaged \(unexpected end of file\); nothing was changed/);
     assert.deepEqual(
@@ -270,12 +234,12 @@ describe('backup and restore of an embedded database in DATA_DIR', { skip: onlyO
     try {
       const pid = String(server.child.pid);
       const copy = path.join(scratch('backup-live'), 'live.tar.gz');
-      const backup = await run('backup.ts', [copy], env);
+      const backup = await runCliProcess('backup.ts', [copy], env);
       assert.equal(backup.code, 1);
       assert.match(backup.stderr, new RegExp(`^Error: Parley is running on this DATA_DIR: process ${pid} holds .*pglite\\.lock\\. Stop Parley first`));
       assert.equal(existsSync(copy), false);
       assert.deepEqual(readdirSync(path.dirname(copy)), [], 'no temporary file either');
-      const restore = await run('restore.ts', ['--force', file], env);
+      const restore = await runCliProcess('restore.ts', ['--force', file], env);
       assert.equal(restore.code, 1);
       assert.match(restore.stderr, new RegExp(`^Error: Parley is running on this DATA_DIR: process ${pid} holds .*Stop Parley first`));
       assert.equal((await fetch(`${server.baseUrl}/readyz`)).status, 200, 'the server was not disturbed');
@@ -283,12 +247,13 @@ describe('backup and restore of an embedded database in DATA_DIR', { skip: onlyO
       server.child.kill('SIGTERM');
       await server.exited;
     }
-    assert.equal(readdirSync(source).filter((n) => n.startsWith('pglite.')).length, 0, 'nothing was moved aside or left half-way');
+    const leftOver = readdirSync(source).filter((n) => n.startsWith('pglite.') && n !== 'pglite.lock'); // the lock file stays: it is never deleted
+    assert.deepEqual(leftOver, [], 'nothing was moved aside or left half-way');
   });
 });
 
 /** A PostgreSQL client tool, as the README's commands run it. */
-function tool(name: 'pg_dump' | 'pg_restore', args: string[]): Promise<Run> {
+function tool(name: 'pg_dump' | 'pg_restore', args: string[]): Promise<CliRun> {
   return new Promise((resolve, reject) => {
     const child = spawn(name, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';

@@ -60,15 +60,14 @@ export function refuseOnPostgres(config: Config, command: 'backup' | 'restore'):
   );
 }
 
-/** Takes DATA_DIR's lock, or says plainly who holds it and that Parley must be stopped first. */
+/** Takes DATA_DIR's lock, or says plainly who holds it and that Parley must be stopped first. Returns the release function. */
 export function lockForCopy(dataDir: string, why: string): () => void {
   try {
-    return lockDataDir(dataDir);
+    return lockDataDir(dataDir).release;
   } catch (err) {
     if (!(err instanceof DataDirInUseError)) throw err;
-    const lockFile = path.join(dataDir, 'pglite.lock');
-    const owner = existsSync(lockFile) ? readFileSync(lockFile, 'utf8').trim() : '?';
-    throw new CliError(`Parley is running on this DATA_DIR: process ${owner} holds ${lockFile}. Stop Parley first — ${why} (see "Backups" in the README).`);
+    const who = err.holder ? `process ${err.holder}` : 'another process';
+    throw new CliError(`Parley is running on this DATA_DIR: ${who} holds ${err.lockFile}. Stop Parley first — ${why} (see "Backups" in the README).`);
   }
 }
 

@@ -4,7 +4,7 @@ import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm';
 import { createPgConfig } from '@electric-sql/pglite/node-postgres';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
-import { lockDataDir } from './data-dir-lock.ts';
+import { type DataDirLock, type DataDirLockLostError, lockDataDir } from './data-dir-lock.ts';
 import { createClusterFromPrebuilt, embeddedStartOptions } from './embedded-start.ts';
 import type { Database } from './schema.ts';
 
@@ -104,6 +104,8 @@ export interface OpenOptions {
   pglite?: PGlite;
   /** Connections to the PostgreSQL server (DB_POOL_SIZE); PGlite is always one. */
   poolSize?: number;
+  /** What to do if DATA_DIR's lock file is deleted or replaced while open (default: exit at once; see data-dir-lock.ts). */
+  onLockLost?: (err: DataDirLockLostError) => void;
 }
 
 /** A PostgreSQL server when a URL is given, else embedded PGlite: both through pg's Pool and one dialect. */
@@ -134,12 +136,13 @@ export async function openDatabase(opts: OpenOptions): Promise<OpenedDatabase> {
     return { db, kind: 'postgres', close: () => db.destroy() };
   }
   let lite = opts.pglite;
-  let unlock = () => {};
+  let lock: DataDirLock | undefined;
   if (!lite) {
     const dir = opts.dataDir ?? './data';
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    unlock = lockDataDir(dir);
+    lock = lockDataDir(dir, opts.onLockLost);
     // The prebuilt cluster and the compilation hints keep every start under 512 MiB (docs/decisions/004).
+    // Under the lock: the cluster is created by a child process, which takes no lock of its own.
     await createClusterFromPrebuilt(`${dir}/pglite`);
     // PGlite writes its files world-readable (0666 whatever the umask): the directory around them is what keeps
     // other local users from the password hashes and chats, so it is 0700 however it was made (a restore, a copy).
@@ -158,7 +161,7 @@ export async function openDatabase(opts: OpenOptions): Promise<OpenedDatabase> {
     close: async () => {
       await db.destroy();
       if (!opts.pglite) await owned.close();
-      unlock();
+      lock?.release();
     },
   };
 }

@@ -17,9 +17,11 @@ import * as sessionProof from './migrations/014-session-proof.ts';
 import * as auditNameSearch from './migrations/016-audit-name-search.ts';
 import * as usageFailedTiming from './migrations/017-usage-failed-timing.ts';
 import * as catchUp from './migrations/018-catch-up.ts';
+import * as apiKeys from './migrations/019-api-keys.ts';
 import * as groupsAndLimits from './migrations/020-groups-and-limits.ts';
 import * as passkeys from './migrations/021-passkeys.ts';
 import * as chatModelSwitch from './migrations/023-chat-model-switch.ts';
+import * as apiUsageLimits from './migrations/024-api-usage-limits.ts';
 
 // Listed in code (not read from a folder) so that the order is explicit and nothing is loaded by path.
 const migrations: Record<string, Migration> = {
@@ -40,9 +42,11 @@ const migrations: Record<string, Migration> = {
   '016-audit-name-search': auditNameSearch,
   '017-usage-failed-timing': usageFailedTiming,
   '018-catch-up': catchUp,
+  '019-api-keys': apiKeys,
   '020-groups-and-limits': groupsAndLimits,
   '021-passkeys': passkeys,
   '023-chat-model-switch': chatModelSwitch,
+  '024-api-usage-limits': apiUsageLimits,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

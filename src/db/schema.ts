@@ -226,7 +226,42 @@ export interface PasswordResetTable {
   dtused: Timestamp | null;
 }
 
+/** A personal API key (migration 019): only the SHA-256 of the key is stored. */
+export interface ApiKeyTable {
+  idapikey: Generated<number>;
+  idappuser: number;
+  txname: string;
+  txprefix: string;
+  txhash: string;
+  dtcreated: Generated<Date>;
+  dtexpires: Timestamp | null;
+  dtrevoked: Timestamp | null;
+}
+
+export type ApiCallStatus = 'running' | 'complete' | 'error' | 'client_gone' | 'interrupted';
+
+/** One /v1/chat/completions call (migration 019): who, which key and model, timing and tokens; never the content. */
+export interface ApiCallTable {
+  idapicall: Generated<string>;
+  idappuser: number;
+  idapikey: number | null;
+  idllm: number;
+  txstatus: Generated<ApiCallStatus>;
+  tinf_start: Generated<Date>;
+  tfirst_token: Timestamp | null;
+  tinf_end: Timestamp | null;
+  nprompt_tokens: number | null;
+  ncompletion_tokens: number | null;
+  is_estimated: Generated<boolean>;
+  txerror: string | null;
+  /** The tokens reserved against the limits at admission, and the day they count on (migration 024). */
+  nreserved_tokens: number | null;
+  dusage_day: ColumnType<string | null, string | null, string | null>;
+}
+
 export interface Database {
+  'chatbot_schema.api_key': ApiKeyTable;
+  'chatbot_schema.api_call': ApiCallTable;
   'chatbot_schema.app_user': AppUserTable;
   'chatbot_schema.role': RoleTable;
   'chatbot_schema.user_role': UserRoleTable;

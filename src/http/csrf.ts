@@ -4,6 +4,7 @@ import { deriveKey } from '../crypto/secret-box.ts';
 import { constantTimeEqual, generateToken, hmacBase64Url } from '../crypto/tokens.ts';
 import { cookieNames, cookieOptions } from './cookies.ts';
 import { ForbiddenError } from './errors.ts';
+import { isKeyApi } from './request-kind.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -67,7 +68,7 @@ export const csrfPlugin = fp(async (app: FastifyInstance, opts: { appSecret: str
   // or a page sent with `Referrer-Policy: no-referrer` posts it. Our pages never use no-referrer; the one whose
   // address must not leak in a Referer (the reset link) uses strict-origin instead (password-reset-routes.ts).
   app.addHook('preValidation', async (req) => {
-    if (!unsafeMethods.has(req.method)) return;
+    if (!unsafeMethods.has(req.method) || isKeyApi(req)) return;
     const origin = req.headers.origin;
     if (origin && !ownOrigins.has(origin)) throw new ForbiddenError('Cross-origin request refused.');
     if (!origin && req.headers['sec-fetch-site'] === 'cross-site') throw new ForbiddenError('Cross-origin request refused.');

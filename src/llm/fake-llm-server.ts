@@ -9,11 +9,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
  *
  * Its answers are deterministic, and directives in the last user message switch its behaviour, so one server
  * serves every test: [[fail]] [[status:N]] [[stall]] [[slow:MS]] [[burst:N]] [[malformed]] [[drop]] [[cut]] [[long:N]]
- * [[echo-history]] [[nul]] [[surrogates]].
+ * [[echo-history]] [[nul]] [[surrogates]] [[tool]] [[no-usage]].
  * ([[burst:N]] sends the first N chunks without the [[slow]] pause: a long text at once, then a slow trickle.)
  * ([[cut]] ends the response cleanly after two chunks, without finish_reason or [DONE]: a truncated answer.
  * [[nul]] puts a U+0000 in the answer; [[surrogates]] a lone high and a lone low surrogate, and a pair split
- * across two chunks — what a model's byte-level tokens can produce.)
+ * across two chunks — what a model's byte-level tokens can produce. [[tool]] with `tools` in the request calls the
+ * first tool, its arguments split over two deltas, as OpenAI streams them. [[no-usage]]: no `usage` at all, as some
+ * servers do.)
  */
 export const FAKE_MODEL_IDS = ['fake-echo', 'fake-large'] as const;
 
@@ -49,6 +51,8 @@ interface Directives {
   echoHistory: boolean;
   nul: boolean;
   surrogates: boolean;
+  tool: boolean;
+  noUsage: boolean;
 }
 
 interface WireMessage {
@@ -87,6 +91,8 @@ function parseDirectives(text: string): Directives {
     echoHistory: text.includes('[[echo-history]]'),
     nul: text.includes('[[nul]]'),
     surrogates: text.includes('[[surrogates]]'),
+    tool: text.includes('[[tool]]'),
+    noUsage: text.includes('[[no-usage]]'),
   };
 }
 
@@ -121,6 +127,15 @@ function contextChars(messages: WireMessage[]): number {
 function countWords(messages: WireMessage[]): number {
   return messages.reduce((n, m) => n + (textOf(m.content).match(/\S+/g)?.length ?? 0), 0);
 }
+
+/** The first tool's name when the request offers tools and asks for a call with [[tool]]; its fixed arguments. */
+function toolToCall(body: Record<string, unknown>, d: Directives): string | null {
+  if (!d.tool || !Array.isArray(body.tools)) return null;
+  const name = (body.tools[0] as { function?: { name?: unknown } } | undefined)?.function?.name;
+  return typeof name === 'string' ? name : null;
+}
+export const FAKE_TOOL_ARGUMENTS = '{"city":"Paris"}';
+const FAKE_TOOL_CALL_ID = 'call_fake_1';
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
   res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
@@ -176,6 +191,24 @@ async function streamAnswer(
   });
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
   await write(res, frame([{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }]));
+  const usage = (completionTokens: number) => {
+    const promptTokens = countWords(messages);
+    return { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
+  };
+  const wantsUsage = (body.stream_options as { include_usage?: unknown } | undefined)?.include_usage === true && !d.noUsage;
+  const tool = toolToCall(body, d);
+  if (tool !== null) {
+    const half = FAKE_TOOL_ARGUMENTS.length >> 1;
+    const call = (fn: Record<string, string>, first: boolean) => [
+      { index: 0, delta: { tool_calls: [{ index: 0, ...(first ? { id: FAKE_TOOL_CALL_ID, type: 'function' } : {}), function: fn }] }, finish_reason: null },
+    ];
+    await write(res, frame(call({ name: tool, arguments: FAKE_TOOL_ARGUMENTS.slice(0, half) }, true)));
+    await sleep(delayMs);
+    await write(res, frame(call({ arguments: FAKE_TOOL_ARGUMENTS.slice(half) }, false)));
+    await write(res, frame([{ index: 0, delta: {}, finish_reason: 'tool_calls' }]));
+    if (wantsUsage) await write(res, frame([], { usage: usage(5) }));
+    return void res.end('data: [DONE]\n\n');
+  }
   for (const [i, text] of chunks.entries()) {
     if (i === GOOD_CHUNKS_BEFORE_TROUBLE) {
       if (d.stall) return; // the client's idle timeout (or its going away) is what ends this
@@ -189,24 +222,35 @@ async function streamAnswer(
     await write(res, frame([{ index: 0, delta: { content: text }, finish_reason: null }]));
   }
   await write(res, frame([{ index: 0, delta: {}, finish_reason: 'stop' }]));
-  const options = body.stream_options as { include_usage?: unknown } | undefined;
-  if (options?.include_usage === true) {
-    const promptTokens = countWords(messages);
-    await write(res, frame([], { usage: { prompt_tokens: promptTokens, completion_tokens: chunks.length, total_tokens: promptTokens + chunks.length } }));
-  }
+  if (wantsUsage) await write(res, frame([], { usage: usage(chunks.length) }));
   res.end('data: [DONE]\n\n');
 }
 
 function answerWhole(res: ServerResponse, body: Record<string, unknown>, messages: WireMessage[]): void {
+  const d = parseDirectives(textOf([...messages].reverse().find((m) => m.role === 'user')?.content));
   const chunks = fakeAnswerChunks(messages);
   const promptTokens = countWords(messages);
+  const tool = toolToCall(body, d);
+  const choice =
+    tool === null
+      ? { index: 0, message: { role: 'assistant', content: chunks.join('') }, finish_reason: 'stop' }
+      : {
+          index: 0,
+          message: {
+            role: 'assistant',
+            content: null,
+            tool_calls: [{ id: FAKE_TOOL_CALL_ID, type: 'function', function: { name: tool, arguments: FAKE_TOOL_ARGUMENTS } }],
+          },
+          finish_reason: 'tool_calls',
+        };
+  const completionTokens = tool === null ? chunks.length : 5;
   sendJson(res, 200, {
     id: `chatcmpl-fake-${Date.now().toString(36)}`,
     object: 'chat.completion',
     created: Math.floor(Date.now() / 1000),
     model: typeof body.model === 'string' ? body.model : FAKE_MODEL_IDS[0],
-    choices: [{ index: 0, message: { role: 'assistant', content: chunks.join('') }, finish_reason: 'stop' }],
-    usage: { prompt_tokens: promptTokens, completion_tokens: chunks.length, total_tokens: promptTokens + chunks.length },
+    choices: [choice],
+    ...(d.noUsage ? {} : { usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens } }),
   });
 }
 

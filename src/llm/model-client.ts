@@ -47,7 +47,8 @@ function seconds(ms: number): string {
   return `${Number((ms / 1000).toFixed(1))} s`;
 }
 
-function httpMessage(status: number): string {
+/** What a model server's HTTP error status means, in words safe to show any user (also the API's 502 messages). */
+export function httpMessage(status: number): string {
   if (status === 401 || status === 403) return `The model server refused the API key (${status})`;
   if (status === 404) return 'The model server answered 404: check the base URL and the model id';
   if (status === 429) return 'The model server is busy or over its quota (429)';

@@ -129,5 +129,5 @@ export const SIGN_IN_FAILURE_METHODS = ['password', 'totp', 'recovery', 'google'
 export type SignInFailureMethod = (typeof SIGN_IN_FAILURE_METHODS)[number];
 
 /** Each throttle rule's name (src/auth/throttle.ts and totp-queries.ts give each rule one). */
-export const THROTTLE_KINDS = ['password_account', 'password_address', 'registration_address', 'second_factor'] as const;
+export const THROTTLE_KINDS = ['password_account', 'password_address', 'registration_address', 'second_factor', 'api_key_address'] as const;
 export type ThrottleKind = (typeof THROTTLE_KINDS)[number];

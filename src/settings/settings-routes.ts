@@ -61,6 +61,7 @@ export async function settingsRoutes(app: FastifyInstance, opts: { db: Db; local
           twoFactor: { enabled: Boolean(totp?.enabled), recoveryCodesLeft: totp?.unusedRecoveryCodes ?? 0 },
           identities,
           groups: groups.map((g) => g.name),
+          apiKeys: req.server.apiKeysEnabled,
           ...extra,
         }),
       },

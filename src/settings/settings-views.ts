@@ -20,6 +20,8 @@ export interface SettingsView {
   identities: LinkedIdentity[];
   /** The names of the groups one is in (model access and limits come with them). */
   groups?: string[];
+  /** API_KEYS: the card linking to one's API keys. */
+  apiKeys: boolean;
   errors?: FieldErrors;
   /** A message about the whole page (e.g. too many wrong passwords). */
   error?: string;
@@ -157,5 +159,14 @@ export function settingsPage(v: SettingsView): SafeHtml {
     <p class="small" id="own-groups">${v.groups && v.groups.length > 0 ? html`Your groups: ${v.groups.join(', ')}.` : 'You are in no group.'}</p>
     <a class="btn btn-outline-primary" href="/settings/usage">See your usage</a>
   </div></section>
+  ${
+    v.apiKeys
+      ? html`<section class="card mb-4"><div class="card-body">
+    <h2 class="h5 card-title">API keys</h2>
+    <p class="text-body-secondary small">Personal keys for the OpenAI-compatible API: use Parley's models from scripts and editors.</p>
+    <a class="btn btn-outline-primary" href="/settings/api-keys">Manage API keys</a>
+  </div></section>`
+      : ''
+  }
 </div></div>`;
 }

@@ -11,6 +11,8 @@ export interface DayRange {
   to: string | null;
   /** The range of the same length just before this one, for the totals' comparison; null for all time. */
   previous: { from: string; to: string } | null;
+  /** Only the use from the chat pages ('web') or from the API ('api'); absent or null: both. */
+  source?: 'web' | 'api' | null;
 }
 
 export const RANGE_KEYS = ['24h', '7d', '30d', '90d', 'all'] as const;
@@ -108,6 +110,7 @@ export function parseRange(query: Record<string, unknown>, timeZone: string, now
 
 /** The query string that asks for the same range (links to CSV and drill-downs keep it). */
 export function rangeQuery(r: DayRange): string {
-  if (r.key === 'custom') return `from=${r.from}&to=${r.to}`;
-  return `range=${r.key}`;
+  const source = r.source ? `&source=${r.source}` : '';
+  if (r.key === 'custom') return `from=${r.from}&to=${r.to}${source}`;
+  return `range=${r.key}${source}`;
 }

@@ -8,13 +8,21 @@ import { percentileFromHistogram, sumHistograms } from './percentiles.ts';
  * models and days × active users, not with messages. Only the per-chat drill-down reads raw rows, of one user.
  */
 
+/** Where the use came from (migration 019): the chat pages, or the OpenAI-compatible API. */
+export type UsageSource = 'web' | 'api';
+export const USAGE_SOURCES: readonly UsageSource[] = ['web', 'api'];
+
 export interface DaySpan {
   from: string | null;
   to: string | null;
+  /** One source only; absent or null: both. */
+  source?: UsageSource | null;
 }
 
+const ofSource = (span: DaySpan): RawBuilder<boolean> => (span.source ? sql<boolean>`txsource = ${span.source}` : sql<boolean>`TRUE`);
+
 const inSpan = (span: DaySpan): RawBuilder<boolean> =>
-  span.from === null || span.to === null ? sql<boolean>`TRUE` : sql<boolean>`dday BETWEEN ${span.from}::date AND ${span.to}::date`;
+  span.from === null || span.to === null ? ofSource(span) : sql<boolean>`dday BETWEEN ${span.from}::date AND ${span.to}::date AND ${ofSource(span)}`;
 
 const num = (v: unknown): number => (v === null || v === undefined ? 0 : Number(v));
 
@@ -24,16 +32,18 @@ const num = (v: unknown): number => (v === null || v === undefined ? 0 : Number(
  */
 const userRows = (span: DaySpan): RawBuilder<unknown> =>
   span.from === null || span.to === null
-    ? sql`SELECT idappuser, nprompts, nresponses, nfailed, nprompt_tokens, ncompletion_tokens, dtlast FROM chatbot_schema.usage_user_total`
-    : sql`SELECT idappuser, nprompts, nresponses, nfailed, nprompt_tokens, ncompletion_tokens, dtlast FROM chatbot_schema.usage_day_user
-          WHERE dday BETWEEN ${span.from}::date AND ${span.to}::date`;
+    ? sql`SELECT idappuser, txsource, nprompts, nresponses, nfailed, nprompt_tokens, ncompletion_tokens, dtlast FROM chatbot_schema.usage_user_total
+          WHERE ${ofSource(span)}`
+    : sql`SELECT idappuser, txsource, nprompts, nresponses, nfailed, nprompt_tokens, ncompletion_tokens, dtlast FROM chatbot_schema.usage_day_user
+          WHERE ${inSpan(span)}`;
 
 /** The model ids each of the users in `ids` (a subquery of idappuser) used in the span. */
 const userModels = (span: DaySpan, ids: RawBuilder<unknown>): RawBuilder<unknown> =>
   span.from === null || span.to === null
-    ? sql`SELECT idappuser, models FROM chatbot_schema.usage_user_total WHERE idappuser IN (${ids})`
+    ? sql`SELECT idappuser, array_agg(DISTINCT m) AS models
+          FROM chatbot_schema.usage_user_total, unnest(models) AS m WHERE ${ofSource(span)} AND idappuser IN (${ids}) GROUP BY idappuser`
     : sql`SELECT idappuser, array_agg(DISTINCT idllm) AS models FROM chatbot_schema.usage_day_user
-          WHERE dday BETWEEN ${span.from}::date AND ${span.to}::date AND idappuser IN (${ids}) GROUP BY idappuser`;
+          WHERE ${inSpan(span)} AND idappuser IN (${ids}) GROUP BY idappuser`;
 
 /** The seed's first table: prompts per username, most first (ties by name so the page does not shuffle). */
 export async function promptsPerUsername(db: Db, span: DaySpan, limit: number | null = null): Promise<{ username: string; prompts: number }[]> {
@@ -424,8 +434,32 @@ export async function findUsername(db: Db, userId: number): Promise<string | nul
   return r.rows[0]?.txusername ?? null;
 }
 
+/** Use per source in a span: the page's "Web and API" table. */
+export interface SourceTotals {
+  source: UsageSource;
+  prompts: number;
+  answers: number;
+  failed: number;
+  promptTokens: number;
+  completionTokens: number;
+}
+
+/** Prompts, answers and tokens of each source in the span (both, whatever span.source says: this is the split). */
+export async function sourceTotals(db: Db, span: DaySpan, userId: number | null = null): Promise<SourceTotals[]> {
+  const both = { ...span, source: null };
+  const r = await sql<{ txsource: UsageSource; p: string; a: string; f: string; pt: string; ct: string }>`
+    SELECT d.txsource, sum(d.nprompts) AS p, sum(d.nresponses) AS a, sum(d.nfailed) AS f, sum(d.nprompt_tokens) AS pt, sum(d.ncompletion_tokens) AS ct
+    FROM (${userRows(both)}) d ${userId === null ? sql`` : sql`WHERE d.idappuser = ${userId}`}
+    GROUP BY d.txsource`.execute(db);
+  return USAGE_SOURCES.map((source) => {
+    const x = r.rows.find((row) => row.txsource === source);
+    return { source, prompts: num(x?.p), answers: num(x?.a), failed: num(x?.f), promptTokens: num(x?.pt), completionTokens: num(x?.ct) };
+  });
+}
+
 export interface OwnUsageRow {
   day: string;
+  source: UsageSource;
   model: string;
   prompts: number;
   answers: number;
@@ -435,11 +469,19 @@ export interface OwnUsageRow {
 
 /** One user's own rollup rows: by day and model, newest first. Only ever called with the signed-in user's id. */
 export async function ownUsage(db: Db, userId: number, span: DaySpan): Promise<OwnUsageRow[]> {
-  const r = await sql<{ day: string; model: string; prompts: number; answers: number; pt: string; ct: string }>`
-    SELECT to_char(d.dday, 'YYYY-MM-DD') AS day, coalesce(l.txshortname, '(deleted model)') AS model, d.nprompts AS prompts,
+  const r = await sql<{ day: string; source: UsageSource; model: string; prompts: number; answers: number; pt: string; ct: string }>`
+    SELECT to_char(d.dday, 'YYYY-MM-DD') AS day, d.txsource AS source, coalesce(l.txshortname, '(deleted model)') AS model, d.nprompts AS prompts,
       d.nresponses AS answers, d.nprompt_tokens::text AS pt, d.ncompletion_tokens::text AS ct
     FROM chatbot_schema.usage_day_user d LEFT JOIN chatbot_schema.llm l ON l.idllm = d.idllm
     WHERE d.idappuser = ${userId} AND ${inSpan(span)}
-    ORDER BY d.dday DESC, model`.execute(db);
-  return r.rows.map((x) => ({ day: x.day, model: x.model, prompts: x.prompts, answers: x.answers, promptTokens: num(x.pt), completionTokens: num(x.ct) }));
+    ORDER BY d.dday DESC, model, d.txsource DESC`.execute(db);
+  return r.rows.map((x) => ({
+    day: x.day,
+    source: x.source,
+    model: x.model,
+    prompts: x.prompts,
+    answers: x.answers,
+    promptTokens: num(x.pt),
+    completionTokens: num(x.ct),
+  }));
 }

@@ -25,6 +25,7 @@ import {
   notFailed,
   ownUsage,
   promptsPerUsername,
+  sourceTotals,
   summarizeModels,
   totals,
   userOverview,
@@ -36,7 +37,7 @@ import { ownUsageHeading, ownUsagePage, type RefusedRange, refusedRangePage, sta
 const PAGE_USER_ROWS = 200;
 const CSV_TABLES = ['prompts_per_user', 'average_per_model', 'models', 'users', 'daily'] as const;
 type CsvTable = (typeof CSV_TABLES)[number];
-const KNOWN_PARAMS = new Set(['range', 'from', 'to', 'format', 'table']);
+const KNOWN_PARAMS = new Set(['range', 'from', 'to', 'format', 'table', 'source']);
 
 interface Wanted {
   range: DayRange;
@@ -55,8 +56,11 @@ function parseQuery(req: FastifyRequest, reply: FastifyReply, timeZone: string, 
   const format = q.format ?? 'html';
   if (format !== 'html' && format !== 'csv') throw new BadRequestError('format must be html or csv (given once).');
   if (q.table !== undefined && typeof q.table !== 'string') throw new BadRequestError('Give table once.');
+  const source = q.source ?? 'all';
+  if (source !== 'all' && source !== 'web' && source !== 'api') throw new BadRequestError('source must be all, web or api (given once).');
   try {
-    return { range: parseRange(q, timeZone), csv: format === 'csv', table: q.table as string | undefined };
+    const range: DayRange = { ...parseRange(q, timeZone), source: source === 'all' ? null : (source as 'web' | 'api') };
+    return { range, csv: format === 'csv', table: q.table as string | undefined };
   } catch (err) {
     if (!(err instanceof BadRangeError) || format === 'csv') throw err;
     const typed = (name: string) => (typeof q[name] === 'string' ? (q[name] as string) : '');
@@ -205,14 +209,15 @@ export async function statsRoutes(app: FastifyInstance, opts: { db: Db; config: 
     }
 
     const bucket = chartBucket(range);
-    const [overview, averagePerModel, previous, perModel, series, backfillPercent, rerenderPercent] = await Promise.all([
+    const [overview, averagePerModel, previous, perModel, series, backfillPercent, rerenderPercent, bySource] = await Promise.all([
       userOverview(db, range, PAGE_USER_ROWS),
       averageSecondsPerModel(db, range),
-      range.previous ? totals(db, range.previous) : Promise.resolve(null),
+      range.previous ? totals(db, { ...range.previous, source: range.source }) : Promise.resolve(null),
       modelDays(db, range, 'total'),
       modelDays(db, range, bucket),
       usageBackfillPercent(db),
       catchUpPercent(db, CATCH_UP_ADOPTED_ANSWERS),
+      sourceTotals(db, range),
     ]);
     return reply.page({
       title: 'Statistics',
@@ -231,6 +236,7 @@ export async function statsRoutes(app: FastifyInstance, opts: { db: Db; config: 
         userLimit: PAGE_USER_ROWS,
         backfillPercent,
         rerenderPercent,
+        bySource,
       }),
     });
   });
@@ -276,11 +282,13 @@ export async function statsRoutes(app: FastifyInstance, opts: { db: Db; config: 
         reply,
         'my-usage',
         range,
-        ['day', 'model', 'prompts', 'answers', 'prompt_tokens', 'completion_tokens'],
-        rows.map((x) => [x.day, x.model, x.prompts, x.answers, x.promptTokens, x.completionTokens]),
+        // The source last: the columns before it keep their places for whoever reads this CSV by position.
+        ['day', 'model', 'prompts', 'answers', 'prompt_tokens', 'completion_tokens', 'source'],
+        rows.map((x) => [x.day, x.model, x.prompts, x.answers, x.promptTokens, x.completionTokens, x.source]),
       );
     }
-    const body = html`${ownUsagePage(range, timeZone, rows)}${ownLimitsSection(status, groups, timeZone)}`;
+    const bySource = await sourceTotals(db, range, user.userId);
+    const body = html`${ownUsagePage(range, timeZone, rows, bySource)}${ownLimitsSection(status, groups, timeZone)}`;
     return reply.page({ title: 'Your usage', styles: ['/static/stats.css'], body });
   });
 }

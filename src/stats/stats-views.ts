@@ -3,7 +3,7 @@ import { html, type SafeHtml } from '../views/html.ts';
 import { type LineChart, lineChart } from './charts.ts';
 import { secondsFigure, tokensPerSecondFigure } from './figures.ts';
 import { type DayRange, FIRST_DATE, LAST_DATE, RANGE_KEYS, rangeQuery } from './range.ts';
-import type { ChatStats, ModelStats, OwnUsageRow, Totals, UserStats } from './stats-queries.ts';
+import type { ChatStats, ModelStats, OwnUsageRow, SourceTotals, Totals, UserStats } from './stats-queries.ts';
 
 export interface StatsPageData {
   range: DayRange;
@@ -22,6 +22,8 @@ export interface StatsPageData {
   backfillPercent: number | null;
   /** How far the re-rendering of an adopted database's answers is (src/chat/adopted-answers.ts), or null when done. */
   rerenderPercent: number | null;
+  /** The range's use from the chat pages and from the API, side by side. */
+  bySource: SourceTotals[];
 }
 
 const DASH = '—';
@@ -58,15 +60,41 @@ function dateInput(name: 'from' | 'to', label: string, value: string, refused: R
 const day = (date: string | null) => html`<span class="text-nowrap">${date}</span>`;
 
 /** The range buttons and the custom dates; `r` null when the asked range was refused (then nothing is selected). */
+const SOURCE_LABELS = { all: 'Web and API', web: 'Web', api: 'API' } as const;
+const sourceName = (s: 'web' | 'api') => (s === 'api' ? 'API' : 'Web');
+
+/** The source filter: everything, the chat pages only, or the API only; the range is kept. */
+function sourcePicker(path: string, r: DayRange): SafeHtml {
+  const current = r.source ?? 'all';
+  return html`<nav aria-label="Source"><div class="btn-group btn-group-sm" role="group" data-testid="source-picker">
+    ${(['all', 'web', 'api'] as const).map(
+      (k) =>
+        html`<a class="btn ${current === k ? 'btn-primary' : 'btn-outline-secondary'}" ${current === k ? html`aria-current="page"` : ''} href="${path}?${rangeQuery({ ...r, source: k === 'all' ? null : k })}">${SOURCE_LABELS[k]}</a>`,
+    )}
+  </div></nav>`;
+}
+
+/** Prompts, answers and tokens of the web and of the API side by side, whatever the source filter says. */
+export function sourceTable(rows: SourceTotals[]): SafeHtml {
+  return html`<div class="table-responsive"><table class="table table-sm w-auto" data-testid="by-source"><thead><tr><th scope="col">Source</th><th scope="col" class="text-end">Prompts</th><th scope="col" class="text-end">Answers</th><th scope="col" class="text-end">Failed</th><th scope="col" class="text-end">Prompt tokens</th><th scope="col" class="text-end">Completion tokens</th></tr></thead>
+  <tbody>${rows.map(
+    (x) =>
+      html`<tr data-source="${x.source}"><th scope="row">${sourceName(x.source)}</th><td class="text-end">${int(x.prompts)}</td><td class="text-end">${int(x.answers)}</td><td class="text-end">${int(x.failed)}</td><td class="text-end">${int(x.promptTokens)}</td><td class="text-end">${int(x.completionTokens)}</td></tr>`,
+  )}</tbody></table></div>`;
+}
+
 function rangePicker(path: string, r: DayRange | null, timeZone: string, refused?: RefusedRange): SafeHtml {
+  const source = r?.source ? `&source=${r.source}` : '';
   return html`<div class="d-flex flex-wrap gap-2 align-items-end mb-3">
   <nav aria-label="Range"><div class="btn-group btn-group-sm" role="group">
     ${RANGE_KEYS.map(
       (k) =>
-        html`<a class="btn ${r?.key === k ? 'btn-primary' : 'btn-outline-secondary'}" ${r?.key === k ? html`aria-current="page"` : ''} href="${path}?range=${k}">${k}</a>`,
+        html`<a class="btn ${r?.key === k ? 'btn-primary' : 'btn-outline-secondary'}" ${r?.key === k ? html`aria-current="page"` : ''} href="${path}?range=${k}${source}">${k}</a>`,
     )}
   </div></nav>
+  ${r ? sourcePicker(path, r) : ''}
   <form method="get" action="${path}" class="d-flex flex-wrap gap-2 align-items-end">
+    ${r?.source ? html`<input type="hidden" name="source" value="${r.source}">` : ''}
     ${dateInput('from', 'From', refused ? refused.from : (r?.from ?? ''), refused)}
     ${dateInput('to', 'To', refused ? refused.to : (r?.to ?? ''), refused)}
     <button class="btn btn-sm btn-outline-secondary" type="submit">Apply</button>
@@ -136,6 +164,11 @@ ${rangePicker('/admin/stats', r, d.timeZone)}
 ${d.backfillPercent === null ? '' : html`<p class="alert alert-warning" role="status" data-testid="backfill">Statistics are being computed (${d.backfillPercent} %): the numbers below are still growing.</p>`}
 ${d.rerenderPercent === null ? '' : html`<p class="alert alert-info" role="status" data-testid="rerender">${d.rerenderPercent} % of adopted answers re-rendered; the others are rendered from their markdown whenever they are shown.</p>`}
 ${totalsCards(d.totals, d.previous)}
+<section class="mb-2">
+  <h2 class="h5">Web and API</h2>
+  <p class="small text-body-secondary">Chat pages (web) and the OpenAI-compatible API, side by side; the buttons above show one of them in every table.</p>
+  ${sourceTable(d.bySource)}
+</section>
 <p class="small text-body-secondary">Error rate: answers that ended in an error or were interrupted, of all answers. Stopped answers were stopped by their user and are not errors. Deleted chats keep their counts here.</p>
 
 <div class="row g-4 mb-4">
@@ -261,22 +294,24 @@ ${stackTable(
 
 export const ownUsageHeading = html`<h1 class="h3 mb-3">Your usage</h1>`;
 
-export function ownUsagePage(r: DayRange, timeZone: string, rows: OwnUsageRow[]): SafeHtml {
+export function ownUsagePage(r: DayRange, timeZone: string, rows: OwnUsageRow[], bySource: SourceTotals[]): SafeHtml {
   const sum = (f: (x: OwnUsageRow) => number) => rows.reduce((a, x) => a + f(x), 0);
   return html`${ownUsageHeading}
 ${rangePicker('/settings/usage', r, timeZone)}
 ${rows.length === 0 ? '' : html`<p>${int(sum((x) => x.prompts))} prompts, ${int(sum((x) => x.answers))} answers, ${int(sum((x) => x.promptTokens))} prompt and ${int(sum((x) => x.completionTokens))} completion tokens.</p>`}
+${sourceTable(bySource)}
 ${stackTable(
   'own-usage',
   [
     { label: 'Day' },
+    { label: 'Source' },
     { label: 'Model' },
     { label: 'Prompts', end: true },
     { label: 'Answers', end: true },
     { label: 'Prompt tokens', end: true },
     { label: 'Completion tokens', end: true },
   ],
-  rows.map((x) => [x.day, x.model, int(x.prompts), int(x.answers), int(x.promptTokens), int(x.completionTokens)]),
+  rows.map((x) => [x.day, sourceName(x.source), x.model, int(x.prompts), int(x.answers), int(x.promptTokens), int(x.completionTokens)]),
   'No usage in this range yet.',
 )}
 <p><a class="small" href="/settings/usage?${rangeQuery(r)}&amp;format=csv">CSV</a></p>`;

@@ -231,6 +231,12 @@ export async function restartUsageBackfill(db: Db, timeZone: string): Promise<vo
     await sql`SELECT 1 FROM chatbot_schema.usage_rollup_state FOR UPDATE`.execute(trx);
     await sql`LOCK TABLE chatbot_schema.message, chatbot_schema.response IN SHARE ROW EXCLUSIVE MODE`.execute(trx);
     await sql`DELETE FROM chatbot_schema.usage_day_model; DELETE FROM chatbot_schema.usage_day_user; DELETE FROM chatbot_schema.usage_user_total;`.execute(trx);
+    // API calls (migration 019, absent while 011 itself runs) have no backfill of their own: they are counted again here, at once.
+    const apiCalls = await sql<{ present: boolean }>`SELECT to_regclass('chatbot_schema.api_call') IS NOT NULL AS present`.execute(trx);
+    if (apiCalls.rows[0]?.present) {
+      await sql`LOCK TABLE chatbot_schema.api_call IN SHARE ROW EXCLUSIVE MODE`.execute(trx);
+      await sql`DO $$ BEGIN PERFORM chatbot_schema.usage_fold_api_call(a, 1, TRUE) FROM chatbot_schema.api_call a; END $$`.execute(trx);
+    }
     await sql`
       UPDATE chatbot_schema.usage_rollup_state SET txtimezone = ${timeZone},
         nbackfill_upto = (SELECT max(idchat) FROM chatbot_schema.chat),
@@ -287,7 +293,10 @@ export async function rebuildUsageRollups(db: Db, timeZone: string): Promise<voi
   await runUsageBackfill(db);
 }
 
-/** Adds the rows of chats lo < idchat <= hi to the rollups (which hold nothing of those chats yet). */
+/**
+ * Adds the rows of chats lo < idchat <= hi to the rollups (which hold nothing of those chats yet), as source 'web'
+ * (the column's default). Runs after every migration, so the conflict targets are 019's keys, which include the source.
+ */
 async function foldChats(trx: Db, timeZone: string, lo: number, hi: number): Promise<void> {
   await sql`
       WITH p AS (
@@ -354,7 +363,7 @@ async function foldChats(trx: Db, timeZone: string, lo: number, hi: number): Pro
       LEFT JOIN (SELECT dday, idllm, sum(n)::int AS n FROM p GROUP BY 1, 2) pm ON pm.dday = k.dday AND pm.idllm = k.idllm
       LEFT JOIN rm ON rm.dday = k.dday AND rm.idllm = k.idllm
       LEFT JOIN hist h ON h.dday = k.dday AND h.idllm = k.idllm
-      ON CONFLICT (dday, idllm) DO UPDATE SET
+      ON CONFLICT (dday, idllm, txsource) DO UPDATE SET
         nprompts = t.nprompts + excluded.nprompts,
         nresponses = t.nresponses + excluded.nresponses,
         ncomplete = t.ncomplete + excluded.ncomplete,
@@ -405,7 +414,7 @@ async function foldChats(trx: Db, timeZone: string, lo: number, hi: number): Pro
       ), days AS (
         INSERT INTO chatbot_schema.usage_day_user AS t (dday, idappuser, idllm, nprompts, nresponses, nfailed, nprompt_tokens, ncompletion_tokens, dtlast)
         SELECT * FROM j
-        ON CONFLICT (dday, idappuser, idllm) DO UPDATE SET
+        ON CONFLICT (dday, idappuser, idllm, txsource) DO UPDATE SET
           nprompts = t.nprompts + excluded.nprompts,
         nresponses = t.nresponses + excluded.nresponses,
         nfailed = t.nfailed + excluded.nfailed,
@@ -416,7 +425,7 @@ async function foldChats(trx: Db, timeZone: string, lo: number, hi: number): Pro
       INSERT INTO chatbot_schema.usage_user_total AS t (idappuser, models, nprompts, nresponses, nfailed, nprompt_tokens, ncompletion_tokens, dtlast)
       SELECT idappuser, array_agg(DISTINCT idllm), sum(nprompts), sum(nresponses), sum(nfailed), sum(nprompt_tokens), sum(ncompletion_tokens), max(dtlast)
       FROM j GROUP BY 1
-      ON CONFLICT (idappuser) DO UPDATE SET
+      ON CONFLICT (idappuser, txsource) DO UPDATE SET
         nprompts = t.nprompts + excluded.nprompts,
         nresponses = t.nresponses + excluded.nresponses,
         nfailed = t.nfailed + excluded.nfailed,

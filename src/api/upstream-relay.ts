@@ -1,0 +1,309 @@
+import type { FastifyBaseLogger, FastifyReply } from 'fastify';
+import type { Db } from '../db/database.ts';
+import { httpMessage, type ModelConnection } from '../llm/model-client.ts';
+import type { AppMetrics } from '../metrics/metrics.ts';
+import { type ApiCallEnd, finishApiCall } from './api-call-queries.ts';
+import { type CompletionRequest, estimateTokens, requestTextChars } from './completion-request.ts';
+import { OpenAiError } from './openai-errors.ts';
+
+/**
+ * One admitted API call relayed to the admin's upstream: the body goes on with the upstream's model id, the answer
+ * comes back with the Parley model name, chunk by chunk as it arrives (tools and tool_calls deltas untouched), and the
+ * call's end is recorded once: complete, error, client_gone (the caller disconnected: the upstream request is
+ * aborted at once, so nothing goes on generating), or interrupted (shutdown).
+ */
+
+/** Why a call was cut short by us; the first reason wins. */
+type StopReason = 'client' | 'shutdown' | 'idle' | 'max_time';
+
+export class RunningCall {
+  readonly controller = new AbortController();
+  reason: StopReason | null = null;
+  finished: Promise<void> = Promise.resolve();
+
+  stop(reason: StopReason): void {
+    this.reason ??= reason;
+    this.controller.abort();
+  }
+}
+
+/** The calls this process is relaying: shutdown gives them SHUTDOWN_GRACE_S, then ends them (decision record 002). */
+export class ApiCallRegistry {
+  readonly running = new Set<RunningCall>();
+
+  async stopAll(graceMs: number): Promise<void> {
+    const all = () => Promise.allSettled([...this.running].map((c) => c.finished));
+    if (graceMs > 0 && this.running.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([all(), new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+      clearTimeout(timer);
+    }
+    for (const call of this.running) call.stop('shutdown');
+    await all();
+  }
+}
+
+export interface RelayDeps {
+  db: Db;
+  log: FastifyBaseLogger;
+  registry: ApiCallRegistry;
+  /** LLM_TIMEOUT_S: the longest silence of the upstream (before its headers, and between chunks). */
+  idleTimeoutMs: number;
+  /** LLM_MAX_ANSWER_S: the longest a call may take in all. */
+  maxAnswerMs: number;
+  metrics?: AppMetrics;
+}
+
+export interface AdmittedCall {
+  callId: string;
+  connection: ModelConnection;
+  request: CompletionRequest;
+  /** performance.now() when the request arrived: the first token's time is measured from here. */
+  startedAt: number;
+}
+
+const endpoint = (baseUrl: string) => `${baseUrl.replace(/\/+$/, '')}/chat/completions`;
+
+/** What the upstream is sent: the caller's parameters, the upstream's model id, and usage always asked for (it is counted). */
+function upstreamBody(call: AdmittedCall): string {
+  const { request, connection } = call;
+  const body: Record<string, unknown> = { ...request, model: connection.model };
+  if (request.stream) body.stream_options = { ...request.stream_options, include_usage: true };
+  return JSON.stringify(body);
+}
+
+/** An upstream's failure as the caller's answer: the model server's refusals are 502, never its text (except a 400's). */
+async function upstreamError(res: Response): Promise<OpenAiError> {
+  if (res.status === 400 || res.status === 422) {
+    // The caller's own request was refused (a context too long, a bad tool schema): its message helps them fix it.
+    const text = await res.text().catch(() => '');
+    let message = `The model server refused the request (HTTP ${res.status}).`;
+    try {
+      const upstream = (JSON.parse(text) as { error?: { message?: unknown } }).error?.message;
+      if (typeof upstream === 'string' && upstream.trim()) message = upstream.slice(0, 500);
+    } catch {}
+    return new OpenAiError(400, message, { code: 'upstream_bad_request' });
+  }
+  await res.body?.cancel().catch(() => undefined);
+  if (res.status === 429) return new OpenAiError(429, httpMessage(429), { type: 'rate_limit_error', code: 'upstream_rate_limited', retryAfterS: 5 });
+  return new OpenAiError(502, httpMessage(res.status), { type: 'upstream_error', code: 'upstream_error' });
+}
+
+function connectionError(call: RunningCall, err: unknown, idleTimeoutMs: number): OpenAiError {
+  if (call.reason === 'idle')
+    return new OpenAiError(502, `The model server did not answer within ${idleTimeoutMs / 1000} s`, { type: 'upstream_error', code: 'upstream_timeout' });
+  void err;
+  return new OpenAiError(502, 'Could not reach the model server', { type: 'upstream_error', code: 'upstream_unreachable' });
+}
+
+/** Runs one call to its end; every outcome is recorded (finishApiCall) before this resolves. */
+export async function relayCompletion(deps: RelayDeps, call: AdmittedCall, reply: FastifyReply): Promise<void> {
+  const running = new RunningCall();
+  deps.registry.running.add(running);
+  deps.metrics?.answersInFlight.inc();
+  // The caller going away aborts the upstream request: no orphaned generation.
+  const onClose = () => {
+    if (!reply.raw.writableFinished) running.stop('client');
+  };
+  reply.raw.on('close', onClose);
+  let idleTimer: NodeJS.Timeout | undefined;
+  const resetIdle = () => {
+    clearTimeout(idleTimer);
+    idleTimer = setTimeout(() => running.stop('idle'), deps.idleTimeoutMs);
+  };
+  const deadline = setTimeout(() => running.stop('max_time'), deps.maxAnswerMs);
+  const work = (call.request.stream ? relayStream : relayWhole)(deps, call, running, reply, resetIdle);
+  running.finished = work.then(
+    () => undefined,
+    () => undefined,
+  );
+  try {
+    const end = await work;
+    await finishApiCall(deps.db, call.callId, end).catch((err) => deps.log.error({ err, callId: call.callId }, 'could not record the end of an API call'));
+    deps.metrics?.answers.inc({ model: call.connection.name, status: end.status === 'client_gone' ? 'stopped' : end.status });
+  } finally {
+    clearTimeout(idleTimer);
+    clearTimeout(deadline);
+    reply.raw.off('close', onClose);
+    deps.registry.running.delete(running);
+    deps.metrics?.answersInFlight.dec();
+  }
+}
+
+function endOf(running: RunningCall, fallback: ApiCallEnd['status']): ApiCallEnd['status'] {
+  if (running.reason === 'client') return 'client_gone';
+  if (running.reason === 'shutdown') return 'interrupted';
+  return fallback;
+}
+
+function sendError(reply: FastifyReply, err: OpenAiError): void {
+  if (reply.raw.headersSent || reply.raw.destroyed) return;
+  if (err.retryAfterS !== undefined) reply.header('retry-after', String(err.retryAfterS));
+  reply.code(err.status).send(err.body);
+}
+
+async function callUpstream(call: AdmittedCall, running: RunningCall, resetIdle: () => void): Promise<Response> {
+  resetIdle();
+  return fetch(endpoint(call.connection.baseUrl), {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: call.request.stream ? 'text/event-stream' : 'application/json',
+      ...(call.connection.apiKey ? { authorization: `Bearer ${call.connection.apiKey}` } : {}),
+    },
+    body: upstreamBody(call),
+    signal: running.controller.signal,
+  });
+}
+
+async function relayWhole(deps: RelayDeps, call: AdmittedCall, running: RunningCall, reply: FastifyReply, resetIdle: () => void): Promise<ApiCallEnd> {
+  const failed = (err: OpenAiError, status: ApiCallEnd['status'] = 'error'): ApiCallEnd => {
+    const ended = endOf(running, status);
+    if (ended !== 'client_gone') sendError(reply, ended === 'interrupted' ? shutdownError() : err);
+    return { status: ended, firstTokenMs: null, promptTokens: null, completionTokens: null, estimated: false, error: err.message };
+  };
+  let res: Response;
+  let answer: Record<string, unknown>;
+  try {
+    res = await callUpstream(call, running, resetIdle);
+    if (!res.ok) return failed(await upstreamError(res));
+    answer = (await res.json()) as Record<string, unknown>;
+  } catch (err) {
+    return failed(connectionError(running, err, deps.idleTimeoutMs));
+  }
+  const firstTokenMs = performance.now() - call.startedAt;
+  if (typeof answer !== 'object' || answer === null || !Array.isArray(answer.choices))
+    return failed(new OpenAiError(502, 'The model server sent a broken answer', { type: 'upstream_error', code: 'upstream_error' }));
+  const usage = readUsage(answer.usage);
+  const text = (answer.choices as Array<{ message?: { content?: unknown } }>)
+    .map((c) => (typeof c.message?.content === 'string' ? c.message.content : ''))
+    .join('');
+  answer.model = call.connection.name;
+  const counted = usage ?? { promptTokens: estimateTokens(requestTextChars(call.request)), completionTokens: estimateTokens(text.length) };
+  if (!usage)
+    answer.usage = {
+      prompt_tokens: counted.promptTokens,
+      completion_tokens: counted.completionTokens,
+      total_tokens: counted.promptTokens + counted.completionTokens,
+    };
+  if (running.reason === 'client') return { status: 'client_gone', firstTokenMs, ...counted, estimated: !usage, error: null };
+  reply.code(200).header('content-type', 'application/json; charset=utf-8').send(JSON.stringify(answer));
+  return { status: 'complete', firstTokenMs, ...counted, estimated: !usage, error: null };
+}
+
+const shutdownError = () => new OpenAiError(503, 'The server is shutting down; try again in a moment.', { type: 'server_error', code: 'server_shutting_down' });
+
+function readUsage(u: unknown): { promptTokens: number; completionTokens: number } | null {
+  const usage = u as { prompt_tokens?: unknown; completion_tokens?: unknown } | null | undefined;
+  if (!usage || typeof usage.prompt_tokens !== 'number' || typeof usage.completion_tokens !== 'number') return null;
+  return { promptTokens: usage.prompt_tokens, completionTokens: usage.completion_tokens };
+}
+
+/**
+ * The stream: the upstream's SSE events, re-framed one by one. Each `data:` line is parsed (to learn the first
+ * token, the text length and the usage) and written again with the Parley model name; the usage-only chunk is left
+ * out when the caller did not ask for it (it is always asked of the upstream, for counting).
+ */
+async function relayStream(deps: RelayDeps, call: AdmittedCall, running: RunningCall, reply: FastifyReply, resetIdle: () => void): Promise<ApiCallEnd> {
+  const callerWantsUsage = call.request.stream_options?.include_usage === true;
+  let res: Response;
+  try {
+    res = await callUpstream(call, running, resetIdle);
+  } catch (err) {
+    const status = endOf(running, 'error');
+    const error = connectionError(running, err, deps.idleTimeoutMs);
+    if (status !== 'client_gone') sendError(reply, status === 'interrupted' ? shutdownError() : error);
+    return { status, firstTokenMs: null, promptTokens: null, completionTokens: null, estimated: false, error: error.message };
+  }
+  if (!res.ok || !res.body) {
+    const error = await upstreamError(res);
+    const status = endOf(running, 'error');
+    if (status !== 'client_gone') sendError(reply, error);
+    return { status, firstTokenMs: null, promptTokens: null, completionTokens: null, estimated: false, error: error.message };
+  }
+
+  reply.hijack();
+  const out = reply.raw;
+  for (const [name, value] of Object.entries(reply.getHeaders())) if (value !== undefined) out.setHeader(name, value);
+  out.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
+  const open = () => !out.destroyed && !out.writableEnded;
+
+  let firstTokenMs: number | null = null;
+  let textChars = 0;
+  let usage: { promptTokens: number; completionTokens: number } | null = null;
+  let done = false;
+  let upstreamFailed: string | null = null;
+  const decoder = new TextDecoder();
+  let buffered = '';
+
+  const handleEvent = (event: string) => {
+    let data = '';
+    for (const line of event.split('\n')) if (line.startsWith('data:')) data += line.slice(line[5] === ' ' ? 6 : 5);
+    if (data === '') return;
+    if (data === '[DONE]') {
+      done = true;
+      if (open()) out.write('data: [DONE]\n\n');
+      return;
+    }
+    let chunk: Record<string, unknown>;
+    try {
+      chunk = JSON.parse(data) as Record<string, unknown>;
+    } catch {
+      upstreamFailed = 'The model server sent a broken answer';
+      return;
+    }
+    if (chunk.error) upstreamFailed = 'The model server reported an error while answering';
+    const choices = Array.isArray(chunk.choices) ? (chunk.choices as Array<{ delta?: { content?: unknown; tool_calls?: unknown } }>) : [];
+    for (const c of choices) {
+      const content = c.delta?.content;
+      if (typeof content === 'string') textChars += content.length;
+      if (firstTokenMs === null && ((typeof content === 'string' && content !== '') || c.delta?.tool_calls)) firstTokenMs = performance.now() - call.startedAt;
+    }
+    const reported = readUsage(chunk.usage);
+    if (reported) usage = reported;
+    if (!callerWantsUsage) {
+      if (choices.length === 0 && reported) return; // the usage-only chunk nobody asked for
+      delete chunk.usage;
+    }
+    if ('model' in chunk) chunk.model = call.connection.name;
+    if (open()) out.write(`data: ${JSON.stringify(chunk)}\n\n`);
+  };
+
+  try {
+    const reader = res.body.getReader();
+    while (true) {
+      resetIdle();
+      const { value, done: ended } = await reader.read();
+      if (ended) break;
+      buffered += decoder.decode(value, { stream: true }).replaceAll('\r\n', '\n');
+      for (let cut = buffered.indexOf('\n\n'); cut !== -1; cut = buffered.indexOf('\n\n')) {
+        handleEvent(buffered.slice(0, cut));
+        buffered = buffered.slice(cut + 2);
+      }
+    }
+    if (buffered.trim()) handleEvent(buffered);
+  } catch {
+    // An abort (ours) or the upstream's socket closing: told apart below by the reason and whether [DONE] came.
+  }
+  const counted = usage ?? { promptTokens: estimateTokens(requestTextChars(call.request)), completionTokens: estimateTokens(textChars) };
+  const status: ApiCallEnd['status'] = running.reason ? endOf(running, 'error') : upstreamFailed || !done ? 'error' : 'complete';
+  const error =
+    status === 'complete'
+      ? null
+      : running.reason === 'idle'
+        ? `The model server did not answer within ${deps.idleTimeoutMs / 1000} s`
+        : running.reason === 'max_time'
+          ? `The answer took longer than the time limit of ${Math.round(deps.maxAnswerMs / 1000)} s`
+          : running.reason === 'shutdown'
+            ? 'The server shut down before this answer was finished.'
+            : (upstreamFailed ?? 'The model server ended the answer before it was complete');
+  // A stream that ends in trouble says so in OpenAI's way (an `error` event) before it closes, so SDKs raise.
+  if (status === 'error' || status === 'interrupted') {
+    if (open())
+      out.write(
+        `data: ${JSON.stringify({ error: { message: error, type: 'upstream_error', param: null, code: status === 'interrupted' ? 'server_shutting_down' : 'upstream_error' } })}\n\n`,
+      );
+  }
+  if (open()) out.end();
+  return { status, firstTokenMs, ...counted, estimated: !usage, error };
+}

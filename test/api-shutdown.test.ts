@@ -1,0 +1,58 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { startFakeLlm } from '../src/llm/fake-llm-server.ts';
+import { placeForServer, postJsonOver, registerOver, spawnServer } from './server-process.ts';
+
+// The real process: SIGTERM while an API stream runs past SHUTDOWN_GRACE_S ends it within the grace (plus the
+// process's own exit), the caller reads an OpenAI `error` event before the stream closes, the call is `interrupted`.
+test('SIGTERM with an API stream running past the grace: the stream ends with an error event, the call interrupted, exit 0', async () => {
+  const graceS = 2;
+  const llm = await startFakeLlm();
+  const place = await placeForServer();
+  const server = await spawnServer({ ...place.env, SHUTDOWN_GRACE_S: String(graceS), OPENAI_BASE_URL: llm.baseUrl, OPENAI_MODELS: 'fake-echo' });
+  try {
+    const who = await registerOver(server.baseUrl, 'api-shutdown@example.com');
+    const created = await postJsonOver(server.baseUrl, who, '/api/keys', { name: 'script' });
+    assert.equal(created.status, 201, await created.clone().text());
+    const { key } = (await created.json()) as { key: string };
+    const res = await fetch(`${server.baseUrl}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'fake-echo', stream: true, messages: [{ role: 'user', content: '[[slow:50]] [[long:400]]' }] }),
+    });
+    assert.equal(res.status, 200);
+    let body = '';
+    let signalledAt = 0;
+    const decoder = new TextDecoder();
+    try {
+      for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
+        body += decoder.decode(chunk, { stream: true });
+        if (signalledAt === 0 && body.includes('"content"')) {
+          signalledAt = Date.now();
+          server.child.kill('SIGTERM');
+        }
+      }
+    } catch {
+      // a connection cut: what arrived is judged below
+    }
+    const code = await server.exited;
+    const elapsedMs = Date.now() - signalledAt;
+    assert.equal(code, 0, server.output());
+    assert.ok(elapsedMs >= graceS * 1000 - 100 && elapsedMs < (graceS + 2) * 1000, `exited after ${elapsedMs} ms`);
+    const events = body.split('\n\n').filter((e) => e.startsWith('data: '));
+    assert.match(events.at(-1) ?? '', /"code":"server_shutting_down"/, 'the last event says why the stream ends');
+    const db = await place.open();
+    try {
+      const call = await db.db.selectFrom('chatbot_schema.api_call').select(['txstatus', 'tinf_end']).executeTakeFirstOrThrow();
+      assert.equal(call.txstatus, 'interrupted');
+      assert.ok(call.tinf_end);
+    } finally {
+      await db.close();
+    }
+  } finally {
+    server.child.kill('SIGKILL');
+    await server.exited;
+    await place.cleanUp();
+    await llm.close();
+  }
+});
