@@ -50,6 +50,19 @@ export function readsDatabaseKind(file: string, dir: string = root): boolean {
 }
 
 /**
+ * A file that says `// test-runs-once: <why>` runs on the embedded database alone even though it reaches the database:
+ * for the input fuzzers and the soak, whose subject is the HTTP boundary or one process's memory, and whose queries
+ * are the same PostgreSQL engine on both runs (and checked on both by the route tests). The reason stays in the file.
+ */
+export function runsOnce(file: string, dir: string = root): boolean {
+  try {
+    return /^\/\/ test-runs-once: \S/m.test(readFileSync(path.resolve(dir, file), 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Which files each database run takes. Everything runs on the embedded database; with PostgreSQL too, only what can
  * differ there runs again (readsDatabaseKind: queries, routes, races, migrations). The browser journeys go to the
  * PostgreSQL run alone (they drive pages whose queries the route tests check on both databases, and they are the
@@ -58,7 +71,7 @@ export function readsDatabaseKind(file: string, dir: string = root): boolean {
 export function planRuns(
   files: readonly string[],
   withPostgres: boolean,
-  dependsOnDatabase: (file: string) => boolean = (f) => readsDatabaseKind(f),
+  dependsOnDatabase: (file: string) => boolean = (f) => !runsOnce(f) && readsDatabaseKind(f),
 ): { pglite: string[]; postgres: string[] } {
   if (!withPostgres) return { pglite: [...files], postgres: [] };
   return {

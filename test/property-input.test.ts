@@ -1,3 +1,4 @@
+// test-runs-once: hostile input at the HTTP boundary (never a 5xx, a refusal changes no row); both runs are the same PostgreSQL engine, and the route tests check each query on both (scripts/test.ts runsOnce).
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import fc from 'fast-check';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { planRuns, readsDatabaseKind, SelectionError, selectTestFiles } from '../scripts/test.ts';
+import { planRuns, readsDatabaseKind, runsOnce, SelectionError, selectTestFiles } from '../scripts/test.ts';
 
 /** `npm test -- <path>`: which files scripts/test.ts runs. */
 const root = path.resolve(import.meta.dirname, '..');
@@ -33,6 +33,17 @@ describe('npm test -- <path>', () => {
     }
     for (const f of ['src/chat/markdown.test.ts', 'src/http/form-parser.test.ts', 'test/browser/chromium.test.ts', 'web/chat/sse.test.ts']) {
       assert.equal(readsDatabaseKind(f), false, f);
+    }
+  });
+
+  test('a file marked `// test-runs-once:` with its reason stays off the PostgreSQL run; unmarked ones do not', () => {
+    for (const f of ['test/hostile-bodies.test.ts', 'test/hostile-headers.test.ts', 'test/property-input.test.ts']) {
+      assert.equal(runsOnce(f), true, f);
+      assert.equal(planRuns([f], true).postgres.includes(f), false, f);
+    }
+    for (const f of ['test/authorization.test.ts', 'src/admin/users-routes.test.ts', 'test/migrations.test.ts']) {
+      assert.equal(runsOnce(f), false, f);
+      assert.equal(planRuns([f], true).postgres.includes(f), true, f);
     }
   });
 

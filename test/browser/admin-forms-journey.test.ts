@@ -26,7 +26,7 @@ async function register(page: Page, user: { name: string; email: string; passwor
 async function signIn(page: Page, email: string): Promise<void> {
   await page.getByLabel('E-mail').fill(email);
   await page.getByLabel('Password').fill(PASSWORD);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
   await page.waitForURL('**/chat');
 }
 
@@ -134,7 +134,7 @@ describe('user-management forms in a browser: refusals and confirmations', { ski
     await page.goto(`${server.baseUrl}/login`);
     await page.getByLabel('E-mail').fill(admin.email);
     await page.getByLabel('Password').fill(admin.password);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
     await page.waitForURL('**/chat');
     await make('Carol Clerk', 'carol@example.com', { admin: true });
     await make('Dan Driver', 'dan@example.com');
@@ -251,7 +251,7 @@ describe('user-management forms in a browser: refusals and confirmations', { ski
     await page.goto(`${server.baseUrl}/login`);
     await page.getByLabel('E-mail').fill(admin.email);
     await page.getByLabel('Password').fill(admin.password);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
     await page.waitForURL('**/chat');
     await make('Gus Plain', 'gus@example.com');
     await page.goto(`${server.baseUrl}/admin/users`);

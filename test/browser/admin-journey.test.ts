@@ -17,7 +17,7 @@ async function register(page: Page, user: { name: string; email: string; passwor
 async function signIn(page: Page, user: { email: string; password: string }): Promise<void> {
   await page.getByLabel('E-mail').fill(user.email);
   await page.getByLabel('Password').fill(user.password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
 }
 
 const path = (page: Page) => new URL(page.url()).pathname;

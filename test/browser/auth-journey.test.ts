@@ -37,7 +37,7 @@ async function register(page: Page, user: { name: string; email: string; passwor
 async function signIn(page: Page, email: string, password: string): Promise<void> {
   await page.getByLabel('E-mail').fill(email);
   await page.getByLabel('Password').fill(password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
 }
 
 describe('auth journey in a browser', { skip: skipWithoutBrowser() }, () => {

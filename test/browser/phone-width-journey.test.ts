@@ -143,7 +143,7 @@ describe('every page at phone width', { skip: skipWithoutBrowser() }, () => {
       await page.goto(`${server.baseUrl}/login`);
       await page.getByLabel('E-mail').fill(email);
       await page.getByLabel('Password').fill(DEFAULT_PASSWORD);
-      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.getByRole('button', { name: 'Sign in', exact: true }).click();
       await page.waitForURL(expected);
     };
     switch (visitor) {

@@ -20,7 +20,7 @@ async function signIn(page: Page, baseUrl: string, email: string, password: stri
   await page.goto(`${baseUrl}/login`);
   await page.getByLabel('E-mail').fill(email);
   await page.getByLabel('Password').fill(password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
   await page.waitForLoadState();
 }
 

@@ -110,7 +110,7 @@ describe('statistics page in a browser', { skip: skipWithoutBrowser() }, () => {
     await page.goto(`${server.baseUrl}/login`);
     await page.getByLabel('E-mail').fill(admin.email);
     await page.getByLabel('Password').fill(admin.password);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
     await page.waitForURL('**/chat');
 
     // Own usage is in the menu.

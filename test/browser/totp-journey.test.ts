@@ -38,7 +38,7 @@ async function signIn(page: Page): Promise<void> {
   await page.goto(new URL('/login', page.url()).toString());
   await page.getByLabel('E-mail').fill(user.email);
   await page.getByLabel('Password').fill(user.password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
   await page.waitForURL(/\/login\/2fa/);
 }
 
