@@ -22,6 +22,7 @@ import * as groupsAndLimits from './migrations/020-groups-and-limits.ts';
 import * as passkeys from './migrations/021-passkeys.ts';
 import * as chatModelSwitch from './migrations/023-chat-model-switch.ts';
 import * as apiUsageLimits from './migrations/024-api-usage-limits.ts';
+import * as settleBeforeRollups from './migrations/025-settle-before-rollups.ts';
 
 // Listed in code (not read from a folder) so that the order is explicit and nothing is loaded by path.
 const migrations: Record<string, Migration> = {
@@ -47,6 +48,7 @@ const migrations: Record<string, Migration> = {
   '021-passkeys': passkeys,
   '023-chat-model-switch': chatModelSwitch,
   '024-api-usage-limits': apiUsageLimits,
+  '025-settle-before-rollups': settleBeforeRollups,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -242,8 +242,33 @@ export async function restartUsageBackfill(db: Db, timeZone: string): Promise<vo
         nbackfill_upto = (SELECT max(idchat) FROM chatbot_schema.chat),
         nbackfill_cursor = CASE WHEN EXISTS (SELECT 1 FROM chatbot_schema.chat) THEN 0 END`.execute(trx);
   };
-  if (db.isTransaction) await run(db);
-  else await db.transaction().execute(run);
+  if (db.isTransaction) {
+    await run(db);
+    return;
+  }
+  await lockingBothTables(db, run);
+}
+
+/**
+ * A transaction that locks message and response whole (the backfill's restart and batches). Answers lock their
+ * response row, then (020's limit settling) the user's counters; a new prompt locks the counters, then inserts into
+ * message and response. Whoever locks both tables whole closes that cycle, and PostgreSQL then aborts one of the
+ * three after deadlock_timeout (1 s), possibly a person's prompt. This side gives up first instead (lock_timeout
+ * 300 ms) and tries again a moment later: only the background work waits, never a chat.
+ */
+async function lockingBothTables<T>(db: Db, work: (trx: Db) => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await db.transaction().execute(async (trx) => {
+        await sql`SET LOCAL lock_timeout = '300ms'`.execute(trx);
+        return work(trx);
+      });
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if ((code !== '55P03' && code !== '40P01') || attempt >= 50) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 50 + Math.random() * 200));
+    }
+  }
 }
 
 /** How far the backfill is, 0–100, or null when every chat is counted. */
@@ -261,7 +286,7 @@ export async function usageBackfillPercent(db: Db): Promise<number | null> {
  * the triggers take over for those chats). Returns whether anything is left.
  */
 export async function backfillUsageStep(db: Db, batchChats = BACKFILL_BATCH_CHATS): Promise<boolean> {
-  return db.transaction().execute(async (trx) => {
+  return lockingBothTables(db, async (trx) => {
     const state = await sql<{ txtimezone: string; cursor: number | null; upto: number | null }>`
       SELECT txtimezone, nbackfill_cursor AS cursor, nbackfill_upto AS upto FROM chatbot_schema.usage_rollup_state FOR UPDATE`.execute(trx);
     const s = state.rows[0];
