@@ -128,9 +128,14 @@ async function main(): Promise<void> {
 
   await ensurePgliteTemplate();
   const plan = planRuns(files, Boolean(process.env.TEST_DATABASE_URL));
-  const runs: Array<{ name: string; env: NodeJS.ProcessEnv; files: string[] }> = [{ name: 'embedded PGlite', env: { TEST_DB: 'pglite' }, files: plan.pglite }];
+  // Two files at a time on 2 cores: PGlite runs in the test's own process. The PostgreSQL run leaves a third of the
+  // CPU idle at two (its files wait on the server and on Chromium), so it takes three (PARLEY_TEST_CONCURRENCY overrides).
+  const concurrency = (fallback: number) => Number(process.env.PARLEY_TEST_CONCURRENCY ?? fallback);
+  const runs: Array<{ name: string; env: NodeJS.ProcessEnv; files: string[]; concurrency: number }> = [
+    { name: 'embedded PGlite', env: { TEST_DB: 'pglite' }, files: plan.pglite, concurrency: concurrency(2) },
+  ];
   if (process.env.TEST_DATABASE_URL) {
-    runs.push({ name: `PostgreSQL (${new URL(process.env.TEST_DATABASE_URL).host})`, env: { TEST_DB: 'postgres' }, files: plan.postgres });
+    runs.push({ name: `PostgreSQL (${new URL(process.env.TEST_DATABASE_URL).host})`, env: { TEST_DB: 'postgres' }, files: plan.postgres, concurrency: concurrency(3) });
   }
 
   let failed = false;
@@ -143,7 +148,7 @@ async function main(): Promise<void> {
       const summaryFile = path.join(scratch, `run-${i}.json`);
       const reporters = ['--test-reporter=dot', '--test-reporter-destination=stdout'];
       reporters.push(`--test-reporter=${summaryReporter}`, `--test-reporter-destination=${summaryFile}`);
-      const result = spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...reporters, ...nodeOptions, ...run.files], {
+      const result = spawnSync(process.execPath, ['--test', `--test-concurrency=${run.concurrency}`, ...reporters, ...nodeOptions, ...run.files], {
         cwd: root,
         stdio: 'inherit',
         // Node's on-disk compile cache: each test file is a process of its own that compiles the same modules

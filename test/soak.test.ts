@@ -1,3 +1,4 @@
+// test-runs-once: one process's memory and latency under mixed traffic; measured on the embedded database, the default (the same traffic's queries run on both databases in the route tests).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { kindRows, runSoak, summaryRows } from '../bench/soak.ts';
