@@ -180,7 +180,7 @@ function bulkForm(v: UsersPageView, back: string): SafeHtml {
   }</select>
   ${
     v.groups && v.groups.length > 0
-      ? html`<label class="visually-hidden" for="f-bulk-group">Group</label><select class="form-select form-select-sm w-auto" id="f-bulk-group" name="group"><option value="">(group)</option>${v.groups.map(
+      ? html`<label class="visually-hidden" for="f-bulk-group">Group</label><select class="form-select form-select-sm w-auto mw-100" id="f-bulk-group" name="group"><option value="">(group)</option>${v.groups.map(
           (g) => html`<option value="${g.id}">${g.name}</option>`,
         )}</select>`
       : ''

@@ -66,7 +66,7 @@ describe('every page at phone width', { skip: skipWithoutBrowser() }, () => {
   const provider = new TestProvider();
   let server: BrowserApp;
   let browser: Browser;
-  const ids = { admin: 0, user: 0, adminChat: 0, userChat: 0, model: 0, resetToken: '' };
+  const ids = { admin: 0, user: 0, adminChat: 0, userChat: 0, model: 0, group: 0, resetToken: '' };
 
   before(async () => {
     await provider.start();
@@ -113,6 +113,10 @@ describe('every page at phone width', { skip: skipWithoutBrowser() }, () => {
     await applyUserAction(db, actor, 'promote', [ids.user]);
     await applyUserAction(db, actor, 'demote', [ids.user]);
     ids.resetToken = await createResetLink(db, actor, ids.user);
+    const group = await sql<{ idgroup: number }>`
+      INSERT INTO chatbot_schema.user_group (txname, nprompts_per_day) VALUES (${`Group ${LONG}`}, 100) RETURNING idgroup`.execute(db);
+    ids.group = group.rows[0]?.idgroup ?? 0;
+    await sql`INSERT INTO chatbot_schema.user_group_member (idgroup, idappuser) VALUES (${ids.group}, ${ids.user})`.execute(db);
   });
 
   after(async () => {
@@ -128,6 +132,7 @@ describe('every page at phone width', { skip: skipWithoutBrowser() }, () => {
       '/chat/:id': `/chat/${own}`,
       '/admin/users/:id': `/admin/users/${ids.user}`,
       '/admin/models/:id/edit': `/admin/models/${ids.model}/edit`,
+      '/admin/groups/:id': `/admin/groups/${ids.group}`,
       '/admin/stats/users/:id': `/admin/stats/users/${ids.user}`,
       '/reset-password/:token': `/reset-password/${ids.resetToken}`,
     };
