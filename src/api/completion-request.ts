@@ -89,6 +89,3 @@ export function requestTextChars(req: CompletionRequest): number {
   }
   return n;
 }
-
-/** About four characters a token in English (OpenAI's rule of thumb); only used when the upstream sends no usage. */
-export const estimateTokens = (chars: number): number => Math.ceil(chars / 4);

@@ -1,9 +1,10 @@
 import type { FastifyBaseLogger, FastifyReply } from 'fastify';
 import type { Db } from '../db/database.ts';
+import { estimateTokens } from '../groups/usage-limits.ts';
 import { httpMessage, type ModelConnection } from '../llm/model-client.ts';
 import type { AppMetrics } from '../metrics/metrics.ts';
 import { type ApiCallEnd, finishApiCall } from './api-call-queries.ts';
-import { type CompletionRequest, estimateTokens, requestTextChars } from './completion-request.ts';
+import { type CompletionRequest, requestTextChars } from './completion-request.ts';
 import { OpenAiError } from './openai-errors.ts';
 
 /**

@@ -4,11 +4,11 @@ import type { Config } from '../config.ts';
 import { sha256Hex } from '../crypto/tokens.ts';
 import type { Db } from '../db/database.ts';
 import { isDatabaseUnavailable } from '../db/outage.ts';
-import { limitMessage, retryAfterSeconds } from '../groups/usage-limits.ts';
+import { estimateTokens, limitMessage, retryAfterSeconds } from '../groups/usage-limits.ts';
 import { createApiKeyBox, toModelConnection } from '../llm/llm-queries.ts';
 import { admitCompletion, type Caller, finishApiCall, modelsForKey } from './api-call-queries.ts';
 import { API_KEY_SHAPE } from './api-key-queries.ts';
-import { completionRequestSchema, describeRequestProblem, estimateTokens, requestTextChars } from './completion-request.ts';
+import { completionRequestSchema, describeRequestProblem, requestTextChars } from './completion-request.ts';
 import { invalidKey, OpenAiError } from './openai-errors.ts';
 import { type ApiCallRegistry, relayCompletion } from './upstream-relay.ts';
 

@@ -32,7 +32,10 @@ export type Admission =
   | { outcome: 'forbidden' | 'not_found' }
   | { outcome: 'over_limit'; refusal: LimitRefusal };
 
-/** The estimate reserved before the model answers: about 4 characters a token (settled with the real count after). */
+/**
+ * About 4 characters a token (OpenAI's rule of thumb): the estimate reserved before the model answers (settled with
+ * the real count after), and the API's count when the upstream sends no usage.
+ */
 export function estimateTokens(chars: number): number {
   return Math.ceil(chars / 4);
 }
