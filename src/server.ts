@@ -2,7 +2,7 @@ import { buildApp } from './app.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { DataDirInUseError, stopAtOnce } from './db/data-dir-lock.ts';
 import { openDatabase } from './db/database.ts';
-import { migrateToLatest } from './db/migrate.ts';
+import { FOUNDATION_MIGRATION, migrateToLatest } from './db/migrate.ts';
 import { serverLoggerOptions } from './http/log-output.ts';
 import { bootstrapModels } from './llm/bootstrap-models.ts';
 
@@ -30,9 +30,9 @@ async function main(): Promise<void> {
     console.error(err.message);
     process.exit(1);
   });
-  await migrateToLatest(database.db);
+  const applied = await migrateToLatest(database.db);
   await bootstrapModels(database.db, config);
-  app = await buildApp({ config, db: database.db, logger: serverLoggerOptions(config) });
+  app = await buildApp({ config, db: database.db, logger: serverLoggerOptions(config), answersMayBeActive: !applied.includes(FOUNDATION_MIGRATION) });
   await app.listen({ port: config.PORT, host: config.HOST });
   app.log.info({ database: database.kind, publicUrl: config.PUBLIC_URL }, `${config.APP_NAME} is ready`);
 

@@ -144,6 +144,7 @@ test('the added columns exist with their defaults on the old rows', async () => 
     assert.equal(typeof r.idresponse, 'number');
     assert.equal(r.tinf_start, null);
     assert.equal(r.tinf_end, null);
+    // Every adopted answer is complete: a start that adopts the database has no answer to sweep (server.ts).
     assert.equal(r.txstatus, 'complete');
   }
   // A new response gets the next id from the identity, after the adopted ones.

@@ -31,8 +31,8 @@ export async function sweepOrphanedAnswers(db: Db, lock: InstanceLock): Promise<
 }
 
 /** The chat slice: the page, the JSON/SSE API, and the lifecycle of the answers this process generates. */
-export async function chatRoutes(app: FastifyInstance, opts: { db: Db; config: Config }): Promise<void> {
-  const { db, config } = opts;
+export async function chatRoutes(app: FastifyInstance, opts: { db: Db; config: Config; answersMayBeActive?: boolean }): Promise<void> {
+  const { db, config, answersMayBeActive = true } = opts;
   // Taken at onReady (on PostgreSQL: a connection of its own), before any answer can begin; `owner` is read then.
   let lock: InstanceLock = { owner: null, heldForMs: () => 0, close: async () => {} };
   const instance = {
@@ -68,8 +68,8 @@ export async function chatRoutes(app: FastifyInstance, opts: { db: Db; config: C
   };
   app.addHook('onReady', async () => {
     lock = await holdInstanceLock(db, app.log, app.databaseOutage);
-    if (lock.owner === null) return sweep(markAllActiveResponsesInterrupted);
-    await sweep(markOrphanedResponsesInterrupted);
+    if (lock.owner === null) return answersMayBeActive ? sweep(markAllActiveResponsesInterrupted) : undefined;
+    if (answersMayBeActive) await sweep(markOrphanedResponsesInterrupted);
     // (The first sweep above is not held back: a process starting has no reason to think the database just restarted.)
     sweeper = setInterval(() => void sweep((d) => sweepOrphanedAnswers(d, lock)), SWEEP_INTERVAL_MS).unref();
   });

@@ -24,9 +24,12 @@ import * as chatModelSwitch from './migrations/023-chat-model-switch.ts';
 import * as apiUsageLimits from './migrations/024-api-usage-limits.ts';
 import * as settleBeforeRollups from './migrations/025-settle-before-rollups.ts';
 
+/** The migration that creates Parley's schema: applied by a start means Parley never ran on this database before. */
+export const FOUNDATION_MIGRATION = '001-foundation';
+
 // Listed in code (not read from a folder) so that the order is explicit and nothing is loaded by path.
 const migrations: Record<string, Migration> = {
-  '001-foundation': foundation,
+  [FOUNDATION_MIGRATION]: foundation,
   '002-generation-control': generationControl,
   '003-start-answer-function': startAnswerFunction,
   '004-begin-answer-function': beginAnswerFunction,
