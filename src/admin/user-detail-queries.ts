@@ -54,7 +54,6 @@ export async function findUserDetail(db: Db, id: number): Promise<UserDetail | u
         UserDetail['googleIdentities']
       >`COALESCE((SELECT json_agg(json_build_object('email', i.txemail, 'created', i.dtcreated, 'lastUsed', i.dtlast_used) ORDER BY i.dtcreated)
         FROM chatbot_schema.oauth_identity i WHERE i.idappuser = u.idappuser), '[]'::json)`.as('googleIdentities'),
-      sql<number>`(SELECT count(*)::int FROM chatbot_schema.passkey p WHERE p.idappuser = u.idappuser)`.as('passkeys'),
     ])
     .where('u.idappuser', '=', id)
     .executeTakeFirst();

@@ -7,7 +7,7 @@ import { html, type SafeHtml } from '../views/html.ts';
 import type { AuditRow } from './audit-queries.ts';
 import { auditTable } from './audit-views.ts';
 import type { SessionRow, UsageRow, UserDetail } from './user-detail-queries.ts';
-import { confirmDeactivate, confirmDemote, postButton, who } from './users-views.ts';
+import { confirmDeactivate, confirmDemote, postButton, secondFactors, who } from './users-views.ts';
 
 const when = (d: Date | null): SafeHtml =>
   d === null
@@ -96,7 +96,7 @@ export function userDetailPage(v: UserDetailView): SafeHtml {
       <dt class="col-4">E-mail</dt><dd class="col-8 text-break">${u.email}</dd>
       <dt class="col-4">Roles</dt><dd class="col-8">${u.roles.join(', ')}</dd>
       <dt class="col-4">Sign-in</dt><dd class="col-8">${signInMethods(u)}</dd>
-      <dt class="col-4">2FA</dt><dd class="col-8">${u.is2faEnabled ? 'on' : 'off'}</dd>
+      <dt class="col-4">2FA</dt><dd class="col-8">${secondFactors(u)}</dd>
       <dt class="col-4">Passkeys</dt><dd class="col-8" data-testid="passkey-count">${u.passkeys}</dd>
       <dt class="col-4">Created</dt><dd class="col-8">${when(u.created)}</dd>
       <dt class="col-4">Last sign-in</dt><dd class="col-8">${when(u.lastSignIn)}</dd>

@@ -33,6 +33,8 @@ export interface UserListRow {
   roles: string[];
   isActive: boolean;
   is2faEnabled: boolean;
+  /** How many passkeys the account has (a second factor, like TOTP). */
+  passkeys: number;
   signInMethods: SignInMethodName[];
   created: Date;
   lastSignIn: Date | null;
@@ -58,6 +60,8 @@ export function userSummaryColumns(eb: Eb) {
     'u.dtlast_login as lastSignIn',
     'u.nprompts as prompts',
     sql<boolean>`u.password IS NOT NULL`.as('hasPassword'),
+    // A passkey is a second factor as TOTP is (decision record 017): the list's 2FA column and filter count both.
+    sql<number>`(SELECT count(*)::int FROM chatbot_schema.passkey p WHERE p.idappuser = u.idappuser)`.as('passkeys'),
     sql<string[]>`ARRAY(${eb
       .selectFrom('chatbot_schema.user_role as ur')
       .innerJoin('chatbot_schema.role as r', 'r.idrole', 'ur.idrole')
@@ -84,7 +88,10 @@ function filters(eb: Eb, query: UserListQuery) {
   }
   if (query.status === 'active') conditions.push(eb('u.is_active', '=', true));
   if (query.status === 'deactivated') conditions.push(eb('u.is_active', '=', false));
-  if (query.twoFactorOff) conditions.push(eb('u.is_2fa_enabled', '=', false));
+  if (query.twoFactorOff) {
+    conditions.push(eb('u.is_2fa_enabled', '=', false));
+    conditions.push(eb.not(eb.exists(eb.selectFrom('chatbot_schema.passkey as pk').select('pk.idappuser').whereRef('pk.idappuser', '=', 'u.idappuser'))));
+  }
   if (query.adminsOnly) {
     conditions.push(
       eb.exists(

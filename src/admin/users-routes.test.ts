@@ -189,6 +189,25 @@ describe('GET /admin/users', () => {
       assert.ok(both.body.includes(`href="/admin/users?q=${prefix}&amp;status=deactivated&amp;twofa=off&amp;sort=created"`), 'sort links keep filters');
     });
 
+    test('a passkey is a second factor: the 2FA column names it and "2FA off" leaves its owner out', async () => {
+      // User 1 has no TOTP (1 % 5 <> 0); two passkeys make them protected. User 5 has TOTP and one passkey.
+      await sql`
+        INSERT INTO chatbot_schema.passkey (idappuser, txcredential_id, txpublic_key, txname)
+        SELECT u.idappuser, u.txusername || k, 'key', 'Laptop ' || k
+        FROM chatbot_schema.app_user u, generate_series(1, 2) k
+        WHERE u.txusername = ${`${prefix}001`} OR (u.txusername = ${`${prefix}005`} AND k = 1)`.execute(db());
+      try {
+        assert.equal(total((await admin.get(`/admin/users?q=${prefix}&twofa=off`)).body), 95);
+        const page = (await admin.get(`/admin/users?q=${prefix}`)).body;
+        const cell = (name: string) => new RegExp(`>${name}</a>[\\s\\S]*?data-label="2FA">([^<]*)<`).exec(page)?.[1];
+        assert.equal(cell(`${prefix}001`), '2 passkeys');
+        assert.equal(cell(`${prefix}005`), 'TOTP + passkey');
+        assert.equal(cell(`${prefix}010`), 'TOTP');
+      } finally {
+        await sql`DELETE FROM chatbot_schema.passkey WHERE txname LIKE 'Laptop %' AND txcredential_id LIKE ${`${prefix}%`}`.execute(db());
+      }
+    });
+
     test('sort by created (newest first), prompts (most first), last sign-in (never last)', async () => {
       assert.equal(names((await admin.get(`/admin/users?q=${prefix}&sort=created`)).body)[0], `${prefix}001`);
       assert.equal(names((await admin.get(`/admin/users?q=${prefix}&sort=prompts`)).body)[0], `${prefix}120`);

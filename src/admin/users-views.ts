@@ -64,6 +64,12 @@ const dateTime = (d: Date | null): SafeHtml =>
  * An address breaks before its @ first; a name or address longer than its column breaks inside (text-break), so one
  * long value does not push the table's last columns (the actions) out of sight.
  */
+/** Which second factors an account has: TOTP, passkeys (either satisfies REQUIRE_2FA_FOR_ADMINS), or none. */
+export function secondFactors(u: { is2faEnabled: boolean; passkeys: number }): SafeHtml {
+  const ways = [...(u.is2faEnabled ? ['TOTP'] : []), ...(u.passkeys > 0 ? [u.passkeys === 1 ? 'passkey' : `${u.passkeys} passkeys`] : [])];
+  return ways.length === 0 ? html`<span class="text-body-secondary">off</span>` : html`${ways.join(' + ')}`;
+}
+
 function emailWrapping(email: string): SafeHtml {
   const at = email.lastIndexOf('@');
   return at <= 0 ? html`${email}` : html`${email.slice(0, at)}<wbr>${email.slice(at)}`;
@@ -93,7 +99,7 @@ function row(v: UsersPageView, u: UserListRow, back: string): SafeHtml {
   <td data-label="E-mail" class="text-break">${emailWrapping(u.email)}</td>
   <td data-label="Roles">${u.roles.map((r) => html`<span class="badge ${r === 'Admin' ? 'text-bg-primary' : 'text-bg-secondary'} me-1">${r}</span>`)}</td>
   <td data-label="Status">${u.isActive ? html`<span class="badge text-bg-success">active</span>` : html`<span class="badge text-bg-danger">deactivated</span>`}</td>
-  <td data-label="2FA">${u.is2faEnabled ? 'on' : html`<span class="text-body-secondary">off</span>`}</td>
+  <td data-label="2FA">${secondFactors(u)}</td>
   <td data-label="Sign-in">${u.signInMethods.length === 0 ? html`<span class="text-body-secondary">none</span>` : u.signInMethods.join(', ')}</td>
   <td data-label="Created" class="text-nowrap">${dateTime(u.created)}</td>
   <td data-label="Last sign-in" class="text-nowrap">${dateTime(u.lastSignIn)}</td>
@@ -117,7 +123,7 @@ function searchForm(q: UserListQuery): SafeHtml {
   <div class="col-6 col-md-2"><label class="form-label small" for="f-status">Status</label>
     <select class="form-select form-select-sm" id="f-status" name="status">${option('all', 'All', q.status === 'all')}${option('active', 'Active', q.status === 'active')}${option('deactivated', 'Deactivated', q.status === 'deactivated')}</select></div>
   <div class="col-6 col-md-2 form-check ms-2"><input class="form-check-input" type="checkbox" id="f-role" name="role" value="admin"${q.adminsOnly ? html` checked` : ''}><label class="form-check-label small" for="f-role">Admins only</label></div>
-  <div class="col-6 col-md-2 form-check ms-2"><input class="form-check-input" type="checkbox" id="f-twofa" name="twofa" value="off"${q.twoFactorOff ? html` checked` : ''}><label class="form-check-label small" for="f-twofa">2FA off</label></div>
+  <div class="col-6 col-md-2 form-check ms-2"><input class="form-check-input" type="checkbox" id="f-twofa" name="twofa" value="off"${q.twoFactorOff ? html` checked` : ''}><label class="form-check-label small" for="f-twofa" title="Neither TOTP nor a passkey">2FA off</label></div>
   ${q.sort === 'username' ? '' : html`<input type="hidden" name="sort" value="${q.sort}">`}
   <div class="col-auto"><button class="btn btn-sm btn-primary" type="submit">Search</button> <a class="btn btn-sm btn-outline-light" href="/admin/users">Clear</a></div>
 </form>`;
