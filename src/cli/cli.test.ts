@@ -121,6 +121,8 @@ describe('commands on the test database', () => {
       sessions.map((s) => s.idappuser),
       [plain],
     );
+    const audit = await database.db.selectFrom('chatbot_schema.admin_audit').select(['idactor', 'txactor', 'txaction']).where('idtarget', '=', boss).execute();
+    assert.deepEqual(audit, [{ idactor: null, txactor: 'command line (npm run user:reset-2fa)', txaction: 'reset-2fa' }]);
   });
 
   test('reset-2fa for an unknown e-mail is an error', async () => {
