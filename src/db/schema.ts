@@ -168,6 +168,8 @@ export interface ChatTable {
   txtitle: string | null;
   dtcreated: Generated<Date>;
   dtupdated: Generated<Date>;
+  /** Migration 029: made by an import (Settings → Import); its rows are not model usage. */
+  is_imported: Generated<boolean>;
 }
 
 export interface MessageTable {

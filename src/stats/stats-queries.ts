@@ -414,7 +414,7 @@ export async function chatStats(db: Db, userId: number, timeZone: string, span: 
       FROM chatbot_schema.response r JOIN chatbot_schema.message m ON m.idmessage = r.idmessage
       WHERE r.idchat = c.idchat AND ${within(sql`coalesce(r.tinf_start, m.dtcreated)`)}
     ) x
-    WHERE c.idappuser = ${userId}
+    WHERE c.idappuser = ${userId} AND NOT c.is_imported -- imported chats are not usage (migration 029)
     ORDER BY c.dtupdated DESC, c.idchat DESC`.execute(db);
   return r.rows
     .map((x) => ({
