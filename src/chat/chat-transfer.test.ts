@@ -250,13 +250,27 @@ describe('round trip, atomicity, limits, statistics', () => {
     assert.ok(back.chats.every((c) => c.imported));
   });
 
-  test('imported chats do not count: statistics, limits and the admin’s prompt counts are unchanged', async () => {
+  test('imported chats do not count: statistics, limits and the admin’s prompt counts are unchanged; what is asked in them later counts', async () => {
     const ivan = await newUser('ivan@example.com');
     const before = await usageFingerprint();
     assert.equal((await upload(ivan, fixture)).statusCode, 200);
     assert.equal(await usageFingerprint(), before);
-    const stats = await chatStats(db(), await idOf('ivan@example.com'), 'UTC', { from: null, to: null });
-    assert.deepEqual(stats, [], 'nor in the per-chat statistics');
+    const ivanId = await idOf('ivan@example.com');
+    assert.deepEqual(await chatStats(db(), ivanId, 'UTC', { from: null, to: null }), [], 'nor in the per-chat statistics');
+
+    // What is asked in an imported chat afterwards is usage like any other: one prompt, one answer.
+    const [trip] = await chatsOf('ivan@example.com');
+    await ask(ivan, trip?.idchat ?? 0, 'And Sintra?');
+    const counted = await sql<{ nprompts: number; nresponses: number }>`
+      SELECT sum(nprompts)::int AS nprompts, sum(nresponses)::int AS nresponses FROM chatbot_schema.usage_day_user WHERE idappuser = ${ivanId}`.execute(db());
+    assert.deepEqual(counted.rows[0], { nprompts: 1, nresponses: 1 });
+    const user = await db().selectFrom('chatbot_schema.app_user').select('nprompts').where('idappuser', '=', ivanId).executeTakeFirstOrThrow();
+    assert.equal(user.nprompts, 1);
+    const stats = await chatStats(db(), ivanId, 'UTC', { from: null, to: null });
+    assert.deepEqual(
+      stats.map((c) => [c.title, c.prompts, c.answers]),
+      [['Trip to Lisbon', 1, 1]],
+    );
   });
 
   test('a file whose 500th chat is bad imports nothing', async () => {

@@ -144,8 +144,8 @@ async function insertInChunks<T>(rows: T[], insert: (chunk: T[]) => Promise<unkn
 }
 
 /**
- * Stores the chats of one file for this user, all or nothing (one transaction). The chats are marked imported
- * (migration 029: not model usage), keep their dates, and their answers' HTML is rendered here from their markdown
+ * Stores the chats of one file for this user, all or nothing (one transaction). The chats and their rows are marked
+ * imported (migration 029: the rows are not model usage; what is asked in the chat later is), keep their dates, and their answers' HTML is rendered here from their markdown
  * by the same renderer and sanitizer as a model's answers. Returns how many chats were stored.
  */
 export async function storeImportedChats(db: Db, userId: number, chats: ChatToImport[]): Promise<number> {
@@ -172,7 +172,7 @@ export async function storeImportedChats(db: Db, userId: number, chats: ChatToIm
       chatRows.push({ idchat, idappuser: userId, idllm, txtitle: chat.title, dtcreated: chat.createdAt, dtupdated: chat.updatedAt, is_imported: true });
       for (const [t, turn] of chat.turns.entries()) {
         const idmessage = messageIds[m++] as number;
-        messageRows.push({ idmessage, idchat, txmessage: turn.prompt, dtcreated: turn.createdAt });
+        messageRows.push({ idmessage, idchat, txmessage: turn.prompt, dtcreated: turn.createdAt, is_imported: true });
         if (!turn.answer) continue;
         const a = turn.answer;
         responseRows.push({
@@ -185,6 +185,7 @@ export async function storeImportedChats(db: Db, userId: number, chats: ChatToIm
           tinf_start: a.startedAt,
           tinf_end: a.endedAt,
           is_html_ours: true,
+          is_imported: true,
         });
       }
     }
