@@ -131,7 +131,11 @@ export async function buildApp({ config, db, logger = false, onRoute }: BuildOpt
       await writeAudit(db, { ...account, ip: req.ip }, 'passkey-counter-regressed', [account], { name: passkey.name, counter, stored: passkey.counter });
     },
   });
-  await app.register(settingsRoutes, { db, localLogin: config.LOCAL_LOGIN, transferSection: { render: chatTransferSection, script: () => assetUrl('transfer') } });
+  await app.register(settingsRoutes, {
+    db,
+    localLogin: config.LOCAL_LOGIN,
+    transferSection: { render: chatTransferSection, script: () => assetUrl('transfer') },
+  });
   await app.register(twoFactorSettingsRoutes, { db, config });
   await app.register(passkeySettingsRoutes, { db, config });
   await app.register(chatRoutes, { db, config });

@@ -8,8 +8,8 @@ import { TestClient } from '../../test/client.ts';
 import { countRows } from '../../test/database.ts';
 import { chatStats } from '../stats/stats-queries.ts';
 import { IMPORT_MAX_BYTES } from './import-file.ts';
-import { EXPORT_FORMAT, type ExportedChat } from './transfer-format.ts';
 import type { ChatToImport } from './import-formats.ts';
+import { EXPORT_FORMAT, type ExportedChat } from './transfer-format.ts';
 import { pagesOfChatsForExport, storeImportedChats } from './transfer-queries.ts';
 
 // Export (one chat as md/json, all chats streamed) and import (our file, ChatGPT's conversations.json): issue 21.
@@ -79,7 +79,8 @@ const chatsOf = async (ownerEmail: string) =>
 async function usageFingerprint(): Promise<string> {
   const tables = ['usage_day_model', 'usage_day_user', 'usage_user_total', 'usage_counter'];
   const parts = [];
-  for (const t of tables) parts.push((await sql<{ j: unknown }>`SELECT json_agg(x ORDER BY x::text) AS j FROM ${sql.table(`chatbot_schema.${t}`)} x`.execute(db())).rows[0]?.j);
+  for (const t of tables)
+    parts.push((await sql<{ j: unknown }>`SELECT json_agg(x ORDER BY x::text) AS j FROM ${sql.table(`chatbot_schema.${t}`)} x`.execute(db())).rows[0]?.j);
   parts.push((await db().selectFrom('chatbot_schema.app_user').select(['idappuser', 'nprompts']).orderBy('idappuser').execute()) as unknown);
   return JSON.stringify(parts);
 }
@@ -103,13 +104,23 @@ describe('import of ChatGPT’s conversations.json', () => {
       ],
     );
     const trip = (await carol.get(`/api/chats/${chats[0]?.idchat}`)).json() as {
-      turns: Array<{ content: string; created_at: string; response: { markdown: string; html: string; status: string; tinf_end: string; llm: { id: number } } }>;
+      turns: Array<{
+        content: string;
+        created_at: string;
+        response: { markdown: string; html: string; status: string; tinf_end: string; llm: { id: number } };
+      }>;
     };
     assert.deepEqual(
       trip.turns.map((t) => [t.content, t.created_at, t.response.markdown, t.response.status, t.response.tinf_end]),
       [
         ['Plan three days in Lisbon.', '2023-11-14T22:13:30.000Z', '**Day 1**: Alfama.\n\n<script>alert(1)</script>', 'complete', '2023-11-14T22:13:50.000Z'],
-        ['What about Porto in May?', '2023-11-14T22:16:40.000Z', 'Porto in May is mild: about 22 °C.\n\nTake the train from Lisbon.', 'complete', '2023-11-14T22:17:10.000Z'],
+        [
+          'What about Porto in May?',
+          '2023-11-14T22:16:40.000Z',
+          'Porto in May is mild: about 22 °C.\n\nTake the train from Lisbon.',
+          'complete',
+          '2023-11-14T22:17:10.000Z',
+        ],
       ],
       'the edited prompt and the regenerated answer of the current branch; the image, code, tool and system nodes are left out',
     );
@@ -131,7 +142,11 @@ describe('import of ChatGPT’s conversations.json', () => {
       assert.equal((await upload(dave, fixture)).statusCode, 200);
       const [trip] = await chatsOf('dave@example.com');
       assert.equal(trip?.idllm, gpt);
-      const answers = await db().selectFrom('chatbot_schema.response').select('idllm').where('idchat', '=', trip?.idchat ?? 0).execute();
+      const answers = await db()
+        .selectFrom('chatbot_schema.response')
+        .select('idllm')
+        .where('idchat', '=', trip?.idchat ?? 0)
+        .execute();
       assert.deepEqual(
         answers.map((a) => a.idllm),
         [gpt, gpt],
@@ -318,8 +333,22 @@ describe('round trip, atomicity, limits, statistics', () => {
       ['not UTF-8', Buffer.from([0xff, 0xfe, 0x00]), 400, /not UTF-8/],
       ['another JSON', '{"hello":"world"}', 400, /neither a Parley export nor ChatGPT/],
       ['an empty list', '[]', 400, /holds no chats/],
-      ['a NUL in a prompt', JSON.stringify({ format: EXPORT_FORMAT, version: 1, chats: [{ title: 'x', created_at: '2024-01-01T00:00:00Z', turns: [{ prompt: 'a\u0000b', created_at: '2024-01-01T00:00:00Z' }] }] }), 400, /NUL/],
-      ['a date out of range', JSON.stringify({ format: EXPORT_FORMAT, version: 1, chats: [{ title: 'x', created_at: '+275760-09-13T00:00:00Z', turns: [] }] }), 400, /not a date/],
+      [
+        'a NUL in a prompt',
+        JSON.stringify({
+          format: EXPORT_FORMAT,
+          version: 1,
+          chats: [{ title: 'x', created_at: '2024-01-01T00:00:00Z', turns: [{ prompt: 'a\u0000b', created_at: '2024-01-01T00:00:00Z' }] }],
+        }),
+        400,
+        /NUL/,
+      ],
+      [
+        'a date out of range',
+        JSON.stringify({ format: EXPORT_FORMAT, version: 1, chats: [{ title: 'x', created_at: '+275760-09-13T00:00:00Z', turns: [] }] }),
+        400,
+        /not a date/,
+      ],
       ['a later version', JSON.stringify({ format: EXPORT_FORMAT, version: 2, chats: [] }), 400, /version 2/],
       ['an empty file', '', 400, /Choose a file/],
       ['too large', Buffer.alloc(IMPORT_MAX_BYTES + 1, 0x20), 413, /at most 32 MiB/],

@@ -17,7 +17,10 @@ const node = z.object({
       author: z.object({ role: z.string() }),
       content: z.object({ content_type: z.string(), parts: z.array(z.unknown()).nullish() }).nullish(),
       create_time: seconds,
-      metadata: z.object({ model_slug: z.string().max(200).nullish(), is_visually_hidden_from_conversation: z.boolean().nullish() }).loose().nullish(),
+      metadata: z
+        .object({ model_slug: z.string().max(200).nullish(), is_visually_hidden_from_conversation: z.boolean().nullish() })
+        .loose()
+        .nullish(),
     })
     .nullish(),
 });

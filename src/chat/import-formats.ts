@@ -74,7 +74,8 @@ const ourChat = z.object({
 
 /** Our own file (transfer-format.ts). An answer cut off by the export (still being written) comes back `interrupted`. */
 export function chatsFromParley(file: { chats?: unknown; version?: unknown }): ParsedImport {
-  if (file.version !== EXPORT_VERSION) throw new ImportRefusedError(`This Parley export has version ${String(file.version)}; this server reads version ${EXPORT_VERSION}.`);
+  if (file.version !== EXPORT_VERSION)
+    throw new ImportRefusedError(`This Parley export has version ${String(file.version)}; this server reads version ${EXPORT_VERSION}.`);
   if (!Array.isArray(file.chats)) throw new ImportRefusedError('This Parley export has no list of chats.');
   const chats: ChatToImport[] = [];
   const skipped: ParsedImport['skipped'] = [];

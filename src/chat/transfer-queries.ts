@@ -10,7 +10,14 @@ import type { ChatForExport } from './transfer-format.ts';
 /** Chats read per query by the export of all one's chats: its memory is a page's, whatever the number of chats. */
 export const EXPORT_PAGE_CHATS = 100;
 
-const chatColumns = ['c.idchat as id', 'c.txtitle as title', 'l.txshortname as modelName', 'c.dtcreated as createdAt', 'c.dtupdated as updatedAt', 'c.is_imported as imported'] as const;
+const chatColumns = [
+  'c.idchat as id',
+  'c.txtitle as title',
+  'l.txshortname as modelName',
+  'c.dtcreated as createdAt',
+  'c.dtupdated as updatedAt',
+  'c.is_imported as imported',
+] as const;
 
 /** The conversations of these chats (each prompt with its latest answer, as the chat page shows it), by chat. */
 async function turnsOfChats(db: Db, chatIds: number[]): Promise<Map<number, ChatForExport['turns']>> {
@@ -110,7 +117,10 @@ interface ModelChoice {
  * the model of its name if this user may go on chatting with it, else to the one a new chat of theirs would start
  * with (selectPreferredModelId), else to the admin's default or any model (the chat stays readable).
  */
-async function modelChooser(db: Db, userId: number): Promise<{ forChat(name: string | null): number; forAnswer(name: string | null, chatModel: number): number }> {
+async function modelChooser(
+  db: Db,
+  userId: number,
+): Promise<{ forChat(name: string | null): number; forAnswer(name: string | null, chatModel: number): number }> {
   const models: ModelChoice[] = await db
     .selectFrom('chatbot_schema.llm')
     .select(['idllm as id', 'txshortname as name', sql<boolean>`is_enabled AND txbase_url IS NOT NULL AND ${userMayUse(userId, 'idllm')}`.as('usable')])
@@ -118,8 +128,10 @@ async function modelChooser(db: Db, userId: number): Promise<{ forChat(name: str
     .orderBy('idllm')
     .execute();
   const fallback = (await selectPreferredModelId(db, sql<number>`${userId}::int`).executeTakeFirst())?.idllm ?? models[0]?.id;
-  if (fallback === undefined) throw new ConflictError('There is no model on this server yet, and imported chats need one. Ask an administrator to add a model.');
-  const byName = (name: string | null) => (name ? (models.find((m) => m.name === name) ?? models.find((m) => m.name.toLowerCase() === name.toLowerCase())) : undefined);
+  if (fallback === undefined)
+    throw new ConflictError('There is no model on this server yet, and imported chats need one. Ask an administrator to add a model.');
+  const byName = (name: string | null) =>
+    name ? (models.find((m) => m.name === name) ?? models.find((m) => m.name.toLowerCase() === name.toLowerCase())) : undefined;
   return {
     forChat: (name) => {
       const named = byName(name);

@@ -9,18 +9,20 @@ import { IMPORT_MAX_BYTES } from './import-file.ts';
 export function chatTransferSection(csrfToken: string): SafeHtml {
   return html`<section class="card mb-4" id="transfer"><div class="card-body">
     <h2 class="h5 card-title">Export and import</h2>
-    <p class="text-body-secondary small">Download all your chats as one JSON file, or import chats from a Parley export or from ChatGPT’s
-      <code>conversations.json</code> (in the zip of ChatGPT’s data export). Imported chats keep their dates, are marked
-      <span class="badge chat-imported-badge">imported</span>, and do not count as usage.</p>
-    <a class="btn btn-outline-primary mb-3" href="/settings/export" download data-testid="export-all">Export all chats</a>
+    <p class="text-body-secondary small">Take your chats elsewhere, or bring them here from another Parley or from ChatGPT.</p>
+    <h3 class="h6 mt-3">Export</h3>
+    <p class="small mb-2">All your chats as one JSON file, with prompts, answers, models and dates. One chat at a time: the download button in the chat’s header.</p>
+    <a class="btn btn-outline-primary" href="/settings/export" download data-testid="export-all">Export all chats</a>
+    <h3 class="h6 mt-4">Import</h3>
     <form method="post" action="/settings/import" enctype="multipart/form-data" id="import-form" novalidate>
       ${csrfField(csrfToken)}
-      <label class="form-label" for="import-file">File to import</label>
-      <div class="d-flex flex-wrap gap-2 align-items-start">
-        <input class="form-control import-file-input" type="file" id="import-file" name="file" accept=".json,application/json" required aria-describedby="import-help">
+      <label class="form-label small" for="import-file">A Parley export, or ChatGPT’s <code>conversations.json</code> (in the zip of ChatGPT’s data export)</label>
+      <div class="input-group">
+        <input class="form-control" type="file" id="import-file" name="file" accept=".json,application/json" required aria-describedby="import-help">
         <button class="btn btn-primary" type="submit" id="import-submit">Import</button>
       </div>
-      <div class="form-text" id="import-help">A .json file of at most ${IMPORT_MAX_BYTES / 1024 / 1024} MiB. All of its chats are imported, or none if one is broken.</div>
+      <div class="form-text" id="import-help">At most ${IMPORT_MAX_BYTES / 1024 / 1024} MiB. A file with a broken chat is refused whole. Imported chats keep their dates, are marked
+        <span class="badge chat-imported-badge">imported</span> and do not count as usage.</div>
       <div class="alert alert-danger mt-3 mb-0" id="import-error" role="alert" hidden></div>
       <div class="text-body-secondary small mt-2" id="import-progress" role="status" aria-live="polite"></div>
     </form>

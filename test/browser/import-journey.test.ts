@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { sql } from 'kysely';
 import type { Browser, Page } from 'playwright-core';
-import { type BrowserApp, DESKTOP, launchBrowser, MOBILE, newPage, screenshot, skipWithoutBrowser, startBrowserApp } from './harness.ts';
+import { type BrowserApp, DESKTOP, launchBrowser, MOBILE, newPage, SCREENSHOT_DIR, screenshot, skipWithoutBrowser, startBrowserApp } from './harness.ts';
 
 /*
  * Settings → Export and import, in Chromium: a refused file says why and imports nothing; ChatGPT's
@@ -32,7 +31,9 @@ describe('export and import in a browser', { skip: skipWithoutBrowser() }, () =>
     server = await startBrowserApp();
     browser = await launchBrowser();
     // A model to attach the imported chats to (nobody asks it anything here).
-    await sql`INSERT INTO chatbot_schema.llm (txshortname, txbase_url, txmodel) VALUES ('llama3', 'http://127.0.0.1:9/v1', 'llama3')`.execute(server.database.db);
+    await sql`INSERT INTO chatbot_schema.llm (txshortname, txbase_url, txmodel) VALUES ('llama3', 'http://127.0.0.1:9/v1', 'llama3')`.execute(
+      server.database.db,
+    );
   });
 
   after(async () => {
@@ -46,16 +47,17 @@ describe('export and import in a browser', { skip: skipWithoutBrowser() }, () =>
     await page.goto(`${server.baseUrl}/settings`);
     const card = page.locator('#transfer');
     await card.scrollIntoViewIfNeeded();
-    await screenshot(page, 'import-settings-desktop');
+    await card.screenshot({ path: path.join(SCREENSHOT_DIR, 'import-settings-desktop.png') });
 
     // A file that is not JSON: the reason under the form, nothing imported, still on Settings.
-    await page.getByLabel('File to import').setInputFiles({ name: 'notes.json', mimeType: 'application/json', buffer: Buffer.from('not json at all') });
+    await page.locator('#import-file').setInputFiles({ name: 'notes.json', mimeType: 'application/json', buffer: Buffer.from('not json at all') });
     await page.getByRole('button', { name: 'Import', exact: true }).click();
     await page.locator('#import-error:not([hidden])').waitFor();
     assert.match((await page.locator('#import-error').textContent()) ?? '', /not JSON/);
     assert.equal(new URL(page.url()).pathname, '/settings');
+    await card.screenshot({ path: path.join(SCREENSHOT_DIR, 'import-refused-desktop.png') });
 
-    await page.getByLabel('File to import').setInputFiles(FIXTURE);
+    await page.locator('#import-file').setInputFiles(FIXTURE);
     await page.getByRole('button', { name: 'Import', exact: true }).click();
     await page.waitForURL('**/chat');
     const flash = page.locator('.alert-success');
@@ -73,9 +75,10 @@ describe('export and import in a browser', { skip: skipWithoutBrowser() }, () =>
 
     // The header's export menu downloads the chat as Markdown.
     await page.getByRole('button', { name: 'Export this chat' }).click();
+    await page.getByRole('link', { name: 'Markdown (.md)' }).waitFor();
+    await screenshot(page, 'export-menu-desktop');
     const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'Markdown (.md)' }).click()]);
     assert.match(download.suggestedFilename(), /^parley-chat-\d+-trip-to-lisbon\.md$/);
-    await screenshot(page, 'export-menu-desktop');
   });
 
   test('the same at phone width', async (t) => {
@@ -87,10 +90,10 @@ describe('export and import in a browser', { skip: skipWithoutBrowser() }, () =>
     await page.waitForURL('**/chat');
     await page.goto(`${server.baseUrl}/settings`);
     await page.locator('#transfer').scrollIntoViewIfNeeded();
+    await page.locator('#transfer').screenshot({ path: path.join(SCREENSHOT_DIR, 'import-settings-phone.png') });
     const width = await page.evaluate(() => document.documentElement.scrollWidth);
     assert.ok(width <= MOBILE.width, `the page is ${width} px wide at ${MOBILE.width}`);
-    await screenshot(page, 'import-settings-phone');
-    await page.getByLabel('File to import').setInputFiles(FIXTURE);
+    await page.locator('#import-file').setInputFiles(FIXTURE);
     await page.getByRole('button', { name: 'Import', exact: true }).click();
     await page.waitForURL('**/chat');
     assert.match((await page.locator('.alert-success').textContent()) ?? '', /2 chats imported/);
