@@ -351,7 +351,8 @@ describe('round trip, atomicity, limits, statistics', () => {
       ],
       ['a later version', JSON.stringify({ format: EXPORT_FORMAT, version: 2, chats: [] }), 400, /version 2/],
       ['an empty file', '', 400, /Choose a file/],
-      ['too large', Buffer.alloc(IMPORT_MAX_BYTES + 1, 0x20), 413, /at most 32 MiB/],
+      ['one byte too large (found while reading)', Buffer.alloc(IMPORT_MAX_BYTES + 1, 0x20), 413, /at most 32 MiB/],
+      ['too large (told by Content-Length)', Buffer.alloc(IMPORT_MAX_BYTES + 100 * 1024, 0x20), 413, /at most 32 MiB/],
     ];
     for (const [what, bytes, status, message] of refusals) {
       const res = await upload(kim, bytes);
