@@ -18,6 +18,8 @@ import { stepUpRoutes } from './auth/step-up-routes.ts';
 import { sealAdoptedTotpSecrets, totpSecretBox } from './auth/totp-queries.ts';
 import { catchUpJobs } from './catch-up-jobs.ts';
 import { chatRoutes } from './chat/chat-routes.ts';
+import { chatTransferRoutes } from './chat/transfer-routes.ts';
+import { chatTransferSection } from './chat/transfer-views.ts';
 import type { Config } from './config.ts';
 import { deriveKey } from './crypto/secret-box.ts';
 import { type CatchUpRun, startCatchUp } from './db/catch-up.ts';
@@ -39,6 +41,7 @@ import { passkeySettingsRoutes } from './settings/passkey-routes.ts';
 import { settingsRoutes } from './settings/settings-routes.ts';
 import { twoFactorSettingsRoutes } from './settings/two-factor-routes.ts';
 import { statsRoutes } from './stats/stats-routes.ts';
+import { assetUrl } from './views/assets.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
 
@@ -134,10 +137,15 @@ export async function buildApp({ config, db, logger = false, onRoute, answersMay
       await writeAudit(db, { ...account, ip: req.ip }, 'passkey-counter-regressed', [account], { name: passkey.name, counter, stored: passkey.counter });
     },
   });
-  await app.register(settingsRoutes, { db, localLogin: config.LOCAL_LOGIN });
+  await app.register(settingsRoutes, {
+    db,
+    localLogin: config.LOCAL_LOGIN,
+    transferSection: { render: chatTransferSection, script: () => assetUrl('transfer') },
+  });
   await app.register(twoFactorSettingsRoutes, { db, config });
   await app.register(passkeySettingsRoutes, { db, config });
   await app.register(chatRoutes, { db, config, answersMayBeActive });
+  await app.register(chatTransferRoutes, { db });
   await app.register(modelsAdminRoutes, { db, config });
   await app.register(usersAdminRoutes, { db, config });
   await app.register(groupsAdminRoutes, { db, config });

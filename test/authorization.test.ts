@@ -95,6 +95,10 @@ const matrix: Rule[] = [
   ['POST', '/api/chats/:id/messages',                   'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
   ['POST', '/api/chats/:id/regenerate',                 'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
   ['POST', '/api/chats/:id/responses/:idresponse/stop', 'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
+  // export and import (src/chat/transfer-routes.ts): a made-up chat's export is a 404; the import without a file a 400
+  ['GET', '/api/chats/:id/export',                      'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow',     '/api/chats/999999/export?format=md'],
+  ['GET', '/settings/export',                           'login',     'to-2fa',    'login',     'ok',        'login',     'ok',        'ok'],
+  ['POST', '/settings/import',                          'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
   // one's own account (src/settings); /2fa/qrcode.png answers 404 without an enrolment in progress
   ['GET', '/settings',                                  'login',     'to-2fa',    'login',     'ok',        'login',     'ok',        'ok'],
   ['POST', '/settings/profile',                         'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],

@@ -40,6 +40,7 @@ export interface ChatListRow {
   id: number;
   title: string;
   updatedAt: Date;
+  imported: boolean;
 }
 
 export interface ChatPageRows {
@@ -66,7 +67,7 @@ export function chatPageData(db: Db, userId: Expression<number>, chatId: number 
     'chats', ${jsonArrayFrom(
       db
         .selectFrom('chatbot_schema.chat')
-        .select(['idchat as id', 'txtitle as title', 'dtupdated as updatedAt'])
+        .select(['idchat as id', 'txtitle as title', 'dtupdated as updatedAt', 'is_imported as imported'])
         .where('idappuser', '=', userId)
         .orderBy('dtupdated', 'desc')
         .orderBy('idchat', 'desc')
@@ -94,7 +95,7 @@ export function chatPageData(db: Db, userId: Expression<number>, chatId: number 
 }
 
 interface ChatPageJson {
-  chats: Array<{ id: number; title: string | null; updatedAt: string }>;
+  chats: Array<{ id: number; title: string | null; updatedAt: string; imported: boolean }>;
   models: Array<{ id: number; name: string }>;
   preferredModelId: number | null;
   current: ChatPageRows['current'];
@@ -106,7 +107,7 @@ export function chatPageFromJson(json: unknown): ChatPageRows {
   if (typeof json !== 'object' || json === null) throw new Error('the chat page data was not read with the session');
   const page = json as ChatPageJson;
   return {
-    chats: page.chats.map((c) => ({ id: c.id, title: c.title ?? 'New chat', updatedAt: new Date(c.updatedAt) })),
+    chats: page.chats.map((c) => ({ id: c.id, title: c.title ?? 'New chat', updatedAt: new Date(c.updatedAt), imported: c.imported })),
     models: page.models,
     preferredModelId: page.preferredModelId ?? null,
     current: page.current ?? null,

@@ -2,6 +2,7 @@ import { html, type SafeHtml } from '../views/html.ts';
 import { iconArrowUp, iconPencil, iconPlus, iconSidebar, iconStop, iconTrash } from './chat-icons.ts';
 import { THINKING_PLACEHOLDER } from './chat-queries.ts';
 import { newTurnTemplate, type TurnView, turnView } from './chat-turn-views.ts';
+import { chatExportMenu, importedBadge } from './transfer-views.ts';
 
 export type { ResponseStatus, ResponseView, TurnView } from './chat-turn-views.ts';
 
@@ -9,6 +10,8 @@ export interface ChatListItem {
   id: number;
   title: string;
   updatedAt: Date;
+  /** Made by an import (Settings → Import): shown with a badge. */
+  imported?: boolean;
 }
 
 export interface ModelOption {
@@ -44,9 +47,9 @@ export interface ChatPageData {
 export const CHAT_TITLE_MAX_CHARS = 200;
 
 /** Also the browser's template for chats it creates (web/chat/sidebar.ts fills in id and title). */
-function chatItem(chat: { id: number; title: string }, active: boolean): SafeHtml {
+function chatItem(chat: { id: number; title: string; imported?: boolean }, active: boolean): SafeHtml {
   return html`<li class="chat-item${active ? ' active' : ''}" data-chat-id="${chat.id}">
-  <a class="chat-link" href="/chat/${chat.id}" title="${chat.title}" ${active ? html`aria-current="page"` : ''}>${chat.title}</a>
+  <a class="chat-link" href="/chat/${chat.id}" title="${chat.title}" ${active ? html`aria-current="page"` : ''}>${chat.title}</a>${chat.imported ? importedBadge() : ''}
   <div class="chat-item-actions">
     <button type="button" class="btn chat-item-action" data-bs-toggle="modal" data-bs-target="#rename-modal" aria-label="Rename chat">${iconPencil()}</button>
     <button type="button" class="btn chat-item-action" data-bs-toggle="modal" data-bs-target="#delete-modal" aria-label="Delete chat">${iconTrash()}</button>
@@ -96,6 +99,7 @@ function header(data: ChatPageData): SafeHtml {
   <button type="button" class="btn btn-sm chat-sidebar-toggle d-md-none" data-bs-toggle="offcanvas" data-bs-target="#chat-sidebar" aria-controls="chat-sidebar" aria-label="Show your chats">${iconSidebar()}</button>
   <h1 class="chat-title" id="chat-title">${current ? current.title : 'New chat'}</h1>
   ${model}
+  ${current ? chatExportMenu(current.id) : ''}
 </header>`;
 }
 

@@ -168,6 +168,8 @@ export interface ChatTable {
   txtitle: string | null;
   dtcreated: Generated<Date>;
   dtupdated: Generated<Date>;
+  /** Migration 029: made by an import (Settings → Import), for the chat list's badge. */
+  is_imported: Generated<boolean>;
 }
 
 export interface MessageTable {
@@ -175,6 +177,8 @@ export interface MessageTable {
   idchat: number;
   txmessage: string;
   dtcreated: Generated<Date>;
+  /** Migration 029: came with an imported chat; not model usage (the counting triggers skip it). */
+  is_imported: Generated<boolean>;
 }
 
 export type ResponseStatus = 'pending' | 'streaming' | 'complete' | 'stopped' | 'error' | 'interrupted';
@@ -202,6 +206,8 @@ export interface ResponseTable {
   /** Migration 020: the tokens reserved against the user's limits and the day they count on; NULL: no reservation. */
   nreserved_tokens: number | null;
   dusage_day: ColumnType<string | null, string | null, string | null>;
+  /** Migration 029: came with an imported chat; not model usage (the counting triggers skip it). */
+  is_imported: Generated<boolean>;
 }
 
 /** One admin action (migration 010); the app never deletes these rows. */

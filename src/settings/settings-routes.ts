@@ -11,6 +11,7 @@ import { listUserGroups } from '../groups/group-queries.ts';
 import { displayNameField } from '../http/display-name.ts';
 import { formString, parseBody } from '../http/validation.ts';
 import { findUserById } from '../users/user-queries.ts';
+import type { SafeHtml } from '../views/html.ts';
 import { changePassword, listOwnSessions, revokeOtherSessions, revokeOwnSession, setDisplayName, setFirstPassword } from './settings-queries.ts';
 import { type FieldErrors, settingsPage } from './settings-views.ts';
 
@@ -36,8 +37,11 @@ const unlinkSchema = z.object({ issuer: formString(500, 'Issuer'), subject: form
 const revokeSchema = z.object({ session: z.string().regex(/^[0-9a-f]{64}$/, 'Not a session.') });
 
 /** One's own account: name, password, sessions, and the way to the 2FA page. */
-export async function settingsRoutes(app: FastifyInstance, opts: { db: Db; localLogin: boolean }): Promise<void> {
-  const { db, localLogin } = opts;
+export async function settingsRoutes(
+  app: FastifyInstance,
+  opts: { db: Db; localLogin: boolean; transferSection?: { render: (csrfToken: string) => SafeHtml; script: () => string } },
+): Promise<void> {
+  const { db, localLogin, transferSection } = opts;
 
   const show = async (req: FastifyRequest, reply: FastifyReply, user: SessionUser, status = 200, extra: { errors?: FieldErrors; error?: string } = {}) => {
     const [account, sessions, totp, identities, groups] = await Promise.all([
@@ -50,6 +54,7 @@ export async function settingsRoutes(app: FastifyInstance, opts: { db: Db; local
     return reply.page(
       {
         title: 'Settings',
+        scripts: transferSection ? [transferSection.script()] : [],
         body: settingsPage({
           csrfToken: req.csrfToken(),
           username: account?.username ?? user.username,
@@ -62,6 +67,7 @@ export async function settingsRoutes(app: FastifyInstance, opts: { db: Db; local
           identities,
           groups: groups.map((g) => g.name),
           apiKeys: req.server.apiKeysEnabled,
+          transferSection: transferSection?.render(req.csrfToken()),
           ...extra,
         }),
       },

@@ -22,6 +22,8 @@ export interface SettingsView {
   groups?: string[];
   /** API_KEYS: the card linking to one's API keys. */
   apiKeys: boolean;
+  /** The chats' export and import card (src/chat/transfer-views.ts), handed over by app.ts. */
+  transferSection?: SafeHtml;
   errors?: FieldErrors;
   /** A message about the whole page (e.g. too many wrong passwords). */
   error?: string;
@@ -168,5 +170,6 @@ export function settingsPage(v: SettingsView): SafeHtml {
   </div></section>`
       : ''
   }
+  ${v.transferSection ?? ''}
 </div></div>`;
 }

@@ -403,7 +403,7 @@ export async function chatStats(db: Db, userId: number, timeZone: string, span: 
     avg_seconds: string | null;
   }>`
     SELECT c.idchat, c.txtitle AS title, l.txshortname AS model,
-      (SELECT count(*) FROM chatbot_schema.message m WHERE m.idchat = c.idchat AND ${within(sql`m.dtcreated`)})::text AS prompts,
+      (SELECT count(*) FROM chatbot_schema.message m WHERE m.idchat = c.idchat AND NOT m.is_imported AND ${within(sql`m.dtcreated`)})::text AS prompts,
       x.answers::text AS answers, x.failed::text AS failed, x.avg_seconds::text AS avg_seconds
     FROM chatbot_schema.chat c
     LEFT JOIN chatbot_schema.llm l ON l.idllm = c.idllm
@@ -412,7 +412,7 @@ export async function chatStats(db: Db, userId: number, timeZone: string, span: 
         count(*) FILTER (WHERE r.txstatus IN ('error', 'interrupted')) AS failed,
         ROUND(AVG(EXTRACT(EPOCH FROM (r.tinf_end - r.tinf_start))) FILTER (WHERE r.txstatus IN ('complete', 'stopped')), 3) AS avg_seconds
       FROM chatbot_schema.response r JOIN chatbot_schema.message m ON m.idmessage = r.idmessage
-      WHERE r.idchat = c.idchat AND ${within(sql`coalesce(r.tinf_start, m.dtcreated)`)}
+      WHERE r.idchat = c.idchat AND NOT r.is_imported AND ${within(sql`coalesce(r.tinf_start, m.dtcreated)`)} -- imported rows are not usage (029)
     ) x
     WHERE c.idappuser = ${userId}
     ORDER BY c.dtupdated DESC, c.idchat DESC`.execute(db);
