@@ -94,6 +94,7 @@ const matrix: Rule[] = [
   ['DELETE', '/api/chats/:id',                          'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
   ['POST', '/api/chats/:id/messages',                   'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
   ['POST', '/api/chats/:id/regenerate',                 'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
+  ['POST', '/api/chats/:id/messages/:idmessage/edit',   'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
   ['POST', '/api/chats/:id/responses/:idresponse/stop', 'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
   // one's own account (src/settings); /2fa/qrcode.png answers 404 without an enrolment in progress
   ['GET', '/settings',                                  'login',     'to-2fa',    'login',     'ok',        'login',     'ok',        'ok'],
