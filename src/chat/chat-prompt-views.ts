@@ -45,7 +45,7 @@ export function promptEditorTemplate(maxPromptChars: number): SafeHtml {
   <textarea class="form-control prompt-editor-input" id="prompt-editor-input" rows="3" maxlength="${maxPromptChars}"></textarea>
   <div class="prompt-editor-footer">
     <span class="prompt-editor-note">The later messages and answers of this chat will be removed.</span>
-    <button type="button" class="btn btn-sm btn-outline-secondary" data-action="cancel-edit">Cancel</button>
+    <button type="button" class="btn btn-sm btn-outline-light" data-action="cancel-edit">Cancel</button>
     <button type="submit" class="btn btn-sm btn-primary">Save &amp; send</button>
   </div>
 </form></template>`;

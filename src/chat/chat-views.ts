@@ -183,7 +183,7 @@ function deleteModal(): SafeHtml {
 export function chatPage(data: ChatPageData): SafeHtml {
   const current = data.current;
   const lastIndex = current ? current.turns.length - 1 : -1;
-  const usable = current !== null && current.modelAvailable && current.modelAllowed !== false;
+  const usable = current?.modelAvailable === true && current.modelAllowed !== false;
   const turns = current ? current.turns.map((t, i) => turnView(t, { canRegenerate: usable && i === lastIndex, canEdit: usable })) : [];
   return html`<div class="chat-app" id="chat" data-max-prompt="${data.maxPromptChars}" data-thinking-text="${THINKING_PLACEHOLDER}" ${current ? html`data-chat-id="${current.id}" data-model-name="${current.modelName}"` : ''}>
 ${sidebar(data.chats, current?.id ?? null)}
