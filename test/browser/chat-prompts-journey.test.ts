@@ -38,7 +38,7 @@ describe('instructions, edit and resend, regenerate with another model', { skip:
     }
   }
 
-  async function chatPage(t: TestContext, viewport = DESKTOP): Promise<Page> {
+  async function chatPage(t: TestContext, viewport: { width: number; height: number } = DESKTOP): Promise<Page> {
     const page = await newPage(browser, t, viewport);
     page.setDefaultTimeout(10_000);
     await page.context().addCookies([{ name: 'parley_session', value: sessionToken, url: server.baseUrl }]);
