@@ -51,7 +51,7 @@ function answerMeta(r: ResponseView): SafeHtml {
  */
 function regenerateButton(status: ResponseStatus | null): SafeHtml {
   const label = status === 'complete' ? 'Regenerate' : 'Retry';
-  return html`<div class="btn-group dropup regenerate-control"><button type="button" class="btn btn-sm answer-action" data-action="regenerate">${iconRetry()}<span class="answer-action-label">${label}</span></button><button type="button" class="btn btn-sm answer-action dropdown-toggle dropdown-toggle-split regenerate-with" data-bs-toggle="dropdown" aria-expanded="false" title="${label} with another model"><span class="visually-hidden">${label} with another model</span></button><ul class="dropdown-menu regenerate-models"></ul></div>`;
+  return html`<div class="btn-group dropup regenerate-control"><button type="button" class="btn btn-sm answer-action" data-action="regenerate">${iconRetry()}<span class="answer-action-label">${label}</span></button><button type="button" class="btn btn-sm answer-action dropdown-toggle dropdown-toggle-split regenerate-with" data-bs-toggle="dropdown" aria-expanded="false" title="Another model for this answer"><span class="visually-hidden">Another model for this answer</span></button><ul class="dropdown-menu regenerate-models"></ul></div>`;
 }
 
 function answerContent(r: ResponseView): SafeHtml {

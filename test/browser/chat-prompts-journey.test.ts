@@ -150,7 +150,7 @@ describe('instructions, edit and resend, regenerate with another model', { skip:
   test('Regenerate with another model: that answer names it, the chat keeps its own', async (t) => {
     const page = await chatPage(t);
     const answer = turns(page).last().locator('.turn-answer');
-    await answer.getByRole('button', { name: 'Regenerate with another model' }).click();
+    await answer.getByRole('button', { name: 'Another model for this answer' }).click();
     const menu = answer.locator('.regenerate-models');
     await menu.getByRole('button', { name: 'Fake other' }).waitFor();
     await shoot(page, 'chat-regenerate-menu-desktop');
