@@ -87,6 +87,27 @@ describe('the model is sent the system prompts first, the model’s then the cha
     assert.equal((await patch(w.user, chatId, { system_prompt: null })).statusCode, 200);
   });
 
+  test('a model added with a system prompt keeps it; the audit log says a prompt was set, never what it says', async () => {
+    await w.admin.get('/admin/models');
+    const res = await w.admin.post('/admin/models', {
+      name: 'Added with a prompt',
+      baseUrl: w.llm.baseUrl,
+      model: 'fake-echo',
+      enabled: 'on',
+      system_prompt: 'Secret house rules.',
+    });
+    assert.equal(res.statusCode, 303, res.body);
+    const row = await w.t.database.db
+      .selectFrom('chatbot_schema.llm')
+      .select('system_prompt')
+      .where('txshortname', '=', 'Added with a prompt')
+      .executeTakeFirstOrThrow();
+    assert.equal(row.system_prompt, 'Secret house rules.');
+    const audit = (await w.admin.get('/admin/audit')).body;
+    assert.match(audit, /added the model “Added with a prompt” \([^)]*with a system prompt\)/);
+    assert.doesNotMatch(audit, /Secret house rules/);
+  });
+
   test('a regenerate with another model gets that model’s system prompt, and the chat’s', async () => {
     const other = await addModel(w.t.database, w.llm.baseUrl, 'Other with a prompt');
     assert.equal((await saveModelForm(other, 'Other with a prompt', w.llm.baseUrl, 'Other model rules.')).statusCode, 303);
