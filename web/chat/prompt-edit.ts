@@ -48,7 +48,9 @@ export function wirePromptEditing(
       const messageId = Number(turn.dataset.messageId);
       if (!Number.isInteger(messageId)) return ui.showError('This message cannot be edited yet: wait for its answer to begin.');
       close(turn);
-      if (!(await chat.edit(turn, messageId, prompt))) open(turn, prompt);
+      if (await chat.edit(turn, messageId, prompt))
+        document.getElementById('prompt')?.focus(); // where the next message is written
+      else open(turn, prompt);
     });
   }
 
