@@ -144,6 +144,16 @@ describe('the model is sent the system prompts first, the model’s then the cha
     assert.equal((await patch(w.admin, chatId, { system_prompt: 'mine now' })).statusCode, 404);
     assert.equal((await w.user.get(`/api/chats/${chatId}`)).json().system_prompt, 'x'.repeat(SYSTEM_PROMPT_MAX_CHARS));
 
+    // Shown back inside a <textarea>: markup in it stays text, in the chat page and in the admin's form.
+    const hostile = '</textarea><img src=x onerror=alert(1)>';
+    assert.equal((await patch(w.user, chatId, { system_prompt: hostile })).statusCode, 200);
+    const page = (await w.user.get(`/chat/${chatId}`)).body;
+    assert.ok(!page.includes(hostile) && page.includes('&lt;/textarea&gt;&lt;img src=x onerror=alert(1)&gt;'));
+    const other = await addModel(w.t.database, w.llm.baseUrl, 'Hostile prompt');
+    assert.equal((await saveModelForm(other, 'Hostile prompt', w.llm.baseUrl, hostile)).statusCode, 303);
+    const edit = (await w.admin.get(`/admin/models/${other}/edit`)).body;
+    assert.ok(!edit.includes(hostile) && edit.includes('&lt;/textarea&gt;&lt;img src=x onerror=alert(1)&gt;'));
+
     const form = await saveModelForm(w.modelId, 'Fake echo', w.llm.baseUrl, 'y'.repeat(SYSTEM_PROMPT_MAX_CHARS + 1));
     assert.equal(form.statusCode, 400);
     assert.match(form.body, /The system prompt is too long: at most 8,000 characters/);
