@@ -17,7 +17,7 @@ import { addModel } from './chat-fixtures.ts';
  * The settings forms that take another user's session or Google identity must answer as for a made-up one.
  * Each url is then asked by its owner, who gets through: the ids name real objects, so the 404s came from ownership.
  *
- * Lines: [method, url, JSON or form body]. `{x}` is the owner's chat and `{rx}` its answer; `{y1}`/`{ry1}`, `{y2}`/`{ry2}`
+ * Lines: [method, url, JSON or form body]. `{x}` is the owner's chat, `{rx}` its answer and `{mx}` its prompt; `{y1}`/`{ry1}`, `{y2}`/`{ry2}`
  * are two chats of the caller with an answer each; `{xsession}`, `{xsubject}` the owner's session and Google identity.
  */
 type Line = [method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url: string, body?: Record<string, unknown>];
@@ -33,6 +33,10 @@ const chatRoutes: Line[] = [
   // The answer exists, the chat is the caller's own: the pair does not.
   ['POST', '/api/chats/{y1}/responses/{rx}/stop', {}],
   ['POST', '/api/chats/{y1}/responses/{ry2}/stop', {}],
+  // After the stop lines: its owner's edit (below) removes the answer {rx}.
+  ['POST', '/api/chats/{x}/messages/{mx}/edit', { content: 'An edit in someone else’s chat' }],
+  // The message exists, the chat is the caller's own: the pair does not.
+  ['POST', '/api/chats/{y1}/messages/{mx}/edit', { content: 'Another user’s message through my chat' }],
 ];
 
 /** The made-up twin of each form: the same request naming an object nobody has. */
@@ -66,17 +70,19 @@ before(async () => {
   ownerBrowser = async () => withSession(await world.browser('anonymous'), await createSession(db, owner, {}));
 
   // Each chat with one complete turn, made through the API as its owner makes it.
-  const chatWithAnswer = async (browser: () => Promise<Browser>, prompt = 'hello'): Promise<[string, string]> => {
+  const chatWithAnswer = async (browser: () => Promise<Browser>, prompt = 'hello'): Promise<[string, string, string]> => {
     const created = await send(await browser(), 'POST', '/api/chats', { llm: modelId });
     assert.equal(created.statusCode, 201, created.body);
     const chatId = String((created.json() as { id: number }).id);
     const asked = await send(await browser(), 'POST', `/api/chats/${chatId}/messages`, { content: prompt });
     assert.match(asked.body, /event: done/, asked.body);
-    const chat = (await send(await browser(), 'GET', `/api/chats/${chatId}`)).json() as { turns: Array<{ response: { idresponse: number; status: string } }> };
+    const chat = (await send(await browser(), 'GET', `/api/chats/${chatId}`)).json() as {
+      turns: Array<{ idmessage: number; response: { idresponse: number; status: string } }>;
+    };
     assert.equal(chat.turns[0]?.response.status, 'complete');
-    return [chatId, String(chat.turns[0]?.response.idresponse)];
+    return [chatId, String(chat.turns[0]?.response.idresponse), String(chat.turns[0]?.idmessage)];
   };
-  [ids.x, ids.rx] = await chatWithAnswer(ownerBrowser, OWNER_PROMPT);
+  [ids.x, ids.rx, ids.mx] = await chatWithAnswer(ownerBrowser, OWNER_PROMPT);
   assert.equal((await send(await ownerBrowser(), 'PATCH', `/api/chats/${ids.x}`, { title: OWNER_TITLE })).statusCode, 200);
   ids.uid = String(world.ids.user);
   [ids.y1, ids.ry1] = await chatWithAnswer(() => world.browser('user'));

@@ -94,6 +94,7 @@ const matrix: Rule[] = [
   ['DELETE', '/api/chats/:id',                          'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
   ['POST', '/api/chats/:id/messages',                   'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
   ['POST', '/api/chats/:id/regenerate',                 'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
+  ['POST', '/api/chats/:id/messages/:idmessage/edit',   'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
   ['POST', '/api/chats/:id/responses/:idresponse/stop', 'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
   // export and import (src/chat/transfer-routes.ts): a made-up chat's export is a 404; the import without a file a 400
   ['GET', '/api/chats/:id/export',                      'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow',     '/api/chats/999999/export?format=md'],

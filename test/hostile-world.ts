@@ -55,7 +55,7 @@ export interface HostileWorld {
   /** Lines the app logged at level error or above, oldest first. */
   errorLog: string[];
   clients: Record<Identity, TestClient>;
-  ids: { admin: number; user: number; model: number; adminChat: number; userChat: number; userResponse: number };
+  ids: { admin: number; user: number; model: number; adminChat: number; userChat: number; userResponse: number; userMessage: number };
   /** The body limits the app was built with (forms, everything else). */
   limits: { form: number; body: number };
   /** The real URL of `route` for `identity`: its own chat, the User as the object of admin routes. */
@@ -103,7 +103,7 @@ export async function startHostileWorld(env: Record<string, string> = {}): Promi
   const rows = await db.selectFrom('chatbot_schema.app_user').select(['idappuser', 'txemail', 'password']).execute();
   const idOf = (email: string) => rows.find((r) => r.txemail === email)?.idappuser ?? 0;
   const passwordOf = (email: string) => rows.find((r) => r.txemail === email)?.password ?? null;
-  const ids = { admin: idOf(PEOPLE.admin.email), user: idOf(PEOPLE.user.email), model: 0, adminChat: 0, userChat: 0, userResponse: 0 };
+  const ids = { admin: idOf(PEOPLE.admin.email), user: idOf(PEOPLE.user.email), model: 0, adminChat: 0, userChat: 0, userResponse: 0, userMessage: 0 };
 
   const tables = (
     await sql<{ table_name: string }>`
@@ -199,6 +199,7 @@ export async function startHostileWorld(env: Record<string, string> = {}): Promi
       .selectFrom('chatbot_schema.response')
       .select('idresponse')
       .where('idresponse', '=', ids.userResponse)
+      .where('idmessage', '=', ids.userMessage)
       .where('idchat', '=', ids.userChat)
       .executeTakeFirst();
     if (!answer) {
@@ -207,6 +208,7 @@ export async function startHostileWorld(env: Record<string, string> = {}): Promi
       const start = parseSse(res.body).find((e) => e.event === 'start');
       assert.ok(start, `could not create an answer to point at: ${res.statusCode} ${res.body.slice(0, 200)}`);
       ids.userResponse = start.data.idresponse as number;
+      ids.userMessage = start.data.idmessage as number; // what an edit (…/messages/:idmessage/edit) names
     }
   }
 
@@ -215,6 +217,7 @@ export async function startHostileWorld(env: Record<string, string> = {}): Promi
     route.params.forEach((name, i) => {
       let real: number | string;
       if (name === 'idresponse') real = ids.userResponse;
+      else if (name === 'idmessage') real = ids.userMessage;
       else if (name === 'token') real = 'x'.repeat(43);
       else if (route.url.includes('/chats/') || route.url.startsWith('/chat/')) real = identity === 'admin' ? ids.adminChat : ids.userChat;
       else if (route.url.includes('/models/')) real = ids.model;

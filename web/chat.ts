@@ -1,8 +1,11 @@
 import { createComposer } from './chat/composer.ts';
 import { createConversation } from './chat/conversation.ts';
 import { addCopyButtons } from './chat/copy-code.ts';
+import { wireInstructions } from './chat/instructions.ts';
 import { wireChatShortcuts } from './chat/keyboard.ts';
 import { wireModelPicker } from './chat/model-switch.ts';
+import { wirePromptEditing } from './chat/prompt-edit.ts';
+import { wireRegenerateMenu } from './chat/regenerate-menu.ts';
 import { createAutoScroll } from './chat/scroll.ts';
 import { wireChatDialogs } from './chat/sidebar.ts';
 
@@ -49,15 +52,20 @@ function start(root: HTMLElement): void {
         onStop: () => conversation?.stop(),
       })
     : null;
-  conversation = createConversation({ root, thread, scroll, composer, showError: alert.show, hideError: alert.hide });
+  const instructions = wireInstructions({ chatId: () => conversation?.chatId() ?? null }, { showError: alert.show });
+  conversation = createConversation({ root, thread, scroll, composer, showError: alert.show, hideError: alert.hide, onChatCreated: instructions.applyTo });
   const chat = conversation;
 
   wireChatDialogs(chat.chatId);
   wireChatShortcuts(chat);
-  thread.addEventListener('click', (e) => {
-    if ((e.target as Element).closest('[data-action="regenerate"]')) void chat.regenerate();
-  });
   const select = document.getElementById('model-select') as HTMLSelectElement | null;
+  thread.addEventListener('click', (e) => {
+    const regenerate = (e.target as Element).closest<HTMLElement>('[data-action="regenerate"]');
+    // A model picked in the menu beside Regenerate writes this one answer (data-llm); the button alone: the chat's model.
+    if (regenerate) void chat.regenerate(regenerate.dataset.llm ? Number(regenerate.dataset.llm) : undefined);
+  });
+  wireRegenerateMenu(thread, select);
+  wirePromptEditing(thread, chat, { showError: alert.show });
   if (select) wireModelPicker(select, chat, { input: composer?.input ?? null, showError: alert.show, hideError: alert.hide });
 
   addCopyButtons(thread);

@@ -68,6 +68,21 @@ describe('audit sentences', () => {
       say('update-model', { id: 4, name: 'Llama', baseUrl: 'http://llm:8080/v1', model: 'llama3', enabled: false, apiKey: 'kept' }, noTarget),
       'Ann Admin changed the model “Llama” (llama3 at http://llm:8080/v1, disabled, API key kept).',
     );
+    // Migration 026's system prompt: only a change is said.
+    for (const [systemPrompt, clause] of [
+      ['changed', ', system prompt changed'],
+      ['removed', ', system prompt removed'],
+      ['kept', ''],
+    ] as const) {
+      assert.equal(
+        say('update-model', { id: 4, name: 'Llama', model: 'llama3', enabled: true, apiKey: 'kept', systemPrompt }, noTarget),
+        `Ann Admin changed the model “Llama” (llama3, enabled, API key kept${clause}).`,
+      );
+    }
+    assert.equal(
+      say('create-model', { id: 4, name: 'Llama', model: 'llama3', enabled: true, apiKey: 'none', systemPrompt: 'set' }, noTarget),
+      'Ann Admin added the model “Llama” (llama3, enabled, no API key, with a system prompt).',
+    );
     assert.equal(
       say('disable-model', { id: 4, name: 'Llama', outcome: 'disabled' }, noTarget),
       'Ann Admin asked to delete the model “Llama”; it has chats, so it was disabled instead and its history kept.',

@@ -57,10 +57,14 @@ const modelName = (d: Details): string => (d.text('name') ? `the model “${d.te
 const enabledWord = (d: Details): string | undefined => (d.flag('enabled') === undefined ? undefined : d.flag('enabled') ? 'enabled' : 'disabled');
 
 /** "llama3 at http://…, enabled, API key set": the clauses present, joined. */
+/** Migration 026's system prompt, in a model's audit rows: only a change is worth a clause. */
+const SYSTEM_PROMPT_CHANGES: Record<string, string> = { set: 'with a system prompt', changed: 'system prompt changed', removed: 'system prompt removed' };
+
 function modelSettings(d: Details, key: Record<string, string>): string {
   const where = [d.text('model'), d.text('baseUrl') && `at ${d.text('baseUrl')}`].filter(Boolean).join(' ');
   const apiKey = d.text('apiKey');
-  const clauses = [where, enabledWord(d), apiKey && (key[apiKey] ?? `API key ${apiKey}`)].filter((c): c is string => Boolean(c));
+  const prompt = SYSTEM_PROMPT_CHANGES[d.text('systemPrompt') ?? ''];
+  const clauses = [where, enabledWord(d), apiKey && (key[apiKey] ?? `API key ${apiKey}`), prompt].filter((c): c is string => Boolean(c));
   return clauses.length === 0 ? '' : ` (${clauses.join(', ')})`;
 }
 

@@ -1,4 +1,5 @@
 import type { ModelSummary } from '../llm/llm-queries.ts';
+import { SYSTEM_PROMPT_MAX_CHARS } from '../llm/system-prompt.ts';
 import { csrfField, field, formAlert } from '../views/forms.ts';
 import { html, type SafeHtml } from '../views/html.ts';
 
@@ -9,6 +10,7 @@ export interface ModelFormValues {
   baseUrl?: string;
   model?: string;
   enabled?: boolean;
+  systemPrompt?: string;
 }
 
 export interface ModelsPageView {
@@ -140,6 +142,17 @@ function modelsTable(csrfToken: string, models: ModelSummary[]): SafeHtml {
 </table></div>`;
 }
 
+/** The admin's instructions for the model: a textarea, which forms.ts's field() does not make. */
+function systemPromptField(value: string | undefined, error: string | undefined): SafeHtml {
+  return html`<div class="mb-3">
+  <label class="form-label" for="f-system_prompt">System prompt <span class="text-body-secondary">(optional)</span></label>
+  <textarea class="form-control${error ? ' is-invalid' : ''}" id="f-system_prompt" name="system_prompt" rows="3" maxlength="${SYSTEM_PROMPT_MAX_CHARS}"
+    aria-describedby="${error ? 'f-system_prompt-error ' : ''}f-system_prompt-help">${value ?? ''}</textarea>
+  ${error ? html`<div class="invalid-feedback" id="f-system_prompt-error">${error}</div>` : ''}
+  <div class="form-text" id="f-system_prompt-help">Sent to the model first in every chat with it, before the chat's own instructions; users do not see it. At most ${SYSTEM_PROMPT_MAX_CHARS.toLocaleString('en')} characters.</div>
+</div>`;
+}
+
 /** The fields shared by the add and edit forms. The API key field is never filled in: the key never goes back to a browser. */
 function modelFields(values: ModelFormValues, errors: FieldErrors, keyHelp: string): SafeHtml {
   return html`${field({ name: 'name', label: 'Name', value: values.name, error: errors.name, maxlength: 100, help: 'What users see in the model picker.' })}
@@ -154,6 +167,7 @@ function modelFields(values: ModelFormValues, errors: FieldErrors, keyHelp: stri
   })}
   ${field({ name: 'apiKey', label: 'API key', type: 'password', error: errors.apiKey, required: false, autocomplete: 'off', maxlength: 1000, help: keyHelp })}
   ${field({ name: 'model', label: 'Model id', value: values.model, error: errors.model, maxlength: 200, help: 'As the server names it, e.g. llama3.1:8b or gpt-4o-mini.' })}
+  ${systemPromptField(values.systemPrompt, errors.system_prompt)}
   <div class="form-check mb-3">
     <input class="form-check-input" type="checkbox" id="f-enabled" name="enabled" value="on"${values.enabled === false ? '' : html` checked`}>
     <label class="form-check-label" for="f-enabled">Enabled (users can pick it)</label>

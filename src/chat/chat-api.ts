@@ -9,6 +9,7 @@ import { BadRequestError, ConflictError, ForbiddenError, NotFoundError, TooManyR
 import { dbId, parseJsonOrThrow, pathId } from '../http/validation.ts';
 import { ApiKeyUnreadableError, createApiKeyBox, findModelForUser, findModelSummary, toModelConnection } from '../llm/llm-queries.ts';
 import type { ChatTurn, ModelConnection } from '../llm/model-client.ts';
+import { systemPromptSchema } from '../llm/system-prompt.ts';
 import {
   ACTIVE_STATUSES,
   beginAnswer,
@@ -24,7 +25,9 @@ import {
 } from './chat-queries.ts';
 import { openEventStream } from './event-stream.ts';
 import type { GenerationRegistry } from './generation.ts';
+import { editPrompt } from './prompt-edit.ts';
 import { finalizeResponse, requestStop } from './response-store.ts';
+import { setChatSystemPrompt, withSystemPrompts } from './system-prompts.ts';
 
 const newChatBody = z.strictObject({ llm: dbId });
 // Titles are shown to admins in the statistics too: no bidi controls there (display-name.ts).
@@ -38,8 +41,12 @@ const chatChangesBody = z
       .refine((v) => bidiProblem(v, 'The title') === undefined, 'The title contains invisible text-direction characters (such as U+202E).')
       .optional(),
     llm: dbId.optional(),
+    system_prompt: systemPromptSchema('The system prompt').optional(),
   })
-  .refine((b) => b.title !== undefined || b.llm !== undefined, 'Nothing to change: send a title or a model (llm).');
+  .refine(
+    (b) => b.title !== undefined || b.llm !== undefined || b.system_prompt !== undefined,
+    'Nothing to change: send a title, a model (llm) or a system prompt (system_prompt).',
+  );
 const emptyBody = z.strictObject({}).optional();
 // Regenerate may ask another model for that one answer; the chat keeps its model.
 const regenerateBody = z.strictObject({ llm: dbId.optional() }).optional();
@@ -104,11 +111,20 @@ export async function chatApiRoutes(app: FastifyInstance, opts: { db: Db; config
    * client for as long as it listens. All checks and inserts are one database round trip (beginAnswer); the
    * answer then runs on its own (see GenerationRegistry).
    */
-  async function answerAndStream(reply: FastifyReply, input: { userId: number; chatId: number; prompt?: string; modelId?: number }): Promise<FastifyReply> {
-    const begun = await beginAnswer(db, { ...input, maxActive: config.MAX_CONCURRENT_GENERATIONS, owner: generations.owner });
+  async function answerAndStream(
+    reply: FastifyReply,
+    input: { userId: number; chatId: number; prompt?: string; modelId?: number; editOf?: number },
+  ): Promise<FastifyReply> {
+    const common = { maxActive: config.MAX_CONCURRENT_GENERATIONS, owner: generations.owner };
+    const begun =
+      input.editOf !== undefined && input.prompt !== undefined
+        ? await editPrompt(db, { ...input, ...common, messageId: input.editOf, prompt: input.prompt })
+        : await beginAnswer(db, { ...input, ...common });
     switch (begun.outcome) {
       case 'not_found':
         throw new NotFoundError('Chat not found');
+      case 'message_not_found':
+        throw new NotFoundError('Message not found in this chat');
       case 'forbidden':
         throw new ForbiddenError(MODEL_FORBIDDEN);
       case 'over_limit':
@@ -132,7 +148,8 @@ export async function chatApiRoutes(app: FastifyInstance, opts: { db: Db; config
       await finalizeResponse(db, begun.responseId, { status: 'error', markdown: '', html: '', error: message, promptTokens: null, completionTokens: null });
       throw new ConflictError(message);
     }
-    const generation = generations.start(begun.responseId, connection, historyWith(begun.history, begun.prompt, config.MAX_HISTORY_CHARS));
+    const conversation = withSystemPrompts(begun.systemPrompts, config.MAX_HISTORY_CHARS, (chars) => historyWith(begun.history, begun.prompt, chars));
+    const generation = generations.start(begun.responseId, connection, conversation);
     const events = openEventStream(reply);
     events.send('start', { ...ids, llm: { id: begun.model.idllm, name: begun.model.txshortname } });
     const unsubscribe = generation.subscribe((e) => {
@@ -163,6 +180,7 @@ export async function chatApiRoutes(app: FastifyInstance, opts: { db: Db; config
       id: chat.id,
       title: chat.title ?? 'New chat',
       llm: { id: chat.modelId, name: model?.name ?? '' },
+      system_prompt: chat.systemPrompt,
       turns: serializeTurns(await listTurns(db, chat.id)),
     };
   });
@@ -170,7 +188,7 @@ export async function chatApiRoutes(app: FastifyInstance, opts: { db: Db; config
   app.patch('/api/chats/:id', async (req) => {
     const user = requireUser(req);
     const chat = await ownedChatOr404(user.userId, pathId(req.params));
-    const { title, llm } = parseJsonOrThrow(chatChangesBody, req.body);
+    const { title, llm, system_prompt } = parseJsonOrThrow(chatChangesBody, req.body);
     // Allowed while an answer is being written: that answer keeps the model it began with (response.idllm).
     if (llm !== undefined) {
       const model = await findModelForUser(db, llm, user.userId);
@@ -179,7 +197,9 @@ export async function chatApiRoutes(app: FastifyInstance, opts: { db: Db; config
       if (!(await switchChatModel(db, user.userId, chat.id, llm))) throw new ConflictError('This model is not available. Pick another one.');
     }
     if (title !== undefined) await renameChat(db, chat.id, title);
-    return { id: chat.id, ...(title !== undefined && { title }), ...(llm !== undefined && { llm }) };
+    // Allowed while an answer is being written too: it applies from the next answer on.
+    if (system_prompt !== undefined) await setChatSystemPrompt(db, chat.id, system_prompt);
+    return { id: chat.id, ...(title !== undefined && { title }), ...(llm !== undefined && { llm }), ...(system_prompt !== undefined && { system_prompt }) };
   });
 
   app.delete('/api/chats/:id', async (req, reply) => {
@@ -195,6 +215,15 @@ export async function chatApiRoutes(app: FastifyInstance, opts: { db: Db; config
     const chatId = pathId(req.params);
     const { content } = parseJsonOrThrow(promptBody, req.body);
     return answerAndStream(reply, { userId: user.userId, chatId, prompt: content });
+  });
+
+  // Edit and resend: the prompt and everything after it leave the chat, the new text is answered as a new prompt.
+  app.post('/api/chats/:id/messages/:idmessage/edit', async (req, reply) => {
+    const user = requireUser(req);
+    const chatId = pathId(req.params);
+    const messageId = pathId(req.params, 'idmessage');
+    const { content } = parseJsonOrThrow(promptBody, req.body);
+    return answerAndStream(reply, { userId: user.userId, chatId, prompt: content, editOf: messageId });
   });
 
   app.post('/api/chats/:id/regenerate', async (req, reply) => {

@@ -1,4 +1,4 @@
-import { type Expression, sql } from 'kysely';
+import { type Expression, type RawBuilder, sql } from 'kysely';
 import { jsonArrayFrom, jsonObjectFrom } from 'kysely/helpers/postgres';
 import type { Db } from '../db/database.ts';
 import type { ResponseStatus } from '../db/schema.ts';
@@ -14,6 +14,7 @@ import {
 import { withoutBidiControls } from '../http/display-name.ts';
 import { type ModelConnectionRow, selectEnabledModels, selectPreferredModelId, userMayUse } from '../llm/llm-queries.ts';
 import { renderAdoptedAnswer } from './markdown.ts';
+import type { SystemPrompts } from './system-prompts.ts';
 
 export const THINKING_PLACEHOLDER = '🧠 Thinking...';
 export const TITLE_MAX_CHARS = 60;
@@ -24,13 +25,15 @@ export interface ChatRecord {
   userId: number;
   modelId: number;
   title: string | null;
+  /** The owner's instructions for this chat (migration 026); null: none. */
+  systemPrompt: string | null;
 }
 
 /** The chat only if it belongs to this user: every chat route goes through here, so another user's chat is a 404. */
 export async function findOwnedChat(db: Db, userId: number, chatId: number): Promise<ChatRecord | undefined> {
   return db
     .selectFrom('chatbot_schema.chat')
-    .select(['idchat as id', 'idappuser as userId', 'idllm as modelId', 'txtitle as title'])
+    .select(['idchat as id', 'idappuser as userId', 'idllm as modelId', 'txtitle as title', 'system_prompt as systemPrompt'])
     .where('idchat', '=', chatId)
     .where('idappuser', '=', userId)
     .executeTakeFirst();
@@ -85,6 +88,7 @@ export function chatPageData(db: Db, userId: Expression<number>, chatId: number 
           'c.idappuser as userId',
           'c.idllm as modelId',
           'c.txtitle as title',
+          'c.system_prompt as systemPrompt',
           'l.txshortname as modelName',
           sql<boolean>`l.is_enabled AND l.txbase_url IS NOT NULL`.as('modelAvailable'),
           userMayUse(userId, 'l.idllm').as('modelAllowed'),
@@ -247,9 +251,18 @@ export interface EarlierTurn {
 }
 
 export type BeginAnswerResult =
-  | { outcome: 'not_found' | 'forbidden' | 'model_unavailable' | 'no_message' | 'busy' | 'limit' }
+  | { outcome: 'not_found' | 'forbidden' | 'model_unavailable' | 'no_message' | 'busy' | 'limit' | 'message_not_found' }
   | { outcome: 'over_limit'; refusal: LimitRefusal }
-  | { outcome: 'ok'; messageId: number; responseId: number; prompt: string; history: EarlierTurn[]; model: ModelConnectionRow; remaining: Remaining };
+  | {
+      outcome: 'ok';
+      messageId: number;
+      responseId: number;
+      prompt: string;
+      history: EarlierTurn[];
+      model: ModelConnectionRow;
+      remaining: Remaining;
+      systemPrompts: SystemPrompts;
+    };
 
 /**
  * One round trip before the model is asked (migration 006, chatbot_schema.begin_answer): ownership, one answer per
@@ -262,6 +275,20 @@ export async function beginAnswer(
   db: Db,
   input: { userId: number; chatId: number; prompt?: string; maxActive: number; owner?: number | null; modelId?: number },
 ): Promise<BeginAnswerResult> {
+  return readBegunAnswer(
+    db,
+    input.chatId,
+    sql`chatbot_schema.begin_answer(
+      ${input.userId}, ${input.chatId}, ${input.prompt ?? null}::text, ${input.prompt === undefined ? null : titleFrom(input.prompt)}::text,
+      ${input.maxActive}, ${THINKING_PLACEHOLDER}, ${input.owner ?? null}::integer, ${input.modelId ?? null}::integer)`,
+  );
+}
+
+/**
+ * Runs `call`, a function returning begin_answer's row (begin_answer, edit_prompt), with the system prompts of the
+ * answer's model and of the chat read in the same statement (migration 026), so they cost no round trip.
+ */
+export async function readBegunAnswer(db: Db, chatId: number, call: RawBuilder<unknown>): Promise<BeginAnswerResult> {
   const { rows } = await sql<
     ModelConnectionRow & {
       outcome: BeginAnswerResult['outcome'];
@@ -269,19 +296,23 @@ export async function beginAnswer(
       idresponse: number;
       prompt: string;
       history: EarlierTurn[];
+      model_system_prompt: string | null;
+      chat_system_prompt: string | null;
     } & Parameters<typeof refusalFrom>[0] &
       Parameters<typeof remainingFrom>[0]
   >`
-    SELECT * FROM chatbot_schema.begin_answer(
-      ${input.userId}, ${input.chatId}, ${input.prompt ?? null}::text, ${input.prompt === undefined ? null : titleFrom(input.prompt)}::text,
-      ${input.maxActive}, ${THINKING_PLACEHOLDER}, ${input.owner ?? null}::integer, ${input.modelId ?? null}::integer)`.execute(db);
+    SELECT b.*,
+      (SELECT l.system_prompt FROM chatbot_schema.llm l WHERE l.idllm = b.idllm) AS model_system_prompt,
+      (SELECT c.system_prompt FROM chatbot_schema.chat c WHERE c.idchat = ${chatId}) AS chat_system_prompt
+    FROM ${call} b`.execute(db);
   const row = rows[0];
   if (!row) throw new Error('begin_answer returned no row');
   if (row.outcome === 'over_limit') return { outcome: 'over_limit', refusal: refusalFrom(row) };
   if (row.outcome !== 'ok') return { outcome: row.outcome };
   const { outcome, idmessage, idresponse, prompt, history, idllm, txshortname, txbase_url, txapi_key_enc, txmodel, is_enabled } = row;
   const model = { idllm, txshortname, txbase_url, txapi_key_enc, txmodel, is_enabled };
-  return { outcome, messageId: idmessage, responseId: idresponse, prompt, history, model, remaining: remainingFrom(row) };
+  const systemPrompts = { model: row.model_system_prompt, chat: row.chat_system_prompt };
+  return { outcome, messageId: idmessage, responseId: idresponse, prompt, history, model, remaining: remainingFrom(row), systemPrompts };
 }
 
 export function titleFrom(prompt: string): string {

@@ -109,12 +109,13 @@ export async function chatRoutes(app: FastifyInstance, opts: { db: Db; config: C
         modelName: current.modelName,
         modelAvailable: current.modelAvailable,
         modelAllowed: current.modelAllowed,
+        systemPrompt: current.systemPrompt,
         turns,
       },
     };
   }
 
-  const page = { fluid: true, scripts: [assetUrl('chat')], styles: ['/static/hljs.css', '/static/chat.css'] };
+  const page = { fluid: true, scripts: [assetUrl('chat')], styles: ['/static/hljs.css', '/static/chat.css', '/static/chat-prompts.css'] };
 
   // The page data comes with the session check (one round trip for the page every user loads most).
   const chatListPage: SessionCompanion<[null]> = { build: chatPageData, args: () => [null] };

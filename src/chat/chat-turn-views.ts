@@ -1,6 +1,7 @@
 import type { ResponseStatus } from '../db/schema.ts';
 import { html, type SafeHtml, trustedHtml } from '../views/html.ts';
 import { iconRetry, iconSpark } from './chat-icons.ts';
+import { editPromptButton } from './chat-prompt-views.ts';
 import { type ResponseRecord, THINKING_PLACEHOLDER, type TurnRecord } from './chat-queries.ts';
 
 /** The view shows what the queries return: one shape for a turn and its latest answer. */
@@ -44,9 +45,13 @@ function answerMeta(r: ResponseView): SafeHtml {
   return html`<span class="answer-meta"><span class="answer-model" title="Model">${model}</span>${took ? html` · <span title="Inference time">${took}</span>` : ''}</span>`;
 }
 
+/**
+ * Regenerate (or Retry) with the chat's model, and beside it a menu to ask another model for this one answer
+ * (migration 023); web/chat/regenerate-menu.ts fills the menu from the header's model picker when it opens.
+ */
 function regenerateButton(status: ResponseStatus | null): SafeHtml {
   const label = status === 'complete' ? 'Regenerate' : 'Retry';
-  return html`<button type="button" class="btn btn-sm answer-action" data-action="regenerate">${iconRetry()}<span class="answer-action-label">${label}</span></button>`;
+  return html`<div class="btn-group dropup regenerate-control"><button type="button" class="btn btn-sm answer-action" data-action="regenerate">${iconRetry()}<span class="answer-action-label">${label}</span></button><button type="button" class="btn btn-sm answer-action dropdown-toggle dropdown-toggle-split regenerate-with" data-bs-toggle="dropdown" aria-expanded="false" title="Another model for this answer"><span class="visually-hidden">Another model for this answer</span></button><ul class="dropdown-menu regenerate-models"></ul></div>`;
 }
 
 function answerContent(r: ResponseView): SafeHtml {
@@ -63,6 +68,8 @@ function answerContent(r: ResponseView): SafeHtml {
 export interface AnswerOptions {
   /** Only the last answer of a chat whose model is still enabled can be regenerated or retried. */
   canRegenerate: boolean;
+  /** Any prompt of a chat that can go on (its model usable) can be edited and sent again. */
+  canEdit?: boolean;
 }
 
 export function answerView(r: ResponseView | null, o: AnswerOptions): SafeHtml {
@@ -85,7 +92,7 @@ export function turnView(t: TurnView, o: AnswerOptions): SafeHtml {
   return html`<article class="turn" data-message-id="${t.messageId}">
   <div class="turn-user">
     <div class="prompt-bubble">${t.prompt}</div>
-    <time class="turn-time" datetime="${t.createdAt.toISOString()}">${t.createdAt.toISOString().slice(0, 16).replace('T', ' ')} UTC</time>
+    <div class="turn-user-meta"><time class="turn-time" datetime="${t.createdAt.toISOString()}">${t.createdAt.toISOString().slice(0, 16).replace('T', ' ')} UTC</time>${o.canEdit ? editPromptButton() : ''}</div>
   </div>
   ${answerView(t.response, o)}
 </article>`;
@@ -94,7 +101,7 @@ export function turnView(t: TurnView, o: AnswerOptions): SafeHtml {
 /** The markup the browser clones for a prompt it sends and the answer it streams; it fills in text with textContent. */
 export function newTurnTemplate(): SafeHtml {
   return html`<template id="tpl-turn"><article class="turn">
-  <div class="turn-user"><div class="prompt-bubble"></div><time class="turn-time"></time></div>
+  <div class="turn-user"><div class="prompt-bubble"></div><div class="turn-user-meta"><time class="turn-time"></time>${editPromptButton()}</div></div>
 </article></template>
 <template id="tpl-answer"><div class="turn-answer" data-status="pending" aria-busy="true">
   <div class="answer-avatar" aria-hidden="true">${iconSpark()}</div>

@@ -1,5 +1,6 @@
 import { html, type SafeHtml } from '../views/html.ts';
 import { iconArrowUp, iconPencil, iconPlus, iconSidebar, iconStop, iconTrash } from './chat-icons.ts';
+import { instructionsPanel, instructionsToggle, promptEditorTemplate } from './chat-prompt-views.ts';
 import { THINKING_PLACEHOLDER } from './chat-queries.ts';
 import { newTurnTemplate, type TurnView, turnView } from './chat-turn-views.ts';
 import { chatExportMenu, importedBadge } from './transfer-views.ts';
@@ -27,6 +28,8 @@ export interface CurrentChat {
   modelAvailable: boolean;
   /** False when the model was restricted to groups this user is not in (migration 020); the chat stays readable. */
   modelAllowed?: boolean;
+  /** The chat's own instructions (migration 026); null: none. */
+  systemPrompt?: string | null;
   turns: TurnView[];
 }
 
@@ -98,9 +101,11 @@ function header(data: ChatPageData): SafeHtml {
   return html`<header class="chat-header">
   <button type="button" class="btn btn-sm chat-sidebar-toggle d-md-none" data-bs-toggle="offcanvas" data-bs-target="#chat-sidebar" aria-controls="chat-sidebar" aria-label="Show your chats">${iconSidebar()}</button>
   <h1 class="chat-title" id="chat-title">${current ? current.title : 'New chat'}</h1>
+  ${current || data.models.length > 0 ? instructionsToggle(current?.systemPrompt ?? null) : ''}
   ${model}
   ${current ? chatExportMenu(current.id) : ''}
-</header>`;
+</header>
+${current || data.models.length > 0 ? instructionsPanel(current?.systemPrompt ?? null, current !== null) : ''}`;
 }
 
 function intro(data: ChatPageData): SafeHtml {
@@ -182,9 +187,8 @@ function deleteModal(): SafeHtml {
 export function chatPage(data: ChatPageData): SafeHtml {
   const current = data.current;
   const lastIndex = current ? current.turns.length - 1 : -1;
-  const turns = current
-    ? current.turns.map((t, i) => turnView(t, { canRegenerate: current.modelAvailable && current.modelAllowed !== false && i === lastIndex }))
-    : [];
+  const usable = current?.modelAvailable === true && current.modelAllowed !== false;
+  const turns = current ? current.turns.map((t, i) => turnView(t, { canRegenerate: usable && i === lastIndex, canEdit: usable })) : [];
   return html`<div class="chat-app" id="chat" data-max-prompt="${data.maxPromptChars}" data-thinking-text="${THINKING_PLACEHOLDER}" ${current ? html`data-chat-id="${current.id}" data-model-name="${current.modelName}"` : ''}>
 ${sidebar(data.chats, current?.id ?? null)}
 <section class="chat-main" aria-labelledby="chat-title">
@@ -198,6 +202,7 @@ ${sidebar(data.chats, current?.id ?? null)}
 ${renameModal()}
 ${deleteModal()}
 ${newTurnTemplate()}
+${promptEditorTemplate(data.maxPromptChars)}
 <template id="tpl-chat-item">${chatItem({ id: 0, title: '' }, false)}</template>
 </div>`;
 }

@@ -23,6 +23,7 @@ import * as passkeys from './migrations/021-passkeys.ts';
 import * as chatModelSwitch from './migrations/023-chat-model-switch.ts';
 import * as apiUsageLimits from './migrations/024-api-usage-limits.ts';
 import * as settleBeforeRollups from './migrations/025-settle-before-rollups.ts';
+import * as chatPrompts from './migrations/026-chat-prompts.ts';
 import * as importedChats from './migrations/029-imported-chats.ts';
 
 /** The migration that creates Parley's schema: applied by a start means Parley never ran on this database before. */
@@ -53,6 +54,7 @@ const migrations: Record<string, Migration> = {
   '023-chat-model-switch': chatModelSwitch,
   '024-api-usage-limits': apiUsageLimits,
   '025-settle-before-rollups': settleBeforeRollups,
+  '026-chat-prompts': chatPrompts,
   '029-imported-chats': importedChats,
 };
 

@@ -120,6 +120,8 @@ export interface LlmTable {
   is_default: Generated<boolean>;
   /** Migration 020: true when only the members of the groups in llm_group may use it. */
   is_restricted: Generated<boolean>;
+  /** Migration 026: the admin's instructions, sent to the model first in every chat; null: none. */
+  system_prompt: string | null;
 }
 
 /** A group of users (migration 020): model access, limits, and (managed) membership from the sign-in's groups claim. */
@@ -170,6 +172,8 @@ export interface ChatTable {
   dtupdated: Generated<Date>;
   /** Migration 029: made by an import (Settings → Import), for the chat list's badge. */
   is_imported: Generated<boolean>;
+  /** Migration 026: the owner's instructions for this chat, sent after the model's; null: none. */
+  system_prompt: Generated<string | null>;
 }
 
 export interface MessageTable {

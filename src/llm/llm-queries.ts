@@ -32,6 +32,8 @@ export interface ModelSummary {
   /** Marked by an admin as the model preselected for users with no usable last-used model. */
   isDefault: boolean;
   health: ModelHealth;
+  /** The admin's instructions sent first in every chat with it (migration 026); null: none. */
+  systemPrompt: string | null;
 }
 
 /** A connection plus whether users may chat with it: enabled by an admin and pointing somewhere. */
@@ -42,6 +44,8 @@ export interface ModelInput {
   baseUrl: string;
   model: string;
   enabled: boolean;
+  /** Undefined keeps the stored one (callers that do not edit it); null removes it. */
+  systemPrompt?: string | null;
 }
 
 /** On update: a new key, `null` to remove the stored one, `undefined` to keep it. */
@@ -63,6 +67,7 @@ function selectSummaries(db: Db) {
     'txbase_url as baseUrl',
     'is_enabled as enabled',
     'is_default as isDefault',
+    'system_prompt as systemPrompt',
     'is_healthy',
     'dthealth_checked',
     'txhealth_source',
@@ -230,6 +235,7 @@ export async function createModel(db: Db, box: SecretBox, input: ModelInput & { 
       txbase_url: input.baseUrl,
       txmodel: input.model,
       is_enabled: input.enabled,
+      system_prompt: input.systemPrompt ?? null,
       txapi_key_enc: input.apiKey === null ? null : box.encrypt(input.apiKey),
     })
     .returning('idllm')
@@ -273,6 +279,7 @@ export async function updateModel(db: Db, box: SecretBox, id: number, input: Mod
         txbase_url: input.baseUrl,
         txmodel: input.model,
         is_enabled: input.enabled,
+        ...(input.systemPrompt === undefined ? {} : { system_prompt: input.systemPrompt }),
         ...(keyChange === undefined ? {} : { txapi_key_enc: keyChange === null ? null : box.encrypt(keyChange) }),
       })
       .where('idllm', '=', id)

@@ -13,6 +13,8 @@ export interface ConversationContext {
   composer: Composer | null;
   showError(message: string): void;
   hideError(): void;
+  /** Runs once the first message has created the chat, before that message is sent (the chat's instructions). */
+  onChatCreated?(chatId: number): Promise<void>;
 }
 
 type TextWriter = ReturnType<typeof createTextWriter>;
@@ -80,6 +82,9 @@ export function createConversation(ctx: ConversationContext) {
           state.responseId = d.idresponse;
           answer.dataset.responseId = String(d.idresponse);
           answer.dataset.status = 'streaming';
+          // The prompt's id (new for a sent or edited prompt) is what its Edit button needs.
+          const turn = answer.closest<HTMLElement>('.turn');
+          if (turn && typeof d.idmessage === 'number') turn.dataset.messageId = String(d.idmessage);
           const llm = d.llm as { name?: unknown } | undefined;
           if (typeof llm?.name === 'string') answer.dataset.modelName = llm.name;
           if (state.stopWanted) void requestStop(d.idresponse);
@@ -118,6 +123,7 @@ export function createConversation(ctx: ConversationContext) {
       history.replaceState(null, '', `/chat/${id}`);
       addChatToList(id, titleFromPrompt(prompt));
       document.getElementById('chat-intro')?.remove();
+      await ctx.onChatCreated?.(id);
       return true; // the picker stays: from now on it switches this chat's model (model-switch.ts)
     } catch (err) {
       ctx.showError(err instanceof ApiError ? err.message : 'Could not start the chat.');
@@ -152,7 +158,7 @@ export function createConversation(ctx: ConversationContext) {
     }
     composer.take();
     // Only the last answer can be regenerated; put the buttons back if the server refuses the prompt.
-    const hidden = [...thread.querySelectorAll<HTMLElement>('[data-action="regenerate"]')].map((b) => ({ b, parent: b.parentElement }));
+    const hidden = [...thread.querySelectorAll<HTMLElement>('.regenerate-control')].map((b) => ({ b, parent: b.parentElement }));
     for (const { b } of hidden) b.remove();
     const turn = appendTurn(prompt);
     const answer = createPendingAnswer();
@@ -184,6 +190,37 @@ export function createConversation(ctx: ConversationContext) {
     });
   }
 
+  /**
+   * Edit and resend: `turn`'s prompt becomes `prompt`, the turns after it leave the page (the server deletes them), and
+   * the new answer streams in place of the old. A refusal puts everything back; returns whether the edit was sent.
+   */
+  async function edit(turn: HTMLElement, messageId: number, prompt: string): Promise<boolean> {
+    const bubble = turn.querySelector<HTMLElement>('.prompt-bubble');
+    if (busy || chatId === null || !bubble) return false;
+    ctx.hideError();
+    setBusy(true);
+    const later: Element[] = [];
+    for (let next = turn.nextElementSibling; next; next = next.nextElementSibling) later.push(next);
+    for (const t of later) t.remove();
+    const oldPrompt = bubble.textContent ?? '';
+    bubble.textContent = prompt;
+    const previous = turn.querySelector<HTMLElement>('.turn-answer');
+    const answer = createPendingAnswer();
+    if (previous) previous.replaceWith(answer);
+    else turn.append(answer);
+    scroll.follow();
+    let sent = true;
+    await streamAnswer(`/api/chats/${chatId}/messages/${messageId}/edit`, { content: prompt }, answer, (message) => {
+      sent = false;
+      bubble.textContent = oldPrompt;
+      if (previous) answer.replaceWith(previous);
+      else answer.remove();
+      turn.after(...later);
+      ctx.showError(message);
+    });
+    return sent;
+  }
+
   /** After a reload mid-answer the server renders the partial text; follow it by polling until it is final. */
   async function resume(answer: HTMLElement): Promise<void> {
     const responseId = Number(answer.dataset.responseId);
@@ -196,7 +233,9 @@ export function createConversation(ctx: ConversationContext) {
   return {
     send,
     regenerate,
+    edit,
     resume,
+    isBusy: () => busy,
     stop: () => stopCurrent?.(),
     chatId: () => chatId,
     onModelChange(name: string) {
