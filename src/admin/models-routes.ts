@@ -96,6 +96,7 @@ const modelFormSchema = z.object({
     .optional()
     .transform((v) => v?.trim() || undefined),
   enabled: checkbox,
+  vision: checkbox,
   removeApiKey: checkbox,
 });
 
@@ -107,7 +108,7 @@ function parseId(req: FastifyRequest): number {
 function typedValues(body: unknown): ModelFormValues {
   const raw = (body ?? {}) as Record<string, unknown>;
   const text = (k: string) => (typeof raw[k] === 'string' ? raw[k] : '');
-  return { name: text('name'), baseUrl: text('baseUrl'), model: text('model'), enabled: raw.enabled !== undefined };
+  return { name: text('name'), baseUrl: text('baseUrl'), model: text('model'), enabled: raw.enabled !== undefined, vision: raw.vision !== undefined };
 }
 
 function describeModels(ids: string[]): string {
@@ -177,12 +178,12 @@ export async function modelsAdminRoutes(app: FastifyInstance, opts: { db: Db; co
     const admin = requireAdmin(req);
     const form = parseBody(modelFormSchema, req.body);
     if (!form.ok) return showList(req, reply, 400, typedValues(req.body), form.errors);
-    const { name, baseUrl, model, apiKey, enabled } = form.data;
+    const { name, baseUrl, model, apiKey, enabled, vision } = form.data;
     if (await isModelNameTaken(db, name)) return showList(req, reply, 400, typedValues(req.body), { name: 'Another model already has this name.' });
     // The model and its audit row commit together (createModel takes the transaction).
     await db.transaction().execute(async (trx) => {
-      const id = await createModel(trx, box, { name, baseUrl, model, enabled, apiKey: apiKey ?? null });
-      await writeAudit(trx, actorOf(req, admin), 'create-model', null, { id, name, baseUrl, model, enabled, apiKey: apiKey ? 'set' : 'none' });
+      const id = await createModel(trx, box, { name, baseUrl, model, enabled, vision, apiKey: apiKey ?? null });
+      await writeAudit(trx, actorOf(req, admin), 'create-model', null, { id, name, baseUrl, model, enabled, vision, apiKey: apiKey ? 'set' : 'none' });
     });
     reply.flash('success', `Model “${name}” added.`);
     return back(reply);
@@ -191,7 +192,7 @@ export async function modelsAdminRoutes(app: FastifyInstance, opts: { db: Db; co
   app.get('/admin/models/:id/edit', async (req, reply) => {
     requireAdmin(req);
     const model = await findOr404(parseId(req));
-    return showEdit(req, reply, model, { name: model.name, baseUrl: model.baseUrl ?? '', model: model.model ?? '', enabled: model.enabled });
+    return showEdit(req, reply, model, { name: model.name, baseUrl: model.baseUrl ?? '', model: model.model ?? '', enabled: model.enabled, vision: model.vision });
   });
 
   app.post('/admin/models/:id', async (req, reply) => {
@@ -200,14 +201,14 @@ export async function modelsAdminRoutes(app: FastifyInstance, opts: { db: Db; co
     if (!existing) return showGone(req, reply, typedValues(req.body));
     const form = parseBody(modelFormSchema, req.body);
     if (!form.ok) return showEdit(req, reply, existing, typedValues(req.body), 400, form.errors);
-    const { name, baseUrl, model, apiKey, enabled, removeApiKey } = form.data;
+    const { name, baseUrl, model, apiKey, enabled, vision, removeApiKey } = form.data;
     if (await isModelNameTaken(db, name, existing.id)) {
       return showEdit(req, reply, existing, typedValues(req.body), 400, { name: 'Another model already has this name.' });
     }
     // A new key replaces the stored one; an empty field keeps it unless "remove" is ticked or the server changes
     // (updateModel drops it then; the check here only words the notice).
     const keyChange = apiKey ?? (removeApiKey ? null : undefined);
-    if (!(await updateModel(db, box, existing.id, { name, baseUrl, model, enabled, apiKey: keyChange }))) return showGone(req, reply, typedValues(req.body));
+    if (!(await updateModel(db, box, existing.id, { name, baseUrl, model, enabled, vision, apiKey: keyChange }))) return showGone(req, reply, typedValues(req.body));
     // updateModel runs its own transaction, so the audit row follows the committed change (it never claims one that failed).
     await writeAudit(db, actorOf(req, admin), 'update-model', null, {
       id: existing.id,
@@ -215,6 +216,7 @@ export async function modelsAdminRoutes(app: FastifyInstance, opts: { db: Db; co
       baseUrl,
       model,
       enabled,
+      vision,
       apiKey: keyChange === undefined ? 'kept' : keyChange === null ? 'removed' : 'replaced',
     });
     reply.flash('success', `Model “${name}” saved.`);
@@ -228,7 +230,7 @@ export async function modelsAdminRoutes(app: FastifyInstance, opts: { db: Db; co
     const admin = requireAdmin(req);
     const model = await findModelSummary(db, parseId(req));
     if (!model) return showGone(req, reply);
-    const editValues = { name: model.name, baseUrl: model.baseUrl ?? '', model: model.model ?? '', enabled: model.enabled };
+    const editValues = { name: model.name, baseUrl: model.baseUrl ?? '', model: model.model ?? '', enabled: model.enabled, vision: model.vision };
     const form = parseBody(accessSchema, req.body);
     if (!form.ok) return showEdit(req, reply, model, editValues, 400, undefined, Object.values(form.errors)[0]);
     const restricted = form.data.access === 'groups';

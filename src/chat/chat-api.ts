@@ -11,10 +11,8 @@ import { ApiKeyUnreadableError, createApiKeyBox, findModelForUser, findModelSumm
 import type { ChatTurn, ModelConnection } from '../llm/model-client.ts';
 import {
   ACTIVE_STATUSES,
-  beginAnswer,
   createChat,
   deleteChat,
-  type EarlierTurn,
   findOwnedChat,
   findResponseInChat,
   listTurns,
@@ -22,6 +20,13 @@ import {
   switchChatModel,
   type TurnRecord,
 } from './chat-queries.ts';
+import { beginAnswerWithFiles, conversationWithFiles, type TurnWithFiles } from './attachment-answers.ts';
+import { type CheckedAttachment, checkAttachments } from './attachment-checks.ts';
+import { type ModelFile, promptChars, userContent } from './attachment-prompt.ts';
+import { acceptFileUploads, attachmentsJson, promptBodyLimitBytes, readPromptWithFiles } from './attachment-upload.ts';
+import type { AttachmentSummary } from './attachment-queries.ts';
+import { listTurnsWithFiles } from './attachment-routes.ts';
+import { attachmentUrl } from './attachment-views.ts';
 import { openEventStream } from './event-stream.ts';
 import type { GenerationRegistry } from './generation.ts';
 import { finalizeResponse, requestStop } from './response-store.ts';
@@ -46,28 +51,32 @@ const regenerateBody = z.strictObject({ llm: dbId.optional() }).optional();
 const MODEL_FORBIDDEN = 'You may not use this model: an administrator made it available to some groups only. Pick another model.';
 
 /**
- * The conversation as the model sees it: earlier prompts with the text of their answers, then `prompt`. Only the
- * newest whole turns that fit `maxChars` (MAX_HISTORY_CHARS) together with the prompt are sent, so a long chat
- * goes on working instead of being refused by the model's context window with HTTP 400 on every later prompt.
- * The prompt itself is always sent.
+ * The conversation as the model sees it: earlier prompts (with their files) and the text of their answers, then
+ * `prompt` with its files. Only the newest whole turns that fit `maxChars` (MAX_HISTORY_CHARS) together with the
+ * prompt are sent, so a long chat goes on working instead of being refused by the model's context window with HTTP 400
+ * on every later prompt. The prompt itself is always sent. Files weigh what promptChars says (an image a fixed
+ * IMAGE_CHARS); images go only to a `vision` model, others read a note in their place (attachment-prompt.ts).
  */
-function historyWith(earlier: EarlierTurn[], prompt: string, maxChars: number): ChatTurn[] {
+function historyWith(earlier: TurnWithFiles[], prompt: string, maxChars: number, files: { prompt: ModelFile[]; vision: boolean }): ChatTurn[] {
+  const { vision } = files;
   const kept: ChatTurn[][] = [];
-  let chars = prompt.length;
+  let chars = promptChars(prompt, files.prompt, vision);
   for (const turn of [...earlier].reverse()) {
-    const messages: ChatTurn[] = [{ role: 'user', content: turn.prompt }];
-    if (turn.answer && turn.status !== 'pending') messages.push({ role: 'assistant', content: turn.answer });
-    chars += messages.reduce((n, m) => n + m.content.length, 0);
+    const answer = turn.answer && turn.status !== 'pending' ? turn.answer : null;
+    chars += promptChars(turn.prompt, turn.files, vision) + (answer?.length ?? 0);
     if (chars > maxChars) break; // older turns are dropped whole, oldest first
+    const messages: ChatTurn[] = [{ role: 'user', content: userContent(turn.prompt, turn.files, vision) }];
+    if (answer) messages.push({ role: 'assistant', content: answer });
     kept.push(messages);
   }
-  return [...kept.reverse().flat(), { role: 'user', content: prompt }];
+  return [...kept.reverse().flat(), { role: 'user', content: userContent(prompt, files.prompt, vision) }];
 }
 
-export function serializeTurns(turns: TurnRecord[]) {
+export function serializeTurns(turns: Array<TurnRecord & { attachments?: AttachmentSummary[] }>, chatId: number) {
   return turns.map((t) => ({
     idmessage: t.messageId,
     content: t.prompt,
+    attachments: (t.attachments ?? []).map((a) => ({ id: a.id, name: a.name, kind: a.kind, media_type: a.mediaType, bytes: a.bytes, url: attachmentUrl(chatId, a.id) })),
     created_at: t.createdAt,
     response: t.response && {
       idresponse: t.response.id,
@@ -91,7 +100,9 @@ export async function chatApiRoutes(app: FastifyInstance, opts: { db: Db; config
       .string({ message: 'content is required' })
       .max(config.MAX_PROMPT_CHARS, `The message is too long: at most ${config.MAX_PROMPT_CHARS} characters.`)
       .refine((v) => v.trim().length > 0, 'The message is empty.'),
+    attachments: attachmentsJson.optional(),
   });
+  await acceptFileUploads(app, config.MAX_PROMPT_CHARS);
 
   async function ownedChatOr404(userId: number, chatId: number) {
     const chat = await findOwnedChat(db, userId, chatId);
@@ -104,8 +115,11 @@ export async function chatApiRoutes(app: FastifyInstance, opts: { db: Db; config
    * client for as long as it listens. All checks and inserts are one database round trip (beginAnswer); the
    * answer then runs on its own (see GenerationRegistry).
    */
-  async function answerAndStream(reply: FastifyReply, input: { userId: number; chatId: number; prompt?: string; modelId?: number }): Promise<FastifyReply> {
-    const begun = await beginAnswer(db, { ...input, maxActive: config.MAX_CONCURRENT_GENERATIONS, owner: generations.owner });
+  async function answerAndStream(
+    reply: FastifyReply,
+    { files = [], ...input }: { userId: number; chatId: number; prompt?: string; modelId?: number; files?: CheckedAttachment[] },
+  ): Promise<FastifyReply> {
+    const begun = await beginAnswerWithFiles(db, { ...input, maxActive: config.MAX_CONCURRENT_GENERATIONS, owner: generations.owner }, files);
     switch (begun.outcome) {
       case 'not_found':
         throw new NotFoundError('Chat not found');
@@ -132,7 +146,9 @@ export async function chatApiRoutes(app: FastifyInstance, opts: { db: Db; config
       await finalizeResponse(db, begun.responseId, { status: 'error', markdown: '', html: '', error: message, promptTokens: null, completionTokens: null });
       throw new ConflictError(message);
     }
-    const generation = generations.start(begun.responseId, connection, historyWith(begun.history, begun.prompt, config.MAX_HISTORY_CHARS));
+    const maxChars = config.MAX_HISTORY_CHARS;
+    const { earlier, promptFiles, vision } = await conversationWithFiles(db, begun, { chatId: input.chatId, modelId: begun.model.idllm, maxChars });
+    const generation = generations.start(begun.responseId, connection, historyWith(earlier, begun.prompt, maxChars, { prompt: promptFiles, vision }));
     const events = openEventStream(reply);
     events.send('start', { ...ids, llm: { id: begun.model.idllm, name: begun.model.txshortname } });
     const unsubscribe = generation.subscribe((e) => {
@@ -163,7 +179,7 @@ export async function chatApiRoutes(app: FastifyInstance, opts: { db: Db; config
       id: chat.id,
       title: chat.title ?? 'New chat',
       llm: { id: chat.modelId, name: model?.name ?? '' },
-      turns: serializeTurns(await listTurns(db, chat.id)),
+      turns: serializeTurns(await listTurnsWithFiles(db, chat.id), chat.id),
     };
   });
 
@@ -190,11 +206,11 @@ export async function chatApiRoutes(app: FastifyInstance, opts: { db: Db; config
     return reply.code(204).send();
   });
 
-  app.post('/api/chats/:id/messages', async (req, reply) => {
+  app.post('/api/chats/:id/messages', { bodyLimit: promptBodyLimitBytes(config.MAX_PROMPT_CHARS) }, async (req, reply) => {
     const user = requireUser(req);
     const chatId = pathId(req.params);
-    const { content } = parseJsonOrThrow(promptBody, req.body);
-    return answerAndStream(reply, { userId: user.userId, chatId, prompt: content });
+    const { content, files } = await readPromptWithFiles(req, promptBody);
+    return answerAndStream(reply, { userId: user.userId, chatId, prompt: content, files: checkAttachments(files) });
   });
 
   app.post('/api/chats/:id/regenerate', async (req, reply) => {

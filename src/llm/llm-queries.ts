@@ -27,6 +27,8 @@ export interface ModelSummary {
   model: string | null;
   baseUrl: string | null;
   enabled: boolean;
+  /** Marked by an admin as taking images (migration 027): prompts with images may go to it. */
+  vision: boolean;
   hasApiKey: boolean;
   chatCount: number;
   /** Marked by an admin as the model preselected for users with no usable last-used model. */
@@ -42,6 +44,8 @@ export interface ModelInput {
   baseUrl: string;
   model: string;
   enabled: boolean;
+  /** Takes images; undefined keeps what is stored (false for a new model). */
+  vision?: boolean;
 }
 
 /** On update: a new key, `null` to remove the stored one, `undefined` to keep it. */
@@ -62,6 +66,7 @@ function selectSummaries(db: Db) {
     'txmodel as model',
     'txbase_url as baseUrl',
     'is_enabled as enabled',
+    'vision',
     'is_default as isDefault',
     'is_healthy',
     'dthealth_checked',
@@ -230,6 +235,7 @@ export async function createModel(db: Db, box: SecretBox, input: ModelInput & { 
       txbase_url: input.baseUrl,
       txmodel: input.model,
       is_enabled: input.enabled,
+      vision: input.vision ?? false,
       txapi_key_enc: input.apiKey === null ? null : box.encrypt(input.apiKey),
     })
     .returning('idllm')
@@ -273,6 +279,7 @@ export async function updateModel(db: Db, box: SecretBox, id: number, input: Mod
         txbase_url: input.baseUrl,
         txmodel: input.model,
         is_enabled: input.enabled,
+        ...(input.vision === undefined ? {} : { vision: input.vision }),
         ...(keyChange === undefined ? {} : { txapi_key_enc: keyChange === null ? null : box.encrypt(keyChange) }),
       })
       .where('idllm', '=', id)
