@@ -192,7 +192,13 @@ export async function modelsAdminRoutes(app: FastifyInstance, opts: { db: Db; co
   app.get('/admin/models/:id/edit', async (req, reply) => {
     requireAdmin(req);
     const model = await findOr404(parseId(req));
-    return showEdit(req, reply, model, { name: model.name, baseUrl: model.baseUrl ?? '', model: model.model ?? '', enabled: model.enabled, vision: model.vision });
+    return showEdit(req, reply, model, {
+      name: model.name,
+      baseUrl: model.baseUrl ?? '',
+      model: model.model ?? '',
+      enabled: model.enabled,
+      vision: model.vision,
+    });
   });
 
   app.post('/admin/models/:id', async (req, reply) => {
@@ -208,7 +214,8 @@ export async function modelsAdminRoutes(app: FastifyInstance, opts: { db: Db; co
     // A new key replaces the stored one; an empty field keeps it unless "remove" is ticked or the server changes
     // (updateModel drops it then; the check here only words the notice).
     const keyChange = apiKey ?? (removeApiKey ? null : undefined);
-    if (!(await updateModel(db, box, existing.id, { name, baseUrl, model, enabled, vision, apiKey: keyChange }))) return showGone(req, reply, typedValues(req.body));
+    if (!(await updateModel(db, box, existing.id, { name, baseUrl, model, enabled, vision, apiKey: keyChange })))
+      return showGone(req, reply, typedValues(req.body));
     // updateModel runs its own transaction, so the audit row follows the committed change (it never claims one that failed).
     await writeAudit(db, actorOf(req, admin), 'update-model', null, {
       id: existing.id,

@@ -1,15 +1,15 @@
 import { withoutBidiControls } from '../http/display-name.ts';
 import { BadRequestError } from '../http/errors.ts';
+import { fencedFile } from './attachment-prompt.ts';
 import {
   attachmentProblem,
   formatBytes,
+  type ImageType,
   MAX_ATTACHMENTS,
   MAX_ATTACHMENTS_TOTAL_BYTES,
   MAX_FILE_NAME_CHARS,
-  type ImageType,
   sniffImageType,
 } from './attachment-rules.ts';
-import { fencedFile } from './attachment-prompt.ts';
 import { MalformedImageError, stripImageMetadata } from './image-metadata.ts';
 
 /** A file as it arrived: its name as the client gave it, and its bytes. */
@@ -36,8 +36,9 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
  */
 export function cleanFileName(raw: string): string {
   const base = raw.split(/[/\\]/).pop() ?? '';
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: removing control characters is the point
-  const name = withoutBidiControls(base.toWellFormed()).replace(/[\u0000-\u001f\u007f-\u009f]/g, '').trim();
+  const name = withoutBidiControls(base.toWellFormed())
+    .replace(/[\u0000-\u001f\u007f-\u009f]/g, '')
+    .trim();
   const chars = [...name];
   if (chars.length === 0) return 'file';
   if (chars.length <= MAX_FILE_NAME_CHARS) return name;
@@ -54,7 +55,9 @@ export function checkAttachments(files: UploadedFile[]): CheckedAttachment[] {
   if (files.length > MAX_ATTACHMENTS) throw new BadRequestError(`Too many files: at most ${MAX_ATTACHMENTS} with one message.`);
   const total = files.reduce((n, f) => n + f.bytes.length, 0);
   if (total > MAX_ATTACHMENTS_TOTAL_BYTES)
-    throw new BadRequestError(`The files are too large together (${formatBytes(total)}): at most ${formatBytes(MAX_ATTACHMENTS_TOTAL_BYTES)} with one message.`);
+    throw new BadRequestError(
+      `The files are too large together (${formatBytes(total)}): at most ${formatBytes(MAX_ATTACHMENTS_TOTAL_BYTES)} with one message.`,
+    );
   return files.map(checkOne);
 }
 

@@ -64,18 +64,6 @@ export async function findOwnedAttachment(db: Db, userId: number, chatId: number
   return row && { ...row, content: Buffer.from(row.content) };
 }
 
-/** What a user's files take in the database (the figure in Settings). */
-export async function attachmentStorage(db: Db, userId: number): Promise<{ files: number; bytes: number }> {
-  const row = await db
-    .selectFrom('chatbot_schema.attachment as a')
-    .innerJoin('chatbot_schema.message as m', 'm.idmessage', 'a.idmessage')
-    .innerJoin('chatbot_schema.chat as c', 'c.idchat', 'm.idchat')
-    .select([sql<string>`count(*)`.as('files'), sql<string>`coalesce(sum(a.nbytes), 0)`.as('bytes')])
-    .where('c.idappuser', '=', userId)
-    .executeTakeFirstOrThrow();
-  return { files: Number(row.files), bytes: Number(row.bytes) };
-}
-
 /**
  * The files of a chat's prompts up to `messageId` (the one being answered), for the model: how many prompts there are,
  * each file with its prompt's position among them, and whether the answering model takes images. Bytes are read only

@@ -3,9 +3,9 @@ import { requireUser } from '../auth/guards.ts';
 import type { Db } from '../db/database.ts';
 import { NotFoundError } from '../http/errors.ts';
 import { pathId } from '../http/validation.ts';
+import type { AttachmentSummary } from './attachment-queries.ts';
 import { findOwnedAttachment, listChatAttachments } from './attachment-queries.ts';
 import { listTurns, type TurnRecord } from './chat-queries.ts';
-import type { AttachmentSummary } from './attachment-queries.ts';
 
 /** Turns with their prompts' files, for the page and GET /api/chats/:id. */
 export async function listTurnsWithFiles(db: Db, chatId: number): Promise<Array<TurnRecord & { attachments: AttachmentSummary[] }>> {

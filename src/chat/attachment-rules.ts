@@ -72,7 +72,8 @@ export function attachmentProblem(name: string, size: number, head: Uint8Array):
   if (claimed !== null && claimed !== 'text' && image === null) return `${name} is not a PNG, JPEG, WebP or GIF image.`;
   if (claimed === 'text' && image !== null) return `${name} holds an image (${image}), not text. Give it the right extension if you meant to send the image.`;
   const kind = image ? 'image' : 'text';
-  if (size > maxBytesOf(kind)) return `${name} is too large (${formatBytes(size)}): ${kind === 'image' ? 'images' : 'text files'} may have at most ${formatBytes(maxBytesOf(kind))}.`;
+  if (size > maxBytesOf(kind))
+    return `${name} is too large (${formatBytes(size)}): ${kind === 'image' ? 'images' : 'text files'} may have at most ${formatBytes(maxBytesOf(kind))}.`;
   if (size === 0) return `${name} is empty.`;
   return null;
 }

@@ -4,8 +4,8 @@ import { z } from 'zod';
 import { BadRequestError } from '../http/errors.ts';
 import { assertStorableText } from '../http/storable-text.ts';
 import { parseJsonOrThrow } from '../http/validation.ts';
-import { formatBytes, MAX_ATTACHMENTS, MAX_ATTACHMENTS_TOTAL_BYTES, MAX_IMAGE_BYTES } from './attachment-rules.ts';
 import type { UploadedFile } from './attachment-checks.ts';
+import { formatBytes, MAX_ATTACHMENTS, MAX_ATTACHMENTS_TOTAL_BYTES, MAX_IMAGE_BYTES } from './attachment-rules.ts';
 
 /**
  * Two ways to send files with a prompt (docs/decisions/021-attachments.md): multipart/form-data (the page: fields
@@ -62,7 +62,8 @@ export async function readMultipartPrompt(req: FastifyRequest): Promise<{ conten
         if (part.fieldname !== FILE_FIELD) throw new BadRequestError(`Unknown file field ${part.fieldname}: send files as ${FILE_FIELD}.`);
         if (files.length >= MAX_ATTACHMENTS) throw new BadRequestError(`Too many files: at most ${MAX_ATTACHMENTS} with one message.`);
         const bytes = await part.toBuffer().catch((err: { code?: string }) => {
-          if (err.code === 'FST_REQ_FILE_TOO_LARGE') throw new BadRequestError(`${part.filename} is too large: files may have at most ${formatBytes(MAX_IMAGE_BYTES)}.`);
+          if (err.code === 'FST_REQ_FILE_TOO_LARGE')
+            throw new BadRequestError(`${part.filename} is too large: files may have at most ${formatBytes(MAX_IMAGE_BYTES)}.`);
           throw err;
         });
         total += bytes.length;

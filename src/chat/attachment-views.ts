@@ -1,6 +1,6 @@
 import { html, type SafeHtml } from '../views/html.ts';
-import { formatBytes, MAX_ATTACHMENTS } from './attachment-rules.ts';
 import type { AttachmentSummary } from './attachment-queries.ts';
+import { formatBytes, MAX_ATTACHMENTS } from './attachment-rules.ts';
 import { iconFile, iconPaperclip, iconX } from './chat-icons.ts';
 
 export const attachmentUrl = (chatId: number, id: number) => `/api/chats/${chatId}/attachments/${id}`;

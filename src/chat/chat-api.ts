@@ -9,6 +9,13 @@ import { BadRequestError, ConflictError, ForbiddenError, NotFoundError, TooManyR
 import { dbId, parseJsonOrThrow, pathId } from '../http/validation.ts';
 import { ApiKeyUnreadableError, createApiKeyBox, findModelForUser, findModelSummary, toModelConnection } from '../llm/llm-queries.ts';
 import type { ChatTurn, ModelConnection } from '../llm/model-client.ts';
+import { beginAnswerWithFiles, conversationWithFiles, type TurnWithFiles } from './attachment-answers.ts';
+import { type CheckedAttachment, checkAttachments } from './attachment-checks.ts';
+import { type ModelFile, promptChars, userContent } from './attachment-prompt.ts';
+import type { AttachmentSummary } from './attachment-queries.ts';
+import { listTurnsWithFiles } from './attachment-routes.ts';
+import { acceptFileUploads, attachmentsJson, promptBodyLimitBytes, readPromptWithFiles } from './attachment-upload.ts';
+import { attachmentUrl } from './attachment-views.ts';
 import {
   ACTIVE_STATUSES,
   createChat,
@@ -20,13 +27,6 @@ import {
   switchChatModel,
   type TurnRecord,
 } from './chat-queries.ts';
-import { beginAnswerWithFiles, conversationWithFiles, type TurnWithFiles } from './attachment-answers.ts';
-import { type CheckedAttachment, checkAttachments } from './attachment-checks.ts';
-import { type ModelFile, promptChars, userContent } from './attachment-prompt.ts';
-import { acceptFileUploads, attachmentsJson, promptBodyLimitBytes, readPromptWithFiles } from './attachment-upload.ts';
-import type { AttachmentSummary } from './attachment-queries.ts';
-import { listTurnsWithFiles } from './attachment-routes.ts';
-import { attachmentUrl } from './attachment-views.ts';
 import { openEventStream } from './event-stream.ts';
 import type { GenerationRegistry } from './generation.ts';
 import { finalizeResponse, requestStop } from './response-store.ts';
@@ -76,7 +76,14 @@ export function serializeTurns(turns: Array<TurnRecord & { attachments?: Attachm
   return turns.map((t) => ({
     idmessage: t.messageId,
     content: t.prompt,
-    attachments: (t.attachments ?? []).map((a) => ({ id: a.id, name: a.name, kind: a.kind, media_type: a.mediaType, bytes: a.bytes, url: attachmentUrl(chatId, a.id) })),
+    attachments: (t.attachments ?? []).map((a) => ({
+      id: a.id,
+      name: a.name,
+      kind: a.kind,
+      media_type: a.mediaType,
+      bytes: a.bytes,
+      url: attachmentUrl(chatId, a.id),
+    })),
     created_at: t.createdAt,
     response: t.response && {
       idresponse: t.response.id,

@@ -182,7 +182,9 @@ export function chatPage(data: ChatPageData): SafeHtml {
   const current = data.current;
   const lastIndex = current ? current.turns.length - 1 : -1;
   const turns = current
-    ? current.turns.map((t, i) => turnView(t, { chatId: current.id, canRegenerate: current.modelAvailable && current.modelAllowed !== false && i === lastIndex }))
+    ? current.turns.map((t, i) =>
+        turnView(t, { chatId: current.id, canRegenerate: current.modelAvailable && current.modelAllowed !== false && i === lastIndex }),
+      )
     : [];
   return html`<div class="chat-app" id="chat" data-max-prompt="${data.maxPromptChars}" data-thinking-text="${THINKING_PLACEHOLDER}" ${current ? html`data-chat-id="${current.id}" data-model-name="${current.modelName}"` : ''}>
 ${sidebar(data.chats, current?.id ?? null)}

@@ -61,27 +61,27 @@ function chunksOf(png: Buffer): Chunk[] {
 
 // Ancillary chunk types (lower-case first letter) that are not on the keep list: what a camera or an editor may add.
 const metadataType = fc
-  .tuple(fc.constantFrom(...'abcdefghijklmnopqrstuvwxyz'), fc.string({ unit: fc.constantFrom(...'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'), minLength: 3, maxLength: 3 }))
+  .tuple(
+    fc.constantFrom(...'abcdefghijklmnopqrstuvwxyz'),
+    fc.string({ unit: fc.constantFrom(...'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'), minLength: 3, maxLength: 3 }),
+  )
   .map(([a, rest]) => a + rest)
   .filter((t) => !['tRNS', 'gAMA', 'cHRM', 'sRGB', 'sBIT', 'bKGD', 'pHYs', 'acTL', 'fcTL', 'fdAT'].includes(t));
 
 test('property: a PNG with any metadata chunks anywhere keeps exactly its drawing chunks, byte for byte', () => {
   const base = chunksOf(pngImage(5, 4, { metadata: false }));
   fc.assert(
-    fc.property(
-      fc.array(fc.record({ at: fc.nat(), type: metadataType, data: fc.uint8Array({ maxLength: 64 }) }), { maxLength: 8 }),
-      (extras) => {
-        const chunks = [...base];
-        // Anywhere after IHDR and before IEND.
-        for (const e of extras) chunks.splice(1 + (e.at % (chunks.length - 1)), 0, { type: e.type, data: e.data });
-        const png = Buffer.concat([pngImage().subarray(0, 8), ...chunks.map(chunkBytes)]);
-        const stripped = stripImageMetadata(png, 'image/png');
-        assert.deepEqual(
-          chunksOf(stripped).map((c) => [c.type, Buffer.from(c.data).toString('hex')]),
-          base.map((c) => [c.type, Buffer.from(c.data).toString('hex')]),
-        );
-      },
-    ),
+    fc.property(fc.array(fc.record({ at: fc.nat(), type: metadataType, data: fc.uint8Array({ maxLength: 64 }) }), { maxLength: 8 }), (extras) => {
+      const chunks = [...base];
+      // Anywhere after IHDR and before IEND.
+      for (const e of extras) chunks.splice(1 + (e.at % (chunks.length - 1)), 0, { type: e.type, data: e.data });
+      const png = Buffer.concat([pngImage().subarray(0, 8), ...chunks.map(chunkBytes)]);
+      const stripped = stripImageMetadata(png, 'image/png');
+      assert.deepEqual(
+        chunksOf(stripped).map((c) => [c.type, Buffer.from(c.data).toString('hex')]),
+        base.map((c) => [c.type, Buffer.from(c.data).toString('hex')]),
+      );
+    }),
   );
 });
 
@@ -94,13 +94,11 @@ test('property: any bytes behind a signature are stripped or refused with Malfor
         fc.oneof(
           fc.uint8Array({ maxLength: 300 }).map((tail) => Buffer.concat([signature, tail])),
           // A valid image with a few bytes changed, cut short or grown: lengths that lie, CRCs that fail, markers lost.
-          fc
-            .tuple(fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }), fc.nat())
-            .map(([flips, cut]) => {
-              const copy = Buffer.from(valid);
-              for (const [at, value] of flips) copy[at % copy.length] = value;
-              return copy.subarray(0, Math.max(12, copy.length - (cut % 40)));
-            }),
+          fc.tuple(fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }), fc.nat()).map(([flips, cut]) => {
+            const copy = Buffer.from(valid);
+            for (const [at, value] of flips) copy[at % copy.length] = value;
+            return copy.subarray(0, Math.max(12, copy.length - (cut % 40)));
+          }),
         ),
         (bytes) => {
           try {

@@ -84,7 +84,8 @@ function stripJpeg(buf: Buffer): Buffer {
     const isApp = marker >= 0xe0 && marker <= 0xef;
     const keep = !isApp && marker !== 0xfe ? true : (marker === 0xe0 && isJfif(buf, at)) || marker === 0xee;
     if (keep) kept.push(buf.subarray(at, end));
-    if ((marker >= 0xc0 && marker <= 0xc3) || (marker >= 0xc5 && marker <= 0xc7) || (marker >= 0xc9 && marker <= 0xcb) || (marker >= 0xcd && marker <= 0xcf)) sawFrame = true;
+    if ((marker >= 0xc0 && marker <= 0xc3) || (marker >= 0xc5 && marker <= 0xc7) || (marker >= 0xc9 && marker <= 0xcb) || (marker >= 0xcd && marker <= 0xcf))
+      sawFrame = true;
     at = end;
     if (marker === 0xda) {
       const scanEnd = endOfScan(buf, at);

@@ -11,6 +11,7 @@ import { listUserGroups } from '../groups/group-queries.ts';
 import { displayNameField } from '../http/display-name.ts';
 import { formString, parseBody } from '../http/validation.ts';
 import { findUserById } from '../users/user-queries.ts';
+import { readAttachmentStorage } from './attachment-storage.ts';
 import { changePassword, listOwnSessions, revokeOtherSessions, revokeOwnSession, setDisplayName, setFirstPassword } from './settings-queries.ts';
 import { type FieldErrors, settingsPage } from './settings-views.ts';
 
@@ -40,12 +41,13 @@ export async function settingsRoutes(app: FastifyInstance, opts: { db: Db; local
   const { db, localLogin } = opts;
 
   const show = async (req: FastifyRequest, reply: FastifyReply, user: SessionUser, status = 200, extra: { errors?: FieldErrors; error?: string } = {}) => {
-    const [account, sessions, totp, identities, groups] = await Promise.all([
+    const [account, sessions, totp, identities, groups, attachmentStorage] = await Promise.all([
       findUserById(db, user.userId),
       listOwnSessions(db, user.userId),
       readTotpState(db, user.userId),
       listIdentities(db, user.userId),
       listUserGroups(db, user.userId),
+      readAttachmentStorage(db, user.userId),
     ]);
     return reply.page(
       {
@@ -62,6 +64,7 @@ export async function settingsRoutes(app: FastifyInstance, opts: { db: Db; local
           identities,
           groups: groups.map((g) => g.name),
           apiKeys: req.server.apiKeysEnabled,
+          attachmentStorage,
           ...extra,
         }),
       },
