@@ -1,3 +1,4 @@
+import { type AttachmentTray, createAttachmentTray } from './chat/attachments.ts';
 import { createComposer } from './chat/composer.ts';
 import { createConversation } from './chat/conversation.ts';
 import { addCopyButtons } from './chat/copy-code.ts';
@@ -49,7 +50,8 @@ function start(root: HTMLElement): void {
         onStop: () => conversation?.stop(),
       })
     : null;
-  conversation = createConversation({ root, thread, scroll, composer, showError: alert.show, hideError: alert.hide });
+  const attachments: AttachmentTray | null = composer ? createAttachmentTray(root, composer.input, alert.show, () => composer.refresh()) : null;
+  conversation = createConversation({ root, thread, scroll, composer, attachments, showError: alert.show, hideError: alert.hide });
   const chat = conversation;
 
   wireChatDialogs(chat.chatId);

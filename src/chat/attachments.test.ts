@@ -151,7 +151,14 @@ test('files are refused by their content, with a reason, before anything is stor
   }
   // An image over 5 MiB, by multipart (the page's way): busboy stops reading it at the limit.
   const huge = Buffer.concat([pngImage(), Buffer.alloc(MAX_IMAGE_BYTES)]);
-  const res = await sendMultipart(w.user, chatId, multipart([{ name: 'content', value: 'Here' }, { name: 'attachments', filename: 'huge.png', data: huge }]));
+  const res = await sendMultipart(
+    w.user,
+    chatId,
+    multipart([
+      { name: 'content', value: 'Here' },
+      { name: 'attachments', filename: 'huge.png', data: huge },
+    ]),
+  );
   assert.equal(res.statusCode, 400, res.body);
   assert.match((res.json() as { error: string }).error, /huge\.png is too large: files may have at most 5 MiB/);
   assert.deepEqual(await stored(), before, 'no prompt, answer or file was stored');
@@ -160,7 +167,8 @@ test('files are refused by their content, with a reason, before anything is stor
 test('an image to a model not marked vision is 400 with the reason, and nothing is stored (not even the usage)', async () => {
   const chatId = await newChat(w.user, textOnly);
   const before = await stored();
-  const prompts = async () => (await db().selectFrom('chatbot_schema.app_user').select('nprompts').where('txemail', '=', 'bob@example.com').executeTakeFirstOrThrow()).nprompts;
+  const prompts = async () =>
+    (await db().selectFrom('chatbot_schema.app_user').select('nprompts').where('txemail', '=', 'bob@example.com').executeTakeFirstOrThrow()).nprompts;
   const promptsBefore = await prompts();
   const res = await sendJson(w.user, chatId, 'What is this?', [{ name: 'photo.png', data: pngImage() }]);
   assert.equal(res.statusCode, 400);
@@ -174,7 +182,15 @@ test('an image to a model not marked vision is 400 with the reason, and nothing 
 
 test('later prompts carry earlier files; a model without vision reads a note in place of an image; old files leave with old turns', async () => {
   const chatId = await newChat(w.user, vision);
-  assert.equal((await sendJson(w.user, chatId, 'first', [{ name: 'a.txt', data: 'alpha' }, { name: 'p.png', data: pngImage() }])).statusCode, 200);
+  assert.equal(
+    (
+      await sendJson(w.user, chatId, 'first', [
+        { name: 'a.txt', data: 'alpha' },
+        { name: 'p.png', data: pngImage() },
+      ])
+    ).statusCode,
+    200,
+  );
   assert.equal((await w.user.postJson(`/api/chats/${chatId}/messages`, { content: 'second' })).statusCode, 200);
   const [first] = sentMessages();
   assert.ok(Array.isArray(first?.content));
@@ -240,7 +256,11 @@ test("another user's file is 404, even under their own chat's id; the files go w
   assert.equal(before, Number(mine.bytes));
   assert.equal(await figure(w.admin), 0, "the admin's figure counts only the admin's files");
 
-  const deleted = await w.user.app.inject({ method: 'DELETE', url: `/api/chats/${chatId}`, headers: { cookie: w.user.cookieHeader(), 'x-csrf-token': w.user.csrf } });
+  const deleted = await w.user.app.inject({
+    method: 'DELETE',
+    url: `/api/chats/${chatId}`,
+    headers: { cookie: w.user.cookieHeader(), 'x-csrf-token': w.user.csrf },
+  });
   assert.equal(deleted.statusCode, 204);
   assert.equal((await w.user.get(file.url)).statusCode, 404);
   const left = await db().selectFrom('chatbot_schema.attachment').select('idattachment').where('idattachment', '=', file.id).execute();

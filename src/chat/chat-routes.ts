@@ -115,7 +115,7 @@ export async function chatRoutes(app: FastifyInstance, opts: { db: Db; config: C
     };
   }
 
-  const page = { fluid: true, scripts: [assetUrl('chat')], styles: ['/static/hljs.css', '/static/chat.css'] };
+  const page = { fluid: true, scripts: [assetUrl('chat')], styles: ['/static/hljs.css', '/static/chat.css', '/static/chat-attachments.css'] };
 
   // The page data comes with the session check (one round trip for the page every user loads most).
   const chatListPage: SessionCompanion<[null]> = { build: chatPageData, args: () => [null] };
