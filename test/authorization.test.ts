@@ -95,6 +95,7 @@ const matrix: Rule[] = [
   ['POST', '/api/chats/:id/messages',                   'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
   ['POST', '/api/chats/:id/regenerate',                 'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
   ['POST', '/api/chats/:id/responses/:idresponse/stop', 'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
+  ['GET', '/api/chats/:id/attachments/:idattachment',  'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
   // one's own account (src/settings); /2fa/qrcode.png answers 404 without an enrolment in progress
   ['GET', '/settings',                                  'login',     'to-2fa',    'login',     'ok',        'login',     'ok',        'ok'],
   ['POST', '/settings/profile',                         'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
