@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { cleanFileName } from './attachment-checks.ts';
 import { fencedFile } from './attachment-prompt.ts';
-import { attachmentProblem, MAX_FILE_NAME_CHARS, sniffImageType } from './attachment-rules.ts';
 import { contentDisposition } from './attachment-routes.ts';
+import { attachmentProblem, MAX_FILE_NAME_CHARS, sniffImageType } from './attachment-rules.ts';
 
 test('a file name keeps only its last path segment, loses control and text-direction characters, and is cut keeping its extension', () => {
   assert.equal(cleanFileName('../../etc/passwd'), 'passwd');
