@@ -1,7 +1,7 @@
 import multipart from '@fastify/multipart';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { BadRequestError } from '../http/errors.ts';
+import { BadRequestError, HttpError } from '../http/errors.ts';
 import { assertStorableText } from '../http/storable-text.ts';
 import { parseJsonOrThrow } from '../http/validation.ts';
 import type { UploadedFile } from './attachment-checks.ts';
@@ -82,8 +82,9 @@ export async function readMultipartPrompt(req: FastifyRequest): Promise<{ conten
     const code = (err as { code?: string }).code;
     if (code === 'FST_FILES_LIMIT') throw new BadRequestError(`Too many files: at most ${MAX_ATTACHMENTS} with one message.`);
     if (code === 'FST_PARTS_LIMIT' || code === 'FST_FIELDS_LIMIT') throw new BadRequestError('Too many form fields.');
-    if (code?.startsWith('FST_')) throw new BadRequestError('The upload could not be read. Try again.');
-    throw err;
+    if (err instanceof HttpError) throw err;
+    // Anything else is the body itself (busboy: a malformed part, a cut-off form): the client's fault, not ours.
+    throw new BadRequestError('The upload could not be read. Try again.');
   }
   return { content, files };
 }
