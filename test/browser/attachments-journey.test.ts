@@ -99,6 +99,16 @@ describe('files and images in a browser', { skip: skipWithoutBrowser() }, () => 
 
     await page.getByLabel('Message', { exact: true }).fill('What do the chart and the notes say? [[slow:40]]');
     await screenshot(page, 'attachments-composer');
+    // The upload's progress, as the bar shows it (XMLHttpRequest's upload events).
+    await page.evaluate(() => {
+      const box = document.getElementById('upload-progress')!;
+      const seen: string[] = [];
+      (window as unknown as { progressSeen: string[] }).progressSeen = seen;
+      new MutationObserver(() => seen.push(box.hidden ? 'hidden' : (box.querySelector('.progress')?.getAttribute('aria-valuenow') ?? ''))).observe(box, {
+        attributes: true,
+        subtree: true,
+      });
+    });
     await page.getByLabel('Message', { exact: true }).press('Enter');
     const turn = page.locator('#chat-thread > .turn').last();
     await turn.locator('.turn-answer[data-status="streaming"]').waitFor();
@@ -107,6 +117,9 @@ describe('files and images in a browser', { skip: skipWithoutBrowser() }, () => 
     assert.equal(await turn.locator('.prompt-files .file-chip .file-chip-name').textContent(), 'notes.md');
     await turn.locator('.turn-answer[data-status="complete"]').waitFor();
     chatPath = new URL(page.url()).pathname;
+    const progress = await page.evaluate(() => (window as unknown as { progressSeen: string[] }).progressSeen);
+    assert.ok(progress.includes('100'), `the bar reached 100 %: ${progress.join(', ')}`);
+    assert.equal(progress.at(-1), 'hidden', 'and went away');
 
     const last = (llm.lastRequest as { messages: WireMessage[] }).messages.at(-1)!;
     assert.ok(Array.isArray(last.content));
@@ -134,12 +147,20 @@ describe('files and images in a browser', { skip: skipWithoutBrowser() }, () => 
     await screenshot(page, 'attachments-reloaded');
   });
 
-  test('at phone width the chips and thumbnails fit', async (t) => {
+  test('at phone width an image pasted into the message box (a screenshot) shows as a chip, and everything fits', async (t) => {
     const page = await signedInPage(t, MOBILE);
     await page.goto(`${server.baseUrl}${chatPath}`);
     await page.locator('.prompt-files .prompt-image img').waitFor();
-    await dropFiles(page, '#chat', [{ name: 'a-long-file-name-for-a-phone-screen.png', type: 'image/png', base64: PHOTO.toString('base64') }]);
-    await page.locator('#pending-files .pending-file').waitFor();
+    // A screenshot on the clipboard: Chromium calls it image.png, the page names it for when it was pasted.
+    await page.locator('#prompt').evaluate((input, base64) => {
+      const dt = new DataTransfer();
+      dt.items.add(new File([Uint8Array.from(atob(base64), (c) => c.charCodeAt(0))], 'image.png', { type: 'image/png' }));
+      input.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
+    }, PHOTO.toString('base64'));
+    await dropFiles(page, '#chat', [{ name: 'a-long-file-name-for-a-phone-screen.md', type: 'text/markdown', base64: Buffer.from(NOTES).toString('base64') }]);
+    const names = page.locator('#pending-files .pending-file-name');
+    await names.nth(1).waitFor();
+    assert.match((await names.first().textContent()) ?? '', /^pasted-\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}\.png$/);
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(overflow <= 0, `the page is ${overflow} px wider than the phone`);
     await page
