@@ -26,7 +26,7 @@ export function attachmentStorageSection(storage: AttachmentStorage | undefined)
   const figure =
     storage.files === 0
       ? 'You have not sent any files or images yet.'
-      : `${storage.files.toLocaleString('en')} ${storage.files === 1 ? 'file' : 'files'} and images, ${megabytes.format(storage.bytes / 1_000_000)} in all.`;
+      : `${storage.files.toLocaleString('en')} attached ${storage.files === 1 ? 'file' : 'files'}, ${megabytes.format(storage.bytes / 1_000_000)} in all.`;
   return html`<section class="card mb-4"><div class="card-body">
     <h2 class="h5 card-title">Files and images</h2>
     <p class="mb-1" id="attachment-storage" data-bytes="${storage.bytes}">${figure}</p>

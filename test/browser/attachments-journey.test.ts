@@ -145,6 +145,12 @@ describe('files and images in a browser', { skip: skipWithoutBrowser() }, () => 
       .last()
       .evaluate((el) => el.scrollIntoView({ block: 'start' }));
     await screenshot(page, 'attachments-reloaded');
+
+    // Settings shows what the files take.
+    await page.goto(`${server.baseUrl}/settings`);
+    const figure = page.locator('#attachment-storage');
+    assert.match((await figure.textContent()) ?? '', /^2 attached files, 0\.\d MB in all\.$/);
+    await screenshot(page, 'attachments-settings');
   });
 
   test('at phone width an image pasted into the message box (a screenshot) shows as a chip, and everything fits', async (t) => {
