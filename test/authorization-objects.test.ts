@@ -37,6 +37,9 @@ const chatRoutes: Line[] = [
   ['POST', '/api/chats/{x}/messages/{mx}/edit', { content: 'An edit in someone else’s chat' }],
   // The message exists, the chat is the caller's own: the pair does not.
   ['POST', '/api/chats/{y1}/messages/{mx}/edit', { content: 'Another user’s message through my chat' }],
+  // A prompt's file: through its own chat, and through the caller's own chat.
+  ['GET', '/api/chats/{x}/attachments/{ax}'],
+  ['GET', '/api/chats/{y1}/attachments/{ax}'],
 ];
 
 /** The made-up twin of each form: the same request naming an object nobody has. */
@@ -84,6 +87,13 @@ before(async () => {
   };
   [ids.x, ids.rx, ids.mx] = await chatWithAnswer(ownerBrowser, OWNER_PROMPT);
   assert.equal((await send(await ownerBrowser(), 'PATCH', `/api/chats/${ids.x}`, { title: OWNER_TITLE })).statusCode, 200);
+  const attached = await send(await ownerBrowser(), 'POST', `/api/chats/${ids.x}/messages`, {
+    content: 'With a file',
+    attachments: [{ name: 'owner.txt', data: Buffer.from(OWNER_PROMPT).toString('base64') }],
+  });
+  assert.match(attached.body, /event: done/, attached.body);
+  const turns = ((await send(await ownerBrowser(), 'GET', `/api/chats/${ids.x}`)).json() as { turns: Array<{ attachments: Array<{ id: number }> }> }).turns;
+  ids.ax = String(turns[1]?.attachments[0]?.id);
   ids.uid = String(world.ids.user);
   [ids.y1, ids.ry1] = await chatWithAnswer(() => world.browser('user'));
   [ids.y2, ids.ry2] = await chatWithAnswer(() => world.browser('user'));

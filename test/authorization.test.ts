@@ -100,6 +100,7 @@ const matrix: Rule[] = [
   ['GET', '/api/chats/:id/export',                      'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow',     '/api/chats/999999/export?format=md'],
   ['GET', '/settings/export',                           'login',     'to-2fa',    'login',     'ok',        'login',     'ok',        'ok'],
   ['POST', '/settings/import',                          'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
+  ['GET', '/api/chats/:id/attachments/:idattachment',  'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
   // one's own account (src/settings); /2fa/qrcode.png answers 404 without an enrolment in progress
   ['GET', '/settings',                                  'login',     'to-2fa',    'login',     'ok',        'login',     'ok',        'ok'],
   ['POST', '/settings/profile',                         'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],

@@ -1,3 +1,4 @@
+import { type AttachmentTray, createAttachmentTray } from './chat/attachments.ts';
 import { createComposer } from './chat/composer.ts';
 import { createConversation } from './chat/conversation.ts';
 import { addCopyButtons } from './chat/copy-code.ts';
@@ -53,7 +54,17 @@ function start(root: HTMLElement): void {
       })
     : null;
   const instructions = wireInstructions({ chatId: () => conversation?.chatId() ?? null }, { showError: alert.show });
-  conversation = createConversation({ root, thread, scroll, composer, showError: alert.show, hideError: alert.hide, onChatCreated: instructions.applyTo });
+  const attachments: AttachmentTray | null = composer ? createAttachmentTray(root, composer.input, alert.show, () => composer.refresh()) : null;
+  conversation = createConversation({
+    root,
+    thread,
+    scroll,
+    composer,
+    attachments,
+    showError: alert.show,
+    hideError: alert.hide,
+    onChatCreated: instructions.applyTo,
+  });
   const chat = conversation;
 
   wireChatDialogs(chat.chatId);

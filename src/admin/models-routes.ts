@@ -97,6 +97,7 @@ const modelFormSchema = z.object({
     .optional()
     .transform((v) => v?.trim() || undefined),
   enabled: checkbox,
+  vision: checkbox,
   removeApiKey: checkbox,
   system_prompt: systemPromptSchema('The system prompt').optional(),
 });
@@ -109,12 +110,26 @@ function parseId(req: FastifyRequest): number {
 function typedValues(body: unknown): ModelFormValues {
   const raw = (body ?? {}) as Record<string, unknown>;
   const text = (k: string) => (typeof raw[k] === 'string' ? raw[k] : '');
-  return { name: text('name'), baseUrl: text('baseUrl'), model: text('model'), enabled: raw.enabled !== undefined, systemPrompt: text('system_prompt') };
+  return {
+    name: text('name'),
+    baseUrl: text('baseUrl'),
+    model: text('model'),
+    enabled: raw.enabled !== undefined,
+    vision: raw.vision !== undefined,
+    systemPrompt: text('system_prompt'),
+  };
 }
 
 /** The edit form filled with what is stored. */
 function editValuesOf(model: ModelSummary): ModelFormValues {
-  return { name: model.name, baseUrl: model.baseUrl ?? '', model: model.model ?? '', enabled: model.enabled, systemPrompt: model.systemPrompt ?? '' };
+  return {
+    name: model.name,
+    baseUrl: model.baseUrl ?? '',
+    model: model.model ?? '',
+    enabled: model.enabled,
+    vision: model.vision,
+    systemPrompt: model.systemPrompt ?? '',
+  };
 }
 
 function describeModels(ids: string[]): string {
@@ -184,11 +199,11 @@ export async function modelsAdminRoutes(app: FastifyInstance, opts: { db: Db; co
     const admin = requireAdmin(req);
     const form = parseBody(modelFormSchema, req.body);
     if (!form.ok) return showList(req, reply, 400, typedValues(req.body), form.errors);
-    const { name, baseUrl, model, apiKey, enabled, system_prompt: systemPrompt } = form.data;
+    const { name, baseUrl, model, apiKey, enabled, vision, system_prompt: systemPrompt } = form.data;
     if (await isModelNameTaken(db, name)) return showList(req, reply, 400, typedValues(req.body), { name: 'Another model already has this name.' });
     // The model and its audit row commit together (createModel takes the transaction).
     await db.transaction().execute(async (trx) => {
-      const id = await createModel(trx, box, { name, baseUrl, model, enabled, systemPrompt, apiKey: apiKey ?? null });
+      const id = await createModel(trx, box, { name, baseUrl, model, enabled, vision, systemPrompt, apiKey: apiKey ?? null });
       const prompt = systemPrompt ? 'set' : 'none';
       await writeAudit(trx, actorOf(req, admin), 'create-model', null, {
         id,
@@ -196,6 +211,7 @@ export async function modelsAdminRoutes(app: FastifyInstance, opts: { db: Db; co
         baseUrl,
         model,
         enabled,
+        vision,
         systemPrompt: prompt,
         apiKey: apiKey ? 'set' : 'none',
       });
@@ -216,14 +232,14 @@ export async function modelsAdminRoutes(app: FastifyInstance, opts: { db: Db; co
     if (!existing) return showGone(req, reply, typedValues(req.body));
     const form = parseBody(modelFormSchema, req.body);
     if (!form.ok) return showEdit(req, reply, existing, typedValues(req.body), 400, form.errors);
-    const { name, baseUrl, model, apiKey, enabled, removeApiKey, system_prompt: systemPrompt } = form.data;
+    const { name, baseUrl, model, apiKey, enabled, vision, removeApiKey, system_prompt: systemPrompt } = form.data;
     if (await isModelNameTaken(db, name, existing.id)) {
       return showEdit(req, reply, existing, typedValues(req.body), 400, { name: 'Another model already has this name.' });
     }
     // A new key replaces the stored one; an empty field keeps it unless "remove" is ticked or the server changes
     // (updateModel drops it then; the check here only words the notice).
     const keyChange = apiKey ?? (removeApiKey ? null : undefined);
-    const updated = await updateModel(db, box, existing.id, { name, baseUrl, model, enabled, systemPrompt, apiKey: keyChange });
+    const updated = await updateModel(db, box, existing.id, { name, baseUrl, model, enabled, vision, systemPrompt, apiKey: keyChange });
     if (!updated) return showGone(req, reply, typedValues(req.body));
     // updateModel runs its own transaction, so the audit row follows the committed change (it never claims one that failed).
     await writeAudit(db, actorOf(req, admin), 'update-model', null, {
@@ -232,6 +248,7 @@ export async function modelsAdminRoutes(app: FastifyInstance, opts: { db: Db; co
       baseUrl,
       model,
       enabled,
+      vision,
       systemPrompt: systemPrompt === undefined || systemPrompt === existing.systemPrompt ? 'kept' : systemPrompt ? 'changed' : 'removed',
       apiKey: keyChange === undefined ? 'kept' : keyChange === null ? 'removed' : 'replaced',
     });

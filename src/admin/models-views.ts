@@ -11,6 +11,7 @@ export interface ModelFormValues {
   model?: string;
   enabled?: boolean;
   systemPrompt?: string;
+  vision?: boolean;
 }
 
 export interface ModelsPageView {
@@ -123,7 +124,7 @@ function row(csrfToken: string, m: ModelSummary): SafeHtml {
   <td data-label="Model id"><code class="text-break">${m.model ?? ''}</code></td>
   <td data-label="Server">${server(m.baseUrl)}</td>
   <td data-label="API key">${m.hasApiKey ? 'set' : html`<span class="text-body-secondary">not set</span>`}</td>
-  <td data-label="Status">${status(m)}</td>
+  <td data-label="Status">${status(m)}${m.vision ? html` <span class="badge text-bg-info" title="Takes images">Vision</span>` : ''}</td>
   <td data-label="Health">${health(m)}</td>
   <td class="text-end" data-label="Chats">${m.chatCount}</td>
   <td class="text-end">${actions(csrfToken, m)}</td>
@@ -171,6 +172,11 @@ function modelFields(values: ModelFormValues, errors: FieldErrors, keyHelp: stri
   <div class="form-check mb-3">
     <input class="form-check-input" type="checkbox" id="f-enabled" name="enabled" value="on"${values.enabled === false ? '' : html` checked`}>
     <label class="form-check-label" for="f-enabled">Enabled (users can pick it)</label>
+  </div>
+  <div class="form-check mb-3">
+    <input class="form-check-input" type="checkbox" id="f-vision" name="vision" value="on" aria-describedby="f-vision-help"${values.vision ? html` checked` : ''}>
+    <label class="form-check-label" for="f-vision">Vision (takes images)</label>
+    <div class="form-text" id="f-vision-help">Users may send images to it with a prompt. Tick only if the model reads images (GPT-4o, Llama 3.2 Vision, LLaVA…): others answer every such prompt with an error.</div>
   </div>`;
 }
 

@@ -10,12 +10,17 @@ import { dbId, parseJsonOrThrow, pathId } from '../http/validation.ts';
 import { ApiKeyUnreadableError, createApiKeyBox, findModelForUser, findModelSummary, toModelConnection } from '../llm/llm-queries.ts';
 import type { ChatTurn, ModelConnection } from '../llm/model-client.ts';
 import { systemPromptSchema } from '../llm/system-prompt.ts';
+import { beginAnswerWithFiles, conversationWithFiles, type TurnWithFiles } from './attachment-answers.ts';
+import { type CheckedAttachment, checkAttachments } from './attachment-checks.ts';
+import { type ModelFile, promptChars, userContent } from './attachment-prompt.ts';
+import type { AttachmentSummary } from './attachment-queries.ts';
+import { listTurnsWithFiles } from './attachment-routes.ts';
+import { acceptFileUploads, attachmentsJson, promptBodyLimitBytes, readPromptWithFiles } from './attachment-upload.ts';
+import { attachmentUrl } from './attachment-views.ts';
 import {
   ACTIVE_STATUSES,
-  beginAnswer,
   createChat,
   deleteChat,
-  type EarlierTurn,
   findOwnedChat,
   findResponseInChat,
   listTurns,
@@ -53,28 +58,39 @@ const regenerateBody = z.strictObject({ llm: dbId.optional() }).optional();
 const MODEL_FORBIDDEN = 'You may not use this model: an administrator made it available to some groups only. Pick another model.';
 
 /**
- * The conversation as the model sees it: earlier prompts with the text of their answers, then `prompt`. Only the
- * newest whole turns that fit `maxChars` (MAX_HISTORY_CHARS) together with the prompt are sent, so a long chat
- * goes on working instead of being refused by the model's context window with HTTP 400 on every later prompt.
- * The prompt itself is always sent.
+ * The conversation as the model sees it: earlier prompts (with their files) and the text of their answers, then
+ * `prompt` with its files. Only the newest whole turns that fit `maxChars` (MAX_HISTORY_CHARS) together with the
+ * prompt are sent, so a long chat goes on working instead of being refused by the model's context window with HTTP 400
+ * on every later prompt. The prompt itself is always sent. Files weigh what promptChars says (an image a fixed
+ * IMAGE_CHARS); images go only to a `vision` model, others read a note in their place (attachment-prompt.ts).
  */
-function historyWith(earlier: EarlierTurn[], prompt: string, maxChars: number): ChatTurn[] {
+function historyWith(earlier: TurnWithFiles[], prompt: string, maxChars: number, files: { prompt: ModelFile[]; vision: boolean }): ChatTurn[] {
+  const { vision } = files;
   const kept: ChatTurn[][] = [];
-  let chars = prompt.length;
+  let chars = promptChars(prompt, files.prompt, vision);
   for (const turn of [...earlier].reverse()) {
-    const messages: ChatTurn[] = [{ role: 'user', content: turn.prompt }];
-    if (turn.answer && turn.status !== 'pending') messages.push({ role: 'assistant', content: turn.answer });
-    chars += messages.reduce((n, m) => n + m.content.length, 0);
+    const answer = turn.answer && turn.status !== 'pending' ? turn.answer : null;
+    chars += promptChars(turn.prompt, turn.files, vision) + (answer?.length ?? 0);
     if (chars > maxChars) break; // older turns are dropped whole, oldest first
+    const messages: ChatTurn[] = [{ role: 'user', content: userContent(turn.prompt, turn.files, vision) }];
+    if (answer) messages.push({ role: 'assistant', content: answer });
     kept.push(messages);
   }
-  return [...kept.reverse().flat(), { role: 'user', content: prompt }];
+  return [...kept.reverse().flat(), { role: 'user', content: userContent(prompt, files.prompt, vision) }];
 }
 
-export function serializeTurns(turns: TurnRecord[]) {
+export function serializeTurns(turns: Array<TurnRecord & { attachments?: AttachmentSummary[] }>, chatId: number) {
   return turns.map((t) => ({
     idmessage: t.messageId,
     content: t.prompt,
+    attachments: (t.attachments ?? []).map((a) => ({
+      id: a.id,
+      name: a.name,
+      kind: a.kind,
+      media_type: a.mediaType,
+      bytes: a.bytes,
+      url: attachmentUrl(chatId, a.id),
+    })),
     created_at: t.createdAt,
     response: t.response && {
       idresponse: t.response.id,
@@ -98,7 +114,9 @@ export async function chatApiRoutes(app: FastifyInstance, opts: { db: Db; config
       .string({ message: 'content is required' })
       .max(config.MAX_PROMPT_CHARS, `The message is too long: at most ${config.MAX_PROMPT_CHARS} characters.`)
       .refine((v) => v.trim().length > 0, 'The message is empty.'),
+    attachments: attachmentsJson.optional(),
   });
+  await acceptFileUploads(app, config.MAX_PROMPT_CHARS);
 
   async function ownedChatOr404(userId: number, chatId: number) {
     const chat = await findOwnedChat(db, userId, chatId);
@@ -113,13 +131,14 @@ export async function chatApiRoutes(app: FastifyInstance, opts: { db: Db; config
    */
   async function answerAndStream(
     reply: FastifyReply,
-    input: { userId: number; chatId: number; prompt?: string; modelId?: number; editOf?: number },
+    { files = [], ...input }: { userId: number; chatId: number; prompt?: string; modelId?: number; editOf?: number; files?: CheckedAttachment[] },
   ): Promise<FastifyReply> {
     const common = { maxActive: config.MAX_CONCURRENT_GENERATIONS, owner: generations.owner };
+    // An edit replaces a prompt with text only: the edited prompt's files leave the chat with it (decision record 020).
     const begun =
       input.editOf !== undefined && input.prompt !== undefined
         ? await editPrompt(db, { ...input, ...common, messageId: input.editOf, prompt: input.prompt })
-        : await beginAnswer(db, { ...input, ...common });
+        : await beginAnswerWithFiles(db, { ...input, ...common }, files);
     switch (begun.outcome) {
       case 'not_found':
         throw new NotFoundError('Chat not found');
@@ -148,7 +167,11 @@ export async function chatApiRoutes(app: FastifyInstance, opts: { db: Db; config
       await finalizeResponse(db, begun.responseId, { status: 'error', markdown: '', html: '', error: message, promptTokens: null, completionTokens: null });
       throw new ConflictError(message);
     }
-    const conversation = withSystemPrompts(begun.systemPrompts, config.MAX_HISTORY_CHARS, (chars) => historyWith(begun.history, begun.prompt, chars));
+    const maxChars = config.MAX_HISTORY_CHARS;
+    const { earlier, promptFiles, vision } = await conversationWithFiles(db, begun, { chatId: input.chatId, modelId: begun.model.idllm, maxChars });
+    const conversation = withSystemPrompts(begun.systemPrompts, maxChars, (chars) =>
+      historyWith(earlier, begun.prompt, chars, { prompt: promptFiles, vision }),
+    );
     const generation = generations.start(begun.responseId, connection, conversation);
     const events = openEventStream(reply);
     events.send('start', { ...ids, llm: { id: begun.model.idllm, name: begun.model.txshortname } });
@@ -181,7 +204,7 @@ export async function chatApiRoutes(app: FastifyInstance, opts: { db: Db; config
       title: chat.title ?? 'New chat',
       llm: { id: chat.modelId, name: model?.name ?? '' },
       system_prompt: chat.systemPrompt,
-      turns: serializeTurns(await listTurns(db, chat.id)),
+      turns: serializeTurns(await listTurnsWithFiles(db, chat.id), chat.id),
     };
   });
 
@@ -210,11 +233,11 @@ export async function chatApiRoutes(app: FastifyInstance, opts: { db: Db; config
     return reply.code(204).send();
   });
 
-  app.post('/api/chats/:id/messages', async (req, reply) => {
+  app.post('/api/chats/:id/messages', { bodyLimit: promptBodyLimitBytes(config.MAX_PROMPT_CHARS) }, async (req, reply) => {
     const user = requireUser(req);
     const chatId = pathId(req.params);
-    const { content } = parseJsonOrThrow(promptBody, req.body);
-    return answerAndStream(reply, { userId: user.userId, chatId, prompt: content });
+    const { content, files } = await readPromptWithFiles(req, promptBody);
+    return answerAndStream(reply, { userId: user.userId, chatId, prompt: content, files: checkAttachments(files) });
   });
 
   // Edit and resend: the prompt and everything after it leave the chat, the new text is answered as a new prompt.

@@ -8,8 +8,9 @@ import { usageNotice } from '../groups/usage-limits.ts';
 import { NotFoundError } from '../http/errors.ts';
 import { pathId, pathIdOrNull } from '../http/validation.ts';
 import { assetUrl } from '../views/assets.ts';
+import { attachmentRoutes, listTurnsWithFiles } from './attachment-routes.ts';
 import { chatApiRoutes } from './chat-api.ts';
-import { chatPageData, chatPageFromJson, listTurns } from './chat-queries.ts';
+import { chatPageData, chatPageFromJson } from './chat-queries.ts';
 import { type ChatPageData, chatPage } from './chat-views.ts';
 import { GenerationRegistry } from './generation.ts';
 import { HEARTBEAT_INTERVAL_MS, markAllActiveResponsesInterrupted, markOrphanedResponsesInterrupted } from './response-store.ts';
@@ -93,7 +94,7 @@ export async function chatRoutes(app: FastifyInstance, opts: { db: Db; config: C
   async function renderChat(req: FastifyRequest, chatId: number | null): Promise<ChatPageData> {
     const { chats, models, preferredModelId, current, usage } = chatPageFromJson(req.sessionCompanion);
     if (chatId !== null && !current) throw new NotFoundError('This chat does not exist or is not yours.');
-    const turns = current ? await listTurns(db, current.id) : [];
+    const turns = current ? await listTurnsWithFiles(db, current.id) : [];
     const notice = usageNotice(usage, config.STATS_TIMEZONE);
     if (!current) return { chats, models, preferredModelId, current: null, maxPromptChars: config.MAX_PROMPT_CHARS, usageNotice: notice };
     return {
@@ -115,7 +116,11 @@ export async function chatRoutes(app: FastifyInstance, opts: { db: Db; config: C
     };
   }
 
-  const page = { fluid: true, scripts: [assetUrl('chat')], styles: ['/static/hljs.css', '/static/chat.css', '/static/chat-prompts.css'] };
+  const page = {
+    fluid: true,
+    scripts: [assetUrl('chat')],
+    styles: ['/static/hljs.css', '/static/chat.css', '/static/chat-prompts.css', '/static/chat-attachments.css'],
+  };
 
   // The page data comes with the session check (one round trip for the page every user loads most).
   const chatListPage: SessionCompanion<[null]> = { build: chatPageData, args: () => [null] };
@@ -133,4 +138,5 @@ export async function chatRoutes(app: FastifyInstance, opts: { db: Db; config: C
   });
 
   await app.register(chatApiRoutes, { db, config, generations });
+  await app.register(attachmentRoutes, { db });
 }

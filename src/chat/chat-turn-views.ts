@@ -1,12 +1,14 @@
 import type { ResponseStatus } from '../db/schema.ts';
 import { html, type SafeHtml, trustedHtml } from '../views/html.ts';
+import type { AttachmentSummary } from './attachment-queries.ts';
+import { promptFilesView } from './attachment-views.ts';
 import { iconRetry, iconSpark } from './chat-icons.ts';
 import { editPromptButton } from './chat-prompt-views.ts';
 import { type ResponseRecord, THINKING_PLACEHOLDER, type TurnRecord } from './chat-queries.ts';
 
 /** The view shows what the queries return: one shape for a turn and its latest answer. */
 export type ResponseView = ResponseRecord;
-export type TurnView = TurnRecord;
+export type TurnView = TurnRecord & { attachments?: AttachmentSummary[] };
 export type { ResponseStatus };
 
 /*
@@ -88,9 +90,10 @@ export function answerView(r: ResponseView | null, o: AnswerOptions): SafeHtml {
 </div>`;
 }
 
-export function turnView(t: TurnView, o: AnswerOptions): SafeHtml {
+export function turnView(t: TurnView, o: AnswerOptions & { chatId?: number }): SafeHtml {
   return html`<article class="turn" data-message-id="${t.messageId}">
   <div class="turn-user">
+    ${o.chatId === undefined ? '' : promptFilesView(o.chatId, t.attachments)}
     <div class="prompt-bubble">${t.prompt}</div>
     <div class="turn-user-meta"><time class="turn-time" datetime="${t.createdAt.toISOString()}">${t.createdAt.toISOString().slice(0, 16).replace('T', ' ')} UTC</time>${o.canEdit ? editPromptButton() : ''}</div>
   </div>

@@ -178,7 +178,17 @@ describe('chatPage states', () => {
   test('the templates the script clones are there, on every page with a chat UI', () => {
     for (const d of [data(), data({}, null), data({}, { modelAvailable: false })]) {
       const ids = [...chatPage(d).value.matchAll(/<template id="([^"]+)">/g)].map((m) => m[1]);
-      assert.deepEqual(ids.sort(), ['tpl-answer', 'tpl-chat-item', 'tpl-prompt-editor', 'tpl-regenerate', 'tpl-turn']);
+      assert.deepEqual(ids.sort(), [
+        'tpl-answer',
+        'tpl-chat-item',
+        'tpl-file-chip',
+        'tpl-pending-file',
+        'tpl-prompt-files',
+        'tpl-prompt-editor',
+        'tpl-prompt-image',
+        'tpl-regenerate',
+        'tpl-turn',
+      ]);
     }
   });
 

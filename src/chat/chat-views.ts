@@ -1,4 +1,5 @@
 import { html, type SafeHtml } from '../views/html.ts';
+import { attachButton, attachmentTemplates, pendingFilesRow } from './attachment-views.ts';
 import { iconArrowUp, iconPencil, iconPlus, iconSidebar, iconStop, iconTrash } from './chat-icons.ts';
 import { instructionsPanel, instructionsToggle, promptEditorTemplate } from './chat-prompt-views.ts';
 import { THINKING_PLACEHOLDER } from './chat-queries.ts';
@@ -147,7 +148,9 @@ function composer(data: ChatPageData): SafeHtml {
       ? html`<div class="alert ${data.usageNotice.reached ? 'alert-warning' : 'alert-info'} chat-usage-note py-2 mb-2" id="usage-note" role="status">${data.usageNotice.text} <a href="/settings/usage">Your usage</a></div>`
       : ''
   }
+  ${pendingFilesRow()}
   <form class="composer" id="composer" novalidate>
+    ${attachButton()}
     <label class="visually-hidden" for="prompt">Message</label>
     <textarea class="composer-input" id="prompt" name="content" rows="1" maxlength="${data.maxPromptChars}" placeholder="Message${current ? ` ${current.modelName}` : ''}…" autocomplete="off" autofocus></textarea>
     <button type="submit" class="btn btn-primary composer-send" id="send" aria-label="Send" title="Send (Enter)">${iconArrowUp('icon-send')}${iconStop('icon-stop')}</button>
@@ -188,7 +191,7 @@ export function chatPage(data: ChatPageData): SafeHtml {
   const current = data.current;
   const lastIndex = current ? current.turns.length - 1 : -1;
   const usable = current?.modelAvailable === true && current.modelAllowed !== false;
-  const turns = current ? current.turns.map((t, i) => turnView(t, { canRegenerate: usable && i === lastIndex, canEdit: usable })) : [];
+  const turns = current ? current.turns.map((t, i) => turnView(t, { chatId: current.id, canRegenerate: usable && i === lastIndex, canEdit: usable })) : [];
   return html`<div class="chat-app" id="chat" data-max-prompt="${data.maxPromptChars}" data-thinking-text="${THINKING_PLACEHOLDER}" ${current ? html`data-chat-id="${current.id}" data-model-name="${current.modelName}"` : ''}>
 ${sidebar(data.chats, current?.id ?? null)}
 <section class="chat-main" aria-labelledby="chat-title">
@@ -203,6 +206,7 @@ ${renameModal()}
 ${deleteModal()}
 ${newTurnTemplate()}
 ${promptEditorTemplate(data.maxPromptChars)}
+${attachmentTemplates()}
 <template id="tpl-chat-item">${chatItem({ id: 0, title: '' }, false)}</template>
 </div>`;
 }

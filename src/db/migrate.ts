@@ -24,6 +24,7 @@ import * as chatModelSwitch from './migrations/023-chat-model-switch.ts';
 import * as apiUsageLimits from './migrations/024-api-usage-limits.ts';
 import * as settleBeforeRollups from './migrations/025-settle-before-rollups.ts';
 import * as chatPrompts from './migrations/026-chat-prompts.ts';
+import * as attachments from './migrations/027-attachments.ts';
 import * as importedChats from './migrations/029-imported-chats.ts';
 
 /** The migration that creates Parley's schema: applied by a start means Parley never ran on this database before. */
@@ -55,6 +56,7 @@ const migrations: Record<string, Migration> = {
   '024-api-usage-limits': apiUsageLimits,
   '025-settle-before-rollups': settleBeforeRollups,
   '026-chat-prompts': chatPrompts,
+  '027-attachments': attachments,
   '029-imported-chats': importedChats,
 };
 

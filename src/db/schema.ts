@@ -122,6 +122,21 @@ export interface LlmTable {
   is_restricted: Generated<boolean>;
   /** Migration 026: the admin's instructions, sent to the model first in every chat; null: none. */
   system_prompt: string | null;
+  /** Migration 027: the admin marked it as taking images. */
+  vision: Generated<boolean>;
+}
+
+/** A file or image sent with a prompt (migration 027): text files as their UTF-8 bytes, images stripped of metadata. */
+export interface AttachmentTable {
+  idattachment: Generated<number>;
+  idmessage: number;
+  txname: string;
+  txkind: 'text' | 'image';
+  txmedia_type: string;
+  nbytes: number;
+  nchars: number;
+  bcontent: Buffer | Uint8Array;
+  dtcreated: Generated<Date>;
 }
 
 /** A group of users (migration 020): model access, limits, and (managed) membership from the sign-in's groups claim. */
@@ -282,6 +297,7 @@ export interface Database {
   'chatbot_schema.llm': LlmTable;
   'chatbot_schema.chat': ChatTable;
   'chatbot_schema.message': MessageTable;
+  'chatbot_schema.attachment': AttachmentTable;
   'chatbot_schema.response': ResponseTable;
   'chatbot_schema.admin_audit': AdminAuditTable;
   'chatbot_schema.password_reset': PasswordResetTable;

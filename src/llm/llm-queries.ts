@@ -27,6 +27,8 @@ export interface ModelSummary {
   model: string | null;
   baseUrl: string | null;
   enabled: boolean;
+  /** Marked by an admin as taking images (migration 027): prompts with images may go to it. */
+  vision: boolean;
   hasApiKey: boolean;
   chatCount: number;
   /** Marked by an admin as the model preselected for users with no usable last-used model. */
@@ -46,6 +48,8 @@ export interface ModelInput {
   enabled: boolean;
   /** Undefined keeps the stored one (callers that do not edit it); null removes it. */
   systemPrompt?: string | null;
+  /** Takes images; undefined keeps what is stored (false for a new model). */
+  vision?: boolean;
 }
 
 /** On update: a new key, `null` to remove the stored one, `undefined` to keep it. */
@@ -66,6 +70,7 @@ function selectSummaries(db: Db) {
     'txmodel as model',
     'txbase_url as baseUrl',
     'is_enabled as enabled',
+    'vision',
     'is_default as isDefault',
     'system_prompt as systemPrompt',
     'is_healthy',
@@ -236,6 +241,7 @@ export async function createModel(db: Db, box: SecretBox, input: ModelInput & { 
       txmodel: input.model,
       is_enabled: input.enabled,
       system_prompt: input.systemPrompt ?? null,
+      vision: input.vision ?? false,
       txapi_key_enc: input.apiKey === null ? null : box.encrypt(input.apiKey),
     })
     .returning('idllm')
@@ -280,6 +286,7 @@ export async function updateModel(db: Db, box: SecretBox, id: number, input: Mod
         txmodel: input.model,
         is_enabled: input.enabled,
         ...(input.systemPrompt === undefined ? {} : { system_prompt: input.systemPrompt }),
+        ...(input.vision === undefined ? {} : { vision: input.vision }),
         ...(keyChange === undefined ? {} : { txapi_key_enc: keyChange === null ? null : box.encrypt(keyChange) }),
       })
       .where('idllm', '=', id)

@@ -9,10 +9,10 @@ export interface ModelConnection {
   model: string;
 }
 
-export interface ChatTurn {
-  role: 'system' | 'user' | 'assistant';
-  content: string;
-}
+/** A part of a user message (OpenAI's content parts): images go as data: URLs, only to models marked `vision`. */
+export type UserContentPart = { type: 'text'; text: string } | { type: 'image_url'; image_url: { url: string } };
+
+export type ChatTurn = { role: 'system' | 'assistant'; content: string } | { role: 'user'; content: string | UserContentPart[] };
 
 export type StreamEvent = { type: 'delta'; text: string } | { type: 'usage'; promptTokens: number; completionTokens: number };
 

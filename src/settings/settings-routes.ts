@@ -12,6 +12,7 @@ import { displayNameField } from '../http/display-name.ts';
 import { formString, parseBody } from '../http/validation.ts';
 import { findUserById } from '../users/user-queries.ts';
 import type { SafeHtml } from '../views/html.ts';
+import { readAttachmentStorage } from './attachment-storage.ts';
 import { changePassword, listOwnSessions, revokeOtherSessions, revokeOwnSession, setDisplayName, setFirstPassword } from './settings-queries.ts';
 import { type FieldErrors, settingsPage } from './settings-views.ts';
 
@@ -44,12 +45,13 @@ export async function settingsRoutes(
   const { db, localLogin, transferSection } = opts;
 
   const show = async (req: FastifyRequest, reply: FastifyReply, user: SessionUser, status = 200, extra: { errors?: FieldErrors; error?: string } = {}) => {
-    const [account, sessions, totp, identities, groups] = await Promise.all([
+    const [account, sessions, totp, identities, groups, attachmentStorage] = await Promise.all([
       findUserById(db, user.userId),
       listOwnSessions(db, user.userId),
       readTotpState(db, user.userId),
       listIdentities(db, user.userId),
       listUserGroups(db, user.userId),
+      readAttachmentStorage(db, user.userId),
     ]);
     return reply.page(
       {
@@ -68,6 +70,7 @@ export async function settingsRoutes(
           groups: groups.map((g) => g.name),
           apiKeys: req.server.apiKeysEnabled,
           transferSection: transferSection?.render(req.csrfToken()),
+          attachmentStorage,
           ...extra,
         }),
       },

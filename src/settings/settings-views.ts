@@ -3,6 +3,7 @@ import { PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS } from '../auth/passwords.ts';
 import { DISPLAY_NAME_MAX_UTF16 } from '../http/display-name.ts';
 import { csrfField, field, formAlert } from '../views/forms.ts';
 import { html, type SafeHtml } from '../views/html.ts';
+import { type AttachmentStorage, attachmentStorageSection } from './attachment-storage.ts';
 import type { OwnSession } from './settings-queries.ts';
 
 export type FieldErrors = Partial<Record<string, string>>;
@@ -20,6 +21,8 @@ export interface SettingsView {
   identities: LinkedIdentity[];
   /** The names of the groups one is in (model access and limits come with them). */
   groups?: string[];
+  /** What one's files and images take (attachment-storage.ts). */
+  attachmentStorage?: AttachmentStorage;
   /** API_KEYS: the card linking to one's API keys. */
   apiKeys: boolean;
   /** The chats' export and import card (src/chat/transfer-views.ts), handed over by app.ts. */
@@ -161,6 +164,7 @@ export function settingsPage(v: SettingsView): SafeHtml {
     <p class="small" id="own-groups">${v.groups && v.groups.length > 0 ? html`Your groups: ${v.groups.join(', ')}.` : 'You are in no group.'}</p>
     <a class="btn btn-outline-primary" href="/settings/usage">See your usage</a>
   </div></section>
+  ${attachmentStorageSection(v.attachmentStorage)}
   ${
     v.apiKeys
       ? html`<section class="card mb-4"><div class="card-body">

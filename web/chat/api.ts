@@ -1,4 +1,4 @@
-import { readEventStream, type SseEvent } from './sse.ts';
+import { readEventStream, type SseEvent, SseParser } from './sse.ts';
 
 /** A refusal or failure with the message to show the user (from the API's `{ "error": "…" }` when it sent one). */
 export class ApiError extends Error {
@@ -59,4 +59,59 @@ export async function postEventStream(url: string, body: unknown, onEvent: (even
     throw new ApiError('The server sent an answer this page does not understand. Reload the page.', res.status);
   }
   await readEventStream(res.body, onEvent);
+}
+
+/**
+ * postEventStream for a prompt with files: multipart/form-data by XMLHttpRequest, whose upload events give the
+ * progress of a large upload (fetch has none), and whose growing responseText is read as the event stream.
+ */
+export function postEventStreamWithUpload(
+  url: string,
+  form: FormData,
+  onProgress: (fraction: number) => void,
+  onEvent: (event: SseEvent) => void,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    const parser = new SseParser(onEvent);
+    let read = 0;
+    const isStream = () => xhr.status >= 200 && xhr.status < 300 && (xhr.getResponseHeader('content-type') ?? '').includes('text/event-stream');
+    const feed = () => {
+      if (!isStream()) return;
+      parser.push(xhr.responseText.slice(read));
+      read = xhr.responseText.length;
+    };
+    xhr.open('POST', url);
+    xhr.setRequestHeader('accept', 'text/event-stream');
+    xhr.setRequestHeader('x-csrf-token', csrfToken());
+    xhr.upload.addEventListener('progress', (e) => {
+      if (e.lengthComputable) onProgress(e.loaded / e.total);
+    });
+    xhr.addEventListener('progress', feed);
+    xhr.addEventListener('load', () => {
+      if (isStream()) {
+        feed();
+        parser.end();
+        return resolve();
+      }
+      reject(new ApiError(messageOfXhr(xhr), xhr.status));
+    });
+    xhr.addEventListener('error', () =>
+      read > 0 ? reject(new Error('connection lost')) : reject(new ApiError('Could not reach the server. Check your connection and try again.', 0)),
+    );
+    xhr.send(form);
+  });
+}
+
+function messageOfXhr(xhr: XMLHttpRequest): string {
+  try {
+    const body = JSON.parse(xhr.responseText) as { error?: unknown };
+    if (typeof body.error === 'string' && body.error) return body.error;
+  } catch {
+    // not JSON: the status says enough
+  }
+  if (xhr.status === 401 || xhr.status === 403) return 'Your session has ended or the page is out of date. Reload the page and try again.';
+  if (xhr.status === 413) return 'The files are too large to send.';
+  if (xhr.status >= 500) return 'The server had a problem. Try again in a moment.';
+  return `The request failed (${xhr.status}).`;
 }

@@ -1,5 +1,6 @@
 import { type AnswerOutcome, cloneTemplate, createPendingAnswer, createTextWriter, type FinalStatus, showFinalAnswer, streamingContent } from './answers.ts';
-import { ApiError, postEventStream, requestJson } from './api.ts';
+import { ApiError, postEventStream, postEventStreamWithUpload, requestJson } from './api.ts';
+import { type AttachmentTray, type PendingFile, promptFilesElement } from './attachments.ts';
 import type { Composer } from './composer.ts';
 import { titleFromPrompt } from './format.ts';
 import { pollUntilFinal } from './poll.ts';
@@ -11,6 +12,8 @@ export interface ConversationContext {
   thread: HTMLElement;
   scroll: ReturnType<typeof createAutoScroll>;
   composer: Composer | null;
+  /** The composer's files (paperclip, drop, paste); null where there is no composer. */
+  attachments: AttachmentTray | null;
   showError(message: string): void;
   hideError(): void;
   /** Runs once the first message has created the chat, before that message is sent (the chat's instructions). */
@@ -29,6 +32,14 @@ function parseData(data: string): Record<string, unknown> {
 }
 
 const asString = (v: unknown): string => (typeof v === 'string' ? v : '');
+
+/** A prompt with files, as POST /api/chats/:id/messages takes it from the page (src/chat/attachment-upload.ts). */
+function promptForm(prompt: string, files: PendingFile[]): FormData {
+  const form = new FormData();
+  form.append('content', prompt);
+  for (const p of files) form.append('attachments', p.file, p.file.name);
+  return form;
+}
 
 /** Sending prompts, streaming answers, Stop, Regenerate/Retry, and picking up an answer that was being written at reload. */
 export function createConversation(ctx: ConversationContext) {
@@ -68,6 +79,10 @@ export function createConversation(ctx: ConversationContext) {
 
   /** Streams one answer into `answer`; `onRefused` undoes the optimistic UI when the server refused before starting. */
   async function streamAnswer(url: string, body: unknown, answer: HTMLElement, onRefused: (message: string) => void): Promise<void> {
+    const post = (onEvent: Parameters<typeof postEventStream>[2]) =>
+      body instanceof FormData
+        ? postEventStreamWithUpload(url, body, (fraction) => ctx.attachments?.setProgress(fraction), onEvent).finally(() => ctx.attachments?.setProgress(null))
+        : postEventStream(url, body, onEvent);
     const startedMs = performance.now();
     const writer = createTextWriter(streamingContent(answer), scroll.follow);
     const state = { responseId: null as number | null, stopWanted: false, outcome: null as AnswerOutcome | null };
@@ -76,7 +91,7 @@ export function createConversation(ctx: ConversationContext) {
       if (state.responseId !== null) void requestStop(state.responseId);
     };
     try {
-      await postEventStream(url, body, ({ event, data }) => {
+      await post(({ event, data }) => {
         const d = parseData(data);
         if (event === 'start' && typeof d.idresponse === 'number') {
           state.responseId = d.idresponse;
@@ -131,9 +146,12 @@ export function createConversation(ctx: ConversationContext) {
     }
   }
 
-  function appendTurn(prompt: string): HTMLElement {
+  function appendTurn(prompt: string, files: PendingFile[]): HTMLElement {
     const turn = cloneTemplate('tpl-turn');
-    turn.querySelector('.prompt-bubble')!.textContent = prompt;
+    const bubble = turn.querySelector('.prompt-bubble')!;
+    bubble.textContent = prompt;
+    const shown = promptFilesElement(files);
+    if (shown) bubble.before(shown);
     const time = turn.querySelector<HTMLTimeElement>('.turn-time');
     if (time) {
       const now = new Date();
@@ -157,17 +175,19 @@ export function createConversation(ctx: ConversationContext) {
       if (!(await createChat(prompt)) || cancelled) return setBusy(false);
     }
     composer.take();
+    const files = ctx.attachments?.take() ?? [];
     // Only the last answer can be regenerated; put the buttons back if the server refuses the prompt.
     const hidden = [...thread.querySelectorAll<HTMLElement>('.regenerate-control')].map((b) => ({ b, parent: b.parentElement }));
     for (const { b } of hidden) b.remove();
-    const turn = appendTurn(prompt);
+    const turn = appendTurn(prompt, files);
     const answer = createPendingAnswer();
     turn.append(answer);
     scroll.toBottom();
-    await streamAnswer(`/api/chats/${chatId}/messages`, { content: prompt }, answer, (message) => {
+    await streamAnswer(`/api/chats/${chatId}/messages`, files.length === 0 ? { content: prompt } : promptForm(prompt, files), answer, (message) => {
       turn.remove();
       for (const { b, parent } of hidden) parent?.append(b);
       composer.restore(prompt);
+      ctx.attachments?.restore(files);
       ctx.showError(message);
     });
   }
