@@ -4,6 +4,7 @@ import { addCopyButtons } from './chat/copy-code.ts';
 import { wireChatShortcuts } from './chat/keyboard.ts';
 import { wireModelPicker } from './chat/model-switch.ts';
 import { createAutoScroll } from './chat/scroll.ts';
+import { wireSearchShortcut } from './chat/search-shortcut.ts';
 import { wireChatDialogs } from './chat/sidebar.ts';
 
 /**
@@ -67,5 +68,6 @@ function start(root: HTMLElement): void {
   for (const answer of unfinished) void chat.resume(answer);
 }
 
+wireSearchShortcut();
 const root = document.getElementById('chat');
 if (root) start(root);

@@ -13,6 +13,7 @@ import { chatPageData, chatPageFromJson, listTurns } from './chat-queries.ts';
 import { type ChatPageData, chatPage } from './chat-views.ts';
 import { GenerationRegistry } from './generation.ts';
 import { HEARTBEAT_INTERVAL_MS, markAllActiveResponsesInterrupted, markOrphanedResponsesInterrupted } from './response-store.ts';
+import { searchRoutes } from './search-routes.ts';
 
 /** How often each process looks for answers whose process died (a dead owner's are found at the next sweep). */
 export const SWEEP_INTERVAL_MS = 5_000;
@@ -114,7 +115,7 @@ export async function chatRoutes(app: FastifyInstance, opts: { db: Db; config: C
     };
   }
 
-  const page = { fluid: true, scripts: [assetUrl('chat')], styles: ['/static/hljs.css', '/static/chat.css'] };
+  const page = { fluid: true, scripts: [assetUrl('chat')], styles: ['/static/hljs.css', '/static/chat.css', '/static/search.css'] };
 
   // The page data comes with the session check (one round trip for the page every user loads most).
   const chatListPage: SessionCompanion<[null]> = { build: chatPageData, args: () => [null] };
@@ -132,4 +133,5 @@ export async function chatRoutes(app: FastifyInstance, opts: { db: Db; config: C
   });
 
   await app.register(chatApiRoutes, { db, config, generations });
+  await app.register(searchRoutes, { db });
 }

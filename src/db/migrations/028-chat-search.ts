@@ -1,0 +1,135 @@
+import { type Kysely, sql } from 'kysely';
+
+/**
+ * Search of one's chats (GET /chat/search, docs/decisions/022-chat-search.md): one row per chat holding the
+ * full-text vector of its title, prompts and answers' markdown (PostgreSQL's `simple` configuration, so words of any
+ * language match), owned by the chat's user, with GIN and user indexes. One row per chat rather than an expression
+ * index per message: the results are chats, the owner filter and the ranking read one row each, and a user with
+ * 10,000 chats among a million messages is answered in milliseconds (bench/search.ts).
+ *
+ * Nothing heavy here: the table starts empty (its indexes cost nothing to build), triggers keep the rows of chats
+ * written from now on, and the rows of chats written before are filled by a catch-up job after the server listens
+ * (src/chat/search-backfill.ts): on an adopted database of a million messages that takes minutes, not the start.
+ * No foreign key to chat: a key check would lock the chat row from inside an answer's last write, which a chat's
+ * deletion (chat, then its answers) could meet in the other order; a trigger on chat removes the row instead.
+ */
+export async function up(db: Kysely<unknown>): Promise<void> {
+  await sql`
+    CREATE TABLE IF NOT EXISTS chatbot_schema.chat_search (
+      idchat INTEGER PRIMARY KEY,
+      idappuser INTEGER NOT NULL,
+      tsv TSVECTOR NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS chat_search_tsv_idx ON chatbot_schema.chat_search USING gin (tsv);
+    CREATE INDEX IF NOT EXISTS chat_search_user_idx ON chatbot_schema.chat_search (idappuser);
+    INSERT INTO chatbot_schema.catch_up (txjob) VALUES ('chat-search') ON CONFLICT DO NOTHING;
+  `.execute(db);
+
+  // One part of a chat's text as a vector. to_tsvector refuses more than 1 MB of distinct words ("string is too long
+  // for tsvector", program_limit_exceeded): such a chat (a pasted dump) is indexed on its first 100,000 characters
+  // rather than failing the write that changed it, which would lose an answer.
+  await sql`
+    CREATE OR REPLACE FUNCTION chatbot_schema.search_vector(p_text text, p_weight "char") RETURNS tsvector
+    LANGUAGE plpgsql IMMUTABLE AS $fn$
+    BEGIN
+      RETURN setweight(to_tsvector('simple'::regconfig, coalesce(p_text, '')), p_weight);
+    EXCEPTION WHEN program_limit_exceeded THEN
+      RETURN setweight(to_tsvector('simple'::regconfig, left(p_text, 100000)), p_weight);
+    END $fn$;
+
+    -- Title (weight A) before prompts (B) before answers (D): a chat named for the words ranks first. Answers count
+    -- once finished (stopped, failed and interrupted ones included, as the chat shows them); the text of one being
+    -- written changes every second and is not worth indexing until it ends.
+    CREATE OR REPLACE FUNCTION chatbot_schema.chat_search_vector(p_idchat integer) RETURNS tsvector
+    LANGUAGE plpgsql STABLE AS $fn$
+    DECLARE
+      v_title text;
+      v_prompts text;
+      v_answers text;
+    BEGIN
+      SELECT c.txtitle INTO v_title FROM chatbot_schema.chat c WHERE c.idchat = p_idchat;
+      SELECT string_agg(m.txmessage, E'\n' ORDER BY m.idmessage) INTO v_prompts FROM chatbot_schema.message m WHERE m.idchat = p_idchat;
+      SELECT string_agg(r.txmarkdown, E'\n' ORDER BY r.idresponse) INTO v_answers FROM chatbot_schema.response r
+        WHERE r.idchat = p_idchat AND r.txstatus NOT IN ('pending', 'streaming');
+      BEGIN
+        RETURN chatbot_schema.search_vector(v_title, 'A') || chatbot_schema.search_vector(v_prompts, 'B')
+          || chatbot_schema.search_vector(v_answers, 'D');
+      EXCEPTION WHEN program_limit_exceeded THEN
+        -- Each part fitted, their sum did not.
+        RETURN chatbot_schema.search_vector(v_title, 'A') || chatbot_schema.search_vector(left(v_prompts, 100000), 'B')
+          || chatbot_schema.search_vector(left(v_answers, 100000), 'D');
+      END;
+    END $fn$;
+
+    -- Rewrites the rows of these chats (a chat deleted meanwhile gets none).
+    CREATE OR REPLACE FUNCTION chatbot_schema.refresh_chat_search(p_idchats integer[]) RETURNS void
+    LANGUAGE sql VOLATILE AS $fn$
+      INSERT INTO chatbot_schema.chat_search (idchat, idappuser, tsv)
+      SELECT c.idchat, c.idappuser, chatbot_schema.chat_search_vector(c.idchat)
+      FROM chatbot_schema.chat c WHERE c.idchat = ANY(p_idchats)
+      ON CONFLICT (idchat) DO UPDATE SET tsv = EXCLUDED.tsv, idappuser = EXCLUDED.idappuser;
+    $fn$;
+  `.execute(db);
+
+  // Statement-level triggers where many rows may change at once (an import's inserts, a chat's cascade): each chat
+  // is rewritten once per statement. Row-level ones with WHEN where a column list matters (transition tables are not
+  // allowed with one): the answer's last write fires, its per-second partial saves (still 'streaming') do not.
+  await sql`
+    CREATE OR REPLACE FUNCTION chatbot_schema.chat_search_after_rows() RETURNS trigger
+    LANGUAGE plpgsql AS $fn$
+    BEGIN
+      IF TG_OP = 'DELETE' THEN
+        PERFORM chatbot_schema.refresh_chat_search(ARRAY(SELECT DISTINCT o.idchat FROM old_rows o));
+      ELSE
+        PERFORM chatbot_schema.refresh_chat_search(ARRAY(SELECT DISTINCT n.idchat FROM new_rows n));
+      END IF;
+      RETURN NULL;
+    END $fn$;
+
+    CREATE OR REPLACE FUNCTION chatbot_schema.chat_search_after_row() RETURNS trigger
+    LANGUAGE plpgsql AS $fn$
+    BEGIN
+      PERFORM chatbot_schema.refresh_chat_search(ARRAY[NEW.idchat]);
+      RETURN NULL;
+    END $fn$;
+
+    CREATE OR REPLACE FUNCTION chatbot_schema.chat_search_after_chat_delete() RETURNS trigger
+    LANGUAGE plpgsql AS $fn$
+    BEGIN
+      DELETE FROM chatbot_schema.chat_search s USING old_rows o WHERE s.idchat = o.idchat;
+      RETURN NULL;
+    END $fn$;
+
+    DROP TRIGGER IF EXISTS chat_search_message_insert ON chatbot_schema.message;
+    CREATE TRIGGER chat_search_message_insert AFTER INSERT ON chatbot_schema.message
+      REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION chatbot_schema.chat_search_after_rows();
+    DROP TRIGGER IF EXISTS chat_search_message_delete ON chatbot_schema.message;
+    CREATE TRIGGER chat_search_message_delete AFTER DELETE ON chatbot_schema.message
+      REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION chatbot_schema.chat_search_after_rows();
+    DROP TRIGGER IF EXISTS chat_search_message_update ON chatbot_schema.message;
+    CREATE TRIGGER chat_search_message_update AFTER UPDATE OF txmessage ON chatbot_schema.message
+      FOR EACH ROW WHEN (OLD.txmessage IS DISTINCT FROM NEW.txmessage) EXECUTE FUNCTION chatbot_schema.chat_search_after_row();
+
+    DROP TRIGGER IF EXISTS chat_search_response_insert ON chatbot_schema.response;
+    CREATE TRIGGER chat_search_response_insert AFTER INSERT ON chatbot_schema.response
+      REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION chatbot_schema.chat_search_after_rows();
+    DROP TRIGGER IF EXISTS chat_search_response_delete ON chatbot_schema.response;
+    CREATE TRIGGER chat_search_response_delete AFTER DELETE ON chatbot_schema.response
+      REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION chatbot_schema.chat_search_after_rows();
+    DROP TRIGGER IF EXISTS chat_search_response_update ON chatbot_schema.response;
+    CREATE TRIGGER chat_search_response_update AFTER UPDATE OF txmarkdown, txstatus ON chatbot_schema.response
+      FOR EACH ROW WHEN (NEW.txstatus NOT IN ('pending', 'streaming')
+        AND (OLD.txstatus IS DISTINCT FROM NEW.txstatus OR OLD.txmarkdown IS DISTINCT FROM NEW.txmarkdown))
+      EXECUTE FUNCTION chatbot_schema.chat_search_after_row();
+
+    DROP TRIGGER IF EXISTS chat_search_chat_insert ON chatbot_schema.chat;
+    CREATE TRIGGER chat_search_chat_insert AFTER INSERT ON chatbot_schema.chat
+      REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION chatbot_schema.chat_search_after_rows();
+    DROP TRIGGER IF EXISTS chat_search_chat_title ON chatbot_schema.chat;
+    CREATE TRIGGER chat_search_chat_title AFTER UPDATE OF txtitle ON chatbot_schema.chat
+      FOR EACH ROW WHEN (OLD.txtitle IS DISTINCT FROM NEW.txtitle) EXECUTE FUNCTION chatbot_schema.chat_search_after_row();
+    DROP TRIGGER IF EXISTS chat_search_chat_delete ON chatbot_schema.chat;
+    CREATE TRIGGER chat_search_chat_delete AFTER DELETE ON chatbot_schema.chat
+      REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION chatbot_schema.chat_search_after_chat_delete();
+  `.execute(db);
+}
