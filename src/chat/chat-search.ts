@@ -13,6 +13,11 @@ import { ANGLE_CLOSE, ANGLE_OPEN, MATCH_END, MATCH_START, type PassagePart, pass
 export const SEARCH_QUERY_MAX_CHARS = 200;
 /** Results per search, best first: the ranking reads only the matching rows' vectors, the passages only these. */
 export const SEARCH_RESULTS_MAX = 30;
+/**
+ * At most this many of the matching chats, the newest, are ranked: ranking reads each one's whole vector (~3.5 KB from
+ * TOAST for 20 answered prompts), and a common word matches every chat (10,000 ranked: ~250 ms; 500: a few ms).
+ */
+export const SEARCH_RANK_CANDIDATES = 500;
 /** Of a long prompt or answer, the passage is looked for in its first this many characters (bounds the work per hit). */
 const PASSAGE_SOURCE_MAX_CHARS = 20_000;
 
@@ -51,10 +56,38 @@ const unmarked = (column: ReturnType<typeof sql>) =>
 export async function searchChats(db: Db, userId: number, text: string): Promise<SearchOutcome> {
   // What the words became: nothing (only punctuation), or only exclusions (querytree 'T': every chat would match,
   // and no index can find "all but"), is said so instead of searched.
-  const parsed = await sql<{ tree: string }>`SELECT querytree(websearch_to_tsquery('simple', ${text})) AS tree`.execute(db);
+  const parsed = await sql<{ tree: string; loose: string | null }>`
+    SELECT querytree(q) AS tree,
+      -- A phrase without exclusions: the same words joined by AND (a superset of its matches), see below.
+      CASE WHEN q::text ~ '<(\d+|-)>' AND position('!' IN q::text) = 0 THEN regexp_replace(q::text, '<(\d+|-)>', '&', 'g') END AS loose
+    FROM websearch_to_tsquery('simple', ${text}) q`.execute(db);
   const tree = parsed.rows[0]?.tree ?? '';
   if (tree === '') return { kind: 'no-words' };
   if (tree === 'T') return { kind: 'only-exclusions' };
+  const loose = parsed.rows[0]?.loose ?? null;
+
+  // The user's matching chats come from the index alone (materialized, so the planner cannot trade it for a walk of
+  // the primary key that reads every user's vectors until enough match). Ranking reads each chat's whole vector, so
+  // only the newest SEARCH_RANK_CANDIDATES matches are ranked. A phrase needs the vectors too (the index knows words,
+  // not their order): its words' matches come from the index, newest first, and are checked for the phrase until
+  // enough are found, rather than all of them (every chat holds the two commonest words).
+  const newest = loose
+    ? sql`
+    matched AS MATERIALIZED (
+      SELECT s.idchat FROM chatbot_schema.chat_search s WHERE s.idappuser = ${userId} AND s.tsv @@ ${loose}::tsquery
+    ),
+    newest AS (
+      -- A subquery per row (not a join the planner could turn into a hash of every user's phrase matches): checked
+      -- in order, the scan stops at the LIMIT.
+      SELECT m.idchat FROM (SELECT idchat FROM matched ORDER BY idchat DESC) m CROSS JOIN q
+      WHERE (SELECT s.tsv FROM chatbot_schema.chat_search s WHERE s.idchat = m.idchat) @@ q.q
+      LIMIT ${SEARCH_RANK_CANDIDATES}
+    ),`
+    : sql`
+    matched AS MATERIALIZED (
+      SELECT s.idchat FROM chatbot_schema.chat_search s CROSS JOIN q WHERE s.idappuser = ${userId} AND s.tsv @@ q.q
+    ),
+    newest AS (SELECT idchat FROM matched ORDER BY idchat DESC LIMIT ${SEARCH_RANK_CANDIDATES}),`;
 
   const rows = await sql<{
     id: number;
@@ -66,10 +99,10 @@ export async function searchChats(db: Db, userId: number, text: string): Promise
     passageMarked: string | null;
   }>`
     WITH q AS (SELECT websearch_to_tsquery('simple', ${text}) AS q),
+    ${newest}
     top AS (
       SELECT s.idchat, ts_rank(s.tsv, q.q, 1) AS rank
-      FROM chatbot_schema.chat_search s CROSS JOIN q
-      WHERE s.idappuser = ${userId} AND s.tsv @@ q.q
+      FROM newest JOIN chatbot_schema.chat_search s ON s.idchat = newest.idchat CROSS JOIN q
       ORDER BY rank DESC, s.idchat DESC
       LIMIT ${SEARCH_RESULTS_MAX}
     )
