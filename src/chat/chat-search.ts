@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from '../db/database.ts';
-import { ANGLE_CLOSE, ANGLE_OPEN, MATCH_END, MATCH_START, type PassagePart, passageParts } from './search-highlight.ts';
+import { ANGLE_CLOSE, ANGLE_OPEN, MATCH_END, MATCH_START, type PassagePart, passageParts, passageText } from './search-highlight.ts';
 
 /**
  * Search of one's own chats: PostgreSQL full-text search over chatbot_schema.chat_search (migration 028: one vector per
@@ -29,7 +29,15 @@ export interface SearchHit {
   /** The title with the matched words marked, when it matches. */
   titleParts: PassagePart[] | null;
   /** The first prompt or answer that matches, around its matched words; null when only the title (or words spread over several turns) matched. */
-  passage: { source: 'prompt' | 'answer'; parts: PassagePart[] } | null;
+  passage: Passage | null;
+}
+
+export interface Passage {
+  source: 'prompt' | 'answer';
+  parts: PassagePart[];
+  /** Whether text comes before or after the passage in its prompt or answer (shown as "…"). */
+  cutBefore: boolean;
+  cutAfter: boolean;
 }
 
 export type SearchOutcome = { kind: 'hits'; hits: SearchHit[] } | { kind: 'no-words' } | { kind: 'only-exclusions' };
@@ -97,6 +105,8 @@ export async function searchChats(db: Db, userId: number, text: string): Promise
     titleMarked: string | null;
     source: 'prompt' | 'answer' | null;
     passageMarked: string | null;
+    bodyStart: string | null;
+    bodyEnd: string | null;
   }>`
     WITH q AS (SELECT websearch_to_tsquery('simple', ${text}) AS q),
     ${newest}
@@ -110,7 +120,9 @@ export async function searchChats(db: Db, userId: number, text: string): Promise
       CASE WHEN to_tsvector('simple', coalesce(c.txtitle, '')) @@ q.q
         THEN ts_headline('simple', ${unmarked(sql`c.txtitle`)}, q.q, ${TITLE_OPTIONS}) END AS "titleMarked",
       p.source,
-      CASE WHEN p.body IS NOT NULL THEN ts_headline('simple', p.body, q.q, ${HEADLINE_OPTIONS}) END AS "passageMarked"
+      CASE WHEN p.body IS NOT NULL THEN ts_headline('simple', p.body, q.q, ${HEADLINE_OPTIONS}) END AS "passageMarked",
+      -- Whether the passage is the text's start and end (else the page shows "…" there).
+      left(p.body, 24) AS "bodyStart", right(p.body, 24) AS "bodyEnd"
     FROM top
     JOIN chatbot_schema.chat c ON c.idchat = top.idchat AND c.idappuser = ${userId}
     CROSS JOIN q
@@ -138,7 +150,19 @@ export async function searchChats(db: Db, userId: number, text: string): Promise
       updatedAt: r.updatedAt,
       rank: r.rank,
       titleParts: r.titleMarked === null ? null : passageParts(r.titleMarked),
-      passage: r.source && r.passageMarked !== null ? { source: r.source, parts: passageParts(r.passageMarked) } : null,
+      passage: r.source && r.passageMarked !== null ? passageOf(r.source, passageParts(r.passageMarked), r.bodyStart ?? '', r.bodyEnd ?? '') : null,
     })),
+  };
+}
+
+/** ts_headline trims whitespace and cuts around the matches; the text's first and last characters say where it cut. */
+function passageOf(source: 'prompt' | 'answer', parts: PassagePart[], bodyStart: string, bodyEnd: string): Passage {
+  const text = passageText(parts);
+  const squash = (s: string) => s.replace(/\s+/g, ' ').trim();
+  return {
+    source,
+    parts,
+    cutBefore: !squash(text).startsWith(squash(bodyStart).slice(0, 12)),
+    cutAfter: !squash(text).endsWith(squash(bodyEnd).slice(-12)),
   };
 }

@@ -43,7 +43,7 @@ function hitItem(hit: SearchHit): SafeHtml {
   <div class="search-result-meta"><time datetime="${hit.updatedAt.toISOString()}">${dateFormat.format(hit.updatedAt)}</time>${
     hit.passage ? html` · in ${hit.passage.source === 'prompt' ? 'a prompt' : 'an answer'}` : ''
   }</div>
-  ${hit.passage ? html`<p class="search-passage">${passageHtml(hit.passage.parts)}</p>` : ''}
+  ${hit.passage ? html`<p class="search-passage">${hit.passage.cutBefore ? '… ' : ''}${passageHtml(hit.passage.parts)}${hit.passage.cutAfter ? ' …' : ''}</p>` : ''}
 </li>`;
 }
 

@@ -78,6 +78,7 @@ describe('search journey', { skip: skipWithoutBrowser() }, () => {
     await page.keyboard.press('Control+k');
     await page.waitForFunction(() => document.activeElement?.id === 'chat-search-q');
     await page.keyboard.type('otters');
+    await screenshot(page, 'search-box-desktop');
     await page.keyboard.press('Enter');
     await page.waitForURL(/\/chat\/search\?q=otters$/);
 
