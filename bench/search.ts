@@ -126,7 +126,14 @@ export async function benchSearch(kind: DbKind): Promise<Row[]> {
         'p95 ms': percentile(times, 95).toFixed(1),
       });
     }
-    rows.push({ database: kind, query: '**all queries**', 'user’s chats matching': '', results: '', 'p50 ms': median(all).toFixed(1), 'p95 ms': percentile(all, 95).toFixed(1) });
+    rows.push({
+      database: kind,
+      query: '**all queries**',
+      'user’s chats matching': '',
+      results: '',
+      'p50 ms': median(all).toFixed(1),
+      'p95 ms': percentile(all, 95).toFixed(1),
+    });
     rows.push({
       database: kind,
       query: `(world: ${messages.toLocaleString('en')} prompts, the user’s ${mine.toLocaleString('en')} chats; seeded in ${seedS.toFixed(0)} s, search rows filled by the catch-up job in ${fillS.toFixed(0)} s)`,
