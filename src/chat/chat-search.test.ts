@@ -54,6 +54,8 @@ test('a user finds only their own chats, though another user wrote the same word
   const adas = await chatWith(w.admin, 'Do marmalade otters sleep in winter?');
   assert.deepEqual(await ids(w.user, 'marmalade otters'), [bobs]);
   assert.deepEqual(await ids(w.admin, 'marmalade otters'), [adas]);
+  // The answer is searchable once finished: "compare" is only in the fake model's answer.
+  assert.deepEqual(await ids(w.user, 'marmalade compare'), [bobs]);
   const page = await w.user.get('/chat/search?q=marmalade');
   assert.equal(page.statusCode, 200);
   assert.match(page.body, new RegExp(`href="/chat/${bobs}"`));
