@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { sql } from 'kysely';
-import { type ChatWorld, newChat, parseSse, startChatWorld } from '../../test/chat-fixtures.ts';
+import { type ChatWorld, newChat, parseSse, startChatWorld, waitFor } from '../../test/chat-fixtures.ts';
 import type { TestClient } from '../../test/client.ts';
 import { catchUpPercent } from '../db/catch-up.ts';
+import { openDatabase, serverUrlOf } from '../db/database.ts';
 import { SEARCH_QUERY_MAX_CHARS } from './chat-search.ts';
 import { CATCH_UP_CHAT_SEARCH, searchBackfillJob } from './search-backfill.ts';
 
@@ -203,4 +204,38 @@ test('the ranking reads the user’s rows through the indexes', async () => {
     EXPLAIN SELECT idchat FROM chatbot_schema.chat_search WHERE idappuser = 1 AND tsv @@ websearch_to_tsquery('simple', 'heron')`.execute(db());
   await sql`RESET enable_seqscan`.execute(db());
   assert.match(plan.rows.map((r) => r['QUERY PLAN']).join('\n'), /chat_search_user_tsv_idx/);
+});
+
+test('two writers of one chat at once: its row holds both changes (bites only on PostgreSQL)', async (t) => {
+  const url = serverUrlOf(db());
+  if (!url) return t.skip('PGlite has one connection');
+  const { rows } = await sql<{ name: string }>`SELECT current_database() AS name`.execute(db());
+  const other = new URL(url);
+  other.pathname = `/${rows[0]?.name}`;
+  const second = await openDatabase({ databaseUrl: other.toString() });
+  try {
+    const chatId = await chatWith(w.user, 'walrus tusks', 'Walruses');
+    let messageWritten: Promise<void> | undefined;
+    await db()
+      .transaction()
+      .execute(async (rename) => {
+        // The rename's trigger has rewritten (and locked) the chat's row; a prompt arrives on another connection and
+        // its trigger waits for that row. Each transaction sees only its own change until the other commits.
+        await sql`UPDATE chatbot_schema.chat SET txtitle = 'Narwhal facts' WHERE idchat = ${chatId}`.execute(rename);
+        const renamer = (await sql<{ pid: number }>`SELECT pg_backend_pid() AS pid`.execute(rename)).rows[0]?.pid;
+        messageWritten = second.db.transaction().execute(async (trx) => {
+          await sql`INSERT INTO chatbot_schema.message (idchat, txmessage) VALUES (${chatId}, 'beluga song')`.execute(trx);
+        });
+        await waitFor(async () => {
+          // Asked on another connection: a transaction sees pg_stat_activity as it was at its first look.
+          const waiting = await sql<{ n: number }>`
+            SELECT count(*)::int AS n FROM pg_stat_activity WHERE ${renamer}::int = ANY(pg_blocking_pids(pid))`.execute(db());
+          return (waiting.rows[0]?.n ?? 0) > 0 ? true : undefined;
+        });
+      });
+    await messageWritten;
+    assert.deepEqual(await ids(w.user, 'narwhal beluga'), [chatId]);
+  } finally {
+    await second.close();
+  }
 });

@@ -41,7 +41,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     -- once finished (stopped, failed and interrupted ones included, as the chat shows them); the text of one being
     -- written changes every second and is not worth indexing until it ends.
     CREATE OR REPLACE FUNCTION chatbot_schema.chat_search_vector(p_idchat integer) RETURNS tsvector
-    LANGUAGE plpgsql STABLE AS $fn$
+    LANGUAGE plpgsql VOLATILE AS $fn$
     DECLARE
       v_title text;
       v_prompts text;
@@ -61,14 +61,21 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       END;
     END $fn$;
 
-    -- Rewrites the rows of these chats (a chat deleted meanwhile gets none).
+    -- Rewrites the rows of these chats (a chat deleted meanwhile gets none). Two writers of one chat at once (a rename
+    -- while its answer ends) each see only their own change until the other commits: a vector computed before taking
+    -- the row would lose the other's. So the row exists first (empty), is locked, and the vector is computed by the
+    -- UPDATE, which PostgreSQL re-evaluates once a concurrent writer of the row has committed (READ COMMITTED), with
+    -- chat_search_vector VOLATILE so that its reads see that commit. Rows are locked in id order (no deadlock between
+    -- two statements that touch several chats).
     CREATE OR REPLACE FUNCTION chatbot_schema.refresh_chat_search(p_idchats integer[]) RETURNS void
-    LANGUAGE sql VOLATILE AS $fn$
+    LANGUAGE plpgsql VOLATILE AS $fn$
+    BEGIN
       INSERT INTO chatbot_schema.chat_search (idchat, idappuser, tsv)
-      SELECT c.idchat, c.idappuser, chatbot_schema.chat_search_vector(c.idchat)
-      FROM chatbot_schema.chat c WHERE c.idchat = ANY(p_idchats)
-      ON CONFLICT (idchat) DO UPDATE SET tsv = EXCLUDED.tsv, idappuser = EXCLUDED.idappuser;
-    $fn$;
+      SELECT c.idchat, c.idappuser, ''::tsvector FROM chatbot_schema.chat c WHERE c.idchat = ANY(p_idchats)
+      ORDER BY c.idchat ON CONFLICT (idchat) DO NOTHING;
+      PERFORM 1 FROM chatbot_schema.chat_search s WHERE s.idchat = ANY(p_idchats) ORDER BY s.idchat FOR UPDATE;
+      UPDATE chatbot_schema.chat_search s SET tsv = chatbot_schema.chat_search_vector(s.idchat) WHERE s.idchat = ANY(p_idchats);
+    END $fn$;
   `.execute(db);
 
   // Statement-level triggers where many rows may change at once (an import's inserts, a chat's cascade): each chat
