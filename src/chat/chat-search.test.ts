@@ -41,7 +41,7 @@ interface ApiResult {
   id: number;
   title: string | null;
   title_html: string | null;
-  passage: { source: string; text: string; html: string } | null;
+  passage: { source: string; text: string; html: string; cut_before: boolean; cut_after: boolean } | null;
 }
 async function searchApi(client: TestClient, q: string): Promise<{ status: number; results: ApiResult[]; note: string | null; body: string }> {
   const res = await client.get(`/api/chats?q=${encodeURIComponent(q)}`);
@@ -82,6 +82,7 @@ test('the matched words are marked in an escaped passage: a prompt holding HTML 
   );
   assert.doesNotMatch(passage?.html ?? '', /<img|<script|\u0001|\u0002/);
   assert.match(passage?.text ?? '', /onerror=alert\(1\)> zebrafinch <script>/);
+  assert.deepEqual([passage?.cut_before, passage?.cut_after], [true, false], 'the passage starts inside the prompt and runs to its end');
 
   const page = await w.user.get('/chat/search?q=zebrafinch');
   assert.equal(page.statusCode, 200);

@@ -158,7 +158,8 @@ export async function searchChats(db: Db, userId: number, text: string): Promise
 /** ts_headline trims whitespace and cuts around the matches; the text's first and last characters say where it cut. */
 function passageOf(source: 'prompt' | 'answer', parts: PassagePart[], bodyStart: string, bodyEnd: string): Passage {
   const text = passageText(parts);
-  const squash = (s: string) => s.replace(/\s+/g, ' ').trim();
+  // Words only: ts_headline drops punctuation at a passage's ends ("alt text?" ends "alt text").
+  const squash = (s: string) => s.replace(/[^\p{L}\p{N}]+/gu, ' ').trim();
   return {
     source,
     parts,

@@ -54,7 +54,14 @@ export async function searchRoutes(app: FastifyInstance, opts: { db: Db }): Prom
               updated_at: h.updatedAt,
               rank: h.rank,
               title_html: h.titleParts && passageHtml(h.titleParts).value,
-              passage: h.passage && { source: h.passage.source, text: passageText(h.passage.parts), html: passageHtml(h.passage.parts).value },
+              passage: h.passage && {
+                source: h.passage.source,
+                text: passageText(h.passage.parts),
+                html: passageHtml(h.passage.parts).value,
+                // Text comes before / after the passage in its prompt or answer (the page shows "…").
+                cut_before: h.passage.cutBefore,
+                cut_after: h.passage.cutAfter,
+              },
             })),
     };
   });
