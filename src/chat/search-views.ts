@@ -24,7 +24,7 @@ function searchForm(data: SearchPageData): SafeHtml {
   <label class="form-label visually-hidden" for="search-q">Search your chats</label>
   <div class="input-group">
     <input type="search" class="form-control${data.error ? ' is-invalid' : ''}" id="search-q" name="q" value="${data.query}"
-      maxlength="${SEARCH_QUERY_MAX_CHARS}" placeholder="Words, &quot;a phrase&quot;, -without" autocomplete="off"
+      maxlength="${SEARCH_QUERY_MAX_CHARS}" placeholder="Words to find" autocomplete="off"
       aria-describedby="search-help${data.error ? ' search-error' : ''}" aria-keyshortcuts="Control+K Meta+K" data-search-input ${data.outcome ? '' : html`autofocus`}>
     <button type="submit" class="btn btn-primary">Search</button>
   </div>
