@@ -67,7 +67,7 @@ const CLOCK_TICKS_PER_S = 100;
  * machine, the backends of the benchmark's database. Unlike requests/s this hardly moves when neighbours load
  * the machine, so it is reported beside it.
  */
-function cpuMeter(kind: DbKind, db: Db): () => Promise<() => Promise<{ server: number; database: number }>> {
+export function cpuMeter(kind: DbKind, db: Db): () => Promise<() => Promise<{ server: number; database: number }>> {
   // PGlite runs on the main thread (its "backend pid" is not a process of this machine).
   const backends = async () => {
     if (kind === 'pglite') return new Map<number, number>();

@@ -7,6 +7,7 @@ import { benchConcurrentChats } from './concurrent-chats.ts';
 import { benchGroups } from './groups.ts';
 import { type DbKind, databaseKinds, machine, markdownTable, type Row } from './lib.ts';
 import { benchPageThroughput } from './page-throughput.ts';
+import { benchSearch } from './search.ts';
 import { benchSoak } from './soak.ts';
 import { benchStartup } from './startup.ts';
 import { benchStats } from './stats.ts';
@@ -48,6 +49,11 @@ const benches: Bench[] = [
   { name: 'api-ttft', title: 'Time to first token added by /v1/chat/completions over the upstream', run: perDatabase(benchApiTtft) },
   { name: 'api-concurrent', title: '1,000 concurrent streamed API calls (PostgreSQL): one process, two processes', run: benchApiConcurrent },
   { name: 'api-throughput', title: 'Non-stream /v1 throughput against a bare node:http fetch proxy', run: perDatabase(benchApiThroughput) },
+  {
+    name: 'search',
+    title: 'Search of one’s chats (GET /api/chats?q=): a user with 10,000 chats among 1,000,000 prompts',
+    run: perDatabase(benchSearch),
+  },
   { name: 'soak', title: 'Soak: mixed traffic against one app process (requests by kind)', run: benchSoak },
 ];
 

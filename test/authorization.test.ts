@@ -87,8 +87,10 @@ const matrix: Rule[] = [
   // chat pages (src/chat)
   ['GET', '/chat',                                      'login',     'to-2fa',    'login',     'ok',        'login',     'ok',        'ok'],
   ['GET', '/chat/:id',                                  'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
+  ['GET', '/chat/search',                               'login',     'to-2fa',    'login',     'ok',        'login',     'ok',        'ok',        '/chat/search?q=hello'],
   // chat API (src/chat): JSON, so signed-out callers get 401; another user's chat is a 404 (authorization-objects.test.ts)
   ['POST', '/api/chats',                                'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
+  ['GET', '/api/chats',                                 'login',     'to-2fa',    'login',     'ok',        'login',     'ok',        'ok',        '/api/chats?q=hello'],
   ['GET', '/api/chats/:id',                             'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
   ['PATCH', '/api/chats/:id',                           'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],
   ['DELETE', '/api/chats/:id',                          'login',     'to-2fa',    'login',     'allow',     'login',     'allow',     'allow'],

@@ -8,6 +8,7 @@ import { wireModelPicker } from './chat/model-switch.ts';
 import { wirePromptEditing } from './chat/prompt-edit.ts';
 import { wireRegenerateMenu } from './chat/regenerate-menu.ts';
 import { createAutoScroll } from './chat/scroll.ts';
+import { wireSearchShortcut } from './chat/search-shortcut.ts';
 import { wireChatDialogs } from './chat/sidebar.ts';
 
 /**
@@ -86,5 +87,6 @@ function start(root: HTMLElement): void {
   for (const answer of unfinished) void chat.resume(answer);
 }
 
+wireSearchShortcut();
 const root = document.getElementById('chat');
 if (root) start(root);

@@ -14,6 +14,7 @@ import { chatPageData, chatPageFromJson } from './chat-queries.ts';
 import { type ChatPageData, chatPage } from './chat-views.ts';
 import { GenerationRegistry } from './generation.ts';
 import { HEARTBEAT_INTERVAL_MS, markAllActiveResponsesInterrupted, markOrphanedResponsesInterrupted } from './response-store.ts';
+import { searchRoutes } from './search-routes.ts';
 
 /** How often each process looks for answers whose process died (a dead owner's are found at the next sweep). */
 export const SWEEP_INTERVAL_MS = 5_000;
@@ -119,7 +120,7 @@ export async function chatRoutes(app: FastifyInstance, opts: { db: Db; config: C
   const page = {
     fluid: true,
     scripts: [assetUrl('chat')],
-    styles: ['/static/hljs.css', '/static/chat.css', '/static/chat-prompts.css', '/static/chat-attachments.css'],
+    styles: ['/static/hljs.css', '/static/chat.css', '/static/chat-prompts.css', '/static/chat-attachments.css', '/static/search.css'],
   };
 
   // The page data comes with the session check (one round trip for the page every user loads most).
@@ -139,4 +140,5 @@ export async function chatRoutes(app: FastifyInstance, opts: { db: Db; config: C
 
   await app.register(chatApiRoutes, { db, config, generations });
   await app.register(attachmentRoutes, { db });
+  await app.register(searchRoutes, { db });
 }

@@ -4,6 +4,7 @@ import { iconArrowUp, iconPencil, iconPlus, iconSidebar, iconStop, iconTrash } f
 import { instructionsPanel, instructionsToggle, promptEditorTemplate } from './chat-prompt-views.ts';
 import { THINKING_PLACEHOLDER } from './chat-queries.ts';
 import { newTurnTemplate, type TurnView, turnView } from './chat-turn-views.ts';
+import { sidebarSearch } from './search-views.ts';
 import { chatExportMenu, importedBadge } from './transfer-views.ts';
 
 export type { ResponseStatus, ResponseView, TurnView } from './chat-turn-views.ts';
@@ -71,6 +72,7 @@ function sidebar(chats: ChatListItem[], currentId: number | null): SafeHtml {
   </div>
   <div class="offcanvas-body chat-sidebar-body">
     <a class="btn chat-new" href="/chat" title="New chat (Ctrl+Shift+O)" aria-keyshortcuts="Control+Shift+O Meta+Shift+O">${iconPlus()} New chat</a>
+    ${sidebarSearch()}
     <nav class="chat-list-nav" aria-label="Your chats">
       <ul class="chat-list" id="chat-list">${chats.map((c) => chatItem(c, c.id === currentId))}</ul>
       <p class="chat-list-empty" id="chat-list-empty" ${chats.length > 0 ? html`hidden` : ''}>No chats yet. Your conversations will appear here.</p>

@@ -1,5 +1,6 @@
 import { chmodSync, mkdirSync } from 'node:fs';
 import { PGlite, type PGliteOptions } from '@electric-sql/pglite';
+import { btree_gin } from '@electric-sql/pglite/contrib/btree_gin';
 import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm';
 import { createPgConfig } from '@electric-sql/pglite/node-postgres';
 import { Kysely, PostgresDialect } from 'kysely';
@@ -90,8 +91,9 @@ class PreparingClient extends pg.Client {
  */
 export function embeddedOptions(): PGliteOptions {
   const settings = ['shared_buffers=16MB', 'maintenance_work_mem=16MB'];
-  // pg_trgm: the admin user list's substring search uses trigram indexes (migrations 010 and 012).
-  return { startParams: [...PGlite.defaultStartParams, ...settings.flatMap((s) => ['-c', s])], extensions: { pg_trgm } };
+  // pg_trgm: the admin user list's substring search uses trigram indexes (migrations 010 and 012); btree_gin: the
+  // chat search's index over owner and words (migration 028).
+  return { startParams: [...PGlite.defaultStartParams, ...settings.flatMap((s) => ['-c', s])], extensions: { pg_trgm, btree_gin } };
 }
 
 /** Longest wait to connect to PostgreSQL or for a free pooled connection, in ms ("fail fast", README "Failure behaviour"). */

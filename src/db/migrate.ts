@@ -25,6 +25,7 @@ import * as apiUsageLimits from './migrations/024-api-usage-limits.ts';
 import * as settleBeforeRollups from './migrations/025-settle-before-rollups.ts';
 import * as chatPrompts from './migrations/026-chat-prompts.ts';
 import * as attachments from './migrations/027-attachments.ts';
+import * as chatSearch from './migrations/028-chat-search.ts';
 import * as importedChats from './migrations/029-imported-chats.ts';
 
 /** The migration that creates Parley's schema: applied by a start means Parley never ran on this database before. */
@@ -57,6 +58,7 @@ const migrations: Record<string, Migration> = {
   '025-settle-before-rollups': settleBeforeRollups,
   '026-chat-prompts': chatPrompts,
   '027-attachments': attachments,
+  '028-chat-search': chatSearch,
   '029-imported-chats': importedChats,
 };
 
