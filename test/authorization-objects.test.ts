@@ -33,13 +33,14 @@ const chatRoutes: Line[] = [
   // The answer exists, the chat is the caller's own: the pair does not.
   ['POST', '/api/chats/{y1}/responses/{rx}/stop', {}],
   ['POST', '/api/chats/{y1}/responses/{ry2}/stop', {}],
+  // A prompt's file: through its own chat, and through the caller's own chat (before the edit
+  // lines: the owner's edit removes the prompt that carries it).
+  ['GET', '/api/chats/{x}/attachments/{ax}'],
+  ['GET', '/api/chats/{y1}/attachments/{ax}'],
   // After the stop lines: its owner's edit (below) removes the answer {rx}.
   ['POST', '/api/chats/{x}/messages/{mx}/edit', { content: 'An edit in someone else’s chat' }],
   // The message exists, the chat is the caller's own: the pair does not.
   ['POST', '/api/chats/{y1}/messages/{mx}/edit', { content: 'Another user’s message through my chat' }],
-  // A prompt's file: through its own chat, and through the caller's own chat.
-  ['GET', '/api/chats/{x}/attachments/{ax}'],
-  ['GET', '/api/chats/{y1}/attachments/{ax}'],
 ];
 
 /** The made-up twin of each form: the same request naming an object nobody has. */
