@@ -36,6 +36,8 @@ const NOT_PAGES = new Set([
   '/login/google/authorized',
   '/login/google/link/complete',
   '/2fa/qrcode.png',
+  // A download (all one's chats as JSON), not a page.
+  '/settings/export',
 ]);
 
 type Visitor = 'anonymous' | 'pending2fa' | 'googleLink' | 'user' | 'admin';
