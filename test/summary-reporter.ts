@@ -61,9 +61,12 @@ type TestEvent =
   | { type: 'test:stderr'; data: { file?: string; message: string } }
   | { type: string; data?: unknown };
 
-/** node --test reports each file once more as a test of its own at nesting 0, named by its path from the cwd. */
+/**
+ * node --test reports each file once more as a test of its own at nesting 0, named by its path from the cwd, or by
+ * its absolute path when it is outside the cwd (the runner's entries, in a temporary directory).
+ */
 function isFileLevel(data: TestEventData, cwd: string): boolean {
-  return data.nesting === 0 && data.file !== undefined && data.name === path.relative(cwd, data.file);
+  return data.nesting === 0 && data.file !== undefined && (data.name === path.relative(cwd, data.file) || data.name === data.file);
 }
 
 function causeOf(data: TestEventData): string {
