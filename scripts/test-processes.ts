@@ -123,12 +123,12 @@ export interface TestProcess {
 }
 
 /**
- * A fresh clone has no times yet: the journeys and the files that start processes are the suite's slowest (each
- * 20–60 s), an in-process file a few seconds.
+ * A fresh clone (CI) has no times yet: the files of their own are the suite's slowest (journeys, fuzzers, servers:
+ * 20 s to 3 min each), so they start first, with shared processes of about the same expected size; a file that shares
+ * takes a few seconds.
  */
 export function guessMs(file: string, alone: boolean): number {
-  if (isBrowserJourney(file)) return 60_000;
-  return alone ? 30_000 : 4_000;
+  return alone || isBrowserJourney(file) ? 60_000 : 5_000;
 }
 
 /**
