@@ -28,6 +28,8 @@ interface ModuleFacts {
   /** The text, kept only when it says `await` at all: what the top-level await check reads. */
   awaitText?: string;
   marked: boolean;
+  /** Names TEST_DB, TEST_DATABASE_URL or testDbKind: its outcome can depend on the run's database (scripts/test.ts). */
+  readsDatabaseKind: boolean;
   startsProcesses: boolean;
   changesProcess: boolean;
 }
@@ -46,6 +48,7 @@ function factsOf(file: string): ModuleFacts {
       imports: [...text.matchAll(RELATIVE_IMPORT)].flatMap(([, spec]) => (spec ? [path.resolve(path.dirname(file), spec)] : [])),
       ...(/\bawait\b/.test(text) ? { awaitText: text } : {}),
       marked: OWN_PROCESS_MARKER.test(text),
+      readsDatabaseKind: /\b(TEST_DB|TEST_DATABASE_URL|testDbKind)\b/.test(text),
       startsProcesses: STARTS_PROCESSES.test(text),
       changesProcess: CHANGES_PROCESS.test(text),
     };
@@ -55,7 +58,7 @@ function factsOf(file: string): ModuleFacts {
 }
 
 /** The file and every module it reaches through relative imports, at any depth. */
-function* importedModules(file: string, dir: string): Generator<[string, ModuleFacts]> {
+export function* importedModules(file: string, dir: string): Generator<[string, ModuleFacts]> {
   const seen = new Set<string>();
   const pending = [path.resolve(dir, file)];
   for (let next = pending.pop(); next !== undefined; next = pending.pop()) {

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { decideBrowser } from '../test/browser/chromium.ts';
 import { ensurePgliteTemplate } from '../test/database.ts';
 import type { Failure, RunSummary } from '../test/summary-reporter.ts';
-import { guessMs, isBrowserJourney, ownProcessReasons, planProcesses, writeEntries } from './test-processes.ts';
+import { guessMs, importedModules, isBrowserJourney, ownProcessReasons, planProcesses, writeEntries } from './test-processes.ts';
 import { readTimes, recordTimes } from './test-times.ts';
 
 /**
@@ -28,7 +28,7 @@ const SLOWEST_SHOWN = 8;
 const TEST_FILE_GLOBS = ['src/**/*.test.ts', 'test/**/*.test.ts', 'web/**/*.test.ts'];
 /**
  * About how much work (in the last run's file times) one shared process takes: a process costs ~3 CPU s to start,
- * so fewer is cheaper, while pieces this size still let the two workers end within a few seconds of each other.
+ * so fewer is cheaper; smaller pieces let the two workers end closer together (the last to start are the shortest).
  */
 const SHARED_PROCESS_MS = 60_000;
 /**
@@ -38,22 +38,7 @@ const SHARED_PROCESS_MS = 60_000;
  * module, the Chromium finder) proves the same thing on both runs, so it runs once.
  */
 export function readsDatabaseKind(file: string, dir: string = root): boolean {
-  const seen = new Set<string>();
-  const pending = [path.resolve(dir, file)];
-  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
-    if (seen.has(next)) continue;
-    seen.add(next);
-    let text: string;
-    try {
-      text = readFileSync(next, 'utf8');
-    } catch {
-      continue; // a package, or a file that is not there: neither reads the run's database
-    }
-    if (/\b(TEST_DB|TEST_DATABASE_URL|testDbKind)\b/.test(text)) return true;
-    for (const [, spec] of text.matchAll(/(?:\bfrom\s*|\bimport\s*\(\s*|^\s*import\s*)['"](\.{1,2}\/[^'"]+)['"]/gm)) {
-      if (spec) pending.push(path.resolve(path.dirname(next), spec));
-    }
-  }
+  for (const [, module] of importedModules(file, dir)) if (module.readsDatabaseKind) return true;
   return false;
 }
 
