@@ -1,3 +1,4 @@
+// test-runs-once: the runner's planning and summary, pure functions over files and events; it reaches TEST_DB only through the runner's own scan of it.
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
