@@ -1,10 +1,12 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, globSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, globSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { decideBrowser } from '../test/browser/chromium.ts';
 import { ensurePgliteTemplate } from '../test/database.ts';
 import type { Failure, RunSummary } from '../test/summary-reporter.ts';
+import { guessMs, importedModules, isBrowserJourney, ownProcessReasons, planProcesses, writeEntries } from './test-processes.ts';
+import { readTimes, recordTimes } from './test-times.ts';
 
 /**
  * `npm test`: every test file on the embedded database, then (with TEST_DATABASE_URL) again on PostgreSQL.
@@ -13,7 +15,10 @@ import type { Failure, RunSummary } from '../test/summary-reporter.ts';
  * (`npm test -- src/chat --test-name-pattern=regenerate`).
  * Each run ends with its slowest files and a line `N passed, N failed, N skipped`, the whole with a total and the
  * tests that failed (test/summary-reporter.ts collects them from node:test's events; `dot` shows progress).
- * PARLEY_TEST_ROOT: look for the test files in another folder (the runner's own tests run fixture suites so).
+ * Files share Node processes where they can, and the processes start longest first (scripts/test-processes.ts, from
+ * the times of the last run in .cache/test-times.json).
+ * PARLEY_TEST_ROOT: look for the test files in another folder (the runner's own tests run fixture suites so);
+ * PARLEY_TEST_TIMES: keep the files' times in another file than .cache/test-times.json.
  */
 const root = path.resolve(process.env.PARLEY_TEST_ROOT ?? path.resolve(import.meta.dirname, '..'));
 const summaryReporter = path.resolve(import.meta.dirname, '../test/summary-reporter.ts');
@@ -21,8 +26,11 @@ const cacheDir = path.resolve(import.meta.dirname, '../.cache');
 /** How many of the slowest files each run names, for whoever wants the suite faster. */
 const SLOWEST_SHOWN = 8;
 const TEST_FILE_GLOBS = ['src/**/*.test.ts', 'test/**/*.test.ts', 'web/**/*.test.ts'];
-/** Browser journeys are the files that need Chromium; everything else runs anywhere. */
-const isBrowserJourney = (file: string) => file.startsWith('test/browser/') && file.endsWith('-journey.test.ts');
+/**
+ * About how much work (in the last run's file times) one shared process takes: a process costs ~3 CPU s to start,
+ * so fewer is cheaper; smaller pieces let the two workers end closer together (the last to start are the shortest).
+ */
+const SHARED_PROCESS_MS = 60_000;
 /**
  * Whether a test file's outcome can depend on which database the run uses: it reads TEST_DB, TEST_DATABASE_URL or
  * testDbKind, or imports (through its relative imports, at any depth) a module that does — test/database.ts, and so
@@ -30,22 +38,7 @@ const isBrowserJourney = (file: string) => file.startsWith('test/browser/') && f
  * module, the Chromium finder) proves the same thing on both runs, so it runs once.
  */
 export function readsDatabaseKind(file: string, dir: string = root): boolean {
-  const seen = new Set<string>();
-  const pending = [path.resolve(dir, file)];
-  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
-    if (seen.has(next)) continue;
-    seen.add(next);
-    let text: string;
-    try {
-      text = readFileSync(next, 'utf8');
-    } catch {
-      continue; // a package, or a file that is not there: neither reads the run's database
-    }
-    if (/\b(TEST_DB|TEST_DATABASE_URL|testDbKind)\b/.test(text)) return true;
-    for (const [, spec] of text.matchAll(/(?:\bfrom\s*|\bimport\s*\(\s*|^\s*import\s*)['"](\.{1,2}\/[^'"]+)['"]/gm)) {
-      if (spec) pending.push(path.resolve(path.dirname(next), spec));
-    }
-  }
+  for (const [, module] of importedModules(file, dir)) if (module.readsDatabaseKind) return true;
   return false;
 }
 
@@ -128,19 +121,14 @@ async function main(): Promise<void> {
 
   await ensurePgliteTemplate();
   const plan = planRuns(files, Boolean(process.env.TEST_DATABASE_URL));
-  // Two files at a time on 2 cores (PARLEY_TEST_CONCURRENCY overrides). Three on the PostgreSQL run was measured:
+  const alone = await ownProcessReasons(files, root);
+  const timesFile = process.env.PARLEY_TEST_TIMES ?? path.join(cacheDir, 'test-times.json');
+  // Two processes at a time on 2 cores (PARLEY_TEST_CONCURRENCY overrides). Three on the PostgreSQL run was measured:
   // 10 min 34 s against 9 min 36 s at two, so no gain (docs/decisions/018).
-  const concurrency = (fallback: number) => Number(process.env.PARLEY_TEST_CONCURRENCY ?? fallback);
-  const runs: Array<{ name: string; env: NodeJS.ProcessEnv; files: string[]; concurrency: number }> = [
-    { name: 'embedded PGlite', env: { TEST_DB: 'pglite' }, files: plan.pglite, concurrency: concurrency(2) },
-  ];
+  const concurrency = Number(process.env.PARLEY_TEST_CONCURRENCY ?? 2);
+  const runs: Array<{ name: string; kind: string; files: string[] }> = [{ name: 'embedded PGlite', kind: 'pglite', files: plan.pglite }];
   if (process.env.TEST_DATABASE_URL) {
-    runs.push({
-      name: `PostgreSQL (${new URL(process.env.TEST_DATABASE_URL).host})`,
-      env: { TEST_DB: 'postgres' },
-      files: plan.postgres,
-      concurrency: concurrency(2),
-    });
+    runs.push({ name: `PostgreSQL (${new URL(process.env.TEST_DATABASE_URL).host})`, kind: 'postgres', files: plan.postgres });
   }
 
   let failed = false;
@@ -149,20 +137,34 @@ async function main(): Promise<void> {
   try {
     for (const [i, run] of runs.entries()) {
       if (run.files.length === 0) continue;
-      console.log(`\n# ${run.files.length} test files on ${run.name}`);
+      const times = readTimes(timesFile, run.kind);
+      const processes = planProcesses(run.files, {
+        expectedMs: (file, ownProcess) => times.get(file) ?? guessMs(file, ownProcess),
+        alone: (file) => alone.has(file),
+        concurrency,
+        groupMs: SHARED_PROCESS_MS,
+      });
+      const { entries, map } = writeEntries(processes, path.join(scratch, `run-${i}`), root);
+      const processMap = path.join(scratch, `run-${i}-processes.json`);
+      writeFileSync(processMap, JSON.stringify(map));
+      const sharing = processes.filter((p) => p.shared);
+      const shared = sharing.reduce((n, p) => n + p.files.length, 0);
+      console.log(`\n# ${run.files.length} test files on ${run.name}: ${processes.length} processes (${shared} files in ${sharing.length} shared)`);
       const summaryFile = path.join(scratch, `run-${i}.json`);
       const reporters = ['--test-reporter=dot', '--test-reporter-destination=stdout'];
       reporters.push(`--test-reporter=${summaryReporter}`, `--test-reporter-destination=${summaryFile}`);
-      const result = spawnSync(process.execPath, ['--test', `--test-concurrency=${run.concurrency}`, ...reporters, ...nodeOptions, ...run.files], {
+      const result = spawnSync(process.execPath, ['--test', `--test-concurrency=${concurrency}`, ...reporters, ...nodeOptions, ...entries], {
         cwd: root,
         stdio: 'inherit',
-        // Node's on-disk compile cache: each test file is a process of its own that compiles the same modules
-        // (fastify, kysely, the app); with the cache, ~2 of ~12 CPU seconds less for a typical file.
-        env: { NODE_COMPILE_CACHE: path.join(cacheDir, 'node-compile'), ...process.env, ...run.env },
+        // Node's on-disk compile cache: each process compiles the same modules (fastify, kysely, the app); with the
+        // cache, ~2 of ~12 CPU seconds less for a typical file of its own.
+        env: { NODE_COMPILE_CACHE: path.join(cacheDir, 'node-compile'), ...process.env, TEST_DB: run.kind, PARLEY_TEST_PROCESSES: processMap },
       });
       if (result.status !== 0) failed = true;
       const outcome: RunOutcome = { name: run.name, status: result.status, signal: result.signal, summary: readSummary(summaryFile) };
       outcomes.push(outcome);
+      // A run narrowed by node options (--test-name-pattern) says nothing about the files' whole times.
+      if (outcome.summary && nodeOptions.length === 0) recordTimes(timesFile, run.kind, outcome.summary.fileTimes, all);
       console.log(`\n${formatRun(outcome).join('\n')}`);
     }
   } finally {

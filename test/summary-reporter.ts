@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
 /**
@@ -34,6 +35,14 @@ export interface RunSummary {
   fileTimes: FileTime[];
 }
 
+/**
+ * The runner's processes (scripts/test-processes.ts), by the path of the entry module `node --test` ran: the files
+ * each ran, and whether they shared it. A shared process reports each file as a suite named by its path, declared in
+ * test/file-group.ts; a process of its own reports its file under the entry's name.
+ */
+export type ProcessMap = Record<string, { files: string[]; shared: boolean }>;
+const fileGroupModule = path.resolve(import.meta.dirname, 'file-group.ts');
+
 /** The fields of a test:pass/test:fail/test:complete event that this reporter reads. */
 interface TestEventData {
   name: string;
@@ -52,9 +61,12 @@ type TestEvent =
   | { type: 'test:stderr'; data: { file?: string; message: string } }
   | { type: string; data?: unknown };
 
-/** node --test reports each file once more as a test of its own at nesting 0, named by its path from the cwd. */
+/**
+ * node --test reports each file once more as a test of its own at nesting 0, named by its path from the cwd, or by
+ * its absolute path when it is outside the cwd (the runner's entries, in a temporary directory).
+ */
 function isFileLevel(data: TestEventData, cwd: string): boolean {
-  return data.nesting === 0 && data.file !== undefined && data.name === path.relative(cwd, data.file);
+  return data.nesting === 0 && data.file !== undefined && (data.name === path.relative(cwd, data.file) || data.name === data.file);
 }
 
 function causeOf(data: TestEventData): string {
@@ -64,8 +76,14 @@ function causeOf(data: TestEventData): string {
   return text.split('\n')[0] ?? 'failed';
 }
 
+/** Why a file's suite in a shared process failed by itself: what its loading threw, named as Node prints it. */
+function loadErrorOf(data: TestEventData): string {
+  const cause = data.details.error?.cause;
+  return cause instanceof Error ? `${cause.name}: ${cause.message.split('\n')[0]}` : causeOf(data);
+}
+
 /** Folds node:test events into a RunSummary. Exported for the runner's own tests. */
-export function summarize(events: Iterable<TestEvent>, cwd: string = process.cwd()): RunSummary {
+export function summarize(events: Iterable<TestEvent>, cwd: string = process.cwd(), processes: ProcessMap = {}): RunSummary {
   const counts = { passed: 0, failed: 0, skipped: 0, todo: 0, cancelled: 0 };
   let ms = 0;
   const fileTimes: FileTime[] = [];
@@ -75,12 +93,20 @@ export function summarize(events: Iterable<TestEvent>, cwd: string = process.cwd
   // What a file wrote to stderr: the only trace of an error that stopped it before any test ran.
   const stderr = new Map<string, string[]>();
   const relative = (file: string) => path.relative(cwd, file).split(path.sep).join('/');
+  const processByEntry = new Map(Object.entries(processes).map(([entry, p]) => [path.resolve(cwd, entry), p]));
+  /** A path as events give it, named as the summary names it: an entry of a process of its own is its test file. */
+  const nameOf = (file: string) => {
+    const p = processByEntry.get(path.resolve(cwd, file));
+    return p && !p.shared && p.files[0] !== undefined ? p.files[0] : relative(path.resolve(cwd, file));
+  };
+  // A shared process that failed as a whole (it crashed, or something failed outside every file's suite).
+  const failedProcesses = new Map<string, { files: string[]; cause: string }>();
 
   for (const event of events) {
     if (event.type === 'test:stderr') {
       const data = event.data as { file?: string; message: string };
       if (data.file === undefined) continue;
-      const file = relative(path.resolve(cwd, data.file));
+      const file = nameOf(data.file);
       const lines = stderr.get(file) ?? [];
       if (lines.length < 200) stderr.set(file, [...lines, ...data.message.split('\n')]);
       continue;
@@ -93,10 +119,16 @@ export function summarize(events: Iterable<TestEvent>, cwd: string = process.cwd
     if (event.type !== 'test:pass' && event.type !== 'test:fail' && event.type !== 'test:complete') continue;
     const data = event.data as TestEventData;
     if (data.file === undefined) continue;
-    const file = relative(data.file);
-    if (isFileLevel(data, cwd)) {
+    const fileSuite = data.nesting === 0 && path.resolve(cwd, data.file) === fileGroupModule && data.details.type === 'suite';
+    const shared = isFileLevel(data, cwd) ? processByEntry.get(path.resolve(cwd, data.file)) : undefined;
+    if (shared?.shared) {
+      if (event.type === 'test:fail') failedProcesses.set(nameOf(data.file), { files: shared.files, cause: causeOf(data) });
+      continue;
+    }
+    const file = fileSuite ? data.name : nameOf(data.file);
+    if (fileSuite || isFileLevel(data, cwd)) {
       if (event.type === 'test:complete') fileTimes.push({ file, ms: data.details.duration_ms });
-      if (event.type === 'test:fail') failedFiles.set(file, causeOf(data));
+      if (event.type === 'test:fail') failedFiles.set(file, fileSuite ? loadErrorOf(data) : causeOf(data));
       continue;
     }
     if (event.type === 'test:complete') continue;
@@ -132,6 +164,19 @@ export function summarize(events: Iterable<TestEvent>, cwd: string = process.cwd
     const error = lines.find((line) => /^\w*Error\b/.test(line));
     failures.push({ file, test: '', cause: error ?? cause });
   }
+  for (const [entry, { files, cause }] of failedProcesses) {
+    if (files.some((f) => failedTests.has(f) || failedFiles.has(f))) continue; // a file's own failure says it
+    const finished = new Set(fileTimes.map((t) => t.file));
+    const unfinished = files.filter((f) => !finished.has(f));
+    const error = (stderr.get(entry) ?? []).find((line) => /^\w*Error\b/.test(line)) ?? cause;
+    const notRun = unfinished.length > 1 ? `; not run: ${unfinished.slice(1).join(', ')}` : '';
+    counts.failed++;
+    failures.push({
+      file: unfinished[0] ?? files.join(', '),
+      test: '',
+      cause: `${error} (its process, shared with ${files.length - 1} other files, ended${notRun})`,
+    });
+  }
   fileTimes.sort((a, b) => b.ms - a.ms);
   return { ...counts, files: fileTimes.length, ms, failures, fileTimes };
 }
@@ -141,5 +186,7 @@ export default async function* summaryReporter(source: AsyncIterable<TestEvent>)
   for await (const event of source) {
     if (['test:pass', 'test:fail', 'test:complete', 'test:summary', 'test:stderr'].includes(event.type)) events.push(event);
   }
-  yield `${JSON.stringify(summarize(events))}\n`;
+  const map = process.env.PARLEY_TEST_PROCESSES;
+  const processes = map ? (JSON.parse(readFileSync(map, 'utf8')) as ProcessMap) : {};
+  yield `${JSON.stringify(summarize(events, process.cwd(), processes))}\n`;
 }

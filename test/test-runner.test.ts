@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import { planRuns, readsDatabaseKind, runsOnce, SelectionError, selectTestFiles } from '../scripts/test.ts';
 
 /** `npm test -- <path>`: which files scripts/test.ts runs. */
@@ -115,10 +117,14 @@ function runFixtureSuite(args: string[], extraEnv: Record<string, string> = {}) 
   return spawnSync(process.execPath, ['scripts/test.ts', ...args], {
     cwd: root,
     encoding: 'utf8',
-    env: { ...env, PARLEY_TEST_ROOT: fixtures, INIT_CWD: fixtures, ...extraEnv },
+    env: { ...env, PARLEY_TEST_ROOT: fixtures, INIT_CWD: fixtures, PARLEY_TEST_TIMES: timesFile, ...extraEnv },
     timeout: 180_000,
   });
 }
+// The fixtures' times, kept apart from the suite's own (.cache/test-times.json orders the real runs).
+const scratch = mkdtempSync(path.join(tmpdir(), 'parley-test-runner-'));
+const timesFile = path.join(scratch, 'test-times.json');
+after(() => rmSync(scratch, { recursive: true, force: true }));
 
 describe('what npm test says at the end', () => {
   test('each run ends with its counts, its slowest files and the tests that failed; then the total', () => {
@@ -129,16 +135,16 @@ describe('what npm test says at the end', () => {
     for (const run of ['embedded PGlite', 'PostgreSQL (fixture.invalid:5432)']) {
       const at = lines.findIndex((l) => l.startsWith(`# ${run}: `));
       assert.ok(at >= 0, `a summary line for ${run} in:\n${res.stdout}`);
-      assert.match(lines[at] ?? '', new RegExp(`^# ${run.replace(/[()]/g, '\\$&')}: 2 passed, 2 failed, 1 skipped \\(3 files, \\d+\\.\\d s\\)$`));
+      assert.match(lines[at] ?? '', new RegExp(`^# ${run.replace(/[()]/g, '\\$&')}: 4 passed, 2 failed, 1 skipped \\(5 files, \\d+\\.\\d s\\)$`));
       assert.deepEqual(lines.slice(at + 1, at + 3), [
         '#   failed: test/failing.test.ts › arithmetic › subtracts',
         '#   failed: test/broken.test.ts (the file failed: Error: this fixture file does not load)',
       ]);
       const slowest = lines.slice(lines.lastIndexOf(`# slowest files on ${run}:`, at) + 1, at);
-      assert.equal(slowest.length, 3, `every file with its time:\n${res.stdout}`);
-      for (const line of slowest) assert.match(line, /^# +\d+\.\d s {2}test\/(passing|failing|broken)\.test\.ts$/);
+      assert.equal(slowest.length, 5, `every file with its time:\n${res.stdout}`);
+      for (const line of slowest) assert.match(line, /^# +\d+\.\d s {2}test\/(passing|failing|broken|world-a|world-b)\.test\.ts$/);
     }
-    assert.match(lines.at(-3) ?? '', /^# total: 4 passed, 4 failed, 2 skipped \(embedded PGlite \d+\.\d s, PostgreSQL \(fixture\.invalid:5432\) \d+\.\d s\)$/);
+    assert.match(lines.at(-3) ?? '', /^# total: 8 passed, 4 failed, 2 skipped \(embedded PGlite \d+\.\d s, PostgreSQL \(fixture\.invalid:5432\) \d+\.\d s\)$/);
     assert.deepEqual(lines.slice(-2), [
       '#   failed: test/failing.test.ts › arithmetic › subtracts on embedded PGlite and PostgreSQL (fixture.invalid:5432)',
       '#   failed: test/broken.test.ts (the file failed: Error: this fixture file does not load) on embedded PGlite and PostgreSQL (fixture.invalid:5432)',
@@ -151,5 +157,15 @@ describe('what npm test says at the end', () => {
     assert.match(res.stdout, /^\.+$/m, 'the dot reporter shows progress');
     assert.match(res.stdout.trimEnd().split('\n').at(-1) ?? '', /^# embedded PGlite: 1 passed, 0 failed, 1 skipped \(1 files, \d+\.\d s\)$/);
     assert.doesNotMatch(res.stdout, /# total/, 'one run: no total');
+  });
+
+  test("files share a process, each with its own hooks: one file's `after` runs before the next file's `before`", () => {
+    // One worker: the two files in one process (with --test-isolation=none, both `before`s would run first).
+    const res = runFixtureSuite(['test/world-a.test.ts', 'test/world-b.test.ts'], { PARLEY_TEST_CONCURRENCY: '1' });
+    assert.equal(res.status, 0, res.stdout + res.stderr);
+    assert.match(res.stdout, /^# 2 test files on embedded PGlite: 1 processes \(2 files in 1 shared\)$/m);
+    assert.match(res.stdout.trimEnd().split('\n').at(-1) ?? '', /^# embedded PGlite: 2 passed, 0 failed, 0 skipped \(2 files, \d+\.\d s\)$/);
+    const times = JSON.parse(readFileSync(timesFile, 'utf8')) as { pglite: Record<string, number> };
+    for (const f of ['test/world-a.test.ts', 'test/world-b.test.ts']) assert.equal(typeof times.pglite[f], 'number', `${f}: the time the next run orders by`);
   });
 });

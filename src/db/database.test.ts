@@ -1,3 +1,5 @@
+// test-own-process: the statement names are a per-process registry with a cap (src/db/database.ts); the files
+// before it in a shared process could fill it, and the first test here needs a name given.
 import assert from 'node:assert/strict';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -323,7 +323,14 @@ export async function startFakeLlm(opts: FakeLlmOptions = {}): Promise<FakeLlm> 
   };
 }
 
+// A promise, not a top-level await: the test files importing this module share processes, each loaded with require()
+// (test/file-group.ts), which refuses a module with top-level await anywhere in its graph.
 if (import.meta.main) {
-  const fake = await startFakeLlm({ port: Number(process.env.FAKE_LLM_PORT ?? 11435) });
-  console.log(`Fake OpenAI-compatible server on ${fake.baseUrl} (models: ${FAKE_MODEL_IDS.join(', ')})`);
+  startFakeLlm({ port: Number(process.env.FAKE_LLM_PORT ?? 11435) }).then(
+    (fake) => console.log(`Fake OpenAI-compatible server on ${fake.baseUrl} (models: ${FAKE_MODEL_IDS.join(', ')})`),
+    (err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
 }
