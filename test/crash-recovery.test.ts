@@ -52,6 +52,9 @@ test('an answer of a killed server is interrupted, with its text up to a second 
 
     const database = await place.open();
     const next = await startTestApp({}, database); // the next process on this database
+    // The contract: interrupted as soon as the app is ready again. Measured from ready, not from the kill: opening the
+    // database and building the app take what the machine's load makes them take, which is not this test's subject.
+    const readyAt = Date.now();
     try {
       const row = await waitFor(async () => {
         const r = await database.db
@@ -61,8 +64,8 @@ test('an answer of a killed server is interrupted, with its text up to a second 
           .executeTakeFirstOrThrow();
         return r.txstatus === 'interrupted' ? r : undefined;
       }, 20_000);
-      const tookMs = Date.now() - killedAt;
-      assert.ok(tookMs < 8_000, `interrupted ${tookMs} ms after the kill`);
+      const tookMs = Date.now() - readyAt;
+      assert.ok(tookMs < 8_000, `interrupted ${tookMs} ms after the next process was ready (${Date.now() - killedAt} ms after the kill)`);
       assert.match(row.txerror ?? '', /restarted/);
 
       const stored = row.txmarkdown ?? '';
