@@ -23,6 +23,8 @@ import * as passkeys from './migrations/021-passkeys.ts';
 import * as chatModelSwitch from './migrations/023-chat-model-switch.ts';
 import * as apiUsageLimits from './migrations/024-api-usage-limits.ts';
 import * as settleBeforeRollups from './migrations/025-settle-before-rollups.ts';
+import * as rollupSlots from './migrations/030-rollup-slots.ts';
+import * as countersOnlyUnderLimits from './migrations/031-counters-only-under-limits.ts';
 
 // Listed in code (not read from a folder) so that the order is explicit and nothing is loaded by path.
 const migrations: Record<string, Migration> = {
@@ -49,6 +51,8 @@ const migrations: Record<string, Migration> = {
   '023-chat-model-switch': chatModelSwitch,
   '024-api-usage-limits': apiUsageLimits,
   '025-settle-before-rollups': settleBeforeRollups,
+  '030-rollup-slots': rollupSlots,
+  '031-counters-only-under-limits': countersOnlyUnderLimits,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -470,10 +470,11 @@ export interface OwnUsageRow {
 /** One user's own rollup rows: by day and model, newest first. Only ever called with the signed-in user's id. */
 export async function ownUsage(db: Db, userId: number, span: DaySpan): Promise<OwnUsageRow[]> {
   const r = await sql<{ day: string; source: UsageSource; model: string; prompts: number; answers: number; pt: string; ct: string }>`
-    SELECT to_char(d.dday, 'YYYY-MM-DD') AS day, d.txsource AS source, coalesce(l.txshortname, '(deleted model)') AS model, d.nprompts AS prompts,
-      d.nresponses AS answers, d.nprompt_tokens::text AS pt, d.ncompletion_tokens::text AS ct
+    SELECT to_char(d.dday, 'YYYY-MM-DD') AS day, d.txsource AS source, coalesce(min(l.txshortname), '(deleted model)') AS model, sum(d.nprompts)::int AS prompts,
+      sum(d.nresponses)::int AS answers, sum(d.nprompt_tokens)::text AS pt, sum(d.ncompletion_tokens)::text AS ct
     FROM chatbot_schema.usage_day_user d LEFT JOIN chatbot_schema.llm l ON l.idllm = d.idllm
     WHERE d.idappuser = ${userId} AND ${inSpan(span)}
+    GROUP BY d.dday, d.idllm, d.txsource -- the slot rows of a key (migration 030)
     ORDER BY d.dday DESC, model, d.txsource DESC`.execute(db);
   return r.rows.map((x) => ({
     day: x.day,
