@@ -141,6 +141,8 @@ export async function benchStats(kind: DbKind): Promise<Row[]> {
       });
     }
 
+    // The group's limits would refuse the prompts below (and put the counters on their path): gone before them.
+    await sql`DELETE FROM chatbot_schema.user_group WHERE idgroup = ${groupId}`.execute(db);
     // What the triggers add to a prompt and its answer: begin_answer then finalizeResponse, triggers on and off.
     const chat = await sql<{ idchat: number; idappuser: number }>`SELECT idchat, idappuser FROM chatbot_schema.chat ORDER BY idchat LIMIT 1`.execute(db);
     const target = chat.rows[0];
