@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { benchAdminUsers } from './admin-users.ts';
 import { benchAnswerFlush } from './answer-flush.ts';
 import { benchApiConcurrent, benchApiThroughput, benchApiTtft } from './api.ts';
+import { benchApiAdmission } from './api-admission.ts';
 import { benchCatchUp } from './catch-up.ts';
 import { benchConcurrentChats } from './concurrent-chats.ts';
 import { benchGroups } from './groups.ts';
@@ -48,6 +49,11 @@ const benches: Bench[] = [
   { name: 'groups', title: 'A group of 10,000 members, and what the limit check adds to each prompt', run: perDatabase(benchGroups) },
   { name: 'api-ttft', title: 'Time to first token added by /v1/chat/completions over the upstream', run: perDatabase(benchApiTtft) },
   { name: 'api-concurrent', title: '1,000 concurrent streamed API calls (PostgreSQL): one process, two processes', run: benchApiConcurrent },
+  {
+    name: 'api-admission',
+    title: '1,000 API calls of one key at once, straight on the database (admission and end, pool of 20; PostgreSQL)',
+    run: benchApiAdmission,
+  },
   { name: 'api-throughput', title: 'Non-stream /v1 throughput against a bare node:http fetch proxy', run: perDatabase(benchApiThroughput) },
   {
     name: 'search',

@@ -155,6 +155,8 @@ const matrix: Rule[] = [
   ['GET', '/admin/stats',                               'login',     'to-2fa',    'login',     'forbidden', 'login',     'csv',       'forbidden', '/admin/stats?format=csv&table=models'],
   ['GET', '/admin/stats',                               'login',     'to-2fa',    'login',     'forbidden', 'login',     'csv',       'forbidden', '/admin/stats?format=csv&table=users'],
   ['GET', '/admin/stats',                               'login',     'to-2fa',    'login',     'forbidden', 'login',     'csv',       'forbidden', '/admin/stats?format=csv&table=daily'],
+  ['GET', '/admin/stats',                               'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden', '/admin/stats?group=999999'],
+  ['GET', '/admin/stats',                               'login',     'to-2fa',    'login',     'forbidden', 'login',     'allow',     'forbidden', '/admin/stats?group=abc&format=csv&table=users'],
   ['GET', '/admin/stats/users/:id',                     'login',     'to-2fa',    'login',     'forbidden', 'login',     'ok',        'forbidden', '/admin/stats/users/{user}'],
   ['GET', '/admin/stats/users/:id',                     'login',     'to-2fa',    'login',     'forbidden', 'login',     'csv',       'forbidden', '/admin/stats/users/{user}?format=csv'],
   ['GET', '/settings/usage',                            'login',     'to-2fa',    'login',     'ok',        'login',     'ok',        'ok'],

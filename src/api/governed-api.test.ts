@@ -5,7 +5,7 @@ import OpenAI from 'openai';
 import { addModel, type ChatWorld, newChat, parseSse, startChatWorld, waitFor } from '../../test/chat-fixtures.ts';
 import { testDbKind } from '../../test/database.ts';
 import { setModelAccess, setUserLimits } from '../groups/group-queries.ts';
-import { admitPrompt, type Limits } from '../groups/usage-limits.ts';
+import { admitPrompt, type Limits, usageStatus } from '../groups/usage-limits.ts';
 import { findUserByEmail } from '../users/user-queries.ts';
 import { interruptAbandonedApiCalls } from './api-call-queries.ts';
 
@@ -51,6 +51,14 @@ const counter = async () => {
     .executeTakeFirst();
   return { prompts: Number(row?.nprompts ?? 0), tokens: Number(row?.ntokens ?? 0) };
 };
+/**
+ * Today's use as the limits see it: the counter, or before this day's first prompt under a limit the statistics it
+ * will start from (migration 031) — earlier tests' calls included, so limits below are set relative to it.
+ */
+const usedToday = async () => {
+  const { used } = await usageStatus(db(), userId);
+  return { prompts: used.promptsToday, tokens: used.tokensToday };
+};
 /** Every call's end is written after its answer went out: wait until none is running. */
 const allEnded = () =>
   waitFor(async () =>
@@ -72,19 +80,21 @@ describe('model access', () => {
     assert.deepEqual(ids, ['Fake echo']);
 
     const calls = await apiCallCount();
+    const usedBefore = await usedToday();
     await assert.rejects(ask('let me in', 'Secret model'), (err: unknown) => {
       refusedFor(403)(err);
       assert.ok(err instanceof OpenAI.APIError && err.type === 'permission_error' && err.param === 'model');
       return true;
     });
     assert.equal(await apiCallCount(), calls, 'no api_call row');
-    assert.deepEqual(await counter(), { prompts: 0, tokens: 0 }, 'nothing counted');
+    assert.deepEqual(await usedToday(), usedBefore, 'nothing counted');
   });
 });
 
 describe('usage limits', () => {
   test('prompts_per_day = 2: the third call is 429 rate_limit_exceeded, with which limit, when it resets and Retry-After', async () => {
-    await setUserLimits(db(), userId, { ...none, prompts_per_day: 2 });
+    const start = (await usedToday()).prompts;
+    await setUserLimits(db(), userId, { ...none, prompts_per_day: start + 2 });
     await ask('one');
     await ask('two');
     const calls = await apiCallCount();
@@ -92,18 +102,18 @@ describe('usage limits', () => {
       refusedFor(429)(err);
       assert.ok(err instanceof OpenAI.APIError);
       assert.equal(err.code, 'rate_limit_exceeded');
-      assert.match(err.message, /reached your limit of 2 prompts a day\. It resets on .+ \(UTC\)\./);
+      assert.match(err.message, new RegExp(`reached your limit of ${start + 2} prompts a day\\. It resets on .+ \\(UTC\\)\\.`));
       const retryAfter = Number(err.headers?.get('retry-after'));
       assert.ok(retryAfter > 0 && retryAfter <= 24 * 3600, `Retry-After: ${retryAfter}`);
       return true;
     });
     assert.equal(await apiCallCount(), calls, 'a refused call leaves no api_call row');
     await allEnded();
-    assert.equal((await counter()).prompts, 2, 'and does not move the counter');
+    assert.equal((await counter()).prompts, start + 2, 'and does not move the counter');
   });
 
   test('web and API share one limit: a chat prompt and an API call use up 2, the next API call is refused', async () => {
-    await setUserLimits(db(), userId, { ...none, prompts_per_day: 2 });
+    await setUserLimits(db(), userId, { ...none, prompts_per_day: (await usedToday()).prompts + 2 });
     const web = await w.user.postJson(`/api/chats/${await newChat(w.user, w.modelId)}/messages`, { content: 'from the web' });
     assert.equal(parseSse(web.body).at(-1)?.event, 'done');
     await ask('from a script');
@@ -113,14 +123,16 @@ describe('usage limits', () => {
   });
 
   test('a call is settled with its real tokens; a failed one gives its prompt back', async () => {
+    await setUserLimits(db(), userId, { ...none, prompts_per_day: 1000 });
+    const start = await usedToday();
     const answer = await ask('count my tokens please');
     await allEnded();
     const used = (answer.usage?.prompt_tokens ?? 0) + (answer.usage?.completion_tokens ?? 0);
     assert.ok(used > 0);
-    assert.deepEqual(await counter(), { prompts: 1, tokens: used }, 'the reservation replaced by what was used');
+    assert.deepEqual(await counter(), { prompts: start.prompts + 1, tokens: start.tokens + used }, 'the reservation replaced by what was used');
     await assert.rejects(ask('[[fail]]'), refusedFor(502));
     await allEnded();
-    assert.deepEqual(await counter(), { prompts: 1, tokens: used }, 'the failed call counts nothing');
+    assert.deepEqual(await counter(), { prompts: start.prompts + 1, tokens: start.tokens + used }, 'the failed call counts nothing');
 
     // A call whose process died: the sweep's end settles it too (the trigger, not the relay, settles).
     const admitted = await admitPrompt(db(), { userId, modelId: w.modelId, estimatedTokens: 9 });
@@ -136,13 +148,14 @@ describe('usage limits', () => {
         tinf_start: sql<Date>`now() - interval '1 hour'`,
       })
       .execute();
-    assert.deepEqual(await counter(), { prompts: 2, tokens: used + 9 });
+    assert.deepEqual(await counter(), { prompts: start.prompts + 2, tokens: start.tokens + used + 9 });
     assert.equal(await interruptAbandonedApiCalls(db(), 60), 1);
-    assert.deepEqual(await counter(), { prompts: 1, tokens: used }, 'the interrupted call gave its prompt and reservation back');
+    assert.deepEqual(await counter(), { prompts: start.prompts + 1, tokens: start.tokens + used }, 'the interrupted call gave its prompt and reservation back');
   });
 
   test(`20 calls at once with 5 left: exactly 5 answered${testDbKind === 'postgres' ? '' : ' (bites only on PostgreSQL)'}`, async () => {
-    await setUserLimits(db(), userId, { ...none, prompts_per_day: 5 });
+    const start = (await usedToday()).prompts;
+    await setUserLimits(db(), userId, { ...none, prompts_per_day: start + 5 });
     const calls = await apiCallCount();
     const results = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => ask(`burst ${i}`)));
     const answered = results.filter((r) => r.status === 'fulfilled');
@@ -150,6 +163,6 @@ describe('usage limits', () => {
     for (const r of results) if (r.status === 'rejected') refusedFor(429)(r.reason);
     assert.equal((await apiCallCount()) - calls, 5, 'only the admitted calls are recorded');
     await allEnded();
-    assert.equal((await counter()).prompts, 5);
+    assert.equal((await counter()).prompts, start + 5);
   });
 });

@@ -3,6 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import { sql } from 'kysely';
 import OpenAI from 'openai';
 import { addModel, type ChatWorld, startChatWorld, waitFor } from '../../test/chat-fixtures.ts';
+import { rollupsByKey } from '../../test/rollups.ts';
 import { FAKE_TOOL_ARGUMENTS } from '../llm/fake-llm-server.ts';
 
 /**
@@ -198,19 +199,7 @@ describe('a caller that goes away', () => {
 });
 
 describe('counted like chat, and split by source', () => {
-  const rollups = async () => {
-    const db = w.t.database.db;
-    const q = (table: string, order: string) =>
-      sql
-        .raw(`SELECT * FROM chatbot_schema.${table} ORDER BY ${order}`)
-        .execute(db)
-        .then((r) => JSON.stringify(r.rows));
-    return [
-      await q('usage_day_model', 'dday, idllm, txsource'),
-      await q('usage_day_user', 'dday, idappuser, idllm, txsource'),
-      await q('usage_user_total', 'idappuser, txsource'),
-    ];
-  };
+  const rollups = () => rollupsByKey(w.t.database.db);
 
   test('every API call is in the rollups as source api, once; a recount from the rows gives the same numbers', async () => {
     const { newChat } = await import('../../test/chat-fixtures.ts');

@@ -27,6 +27,8 @@ import * as chatPrompts from './migrations/026-chat-prompts.ts';
 import * as attachments from './migrations/027-attachments.ts';
 import * as chatSearch from './migrations/028-chat-search.ts';
 import * as importedChats from './migrations/029-imported-chats.ts';
+import * as rollupSlots from './migrations/030-rollup-slots.ts';
+import * as countersOnlyUnderLimits from './migrations/031-counters-only-under-limits.ts';
 
 /** The migration that creates Parley's schema: applied by a start means Parley never ran on this database before. */
 export const FOUNDATION_MIGRATION = '001-foundation';
@@ -60,6 +62,8 @@ const migrations: Record<string, Migration> = {
   '027-attachments': attachments,
   '028-chat-search': chatSearch,
   '029-imported-chats': importedChats,
+  '030-rollup-slots': rollupSlots,
+  '031-counters-only-under-limits': countersOnlyUnderLimits,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -11,7 +11,9 @@ import { admitPrompt, settleUsage } from './usage-limits.ts';
 
 // Random sequences of prompts, answers (settled with other token counts than reserved), failures (which give the
 // prompt back) and limit changes, against a model of the rules kept in this file: the database never admits more than
-// the limits allow, and never refuses a prompt that fits them.
+// the limits allow, and never refuses a prompt that fits them. A prompt admitted while no limit applies reserves
+// nothing (migration 031: no counter is touched) and its answer settles nothing; the counter starts from the
+// statistics, which direct admitPrompt calls leave empty.
 
 let database: OpenedDatabase;
 let userId = 0;
@@ -53,7 +55,7 @@ test('never more admitted than the limits allow, never refused while a prompt fi
       await database.db.deleteFrom('chatbot_schema.usage_counter').execute();
       await setUserLimits(database.db, userId, { prompts_per_day: null, tokens_per_day: null, tokens_per_month: null });
       const model = { prompts: 0, tokens: 0, limitPrompts: null as number | null, limitTokens: null as number | null };
-      const open: Array<{ usageDay: string; reserved: number }> = [];
+      const open: Array<{ usageDay: string | null; reserved: number }> = [];
       for (const o of ops) {
         if (o.kind === 'limits') {
           await setUserLimits(database.db, userId, { prompts_per_day: o.prompts, tokens_per_day: o.tokens, tokens_per_month: null });
@@ -65,15 +67,20 @@ test('never more admitted than the limits allow, never refused while a prompt fi
             (model.limitTokens === null || model.tokens + o.estimate <= model.limitTokens);
           const got = await admitPrompt(database.db, { userId, modelId, estimatedTokens: o.estimate });
           assert.equal(got.outcome, fits ? 'ok' : 'over_limit', JSON.stringify({ model, o }));
+          const limited = model.limitPrompts !== null || model.limitTokens !== null;
           if (got.outcome === 'ok') {
-            model.prompts++;
-            model.tokens += o.estimate;
-            open.push({ usageDay: got.usageDay, reserved: o.estimate });
+            assert.equal(got.usageDay !== null, limited, 'a reservation exactly when a limit applies');
+            if (limited) {
+              model.prompts++;
+              model.tokens += o.estimate;
+            }
+            open.push({ usageDay: got.usageDay, reserved: got.reservedTokens });
           }
         } else {
           const answer = open.shift();
           if (!answer) continue;
           await settleUsage(database.db, { userId, usageDay: answer.usageDay, reservedTokens: answer.reserved, tokens: o.tokens, failed: o.failed });
+          if (answer.usageDay === null) continue;
           model.tokens += o.tokens - answer.reserved;
           if (o.failed) model.prompts--;
         }

@@ -112,7 +112,15 @@ test('limits resolve: the user’s own value wins; else the most generous group 
   assert.deepEqual(await limitsNow(), { prompts_per_day: 3, tokens_per_day: 1000, tokens_per_month: 50_000 }, 'the own value wins, even when lower');
 });
 
+/** What the user used today as the limits see it (the counter, or before it exists the statistics it will start from). */
+const usedToday = async () => {
+  const { used } = await usageStatus(db(), userId);
+  return { prompts: used.promptsToday, tokens: used.tokensToday };
+};
+
 test('an answer settles its reservation with the real tokens; a failed answer gives its prompt back', async () => {
+  await setUserLimits(db(), userId, { ...none, prompts_per_day: 1000 });
+  const start = await usedToday();
   const chatId = await newChat(w.user, w.modelId);
   const ok = await w.user.postJson(`/api/chats/${chatId}/messages`, { content: 'count me please' });
   assert.equal(parseSse(ok.body).at(-1)?.event, 'done');
@@ -122,23 +130,25 @@ test('an answer settles its reservation with the real tokens; a failed answer gi
     .where('idchat', '=', chatId)
     .executeTakeFirstOrThrow();
   assert.ok((reported.ncompletion_tokens ?? 0) > 0);
-  assert.deepEqual(await counter(), { prompts: 1, tokens: (reported.nprompt_tokens ?? 0) + (reported.ncompletion_tokens ?? 0) });
+  assert.deepEqual(await counter(), { prompts: start.prompts + 1, tokens: start.tokens + (reported.nprompt_tokens ?? 0) + (reported.ncompletion_tokens ?? 0) });
 
   const failing = await newChat(w.user, w.modelId);
   const failed = await w.user.postJson(`/api/chats/${failing}/messages`, { content: 'this fails [[fail]]' });
   assert.equal(parseSse(failed.body).at(-1)?.event, 'error');
-  assert.equal((await counter()).prompts, 1, 'the failed answer gave its prompt back');
+  assert.equal((await counter()).prompts, start.prompts + 1, 'the failed answer gave its prompt back');
 });
 
 test('a token limit refuses once the tokens used and the new estimate pass it, and /settings/usage shows it', async () => {
-  await setUserLimits(db(), userId, { prompts_per_day: null, tokens_per_day: 30, tokens_per_month: null });
+  // Today's earlier tests count too: the counter starts from the statistics when a limit first applies (migration 031).
+  await setUserLimits(db(), userId, { prompts_per_day: null, tokens_per_day: (await usedToday()).tokens + 30, tokens_per_month: null });
   const chatId = await newChat(w.user, w.modelId);
   assert.equal((await w.user.postJson(`/api/chats/${chatId}/messages`, { content: 'hello there [[long:40]]' })).statusCode, 200);
   const refused = await w.user.postJson(`/api/chats/${chatId}/messages`, { content: 'again' });
   assert.equal(refused.statusCode, 429);
-  assert.match(refused.json().error, /limit of 30 tokens a day/);
+  const limit = (await usageStatus(db(), userId)).limits.tokens_per_day?.toLocaleString('en-US');
+  assert.match(refused.json().error, new RegExp(`limit of ${limit} tokens a day`));
   const page = await w.user.get(`/chat/${chatId}`);
-  assert.match(page.body, /id="usage-note"[^>]*>You have reached your limit of 30 tokens a day/);
+  assert.match(page.body, new RegExp(`id="usage-note"[^>]*>You have reached your limit of ${limit} tokens a day`));
 });
 
 test('a model restricted to a group: 403 for others (admins too), nothing stored, old chats readable, the composer says why', async () => {
@@ -147,6 +157,7 @@ test('a model restricted to a group: 403 for others (admins too), nothing stored
   const g = (await createGroup(db(), 'Pilots', false)) ?? 0;
   await setModelAccess(db(), w.modelId, { restricted: true, groupIds: [g] });
   const before = await messageCount();
+  const usedBefore = await usedToday();
 
   const prompt = await w.user.postJson(`/api/chats/${chatId}/messages`, { content: 'after' });
   assert.equal(prompt.statusCode, 403);
@@ -155,7 +166,7 @@ test('a model restricted to a group: 403 for others (admins too), nothing stored
   assert.equal((await w.user.postJson('/api/chats', { llm: w.modelId })).statusCode, 403);
   assert.equal((await w.admin.postJson('/api/chats', { llm: w.modelId })).statusCode, 403, 'admins are not exempt');
   assert.equal(await messageCount(), before, 'nothing stored');
-  assert.deepEqual(await counter(), { prompts: 1, tokens: (await counter()).tokens }, 'nothing counted');
+  assert.deepEqual(await usedToday(), usedBefore, 'nothing counted');
 
   assert.equal((await w.user.get(`/api/chats/${chatId}`)).statusCode, 200, 'the old chat stays readable');
   const page = await w.user.get(`/chat/${chatId}`);
@@ -181,4 +192,23 @@ test('the composer’s notice: nothing above 10 % left, what is left under it, t
     reached: true,
     text: 'You have reached your limit of 100 prompts a day. It resets on 8 December 2026 at 01:00 (Europe/Paris).',
   });
+});
+
+test('no limit: the prompt touches no counter row; a limit set later starts from the day’s statistics', async () => {
+  const chatId = await newChat(w.user, w.modelId);
+  assert.equal((await w.user.postJson(`/api/chats/${chatId}/messages`, { content: 'unlimited' })).statusCode, 200);
+  const rows = await db().selectFrom('chatbot_schema.usage_counter').select('txperiod').where('idappuser', '=', userId).execute();
+  assert.deepEqual(rows, [], 'no counter row locked or written without a limit (migration 031)');
+
+  const { rows: stats } = await sql<{ n: number }>`
+    SELECT coalesce(sum(nprompts), 0)::int AS n FROM chatbot_schema.usage_day_user WHERE idappuser = ${userId} AND dday = chatbot_schema.usage_day(now())`.execute(
+    db(),
+  );
+  const today = stats[0]?.n ?? 0;
+  assert.ok(today >= 1);
+  assert.equal((await usedToday()).prompts, today, '/settings/usage counts the day so far before the counter exists');
+  await setUserLimits(db(), userId, { ...none, prompts_per_day: today + 1 });
+  assert.equal((await w.user.postJson(`/api/chats/${chatId}/messages`, { content: 'the one left' })).statusCode, 200);
+  assert.equal((await w.user.postJson(`/api/chats/${chatId}/messages`, { content: 'one too many' })).statusCode, 429);
+  assert.equal((await counter()).prompts, today + 1);
 });

@@ -28,7 +28,8 @@ export interface Remaining {
 }
 
 export type Admission =
-  | { outcome: 'ok'; usageDay: string; reservedTokens: number; remaining: Remaining }
+  /** usageDay null: no limit applies, nothing was reserved (migration 031) and there is nothing to settle. */
+  | { outcome: 'ok'; usageDay: string | null; reservedTokens: number; remaining: Remaining }
   | { outcome: 'forbidden' | 'not_found' }
   | { outcome: 'over_limit'; refusal: LimitRefusal };
 
@@ -67,12 +68,15 @@ export function remainingFrom(row: Pick<AdmitRow, 'prompts_left' | 'tokens_left_
  * under the lock of the user's counter rows, so simultaneous prompts (any process, any source) are counted exactly.
  */
 export async function admitPrompt(db: Db, input: { userId: number; modelId: number; estimatedTokens: number }): Promise<Admission> {
-  const { rows } = await sql<AdmitRow & { usage_day: string }>`
+  const { rows } = await sql<AdmitRow & { usage_day: string | null }>`
     SELECT outcome, limit_name, limit_value, resets_at, usage_day::text AS usage_day, prompts_left, tokens_left_day, tokens_left_month
     FROM chatbot_schema.admit_prompt(${input.userId}, ${input.modelId}, ${input.estimatedTokens})`.execute(db);
   const row = rows[0];
   if (!row) throw new Error('admit_prompt returned no row');
-  if (row.outcome === 'ok') return { outcome: 'ok', usageDay: row.usage_day, reservedTokens: input.estimatedTokens, remaining: remainingFrom(row) };
+  if (row.outcome === 'ok') {
+    const reservedTokens = row.usage_day === null ? 0 : input.estimatedTokens;
+    return { outcome: 'ok', usageDay: row.usage_day, reservedTokens, remaining: remainingFrom(row) };
+  }
   if (row.outcome === 'over_limit') return { outcome: 'over_limit', refusal: refusalFrom(row) };
   return { outcome: row.outcome === 'forbidden' ? 'forbidden' : 'not_found' };
 }
@@ -81,7 +85,11 @@ export async function admitPrompt(db: Db, input: { userId: number; modelId: numb
  * Ends a reservation: the counters get `tokens` (prompt + completion, as the model server reported them) instead of
  * the reserved estimate; a failed answer (`failed`) gives its prompt back (docs/decisions/016).
  */
-export async function settleUsage(db: Db, input: { userId: number; usageDay: string; reservedTokens: number; tokens: number; failed: boolean }): Promise<void> {
+export async function settleUsage(
+  db: Db,
+  input: { userId: number; usageDay: string | null; reservedTokens: number; tokens: number; failed: boolean },
+): Promise<void> {
+  if (input.usageDay === null) return; // admitted with no limit: nothing was reserved
   await sql`SELECT chatbot_schema.settle_usage(${input.userId}, ${input.usageDay}::date, ${input.reservedTokens}, ${input.tokens}, ${input.failed})`.execute(
     db,
   );
@@ -100,8 +108,10 @@ export interface UsageStatus {
  * one SQL expression (a JSON object), so a page can read it in the statement it already makes (the chat page: one).
  */
 export function selectUsageStatus(userId: Expression<number> | number): RawBuilder<unknown> {
+  // Before the period's first prompt under a limit there is no counter row: it will start from the statistics (031).
   const counter = (period: 'day' | 'month', column: 'nprompts' | 'ntokens', start: RawBuilder<unknown>) =>
-    sql`coalesce((SELECT c.${sql.raw(column)} FROM chatbot_schema.usage_counter c WHERE c.idappuser = ${userId} AND c.txperiod = ${period} AND c.dstart = ${start}), 0)`;
+    sql`coalesce((SELECT c.${sql.raw(column)} FROM chatbot_schema.usage_counter c WHERE c.idappuser = ${userId} AND c.txperiod = ${period} AND c.dstart = ${start}),
+      (SELECT s.${sql.raw(column)} FROM chatbot_schema.usage_counter_seed(${userId}, ${period}, ${start}) s))`;
   return sql`(
     SELECT json_build_object(
       'limits', json_build_object('prompts_per_day', l.prompts_per_day, 'tokens_per_day', l.tokens_per_day, 'tokens_per_month', l.tokens_per_month),

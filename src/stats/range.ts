@@ -13,6 +13,8 @@ export interface DayRange {
   previous: { from: string; to: string } | null;
   /** Only the use from the chat pages ('web') or from the API ('api'); absent or null: both. */
   source?: 'web' | 'api' | null;
+  /** Only the members of this group (its id; /admin/stats only); absent or null: everyone. */
+  group?: number | null;
 }
 
 export const RANGE_KEYS = ['24h', '7d', '30d', '90d', 'all'] as const;
@@ -110,7 +112,7 @@ export function parseRange(query: Record<string, unknown>, timeZone: string, now
 
 /** The query string that asks for the same range (links to CSV and drill-downs keep it). */
 export function rangeQuery(r: DayRange): string {
-  const source = r.source ? `&source=${r.source}` : '';
-  if (r.key === 'custom') return `from=${r.from}&to=${r.to}${source}`;
-  return `range=${r.key}${source}`;
+  const filters = `${r.source ? `&source=${r.source}` : ''}${r.group ? `&group=${r.group}` : ''}`;
+  if (r.key === 'custom') return `from=${r.from}&to=${r.to}${filters}`;
+  return `range=${r.key}${filters}`;
 }

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { sql } from 'kysely';
 import { openTestDatabase, testDbKind } from '../../test/database.ts';
+import { rollupsByKey } from '../../test/rollups.ts';
 import { beginAnswer } from '../chat/chat-queries.ts';
 import { finalizeResponse, markOrphanedResponsesInterrupted, markStreaming } from '../chat/response-store.ts';
 import type { OpenedDatabase } from '../db/database.ts';
@@ -14,24 +15,7 @@ import { backfillUsageStep, rebuildUsageRollups, restartUsageBackfill, usageBack
  */
 let database: OpenedDatabase;
 
-const snapshot = async () => {
-  const db = database.db;
-  const q = (t: string, order: string) =>
-    sql
-      .raw(`SELECT * FROM chatbot_schema.${t} ORDER BY ${order}`)
-      .execute(db)
-      .then((r) => JSON.parse(JSON.stringify(r.rows)) as unknown[]);
-  // NUMERIC sums compare by value (a recount may write 1.50 where the triggers summed to 1.5).
-  const norm = (rows: unknown[]) =>
-    rows.map((r) =>
-      Object.fromEntries(Object.entries(r as Record<string, unknown>).map(([k, v]) => [k, typeof v === 'string' && /^-?\d+(\.\d+)?$/.test(v) ? Number(v) : v])),
-    );
-  return {
-    model: norm(await q('usage_day_model', 'dday, idllm')),
-    user: norm(await q('usage_day_user', 'dday, idappuser, idllm')),
-    total: norm((await q('usage_user_total', 'idappuser')).map((r) => ({ ...(r as object), models: [...((r as { models: number[] }).models ?? [])].sort() }))),
-  };
-};
+const snapshot = () => rollupsByKey(database.db);
 
 before(async () => {
   database = await openTestDatabase();

@@ -17,9 +17,15 @@ export interface DaySpan {
   to: string | null;
   /** One source only; absent or null: both. */
   source?: UsageSource | null;
+  /** Only the members of this group (its id); absent or null: everyone. Per-user rollups only (see modelDays). */
+  group?: number | null;
 }
 
 const ofSource = (span: DaySpan): RawBuilder<boolean> => (span.source ? sql<boolean>`txsource = ${span.source}` : sql<boolean>`TRUE`);
+
+/** The group's members, for a filter on a rollup with a user (`idappuser`); TRUE without a group. */
+const ofGroup = (span: DaySpan): RawBuilder<boolean> =>
+  span.group ? sql<boolean>`idappuser IN (SELECT gm.idappuser FROM chatbot_schema.user_group_member gm WHERE gm.idgroup = ${span.group})` : sql<boolean>`TRUE`;
 
 const inSpan = (span: DaySpan): RawBuilder<boolean> =>
   span.from === null || span.to === null ? ofSource(span) : sql<boolean>`dday BETWEEN ${span.from}::date AND ${span.to}::date AND ${ofSource(span)}`;
@@ -33,9 +39,9 @@ const num = (v: unknown): number => (v === null || v === undefined ? 0 : Number(
 const userRows = (span: DaySpan): RawBuilder<unknown> =>
   span.from === null || span.to === null
     ? sql`SELECT idappuser, txsource, nprompts, nresponses, nfailed, nprompt_tokens, ncompletion_tokens, dtlast FROM chatbot_schema.usage_user_total
-          WHERE ${ofSource(span)}`
+          WHERE ${ofSource(span)} AND ${ofGroup(span)}`
     : sql`SELECT idappuser, txsource, nprompts, nresponses, nfailed, nprompt_tokens, ncompletion_tokens, dtlast FROM chatbot_schema.usage_day_user
-          WHERE ${inSpan(span)}`;
+          WHERE ${inSpan(span)} AND ${ofGroup(span)}`;
 
 /** The model ids each of the users in `ids` (a subquery of idappuser) used in the span. */
 const userModels = (span: DaySpan, ids: RawBuilder<unknown>): RawBuilder<unknown> =>
@@ -59,6 +65,7 @@ export async function promptsPerUsername(db: Db, span: DaySpan, limit: number | 
 
 /** The seed's second table: ROUND(AVG(tinf_end - tinf_start), 3) seconds per model short name, fastest first. */
 export async function averageSecondsPerModel(db: Db, span: DaySpan): Promise<{ model: string; avgSeconds: string }[]> {
+  if (span.group) return []; // timing has no user dimension: for all users only (docs/decisions/024)
   const r = await sql<{ model: string; avg_seconds: string }>`
     SELECT l.txshortname AS model, ROUND(sum(d.sum_inf_s) / sum(d.ntimed), 3)::text AS avg_seconds
     FROM chatbot_schema.usage_day_model d JOIN chatbot_schema.llm l ON l.idllm = d.idllm
@@ -141,6 +148,7 @@ const bucketOf: Record<Bucket, RawBuilder<string>> = {
  * few hundred rows whatever the history, and the summing happens in the database.
  */
 export async function modelDays(db: Db, span: DaySpan, bucket: Bucket = 'day'): Promise<ModelDayRow[]> {
+  if (span.group) return groupModelDays(db, span, bucket);
   // The histograms travel as text: pg's generic array parser costs more than the rest of the page for a year of days.
   type Hists = 'hist_inf' | 'hist_ttft' | 'hist_inf_failed' | 'hist_ttft_failed';
   const r = await sql<Omit<ModelDayRow, Hists> & Record<Hists, string>>`
@@ -164,6 +172,53 @@ export async function modelDays(db: Db, span: DaySpan, bucket: Bucket = 'day'): 
     hist_ttft: ints(x.hist_ttft),
     hist_inf_failed: ints(x.hist_inf_failed),
     hist_ttft_failed: ints(x.hist_ttft_failed),
+  }));
+}
+
+const emptyHistogram = (): number[] => Array(BUCKET_COUNT).fill(0);
+
+/**
+ * modelDays for a group's members, from the day × user × model rollups: prompts, answers, failed answers (as errors:
+ * the per-user rows do not tell errors from interruptions) and tokens. The timing columns stay empty — the
+ * histograms are per day × model only (docs/decisions/024) — so every timing figure of a group reads as none.
+ */
+async function groupModelDays(db: Db, span: DaySpan, bucket: Bucket): Promise<ModelDayRow[]> {
+  const r = await sql<{
+    dday: string;
+    idllm: number;
+    model: string;
+    nprompts: number;
+    nresponses: number;
+    nfailed: number;
+    nprompt_tokens: string;
+    ncompletion_tokens: string;
+  }>`
+    SELECT ${bucketOf[bucket]} AS dday, d.idllm, coalesce(min(l.txshortname), '(deleted model ' || d.idllm || ')') AS model,
+      sum(d.nprompts)::int AS nprompts, sum(d.nresponses)::int AS nresponses, sum(d.nfailed)::int AS nfailed,
+      sum(d.nprompt_tokens)::text AS nprompt_tokens, sum(d.ncompletion_tokens)::text AS ncompletion_tokens
+    FROM chatbot_schema.usage_day_user d LEFT JOIN chatbot_schema.llm l ON l.idllm = d.idllm
+    WHERE ${inSpan(span)} AND ${ofGroup(span)}
+    GROUP BY 1, d.idllm
+    ORDER BY 1, d.idllm`.execute(db);
+  return r.rows.map((x) => ({
+    ...x,
+    ncomplete: 0,
+    nerror: x.nfailed,
+    nstopped: 0,
+    ninterrupted: 0,
+    ntimed: 0,
+    sum_inf_s: '0',
+    nttft: 0,
+    ntoken_timed_tokens: '0',
+    sum_token_gen_s: '0',
+    hist_inf: emptyHistogram(),
+    hist_ttft: emptyHistogram(),
+    ntimed_failed: 0,
+    sum_inf_failed_s: '0',
+    ntoken_timed_failed_tokens: '0',
+    sum_token_gen_failed_s: '0',
+    hist_inf_failed: emptyHistogram(),
+    hist_ttft_failed: emptyHistogram(),
   }));
 }
 
@@ -470,10 +525,11 @@ export interface OwnUsageRow {
 /** One user's own rollup rows: by day and model, newest first. Only ever called with the signed-in user's id. */
 export async function ownUsage(db: Db, userId: number, span: DaySpan): Promise<OwnUsageRow[]> {
   const r = await sql<{ day: string; source: UsageSource; model: string; prompts: number; answers: number; pt: string; ct: string }>`
-    SELECT to_char(d.dday, 'YYYY-MM-DD') AS day, d.txsource AS source, coalesce(l.txshortname, '(deleted model)') AS model, d.nprompts AS prompts,
-      d.nresponses AS answers, d.nprompt_tokens::text AS pt, d.ncompletion_tokens::text AS ct
+    SELECT to_char(d.dday, 'YYYY-MM-DD') AS day, d.txsource AS source, coalesce(min(l.txshortname), '(deleted model)') AS model, sum(d.nprompts)::int AS prompts,
+      sum(d.nresponses)::int AS answers, sum(d.nprompt_tokens)::text AS pt, sum(d.ncompletion_tokens)::text AS ct
     FROM chatbot_schema.usage_day_user d LEFT JOIN chatbot_schema.llm l ON l.idllm = d.idllm
     WHERE d.idappuser = ${userId} AND ${inSpan(span)}
+    GROUP BY d.dday, d.idllm, d.txsource -- the slot rows of a key (migration 030)
     ORDER BY d.dday DESC, model, d.txsource DESC`.execute(db);
   return r.rows.map((x) => ({
     day: x.day,

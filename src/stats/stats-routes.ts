@@ -14,6 +14,7 @@ import type { PageOptions } from '../views/layout.ts';
 import type { LineChart } from './charts.ts';
 import { type Cell, toCsv } from './csv.ts';
 import { secondsFigure, tokensPerSecondFigure } from './figures.ts';
+import { groupNames, groupUsage, parseGroupParam } from './group-stats.ts';
 import { percentileFromHistogram } from './percentiles.ts';
 import { addDays, BadRangeError, type DayRange, daysBetween, parseRange, todayIn } from './range.ts';
 import { syncRollupTimeZone } from './rollup-timezone.ts';
@@ -38,6 +39,8 @@ const PAGE_USER_ROWS = 200;
 const CSV_TABLES = ['prompts_per_user', 'average_per_model', 'models', 'users', 'daily'] as const;
 type CsvTable = (typeof CSV_TABLES)[number];
 const KNOWN_PARAMS = new Set(['range', 'from', 'to', 'format', 'table', 'source']);
+/** /admin/stats alone also takes `group` (src/stats/group-stats.ts). */
+const ADMIN_STATS_PARAMS = new Set([...KNOWN_PARAMS, 'group']);
 
 interface Wanted {
   range: DayRange;
@@ -50,9 +53,15 @@ interface Wanted {
  * refused range on an HTML page answers that page again (`refusedPage`, status 400) with the message beside the
  * dates, and returns null; anything else refused (and any refusal for a CSV) is the plain 400.
  */
-function parseQuery(req: FastifyRequest, reply: FastifyReply, timeZone: string, refusedPage: (refused: RefusedRange) => PageOptions): Wanted | null {
+function parseQuery(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  timeZone: string,
+  refusedPage: (refused: RefusedRange) => PageOptions,
+  known = KNOWN_PARAMS,
+): Wanted | null {
   const q = (req.query ?? {}) as Record<string, unknown>;
-  for (const key of Object.keys(q)) if (!KNOWN_PARAMS.has(key)) throw new BadRequestError(`Unknown parameter ${key}.`);
+  for (const key of Object.keys(q)) if (!known.has(key)) throw new BadRequestError(`Unknown parameter ${key}.`);
   const format = q.format ?? 'html';
   if (format !== 'html' && format !== 'csv') throw new BadRequestError('format must be html or csv (given once).');
   if (q.table !== undefined && typeof q.table !== 'string') throw new BadRequestError('Give table once.');
@@ -110,14 +119,25 @@ export async function statsRoutes(app: FastifyInstance, opts: { db: Db; config: 
 
   app.get('/admin/stats', async (req, reply) => {
     requireAdmin(req);
-    const wanted = parseQuery(req, reply, timeZone, (refused) => ({
-      title: 'Statistics',
-      body: refusedRangePage(statsHeading, '/admin/stats', timeZone, refused),
-    }));
+    const wanted = parseQuery(
+      req,
+      reply,
+      timeZone,
+      (refused) => ({
+        title: 'Statistics',
+        body: refusedRangePage(statsHeading, '/admin/stats', timeZone, refused),
+      }),
+      ADMIN_STATS_PARAMS,
+    );
     if (wanted === null) return reply;
-    const { range, csv, table } = wanted;
+    const { csv, table } = wanted;
     if (csv && !CSV_TABLES.includes(table as CsvTable)) throw new BadRequestError(`table must be one of ${CSV_TABLES.join(', ')}.`);
     if (!csv && table !== undefined) throw new BadRequestError('table is only for format=csv.');
+    const group = await parseGroupParam(db, (req.query as Record<string, unknown>).group);
+    const range: DayRange = { ...wanted.range, group: group?.id ?? null };
+    if (csv && group && table === 'average_per_model') {
+      throw new BadRequestError('Inference times are kept per model for all users, not per group: leave out group for this table.');
+    }
 
     if (csv && table === 'prompts_per_user') {
       const rows = await promptsPerUsername(db, range);
@@ -209,15 +229,17 @@ export async function statsRoutes(app: FastifyInstance, opts: { db: Db; config: 
     }
 
     const bucket = chartBucket(range);
-    const [overview, averagePerModel, previous, perModel, series, backfillPercent, rerenderPercent, bySource] = await Promise.all([
+    const [overview, averagePerModel, previous, perModel, series, backfillPercent, rerenderPercent, bySource, groups, usage] = await Promise.all([
       userOverview(db, range, PAGE_USER_ROWS),
       averageSecondsPerModel(db, range),
-      range.previous ? totals(db, { ...range.previous, source: range.source }) : Promise.resolve(null),
+      range.previous ? totals(db, { ...range.previous, source: range.source, group: range.group }) : Promise.resolve(null),
       modelDays(db, range, 'total'),
       modelDays(db, range, bucket),
       usageBackfillPercent(db),
       catchUpPercent(db, CATCH_UP_ADOPTED_ANSWERS),
       sourceTotals(db, range),
+      groupNames(db),
+      group ? groupUsage(db, group) : Promise.resolve(null),
     ]);
     return reply.page({
       title: 'Statistics',
@@ -232,11 +254,13 @@ export async function statsRoutes(app: FastifyInstance, opts: { db: Db; config: 
         averagePerModel,
         models: summarizeModels(perModel),
         users: overview.users,
-        charts: charts(series, bucketsOf(range, series[0]?.dday, timeZone, bucket), bucket),
+        charts: charts(series, bucketsOf(range, series[0]?.dday, timeZone, bucket), bucket, group === null),
         userLimit: PAGE_USER_ROWS,
         backfillPercent,
         rerenderPercent,
         bySource,
+        group: group && usage ? { ...group, usage } : null,
+        groups,
       }),
     });
   });
@@ -294,7 +318,7 @@ export async function statsRoutes(app: FastifyInstance, opts: { db: Db; config: 
 }
 
 /** Prompts and p50 inference time per day (or week), one line per model. */
-function charts(days: Awaited<ReturnType<typeof modelDays>>, allDays: string[], bucket: 'day' | 'week'): LineChart[] {
+function charts(days: Awaited<ReturnType<typeof modelDays>>, allDays: string[], bucket: 'day' | 'week', withTiming: boolean): LineChart[] {
   const per = bucket === 'week' ? 'week' : 'day';
   const axis = bucket === 'week' ? 'Week starting (MM-DD)' : 'Day (MM-DD)';
   const models = [...new Map(days.map((d) => [d.idllm, d.model])).entries()];
@@ -310,16 +334,19 @@ function charts(days: Awaited<ReturnType<typeof modelDays>>, allDays: string[], 
     if (pv) pv.values[i] = d.nprompts;
     if (lv) lv.values[i] = percentileFromHistogram(notFailed(d.hist_inf, d.hist_inf_failed), HISTOGRAM_EDGES_S, 0.5);
   }
+  const promptsChart: LineChart = {
+    id: 'chart-prompts',
+    title: `Prompts per ${per} by model`,
+    xLabel: axis,
+    yLabel: 'Prompts',
+    days: allDays,
+    series: prompts,
+    format: (v) => String(Math.round(v)),
+  };
+  // Timing is kept per model for all users (docs/decisions/024): a group's page has the prompts chart only.
+  if (!withTiming) return [promptsChart];
   return [
-    {
-      id: 'chart-prompts',
-      title: `Prompts per ${per} by model`,
-      xLabel: axis,
-      yLabel: 'Prompts',
-      days: allDays,
-      series: prompts,
-      format: (v) => String(Math.round(v)),
-    },
+    promptsChart,
     {
       id: 'chart-p50',
       title: `p50 inference time per ${per} by model (seconds, answers that did not fail)`,

@@ -1,7 +1,10 @@
 import { HISTOGRAM_EDGES_S } from '../db/migrations/011-usage-rollups.ts';
+import type { GroupSummary } from '../groups/group-queries.ts';
 import { html, type SafeHtml } from '../views/html.ts';
 import { type LineChart, lineChart } from './charts.ts';
 import { secondsFigure, tokensPerSecondFigure } from './figures.ts';
+import type { GroupUsage } from './group-stats.ts';
+import { groupPicker, groupSection } from './group-stats-views.ts';
 import { type DayRange, FIRST_DATE, LAST_DATE, RANGE_KEYS, rangeQuery } from './range.ts';
 import type { ChatStats, ModelStats, OwnUsageRow, SourceTotals, Totals, UserStats } from './stats-queries.ts';
 
@@ -24,6 +27,10 @@ export interface StatsPageData {
   rerenderPercent: number | null;
   /** The range's use from the chat pages and from the API, side by side. */
   bySource: SourceTotals[];
+  /** The group the page is filtered to (`?group=`), with its members' use against its limits; null: everyone. */
+  group: (GroupSummary & { usage: GroupUsage }) | null;
+  /** Every group, for the picker. */
+  groups: Array<{ id: number; name: string }>;
 }
 
 const DASH = '—';
@@ -84,7 +91,7 @@ export function sourceTable(rows: SourceTotals[]): SafeHtml {
 }
 
 function rangePicker(path: string, r: DayRange | null, timeZone: string, refused?: RefusedRange): SafeHtml {
-  const source = r?.source ? `&source=${r.source}` : '';
+  const source = `${r?.source ? `&source=${r.source}` : ''}${r?.group ? `&group=${r.group}` : ''}`;
   return html`<div class="d-flex flex-wrap gap-2 align-items-end mb-3">
   <nav aria-label="Range"><div class="btn-group btn-group-sm" role="group">
     ${RANGE_KEYS.map(
@@ -95,6 +102,7 @@ function rangePicker(path: string, r: DayRange | null, timeZone: string, refused
   ${r ? sourcePicker(path, r) : ''}
   <form method="get" action="${path}" class="d-flex flex-wrap gap-2 align-items-end">
     ${r?.source ? html`<input type="hidden" name="source" value="${r.source}">` : ''}
+    ${r?.group ? html`<input type="hidden" name="group" value="${r.group}">` : ''}
     ${dateInput('from', 'From', refused ? refused.from : (r?.from ?? ''), refused)}
     ${dateInput('to', 'To', refused ? refused.to : (r?.to ?? ''), refused)}
     <button class="btn btn-sm btn-outline-secondary" type="submit">Apply</button>
@@ -159,8 +167,11 @@ export const statsHeading = html`<h1 class="h3 mb-3">Usage &amp; inference stati
 
 export function statsPage(d: StatsPageData): SafeHtml {
   const r = d.range;
+  const timing = d.group === null;
   return html`${statsHeading}
 ${rangePicker('/admin/stats', r, d.timeZone)}
+${groupPicker(r, d.groups, d.group)}
+${d.group ? groupSection(r, d.group, d.timeZone) : ''}
 ${d.backfillPercent === null ? '' : html`<p class="alert alert-warning" role="status" data-testid="backfill">Statistics are being computed (${d.backfillPercent} %): the numbers below are still growing.</p>`}
 ${d.rerenderPercent === null ? '' : html`<p class="alert alert-info" role="status" data-testid="rerender">${d.rerenderPercent} % of adopted answers re-rendered; the others are rendered from their markdown whenever they are shown.</p>`}
 ${totalsCards(d.totals, d.previous)}
@@ -173,6 +184,7 @@ ${totalsCards(d.totals, d.previous)}
 
 <div class="row g-4 mb-4">
   ${d.charts.map((c) => html`<div class="col-lg-6">${lineChart(c)}</div>`)}
+  ${timing ? '' : html`<div class="col-lg-6">${allUsersTiming(r)}</div>`}
   <p class="small text-body-secondary mt-1">The charts' numbers, per day and model: <a href="/admin/stats?${rangeQuery(r)}&amp;format=csv&amp;table=daily">CSV</a></p>
 </div>
 
@@ -187,7 +199,9 @@ ${totalsCards(d.totals, d.previous)}
   </tbody></table>${d.usernames > d.promptsPerUser.length ? html`<p class="small text-body-secondary">The first ${d.promptsPerUser.length} of ${int(d.usernames)}; the CSV has everyone.</p>` : ''}`
   }
 </section>
-<section class="col-lg-6">
+${
+  timing
+    ? html`<section class="col-lg-6">
   <h2 class="h5">Average inference time per model (seconds) ${csvLink(r, 'average_per_model')}</h2>
   <p class="small text-body-secondary">As the design note defines it: every answer with a start and an end time, failed ones included. The per-model table below keeps failed answers apart.</p>
   ${
@@ -197,12 +211,48 @@ ${totalsCards(d.totals, d.previous)}
     ${d.averagePerModel.map((m) => html`<tr><td>${m.model}</td><td class="text-end">${seconds(m.avgSeconds)}</td></tr>`)}
   </tbody></table>`
   }
-</section>
+</section>`
+    : ''
+}
 </div>
 
 <section class="mt-4">
   <h2 class="h5">Per model ${csvLink(r, 'models')}</h2>
+  ${timing ? modelTable(d.models) : groupModelTable(d.models)}
+</section>
+
+<section class="mt-4">
+  <h2 class="h5">Per user ${csvLink(r, 'users')}</h2>
   ${stackTable(
+    'users',
+
+    [
+      { label: 'User' },
+      { label: 'Prompts', end: true },
+      { label: 'Answers', end: true },
+      { label: 'Models' },
+      { label: 'Tokens (prompt / completion)', end: true },
+      { label: 'Last activity' },
+      { label: 'Chats' },
+    ],
+    d.users.rows.map((u) => [
+      html`<a href="/admin/users/${u.userId}">${u.username}</a>`,
+      int(u.prompts),
+      int(u.answers),
+      u.models.join(', '),
+      `${int(u.promptTokens)} / ${int(u.completionTokens)}`,
+      when(u.lastActivity),
+      html`<a href="/admin/stats/users/${u.userId}?${rangeQuery({ ...r, group: null })}">per chat</a>`,
+    ]),
+    'Nobody used a model in this range.',
+  )}
+  ${d.users.total > d.users.rows.length ? html`<p class="small text-body-secondary">The ${d.users.rows.length} most active of ${int(d.users.total)} users; the CSV has everyone.</p>` : ''}
+</section>`;
+}
+
+/** The per-model table of everyone: statuses, timing and tokens. */
+function modelTable(models: ModelStats[]): SafeHtml {
+  return html`${stackTable(
     'models',
     [
       { label: 'Model' },
@@ -220,7 +270,7 @@ ${totalsCards(d.totals, d.previous)}
       { label: 'Prompt tokens', end: true },
       { label: 'Completion tokens', end: true },
     ],
-    d.models.map((m) => [
+    models.map((m) => [
       m.model,
       int(m.prompts),
       int(m.responses),
@@ -238,36 +288,31 @@ ${totalsCards(d.totals, d.previous)}
     ]),
     'No answers in this range.',
   )}
-  <p class="small text-body-secondary">Avg, p50, p95, first token and tokens/s are of the answers that did not fail (complete, or stopped by their user), so a model that fails fast does not look fast; failed answers (error or interrupted) have their own average. Fastest first. p50, p95 and the median time to first token come from histograms with bucket edges at ${HISTOGRAM_EDGES_S.join(', ')} s (linear inside a bucket, so within one bucket of the exact value). Tokens/s: completion tokens over the time after the first token, for answers whose server reported token counts.</p>
-</section>
+  <p class="small text-body-secondary">Avg, p50, p95, first token and tokens/s are of the answers that did not fail (complete, or stopped by their user), so a model that fails fast does not look fast; failed answers (error or interrupted) have their own average. Fastest first. p50, p95 and the median time to first token come from histograms with bucket edges at ${HISTOGRAM_EDGES_S.join(', ')} s (linear inside a bucket, so within one bucket of the exact value). Tokens/s: completion tokens over the time after the first token, for answers whose server reported token counts.</p>`;
+}
 
-<section class="mt-4">
-  <h2 class="h5">Per user ${csvLink(r, 'users')}</h2>
-  ${stackTable(
-    'users',
+/** A group's per-model table: what the per-user rollups hold (no statuses but failed, no timing: see allUsersTiming). */
+function groupModelTable(models: ModelStats[]): SafeHtml {
+  return stackTable(
+    'models',
     [
-      { label: 'User' },
+      { label: 'Model' },
       { label: 'Prompts', end: true },
       { label: 'Answers', end: true },
-      { label: 'Models' },
-      { label: 'Tokens (prompt / completion)', end: true },
-      { label: 'Last activity' },
-      { label: 'Chats' },
+      { label: 'Failed', end: true },
+      { label: 'Prompt tokens', end: true },
+      { label: 'Completion tokens', end: true },
     ],
-    d.users.rows.map((u) => [
-      html`<a href="/admin/users/${u.userId}">${u.username}</a>`,
-      int(u.prompts),
-      int(u.answers),
-      u.models.join(', '),
-      `${int(u.promptTokens)} / ${int(u.completionTokens)}`,
-      when(u.lastActivity),
-      html`<a href="/admin/stats/users/${u.userId}?${rangeQuery(r)}">per chat</a>`,
-    ]),
-    'Nobody used a model in this range.',
-  )}
-  ${d.users.total > d.users.rows.length ? html`<p class="small text-body-secondary">The ${d.users.rows.length} most active of ${int(d.users.total)} users; the CSV has everyone.</p>` : ''}
-</section>`;
+    [...models]
+      .sort((a, b) => b.prompts - a.prompts || a.model.localeCompare(b.model))
+      .map((m) => [m.model, int(m.prompts), int(m.responses), int(m.errors), int(m.promptTokens), int(m.completionTokens)]),
+    'No answers in this range.',
+  );
 }
+
+/** What a group's page says where the timing would be. */
+const allUsersTiming = (r: DayRange) =>
+  html`<p class="small text-body-secondary" data-testid="timing-for-all">Inference times are kept per model for all users, not per person, so they are not shown for a group (the same model answers everyone alike): <a href="/admin/stats?${rangeQuery({ ...r, group: null })}">see them for all users</a>.</p>`;
 
 export const userChatsHeading = (username: string, backQuery: string) => html`<p><a href="/admin/stats?${backQuery}">← Statistics</a></p>
 <h1 class="h3 mb-3">Chats of ${username}</h1>`;

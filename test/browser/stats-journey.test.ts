@@ -155,4 +155,37 @@ describe('statistics page in a browser', { skip: skipWithoutBrowser() }, () => {
       assert.ok(by <= 0, `${path} scrolls sideways by ${by}px at 390 px`);
     }
   });
+
+  test('a group picked on the page: its members only, their use against its limits, at desktop and phone width', async (t) => {
+    await sql`
+      INSERT INTO chatbot_schema.user_group (txname, nprompts_per_day, ntokens_per_day, ntokens_per_month) VALUES ('Research', 20, NULL, 400000), ('Interns', 5, 20000, NULL);
+      INSERT INTO chatbot_schema.user_group_member (idgroup, idappuser)
+      SELECT g.idgroup, u.idappuser FROM chatbot_schema.user_group g, chatbot_schema.app_user u
+      WHERE g.txname = 'Research' AND u.txusername IN ('Grace', 'Linus', 'Barbara', 'Dennis')`.execute(server.database.db);
+    const page = await newPage(browser, t, DESKTOP);
+    await page.goto(`${server.baseUrl}/login`);
+    await page.getByLabel('E-mail').fill(admin.email);
+    await page.getByLabel('Password').fill(admin.password);
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await page.waitForURL('**/chat');
+    await page.goto(`${server.baseUrl}/admin/stats?range=90d`);
+    await page.getByLabel('Group').selectOption({ label: 'Research' });
+    await page.getByRole('button', { name: 'Show' }).click();
+    await page.waitForURL(/\/admin\/stats\?range=90d&group=\d+$/);
+    await page.getByTestId('group-usage').waitFor();
+    assert.deepEqual((await page.getByTestId('users').locator('tbody tr td:first-child').allTextContents()).sort(), ['Barbara', 'Dennis', 'Grace', 'Linus']);
+    assert.equal(await page.locator('svg.stats-svg').count(), 1, 'the prompts chart; timing is for all users');
+    assert.equal(await page.getByLabel('Group').inputValue(), page.url().split('group=')[1]);
+    // Another range keeps the group.
+    await page.getByRole('link', { name: '30d', exact: true }).click();
+    await page.waitForURL(/range=30d&group=\d+$/);
+    await screenshot(page, 'stats-group-desktop');
+
+    const phone = await newPage(browser, t, MOBILE);
+    await phone.context().addCookies(await page.context().cookies());
+    await phone.goto(page.url());
+    await screenshot(phone, 'stats-group-phone');
+    const by = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(by <= 0, `the group's page scrolls sideways by ${by}px at 390 px`);
+  });
 });

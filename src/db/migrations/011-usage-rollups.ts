@@ -388,7 +388,7 @@ async function foldChats(trx: Db, timeZone: string, lo: number, hi: number): Pro
       LEFT JOIN (SELECT dday, idllm, sum(n)::int AS n FROM p GROUP BY 1, 2) pm ON pm.dday = k.dday AND pm.idllm = k.idllm
       LEFT JOIN rm ON rm.dday = k.dday AND rm.idllm = k.idllm
       LEFT JOIN hist h ON h.dday = k.dday AND h.idllm = k.idllm
-      ON CONFLICT (dday, idllm, txsource) DO UPDATE SET
+      ON CONFLICT (dday, idllm, txsource, nslot) DO UPDATE SET
         nprompts = t.nprompts + excluded.nprompts,
         nresponses = t.nresponses + excluded.nresponses,
         ncomplete = t.ncomplete + excluded.ncomplete,
@@ -439,7 +439,7 @@ async function foldChats(trx: Db, timeZone: string, lo: number, hi: number): Pro
       ), days AS (
         INSERT INTO chatbot_schema.usage_day_user AS t (dday, idappuser, idllm, nprompts, nresponses, nfailed, nprompt_tokens, ncompletion_tokens, dtlast)
         SELECT * FROM j
-        ON CONFLICT (dday, idappuser, idllm, txsource) DO UPDATE SET
+        ON CONFLICT (dday, idappuser, idllm, txsource, nslot) DO UPDATE SET
           nprompts = t.nprompts + excluded.nprompts,
         nresponses = t.nresponses + excluded.nresponses,
         nfailed = t.nfailed + excluded.nfailed,
@@ -450,7 +450,7 @@ async function foldChats(trx: Db, timeZone: string, lo: number, hi: number): Pro
       INSERT INTO chatbot_schema.usage_user_total AS t (idappuser, models, nprompts, nresponses, nfailed, nprompt_tokens, ncompletion_tokens, dtlast)
       SELECT idappuser, array_agg(DISTINCT idllm), sum(nprompts), sum(nresponses), sum(nfailed), sum(nprompt_tokens), sum(ncompletion_tokens), max(dtlast)
       FROM j GROUP BY 1
-      ON CONFLICT (idappuser, txsource) DO UPDATE SET
+      ON CONFLICT (idappuser, txsource, nslot) DO UPDATE SET
         nprompts = t.nprompts + excluded.nprompts,
         nresponses = t.nresponses + excluded.nresponses,
         nfailed = t.nfailed + excluded.nfailed,
