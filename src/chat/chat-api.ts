@@ -167,11 +167,11 @@ export async function chatApiRoutes(app: FastifyInstance, opts: { db: Db; config
       await finalizeResponse(db, begun.responseId, { status: 'error', markdown: '', html: '', error: message, promptTokens: null, completionTokens: null });
       throw new ConflictError(message);
     }
-    const maxChars = config.MAX_HISTORY_CHARS;
-    const { earlier, promptFiles, vision } = await conversationWithFiles(db, begun, { chatId: input.chatId, modelId: begun.model.idllm, maxChars });
-    const conversation = withSystemPrompts(begun.systemPrompts, maxChars, (chars) =>
-      historyWith(earlier, begun.prompt, chars, { prompt: promptFiles, vision }),
-    );
+    // The files are read for the budget the system prompts leave, the one historyWith trims to.
+    const conversation = await withSystemPrompts(begun.systemPrompts, config.MAX_HISTORY_CHARS, async (maxChars) => {
+      const { earlier, promptFiles, vision } = await conversationWithFiles(db, begun, { chatId: input.chatId, modelId: begun.model.idllm, maxChars });
+      return historyWith(earlier, begun.prompt, maxChars, { prompt: promptFiles, vision });
+    });
     const generation = generations.start(begun.responseId, connection, conversation);
     const events = openEventStream(reply);
     events.send('start', { ...ids, llm: { id: begun.model.idllm, name: begun.model.txshortname } });

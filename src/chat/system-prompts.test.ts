@@ -202,9 +202,9 @@ describe('history trimming keeps the system prompts', () => {
     ]);
   });
 
-  test('withSystemPrompts hands the trimming what the system prompts leave', () => {
+  test('withSystemPrompts hands the trimming what the system prompts leave', async () => {
     const budgets: number[] = [];
-    const out = withSystemPrompts({ model: 'abc', chat: null }, 10, (chars) => {
+    const out = await withSystemPrompts({ model: 'abc', chat: null }, 10, (chars) => {
       budgets.push(chars);
       return [{ role: 'user', content: 'q' }];
     });

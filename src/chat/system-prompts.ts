@@ -19,11 +19,16 @@ export function charsOf(turns: ChatTurn[]): number {
 /**
  * The whole request: the system prompts, then the conversation trimmed by `trimHistory` to what MAX_HISTORY_CHARS
  * leaves after them. The system prompts are never dropped, whatever their length (each is bounded by
- * SYSTEM_PROMPT_MAX_CHARS); the prompt itself is always sent too (trimHistory's rule).
+ * SYSTEM_PROMPT_MAX_CHARS); the prompt itself is always sent too (trimHistory's rule). `trimHistory` may read what it
+ * needs for that budget (the turns' files) before it trims.
  */
-export function withSystemPrompts(prompts: SystemPrompts, maxChars: number, trimHistory: (maxChars: number) => ChatTurn[]): ChatTurn[] {
+export async function withSystemPrompts(
+  prompts: SystemPrompts,
+  maxChars: number,
+  trimHistory: (maxChars: number) => ChatTurn[] | Promise<ChatTurn[]>,
+): Promise<ChatTurn[]> {
   const system = systemMessages(prompts);
-  return [...system, ...trimHistory(maxChars - charsOf(system))];
+  return [...system, ...(await trimHistory(maxChars - charsOf(system)))];
 }
 
 /** Sets (or, with null, removes) the chat's own system prompt. The caller has checked the chat is the user's. */
