@@ -44,6 +44,7 @@ export async function benchApiAdmission(): Promise<Row[]> {
             if (admission.kind !== 'admitted') throw new Error(admission.kind);
             await finishApiCall(db, admission.callId, {
               status: 'complete',
+              elapsedMs: 8,
               firstTokenMs: 5,
               promptTokens: 10,
               completionTokens: 20,

@@ -29,7 +29,7 @@ export type Admission =
   | { kind: 'unknown-model'; userId: number }
   | { kind: 'forbidden-model'; userId: number }
   | { kind: 'over-limit'; userId: number; refusal: LimitRefusal }
-  | { kind: 'admitted'; userId: number; keyId: number; callId: string; connection: ModelConnectionRow };
+  | { kind: 'admitted'; userId: number; keyId: number; callId: string; connection: ModelConnectionRow; reserved: boolean };
 
 interface AdmissionRow {
   locked: boolean;
@@ -46,6 +46,7 @@ interface AdmissionRow {
   limit_name: LimitName | null;
   limit_value: number | null;
   resets_at: Date | null;
+  usage_day: string | null;
 }
 
 /** Who is calling: the key's SHA-256, and the throttle key of the caller's address (apiKeyThrottleKey). */
@@ -90,7 +91,7 @@ export async function admitCompletion(db: Db, caller: Caller, modelName: string,
       RETURNING idapicall
     )
     SELECT ${addressLocked(caller)} AS locked, d.*, (SELECT s.idapicall FROM started s) AS idapicall,
-      a.outcome, a.limit_name, a.limit_value, a.resets_at,
+      a.outcome, a.limit_name, a.limit_value, a.resets_at, a.usage_day,
       -- This statement's commit does not wait for the WAL flush (see above): the one round trip stays short.
       set_config('synchronous_commit', 'off', true) AS async_commit
     FROM (SELECT 1) one LEFT JOIN decision d ON TRUE LEFT JOIN adm a ON TRUE`.execute(db);
@@ -106,6 +107,8 @@ export async function admitCompletion(db: Db, caller: Caller, modelName: string,
     userId: row.idappuser,
     keyId: row.idapikey,
     callId: String(row.idapicall),
+    // A limit applies: admit_prompt reserved against it (usage_day set), and the call's end settles the reservation.
+    reserved: row.usage_day !== null,
     connection: {
       idllm: row.idllm,
       txshortname: row.txshortname,
@@ -133,7 +136,8 @@ export async function modelsForKey(db: Db, caller: Caller): Promise<{ kind: 'loc
 
 export interface ApiCallEnd {
   status: Exclude<ApiCallStatus, 'running'>;
-  /** Milliseconds from the call's start to its first token, measured in this process; null without one. */
+  /** Milliseconds from the call's start to its end, and to its first token (null without one), measured in this process. */
+  elapsedMs: number;
   firstTokenMs: number | null;
   promptTokens: number | null;
   completionTokens: number | null;
@@ -142,16 +146,17 @@ export interface ApiCallEnd {
 }
 
 /**
- * The call's end, in one update (its trigger moves the answer into the rollups). The first token's time is written
- * here, from the process's own clock, instead of by a write on the first token's path. Guarded on 'running': a call
- * a sweep already ended is not counted twice.
+ * The call's end, in one update (its trigger moves the call into the rollups). The times of the first token and of
+ * the end are written here, from the process's own clock and counted from tinf_start, instead of by a write on the
+ * first token's path (and whenever the write happens: src/api/call-ends.ts may write it a little later). Guarded on
+ * 'running': a call a sweep already ended is not counted twice.
  */
 export async function finishApiCall(db: Db, callId: string, end: ApiCallEnd): Promise<void> {
   await db
     .updateTable('chatbot_schema.api_call')
     .set({
       txstatus: end.status,
-      tinf_end: sql<Date>`now()`,
+      tinf_end: sql<Date>`tinf_start + make_interval(secs => ${end.elapsedMs / 1000})`,
       tfirst_token: end.firstTokenMs === null ? null : sql<Date>`tinf_start + make_interval(secs => ${end.firstTokenMs / 1000})`,
       nprompt_tokens: end.promptTokens,
       ncompletion_tokens: end.completionTokens,

@@ -1,9 +1,9 @@
 import type { FastifyBaseLogger, FastifyReply } from 'fastify';
-import type { Db } from '../db/database.ts';
 import { estimateTokens } from '../groups/usage-limits.ts';
 import { httpMessage, type ModelConnection } from '../llm/model-client.ts';
 import type { AppMetrics } from '../metrics/metrics.ts';
-import { type ApiCallEnd, finishApiCall } from './api-call-queries.ts';
+import type { ApiCallEnd } from './api-call-queries.ts';
+import type { ApiCallEnds } from './call-ends.ts';
 import { type CompletionRequest, requestTextChars } from './completion-request.ts';
 import { OpenAiError } from './openai-errors.ts';
 
@@ -45,7 +45,7 @@ export class ApiCallRegistry {
 }
 
 export interface RelayDeps {
-  db: Db;
+  ends: ApiCallEnds;
   log: FastifyBaseLogger;
   registry: ApiCallRegistry;
   /** LLM_TIMEOUT_S: the longest silence of the upstream (before its headers, and between chunks). */
@@ -59,9 +59,14 @@ export interface AdmittedCall {
   callId: string;
   connection: ModelConnection;
   request: CompletionRequest;
-  /** performance.now() when the request arrived: the first token's time is measured from here. */
+  /** performance.now() when the call was admitted: its first token's and its end's times are measured from here. */
   startedAt: number;
+  /** The call holds a reservation against a limit (Admission.reserved). */
+  reserved: boolean;
 }
+
+/** How a relay ended; its duration is added when it is recorded. */
+type RelayEnd = Omit<ApiCallEnd, 'elapsedMs'>;
 
 const endpoint = (baseUrl: string) => `${baseUrl.replace(/\/+$/, '')}/chat/completions`;
 
@@ -97,7 +102,7 @@ function connectionError(call: RunningCall, err: unknown, idleTimeoutMs: number)
   return new OpenAiError(502, 'Could not reach the model server', { type: 'upstream_error', code: 'upstream_unreachable' });
 }
 
-/** Runs one call to its end; every outcome is recorded (finishApiCall) before this resolves. */
+/** Runs one call to its end; every outcome is handed to ApiCallEnds (which writes it soon after) before this resolves. */
 export async function relayCompletion(deps: RelayDeps, call: AdmittedCall, reply: FastifyReply): Promise<void> {
   const running = new RunningCall();
   deps.registry.running.add(running);
@@ -120,7 +125,7 @@ export async function relayCompletion(deps: RelayDeps, call: AdmittedCall, reply
   );
   try {
     const end = await work;
-    await finishApiCall(deps.db, call.callId, end).catch((err) => deps.log.error({ err, callId: call.callId }, 'could not record the end of an API call'));
+    deps.ends.record(call.callId, { ...end, elapsedMs: performance.now() - call.startedAt }, call.reserved);
     deps.metrics?.answers.inc({ model: call.connection.name, status: end.status === 'client_gone' ? 'stopped' : end.status });
   } finally {
     clearTimeout(idleTimer);
@@ -131,7 +136,7 @@ export async function relayCompletion(deps: RelayDeps, call: AdmittedCall, reply
   }
 }
 
-function endOf(running: RunningCall, fallback: ApiCallEnd['status']): ApiCallEnd['status'] {
+function endOf(running: RunningCall, fallback: RelayEnd['status']): RelayEnd['status'] {
   if (running.reason === 'client') return 'client_gone';
   if (running.reason === 'shutdown') return 'interrupted';
   return fallback;
@@ -157,8 +162,8 @@ async function callUpstream(call: AdmittedCall, running: RunningCall, resetIdle:
   });
 }
 
-async function relayWhole(deps: RelayDeps, call: AdmittedCall, running: RunningCall, reply: FastifyReply, resetIdle: () => void): Promise<ApiCallEnd> {
-  const failed = (err: OpenAiError, status: ApiCallEnd['status'] = 'error'): ApiCallEnd => {
+async function relayWhole(deps: RelayDeps, call: AdmittedCall, running: RunningCall, reply: FastifyReply, resetIdle: () => void): Promise<RelayEnd> {
+  const failed = (err: OpenAiError, status: RelayEnd['status'] = 'error'): RelayEnd => {
     const ended = endOf(running, status);
     if (ended !== 'client_gone') sendError(reply, ended === 'interrupted' ? shutdownError() : err);
     return { status: ended, firstTokenMs: null, promptTokens: null, completionTokens: null, estimated: false, error: err.message };
@@ -205,7 +210,7 @@ function readUsage(u: unknown): { promptTokens: number; completionTokens: number
  * token, the text length and the usage) and written again with the Parley model name; the usage-only chunk is left
  * out when the caller did not ask for it (it is always asked of the upstream, for counting).
  */
-async function relayStream(deps: RelayDeps, call: AdmittedCall, running: RunningCall, reply: FastifyReply, resetIdle: () => void): Promise<ApiCallEnd> {
+async function relayStream(deps: RelayDeps, call: AdmittedCall, running: RunningCall, reply: FastifyReply, resetIdle: () => void): Promise<RelayEnd> {
   const callerWantsUsage = call.request.stream_options?.include_usage === true;
   let res: Response;
   try {
@@ -287,7 +292,7 @@ async function relayStream(deps: RelayDeps, call: AdmittedCall, running: Running
     // An abort (ours) or the upstream's socket closing: told apart below by the reason and whether [DONE] came.
   }
   const counted = usage ?? { promptTokens: estimateTokens(requestTextChars(call.request)), completionTokens: estimateTokens(textChars) };
-  const status: ApiCallEnd['status'] = running.reason ? endOf(running, 'error') : upstreamFailed || !done ? 'error' : 'complete';
+  const status: RelayEnd['status'] = running.reason ? endOf(running, 'error') : upstreamFailed || !done ? 'error' : 'complete';
   const error =
     status === 'complete'
       ? null

@@ -29,6 +29,8 @@ import * as chatSearch from './migrations/028-chat-search.ts';
 import * as importedChats from './migrations/029-imported-chats.ts';
 import * as rollupSlots from './migrations/030-rollup-slots.ts';
 import * as countersOnlyUnderLimits from './migrations/031-counters-only-under-limits.ts';
+import * as plannedOnceFunctions from './migrations/032-planned-once-functions.ts';
+import * as apiCallsFoldedWhenFinal from './migrations/033-api-calls-folded-when-final.ts';
 
 /** The migration that creates Parley's schema: applied by a start means Parley never ran on this database before. */
 export const FOUNDATION_MIGRATION = '001-foundation';
@@ -64,6 +66,8 @@ const migrations: Record<string, Migration> = {
   '029-imported-chats': importedChats,
   '030-rollup-slots': rollupSlots,
   '031-counters-only-under-limits': countersOnlyUnderLimits,
+  '032-planned-once-functions': plannedOnceFunctions,
+  '033-api-calls-folded-when-final': apiCallsFoldedWhenFinal,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -231,11 +231,22 @@ export async function restartUsageBackfill(db: Db, timeZone: string): Promise<vo
     await sql`SELECT 1 FROM chatbot_schema.usage_rollup_state FOR UPDATE`.execute(trx);
     await sql`LOCK TABLE chatbot_schema.message, chatbot_schema.response IN SHARE ROW EXCLUSIVE MODE`.execute(trx);
     await sql`DELETE FROM chatbot_schema.usage_day_model; DELETE FROM chatbot_schema.usage_day_user; DELETE FROM chatbot_schema.usage_user_total;`.execute(trx);
-    // API calls (migration 019, absent while 011 itself runs) have no backfill of their own: they are counted again here, at once.
+    // API calls (migration 019, absent while 011 itself runs) have no backfill of their own: the final ones are counted
+    // again here, at once, 10,000 at a time (migration 033's fold; a running call is counted when it ends).
     const apiCalls = await sql<{ present: boolean }>`SELECT to_regclass('chatbot_schema.api_call') IS NOT NULL AS present`.execute(trx);
     if (apiCalls.rows[0]?.present) {
       await sql`LOCK TABLE chatbot_schema.api_call IN SHARE ROW EXCLUSIVE MODE`.execute(trx);
-      await sql`DO $$ BEGIN PERFORM chatbot_schema.usage_fold_api_call(a, 1, TRUE) FROM chatbot_schema.api_call a; END $$`.execute(trx);
+      await sql`
+        DO $$ DECLARE lo BIGINT := 0; hi BIGINT;
+        BEGIN
+          LOOP
+            SELECT max(s.idapicall) INTO hi FROM (SELECT a.idapicall FROM chatbot_schema.api_call a WHERE a.idapicall > lo ORDER BY a.idapicall LIMIT 10000) s;
+            EXIT WHEN hi IS NULL;
+            PERFORM chatbot_schema.usage_fold_api_calls(
+              ARRAY(SELECT a FROM chatbot_schema.api_call a WHERE a.idapicall > lo AND a.idapicall <= hi AND a.txstatus <> 'running'), '{}');
+            lo := hi;
+          END LOOP;
+        END $$`.execute(trx);
     }
     await sql`
       UPDATE chatbot_schema.usage_rollup_state SET txtimezone = ${timeZone},
