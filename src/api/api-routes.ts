@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config.ts';
 import type { Db } from '../db/database.ts';
 import { interruptAbandonedApiCalls } from './api-call-queries.ts';
-import { ApiCallEnds } from './call-ends.ts';
+import { ApiCallJournal } from './call-journal.ts';
 import { apiKeyRoutes } from './key-routes.ts';
 import { ApiCallRegistry } from './upstream-relay.ts';
 import { v1Routes } from './v1-routes.ts';
@@ -16,7 +16,7 @@ export async function apiRoutes(app: FastifyInstance, opts: { db: Db; config: Co
   const { db, config } = opts;
   await app.register(apiKeyRoutes, { db, config });
   const registry = new ApiCallRegistry();
-  const ends = new ApiCallEnds(db, app.log);
+  const journal = new ApiCallJournal(db, app.log);
   // As chat answers (decision record 002): running calls get SHUTDOWN_GRACE_S, then end `interrupted`. Not awaited in
   // preClose (Fastify bounds those hooks by pluginTimeout); the server's close waits for the streams themselves.
   let draining: Promise<void> = Promise.resolve();
@@ -27,8 +27,8 @@ export async function apiRoutes(app: FastifyInstance, opts: { db: Db; config: Co
     clearInterval(sweeper);
     await draining;
     await registry.stopAll(0);
-    // The ends still queued are written before the pool closes (server.ts closes the database after the app).
-    await ends.close();
+    // The calls still queued are written before the pool closes (server.ts closes the database after the app).
+    await journal.close();
   });
   // Calls a dead process left 'running' (a crash, a kill -9) end 'interrupted' once older than any live call can be.
   const sweep = () =>
@@ -40,5 +40,5 @@ export async function apiRoutes(app: FastifyInstance, opts: { db: Db; config: Co
     await sweep();
     sweeper = setInterval(() => void sweep(), ABANDONED_CALL_SWEEP_MS).unref();
   });
-  await app.register(v1Routes, { prefix: '/v1', db, config, registry, ends });
+  await app.register(v1Routes, { prefix: '/v1', db, config, registry, journal });
 }

@@ -5,12 +5,13 @@ import { type ChatWorld, startChatWorld, waitFor } from '../../test/chat-fixture
 import { testDbKind } from '../../test/database.ts';
 import { rollupsByKey } from '../../test/rollups.ts';
 import { rebuildUsageRollups } from '../db/migrations/011-usage-rollups.ts';
+import { journalOf } from './call-journal.ts';
 
 /**
  * Many streamed API calls of one key at once, through the app listening on a port (issue 18's burst, scaled to a
  * test): every one answered, and every one counted exactly once in the rollups — the slot rows (migration 030)
  * summed give what the api_call rows give, and what a recount gives. On PostgreSQL the admissions overlap on a pool
- * of connections; the ends are written in batches (src/api/call-ends.ts, tested on its own in call-ends.test.ts).
+ * of connections; the rows are written in batches (src/api/call-journal.ts, tested on its own in call-journal.test.ts).
  */
 const CALLS = 150;
 let w: ChatWorld;
@@ -51,6 +52,7 @@ test(`${CALLS} concurrent streamed calls of one key: all answered, each counted 
   }
   // The end record is written just after [DONE] went out.
   await waitFor(async () => {
+    await journalOf(db)?.flush(); // the journal writes the calls in batches
     const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM chatbot_schema.api_call WHERE txstatus = 'running'`.execute(db);
     return rows[0]?.n === 0 ? true : undefined;
   });

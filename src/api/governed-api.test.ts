@@ -8,6 +8,7 @@ import { setModelAccess, setUserLimits } from '../groups/group-queries.ts';
 import { admitPrompt, type Limits, usageStatus } from '../groups/usage-limits.ts';
 import { findUserByEmail } from '../users/user-queries.ts';
 import { interruptAbandonedApiCalls } from './api-call-queries.ts';
+import { journalOf } from './call-journal.ts';
 
 /**
  * /v1 under the groups' model access and the usage limits (PRODUCT.md): the same rules as chat, counted together,
@@ -41,7 +42,10 @@ beforeEach(async () => {
   await db().deleteFrom('chatbot_schema.usage_counter').execute();
 });
 
-const apiCallCount = async () => (await db().selectFrom('chatbot_schema.api_call').select('idapicall').execute()).length;
+const apiCallCount = async () => {
+  await journalOf(db())?.flush(); // the journal writes the calls in batches
+  return (await db().selectFrom('chatbot_schema.api_call').select('idapicall').execute()).length;
+};
 const counter = async () => {
   const row = await db()
     .selectFrom('chatbot_schema.usage_counter')
@@ -61,9 +65,10 @@ const usedToday = async () => {
 };
 /** Every call's end is written after its answer went out: wait until none is running. */
 const allEnded = () =>
-  waitFor(async () =>
-    (await db().selectFrom('chatbot_schema.api_call').select('idapicall').where('txstatus', '=', 'running').execute()).length === 0 ? true : undefined,
-  );
+  waitFor(async () => {
+    await journalOf(db())?.flush();
+    return (await db().selectFrom('chatbot_schema.api_call').select('idapicall').where('txstatus', '=', 'running').execute()).length === 0 ? true : undefined;
+  });
 
 const refusedFor = (status: number) => (err: unknown) => {
   assert.ok(err instanceof OpenAI.APIError, String(err));

@@ -5,6 +5,7 @@ import OpenAI from 'openai';
 import { addModel, type ChatWorld, startChatWorld, waitFor } from '../../test/chat-fixtures.ts';
 import { rollupsByKey } from '../../test/rollups.ts';
 import { FAKE_TOOL_ARGUMENTS } from '../llm/fake-llm-server.ts';
+import { journalOf } from './call-journal.ts';
 
 /**
  * The OpenAI-compatible API through the official `openai` SDK, against the app listening on a real port and the fake
@@ -32,7 +33,11 @@ after(async () => {
   await w.close();
 });
 
-const apiCalls = () => w.t.database.db.selectFrom('chatbot_schema.api_call').selectAll().orderBy('idapicall').execute();
+/** The api_call rows, once the journal has written what it holds (src/api/call-journal.ts writes them in batches). */
+const apiCalls = async () => {
+  await journalOf(w.t.database.db)?.flush();
+  return w.t.database.db.selectFrom('chatbot_schema.api_call').selectAll().orderBy('idapicall').execute();
+};
 /** The newest call once recorded as ended: the end is written after the answer has gone out. */
 const lastCall = () =>
   waitFor(async () => {

@@ -2,8 +2,8 @@ import type { FastifyBaseLogger, FastifyReply } from 'fastify';
 import { estimateTokens } from '../groups/usage-limits.ts';
 import { httpMessage, type ModelConnection } from '../llm/model-client.ts';
 import type { AppMetrics } from '../metrics/metrics.ts';
-import type { ApiCallEnd } from './api-call-queries.ts';
-import type { ApiCallEnds } from './call-ends.ts';
+import type { AdmittedCall, ApiCallEnd } from './api-call-queries.ts';
+import type { ApiCallJournal } from './call-journal.ts';
 import { type CompletionRequest, requestTextChars } from './completion-request.ts';
 import { OpenAiError } from './openai-errors.ts';
 
@@ -45,7 +45,7 @@ export class ApiCallRegistry {
 }
 
 export interface RelayDeps {
-  ends: ApiCallEnds;
+  journal: ApiCallJournal;
   log: FastifyBaseLogger;
   registry: ApiCallRegistry;
   /** LLM_TIMEOUT_S: the longest silence of the upstream (before its headers, and between chunks). */
@@ -55,14 +55,12 @@ export interface RelayDeps {
   metrics?: AppMetrics;
 }
 
-export interface AdmittedCall {
-  callId: string;
+export interface RelayedCall {
+  admitted: AdmittedCall;
   connection: ModelConnection;
   request: CompletionRequest;
   /** performance.now() when the call was admitted: its first token's and its end's times are measured from here. */
   startedAt: number;
-  /** The call holds a reservation against a limit (Admission.reserved). */
-  reserved: boolean;
 }
 
 /** How a relay ended; its duration is added when it is recorded. */
@@ -71,7 +69,7 @@ type RelayEnd = Omit<ApiCallEnd, 'elapsedMs'>;
 const endpoint = (baseUrl: string) => `${baseUrl.replace(/\/+$/, '')}/chat/completions`;
 
 /** What the upstream is sent: the caller's parameters, the upstream's model id, and usage always asked for (it is counted). */
-function upstreamBody(call: AdmittedCall): string {
+function upstreamBody(call: RelayedCall): string {
   const { request, connection } = call;
   const body: Record<string, unknown> = { ...request, model: connection.model };
   if (request.stream) body.stream_options = { ...request.stream_options, include_usage: true };
@@ -102,8 +100,8 @@ function connectionError(call: RunningCall, err: unknown, idleTimeoutMs: number)
   return new OpenAiError(502, 'Could not reach the model server', { type: 'upstream_error', code: 'upstream_unreachable' });
 }
 
-/** Runs one call to its end; every outcome is handed to ApiCallEnds (which writes it soon after) before this resolves. */
-export async function relayCompletion(deps: RelayDeps, call: AdmittedCall, reply: FastifyReply): Promise<void> {
+/** Runs one call to its end; every outcome is handed to the journal (which writes it soon after) before this resolves. */
+export async function relayCompletion(deps: RelayDeps, call: RelayedCall, reply: FastifyReply): Promise<void> {
   const running = new RunningCall();
   deps.registry.running.add(running);
   deps.metrics?.answersInFlight.inc();
@@ -125,7 +123,7 @@ export async function relayCompletion(deps: RelayDeps, call: AdmittedCall, reply
   );
   try {
     const end = await work;
-    deps.ends.record(call.callId, { ...end, elapsedMs: performance.now() - call.startedAt }, call.reserved);
+    deps.journal.end(call.admitted, { ...end, elapsedMs: performance.now() - call.startedAt });
     deps.metrics?.answers.inc({ model: call.connection.name, status: end.status === 'client_gone' ? 'stopped' : end.status });
   } finally {
     clearTimeout(idleTimer);
@@ -148,7 +146,7 @@ function sendError(reply: FastifyReply, err: OpenAiError): void {
   reply.code(err.status).send(err.body);
 }
 
-async function callUpstream(call: AdmittedCall, running: RunningCall, resetIdle: () => void): Promise<Response> {
+async function callUpstream(call: RelayedCall, running: RunningCall, resetIdle: () => void): Promise<Response> {
   resetIdle();
   return fetch(endpoint(call.connection.baseUrl), {
     method: 'POST',
@@ -162,7 +160,7 @@ async function callUpstream(call: AdmittedCall, running: RunningCall, resetIdle:
   });
 }
 
-async function relayWhole(deps: RelayDeps, call: AdmittedCall, running: RunningCall, reply: FastifyReply, resetIdle: () => void): Promise<RelayEnd> {
+async function relayWhole(deps: RelayDeps, call: RelayedCall, running: RunningCall, reply: FastifyReply, resetIdle: () => void): Promise<RelayEnd> {
   const failed = (err: OpenAiError, status: RelayEnd['status'] = 'error'): RelayEnd => {
     const ended = endOf(running, status);
     if (ended !== 'client_gone') sendError(reply, ended === 'interrupted' ? shutdownError() : err);
@@ -210,7 +208,7 @@ function readUsage(u: unknown): { promptTokens: number; completionTokens: number
  * token, the text length and the usage) and written again with the Parley model name; the usage-only chunk is left
  * out when the caller did not ask for it (it is always asked of the upstream, for counting).
  */
-async function relayStream(deps: RelayDeps, call: AdmittedCall, running: RunningCall, reply: FastifyReply, resetIdle: () => void): Promise<RelayEnd> {
+async function relayStream(deps: RelayDeps, call: RelayedCall, running: RunningCall, reply: FastifyReply, resetIdle: () => void): Promise<RelayEnd> {
   const callerWantsUsage = call.request.stream_options?.include_usage === true;
   let res: Response;
   try {

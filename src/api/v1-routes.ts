@@ -6,9 +6,9 @@ import type { Db } from '../db/database.ts';
 import { isDatabaseUnavailable } from '../db/outage.ts';
 import { estimateTokens, limitMessage, retryAfterSeconds } from '../groups/usage-limits.ts';
 import { createApiKeyBox, toModelConnection } from '../llm/llm-queries.ts';
-import { admitCompletion, type Caller, finishApiCall, modelsForKey } from './api-call-queries.ts';
+import { admitCompletion, type Caller, modelsForKey } from './api-call-queries.ts';
 import { API_KEY_SHAPE } from './api-key-queries.ts';
-import type { ApiCallEnds } from './call-ends.ts';
+import type { ApiCallJournal } from './call-journal.ts';
 import { completionRequestSchema, describeRequestProblem, requestTextChars } from './completion-request.ts';
 import { invalidKey, OpenAiError } from './openai-errors.ts';
 import { type ApiCallRegistry, relayCompletion } from './upstream-relay.ts';
@@ -22,8 +22,8 @@ const challenge = 'Bearer realm="parley-api"';
  * `GET /v1/models` and `POST /v1/chat/completions`, OpenAI's wire format (PRODUCT.md). The key in the Authorization
  * header is the only credential: cookies are not read here (isKeyApi), and no key is taken from a URL.
  */
-export async function v1Routes(app: FastifyInstance, opts: { db: Db; config: Config; registry: ApiCallRegistry; ends: ApiCallEnds }): Promise<void> {
-  const { db, config, registry, ends } = opts;
+export async function v1Routes(app: FastifyInstance, opts: { db: Db; config: Config; registry: ApiCallRegistry; journal: ApiCallJournal }): Promise<void> {
+  const { db, config, registry, journal } = opts;
   const box = createApiKeyBox(config.APP_SECRET);
 
   app.setErrorHandler((error: FastifyError | Error, req, reply) => {
@@ -108,26 +108,24 @@ export async function v1Routes(app: FastifyInstance, opts: { db: Db; config: Con
     }
     // The first token's time counts from the recorded start (tinf_start), as chat's does from begin_answer.
     const startedAt = performance.now();
+    journal.begin(admission);
     let connection: ReturnType<typeof toModelConnection>;
     try {
       connection = toModelConnection(box, admission.connection);
     } catch (err) {
       req.log.error({ err }, 'an API call found its model key unreadable');
       const error = new OpenAiError(502, 'The model connection is misconfigured; tell your administrator.', { type: 'upstream_error', code: 'upstream_error' });
-      await relayFailedBeforeStart(db, admission.callId, performance.now() - startedAt, error.message);
+      const failed = { status: 'error', firstTokenMs: null, promptTokens: null, completionTokens: null, estimated: false, error: error.message } as const;
+      journal.end(admission, { ...failed, elapsedMs: performance.now() - startedAt });
       throw error;
     }
     await relayCompletion(
-      { ends, log: req.log, registry, idleTimeoutMs: config.LLM_TIMEOUT_S * 1000, maxAnswerMs: config.LLM_MAX_ANSWER_S * 1000, metrics: app.metrics },
-      { callId: admission.callId, connection, request, startedAt, reserved: admission.reserved },
+      { journal, log: req.log, registry, idleTimeoutMs: config.LLM_TIMEOUT_S * 1000, maxAnswerMs: config.LLM_MAX_ANSWER_S * 1000, metrics: app.metrics },
+      { admitted: admission, connection, request, startedAt },
       reply,
     );
     return reply;
   });
-}
-
-async function relayFailedBeforeStart(db: Db, callId: string, elapsedMs: number, error: string): Promise<void> {
-  await finishApiCall(db, callId, { status: 'error', elapsedMs, firstTokenMs: null, promptTokens: null, completionTokens: null, estimated: false, error });
 }
 
 function sendOpenAiError(reply: FastifyReply, error: OpenAiError): FastifyReply {

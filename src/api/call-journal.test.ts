@@ -3,14 +3,16 @@ import { after, before, beforeEach, test } from 'node:test';
 import fc from 'fast-check';
 import { type KyselyPlugin, sql } from 'kysely';
 import pino from 'pino';
+import { waitFor } from '../../test/chat-fixtures.ts';
 import { openTestDatabase } from '../../test/database.ts';
 import { rollupsByKey } from '../../test/rollups.ts';
 import type { OpenedDatabase } from '../db/database.ts';
-import { ApiCallEnds } from './call-ends.ts';
+import type { AdmittedCall, ApiCallEnd } from './api-call-queries.ts';
+import { ApiCallJournal } from './call-journal.ts';
 
 /**
  * Migration 033's statement-level fold of API calls, against the per-row fold chat's answers still use (019/030's
- * usage_add_prompt and usage_fold_answer), and the batched writer of call ends (src/api/call-ends.ts).
+ * usage_add_prompt and usage_fold_answer), and the journal that writes the calls in batches (src/api/call-journal.ts).
  */
 let opened: OpenedDatabase;
 let users: number[];
@@ -128,42 +130,51 @@ test('an update of final calls takes the old rows back and adds the new ones; ru
   );
 });
 
-/** The Db, counting the statements that end calls in a batch (a plugin sees every query, raw ones too). */
-function countingBatches(): { db: OpenedDatabase['db']; batches: () => number } {
+/** The Db, counting the statements that write calls in a batch (a plugin sees every query, raw ones too). */
+function countingWrites(): { db: OpenedDatabase['db']; writes: () => number } {
   let n = 0;
   const plugin: KyselyPlugin = {
     transformQuery(args) {
-      if (args.node.kind === 'RawNode' && args.node.sqlFragments.join('').includes('WITH ended AS')) n++;
+      if (args.node.kind === 'RawNode' && args.node.sqlFragments.join('').includes('WITH started AS')) n++;
       return args.node;
     },
     async transformResult(args) {
       return args.result;
     },
   };
-  return { db: db().withPlugin(plugin), batches: () => n };
+  return { db: db().withPlugin(plugin), writes: () => n };
 }
 
-test('ends recorded together are written in one statement, each counted once; close writes what is still queued', async () => {
-  const calls = 120;
-  const started = await sql<{ idapicall: string }>`
-    INSERT INTO chatbot_schema.api_call (idappuser, idllm) SELECT ${users[0]}, ${models[0]} FROM generate_series(1, ${calls}) RETURNING idapicall`.execute(
-    db(),
-  );
-  const counting = countingBatches();
-  const ends = new ApiCallEnds(counting.db, pino({ level: 'silent' }));
-  for (const [i, row] of started.rows.entries())
-    ends.record(
-      row.idapicall,
-      { status: i % 2 ? 'complete' : 'client_gone', elapsedMs: 1500, firstTokenMs: 200, promptTokens: 10, completionTokens: 5, estimated: false, error: null },
-      false,
-    );
-  // Before the linger has passed: close() writes them now.
-  await ends.close();
-  assert.equal(counting.batches(), 1, 'one statement for all');
+/** Calls as admitCompletion admits them without a limit: an id and a start from the database, no row yet. */
+async function admittedCalls(count: number): Promise<AdmittedCall[]> {
+  const { rows } = await sql<{ id: string; t0: string }>`
+    SELECT nextval('chatbot_schema.api_call_idapicall_seq')::text AS id, now()::text AS t0 FROM generate_series(1, ${count})`.execute(db());
+  return rows.map((r) => ({
+    kind: 'admitted',
+    userId: users[0] as number,
+    keyId: 1,
+    callId: r.id,
+    reserved: false,
+    unrecordedStart: r.t0,
+    connection: { idllm: models[0] as number, txshortname: 'a', txbase_url: null, txapi_key_enc: null, txmodel: 'a', is_enabled: true },
+  }));
+}
+
+const ended = (status: ApiCallEnd['status'], elapsedMs = 1500): ApiCallEnd => ({
+  status,
+  elapsedMs,
+  firstTokenMs: 200,
+  promptTokens: 10,
+  completionTokens: 5,
+  estimated: false,
+  error: null,
+});
+
+async function assertCounted(calls: number, stopped: number): Promise<void> {
   const { rows } = await sql<{ final: number; inf: string }>`
     SELECT (count(*) FILTER (WHERE txstatus <> 'running'))::int AS final, min(EXTRACT(EPOCH FROM tinf_end - tinf_start))::text AS inf
     FROM chatbot_schema.api_call`.execute(db());
-  assert.equal(rows[0]?.final, calls);
+  assert.equal(rows[0]?.final, calls, 'every call final');
   assert.equal(Number(rows[0]?.inf), 1.5, 'the end is the start plus the time measured in the process');
   const kept = await rollupsByKey(db());
   for (const [table, list] of Object.entries(kept)) {
@@ -180,24 +191,52 @@ test('ends recorded together are written in one statement, each counted once; cl
   }
   assert.equal(
     kept.model.reduce((n, r) => n + Number(r.nstopped), 0),
-    calls / 2,
+    stopped,
     'a caller gone counts as stopped',
   );
+}
+
+test('calls that end before their start is written are written whole in one statement; close writes what is queued', async () => {
+  const counting = countingWrites();
+  const journal = new ApiCallJournal(counting.db, pino({ level: 'silent' }));
+  const calls = await admittedCalls(120);
+  for (const c of calls) journal.begin(c);
+  for (const [i, c] of calls.entries()) journal.end(c, ended(i % 2 ? 'complete' : 'client_gone'));
+  // Before the linger has passed: close() writes them now.
+  await journal.close();
+  assert.equal(counting.writes(), 1, 'one statement for all');
+  await assertCounted(120, 60);
 });
 
-test('an end recorded for a call already ended (the sweep got there first) changes nothing', async () => {
-  const row = await db()
-    .insertInto('chatbot_schema.api_call')
-    .values({ idappuser: users[0] as number, idllm: models[0] as number, txstatus: 'interrupted', tinf_end: sql<Date>`now()` })
-    .returning('idapicall')
-    .executeTakeFirstOrThrow();
+test('calls written as running, then ended: their ends are one UPDATE, each call counted once', async () => {
+  const counting = countingWrites();
+  const journal = new ApiCallJournal(counting.db, pino({ level: 'silent' }));
+  const calls = await admittedCalls(50);
+  for (const c of calls) journal.begin(c);
+  await waitFor(async () => {
+    const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM chatbot_schema.api_call WHERE txstatus = 'running'`.execute(db());
+    return rows[0]?.n === 50 ? true : undefined;
+  });
+  assert.equal((await rollupsByKey(db())).model.length, 0, 'a running call is not counted yet');
+  for (const c of calls) journal.end(c, ended('complete'));
+  await waitFor(async () => {
+    const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM chatbot_schema.api_call WHERE txstatus = 'complete'`.execute(db());
+    return rows[0]?.n === 50 ? true : undefined;
+  });
+  assert.equal(counting.writes(), 2, 'the starts in one statement, the ends in another');
+  await assertCounted(50, 0);
+  await journal.close();
+});
+
+test('an end for a call the sweep ended already changes nothing', async () => {
+  const journal = new ApiCallJournal(db(), pino({ level: 'silent' }));
+  const [call] = await admittedCalls(1);
+  assert.ok(call);
+  journal.begin(call);
+  await waitFor(async () => ((await db().selectFrom('chatbot_schema.api_call').select('idapicall').execute()).length === 1 ? true : undefined));
+  await sql`UPDATE chatbot_schema.api_call SET txstatus = 'interrupted', tinf_end = now()`.execute(db());
   const before = await rollupsByKey(db());
-  const ends = new ApiCallEnds(db(), pino({ level: 'silent' }));
-  ends.record(
-    row.idapicall,
-    { status: 'complete', elapsedMs: 10, firstTokenMs: 1, promptTokens: 1, completionTokens: 1, estimated: false, error: null },
-    false,
-  );
-  await ends.close();
+  journal.end(call, ended('complete'));
+  await journal.close();
   assert.deepEqual(await rollupsByKey(db()), before);
 });
