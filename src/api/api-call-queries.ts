@@ -112,7 +112,7 @@ const decision = (keyHash: Param, throttleKey: Param, modelName: Param) => sql`
  * The read, its SQL text built once ($1 key hash, $2 throttle key, $3 model name): the hot path neither compiles it
  * nor hashes a new string to find its prepared statement (src/db/database.ts).
  */
-const readAdmission = sql<ReadAdmissionRow>`
+const readAdmissionSql = sql<ReadAdmissionRow>`
   WITH ${decision(sql.raw('$1'), sql.raw('$2'), sql.raw('$3'))},
   l AS (
     SELECT lim.prompts_per_day IS NOT NULL OR lim.tokens_per_day IS NOT NULL OR lim.tokens_per_month IS NOT NULL AS limited
@@ -126,12 +126,21 @@ let readAdmissionText: string | undefined;
 
 /** `estimatedTokens`: the request's prompt tokens, reserved against the token limits until the call is settled. */
 export async function admitCompletion(db: Db, caller: Caller, modelName: string, estimatedTokens: number): Promise<Admission> {
-  readAdmissionText ??= readAdmission.compile(db).sql;
+  const first = await readAdmission(db, caller, modelName);
+  return first.kind === 'limited' ? admitUnderLimits(db, caller, modelName, estimatedTokens) : first;
+}
+
+/**
+ * The read alone: a refusal, the call admitted (no limit applies), or 'limited' (admitUnderLimits decides). It needs
+ * only the key and the model's name, so the route sends it before it checks the rest of the request.
+ */
+export async function readAdmission(db: Db, caller: Caller, modelName: string): Promise<Admission | { kind: 'limited' }> {
+  readAdmissionText ??= readAdmissionSql.compile(db).sql;
   const { rows } = await db.executeQuery<ReadAdmissionRow>(CompiledQuery.raw(readAdmissionText, [caller.keyHash, caller.throttleKey, modelName]));
   const row = rows[0];
   const refused = refusal(row);
   if (refused) return refused;
-  if (row?.limited) return admitUnderLimits(db, caller, modelName, estimatedTokens);
+  if (row?.limited) return { kind: 'limited' };
   if (!row?.idapicall || !row.tstart) throw new Error('an allowed API call got no id');
   return admitted(row, row.idapicall, false, row.tstart);
 }
@@ -165,7 +174,7 @@ function admitted(row: DecisionRow, callId: string, reserved: boolean, unrecorde
 }
 
 /** A caller a limit applies to: decided, reserved and recorded in one statement (see Admission). */
-async function admitUnderLimits(db: Db, caller: Caller, modelName: string, estimatedTokens: number): Promise<Admission> {
+export async function admitUnderLimits(db: Db, caller: Caller, modelName: string, estimatedTokens: number): Promise<Admission> {
   const r = await sql<ReservingAdmissionRow>`
     WITH ${decision(param(caller.keyHash), param(caller.throttleKey), param(modelName))},
     -- 'ok' has reserved one prompt and the estimate (web and API count together).

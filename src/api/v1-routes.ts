@@ -6,7 +6,7 @@ import type { Db } from '../db/database.ts';
 import { isDatabaseUnavailable } from '../db/outage.ts';
 import { estimateTokens, limitMessage, retryAfterSeconds } from '../groups/usage-limits.ts';
 import { createApiKeyBox, toModelConnection } from '../llm/llm-queries.ts';
-import { admitCompletion, type Caller, modelsForKey } from './api-call-queries.ts';
+import { admitUnderLimits, type Caller, modelsForKey, readAdmission } from './api-call-queries.ts';
 import { API_KEY_SHAPE } from './api-key-queries.ts';
 import type { ApiCallJournal } from './call-journal.ts';
 import { completionRequestSchema, describeRequestProblem, requestTextChars } from './completion-request.ts';
@@ -73,16 +73,21 @@ export async function v1Routes(app: FastifyInstance, opts: { db: Db; config: Con
 
   app.post('/chat/completions', { bodyLimit: COMPLETION_BODY_LIMIT_BYTES }, async (req, reply) => {
     const caller = callerOf(req);
+    // The admission's read goes out first, and the request is checked while it runs: it needs only the key and the
+    // model's name. It is awaited on every path below; the catch only keeps a throw in between from leaving it unhandled.
+    const model = (req.body as { model?: unknown } | null)?.model;
+    const reading = readAdmission(db, caller, typeof model === 'string' ? model : '');
+    reading.catch(() => {});
     const parsed = completionRequestSchema.safeParse(req.body);
+    const first = await reading;
+    // Who asks comes first: a wrong key gets 401 whatever it sent.
+    if (first.kind === 'locked' || first.kind === 'unauthenticated') return refuse(caller, first.kind === 'locked');
     if (!parsed.success) {
-      // Who asks comes first: a wrong key gets 401 whatever it sent.
-      const who = await modelsForKey(db, caller);
-      if (who.kind !== 'ok') return refuse(caller, who.kind === 'locked');
       const { message, param } = describeRequestProblem(parsed.error);
       throw new OpenAiError(400, message, { param });
     }
     const request = parsed.data;
-    const admission = await admitCompletion(db, caller, request.model, estimateTokens(requestTextChars(request)));
+    const admission = first.kind === 'limited' ? await admitUnderLimits(db, caller, request.model, estimateTokens(requestTextChars(request))) : first;
     switch (admission.kind) {
       case 'locked':
       case 'unauthenticated':
