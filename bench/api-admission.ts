@@ -1,16 +1,18 @@
 import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { sql } from 'kysely';
-import { admitCompletion, finishApiCall } from '../src/api/api-call-queries.ts';
+import pino from 'pino';
+import { admitCompletion } from '../src/api/api-call-queries.ts';
 import { generateApiKey } from '../src/api/api-key-queries.ts';
+import { ApiCallJournal } from '../src/api/call-journal.ts';
 import { openDatabase } from '../src/db/database.ts';
 import { openScratchPostgres } from '../test/database.ts';
 import { median, percentile, type Row } from './lib.ts';
 
 /**
  * The database's share of api-concurrent, without HTTP or streams: `API_CONCURRENT` (1,000) API calls of one key at
- * once, each its admission then its end (the two statements a call makes), straight on a pool of 20 connections as
- * the app's. On a shared machine the HTTP benchmark is mostly the CPU of 1,000 streams; this one isolates what the
+ * once, each its admission (one read) and its row, start and end, handed to the journal that writes rows in batches
+ * (src/api/call-journal.ts, flushed before the clock stops), straight on a pool of 20 connections as the app's. On a shared machine the HTTP benchmark is mostly the CPU of 1,000 streams; this one isolates what the
  * rows and their locks cost: wall time, each call's time (pool wait included), errors, and whether every call is
  * counted once.
  */
@@ -31,6 +33,7 @@ export async function benchApiAdmission(): Promise<Row[]> {
       INSERT INTO chatbot_schema.api_key (idappuser, txname, txprefix, txhash)
       SELECT idappuser, 'bench', ${prefix}, ${hash} FROM chatbot_schema.app_user`.execute(db);
     const caller = { keyHash: hash, throttleKey: 'bench-address' };
+    const journal = new ApiCallJournal(db, pino({ level: 'warn' }));
     const rows: Row[] = [];
     for (const round of ['cold day (no rollup row yet)', 'warm (rows exist)']) {
       const errors: string[] = [];
@@ -42,7 +45,9 @@ export async function benchApiAdmission(): Promise<Row[]> {
           try {
             const admission = await admitCompletion(db, caller, 'bench', 10);
             if (admission.kind !== 'admitted') throw new Error(admission.kind);
-            await finishApiCall(db, admission.callId, {
+            // As the route does: the journal writes the call's row, start and end, in batches.
+            journal.begin(admission);
+            journal.end(admission, {
               status: 'complete',
               elapsedMs: 8,
               firstTokenMs: 5,
@@ -57,6 +62,7 @@ export async function benchApiAdmission(): Promise<Row[]> {
           }
         }),
       );
+      await journal.flush();
       const wallMs = performance.now() - started;
       const counted = await sql<{ calls: number; prompts: string; answers: string; slots: number }>`
         SELECT (SELECT count(*)::int FROM chatbot_schema.api_call) AS calls,
