@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { sql } from 'kysely';
+import { interruptAbandonedApiCalls } from '../src/api/api-call-queries.ts';
 import { startFakeLlm } from '../src/llm/fake-llm-server.ts';
+import { waitFor } from './chat-fixtures.ts';
 import { placeForServer, postJsonOver, registerOver, spawnServer } from './server-process.ts';
 
 // The real process: SIGTERM while an API stream runs past SHUTDOWN_GRACE_S ends it within the grace (plus the
@@ -46,6 +49,58 @@ test('SIGTERM with an API stream running past the grace: the stream ends with an
       const call = await db.db.selectFrom('chatbot_schema.api_call').select(['txstatus', 'tinf_end']).executeTakeFirstOrThrow();
       assert.equal(call.txstatus, 'interrupted');
       assert.ok(call.tinf_end);
+    } finally {
+      await db.close();
+    }
+  } finally {
+    server.child.kill('SIGKILL');
+    await server.exited;
+    await place.cleanUp();
+    await llm.close();
+  }
+});
+
+// The journal writes a call's start a few milliseconds after its admission (src/api/call-journal.ts). A process killed
+// with the call running leaves that row 'running'; the sweep of the next process closes it interrupted, and only then
+// is it in the statistics: once, prompt and answer together (migration 033).
+test('kill -9 with an API stream running: the written start stays running until the sweep closes it interrupted, counted once', async () => {
+  const llm = await startFakeLlm();
+  const place = await placeForServer();
+  const server = await spawnServer({ ...place.env, OPENAI_BASE_URL: llm.baseUrl, OPENAI_MODELS: 'fake-echo' });
+  try {
+    const who = await registerOver(server.baseUrl, 'api-kill@example.com');
+    const created = await postJsonOver(server.baseUrl, who, '/api/keys', { name: 'script' });
+    assert.equal(created.status, 201, await created.clone().text());
+    const { key } = (await created.json()) as { key: string };
+    const res = await fetch(`${server.baseUrl}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'fake-echo', stream: true, messages: [{ role: 'user', content: '[[slow:50]] [[long:400]]' }] }),
+    });
+    assert.equal(res.status, 200);
+    const reader = res.body?.getReader();
+    assert.ok(reader);
+    await reader.read(); // the stream has begun
+    // The key's request count is read from api_call: 1 once the journal has written the start.
+    await waitFor(async () => {
+      const keys = (await (await fetch(`${server.baseUrl}/api/keys`, { headers: { cookie: who.cookie } })).json()) as Array<{ requests: number }>;
+      return keys[0]?.requests === 1 ? true : undefined;
+    });
+    server.child.kill('SIGKILL');
+    await server.exited;
+    await reader.cancel().catch(() => undefined);
+
+    const db = await place.open();
+    try {
+      const running = await db.db.selectFrom('chatbot_schema.api_call').select(['txstatus']).execute();
+      assert.deepEqual(running, [{ txstatus: 'running' }]);
+      const counted = () =>
+        sql<{ p: string | null; i: string | null }>`
+        SELECT sum(nprompts)::text AS p, sum(ninterrupted)::text AS i FROM chatbot_schema.usage_day_model WHERE txsource = 'api'`.execute(db.db);
+      assert.deepEqual((await counted()).rows[0], { p: null, i: null }, 'a running call is not counted yet');
+      // The next process's sweep, with the age it waits for (LLM_MAX_ANSWER_S and a minute) already passed.
+      assert.equal(await interruptAbandonedApiCalls(db.db, 0), 1);
+      assert.deepEqual((await counted()).rows[0], { p: '1', i: '1' }, 'counted once, as interrupted');
     } finally {
       await db.close();
     }

@@ -26,14 +26,18 @@ export async function forgetLastStep(db: Db, email: string): Promise<void> {
   await sql`UPDATE chatbot_schema.app_user SET totp_last_step = NULL WHERE lower(txemail) = lower(${email})`.execute(db);
 }
 
-/** Turns 2FA on for the signed-in user of `c` through the settings page; returns the secret and recovery codes. */
-export async function enrolThroughSettings(c: TestClient): Promise<{ secret: string; codes: string[] }> {
+/**
+ * Turns 2FA on for the signed-in user of `c` through the settings page; returns the secret, the recovery codes and the
+ * code the confirmation used (a replay test needs that one: the current code may belong to the next step by then).
+ */
+export async function enrolThroughSettings(c: TestClient): Promise<{ secret: string; codes: string[]; confirmationCode: string }> {
   await c.get('/settings/2fa');
   const generated = await c.post('/settings/2fa', { action: 'generate' });
   assert.equal(generated.statusCode, 303, generated.body);
   const page = await c.get('/settings/2fa');
   const secret = secretOnPage(page.body);
-  const confirmed = await c.post('/settings/2fa', { action: 'confirm', otp_code: currentCode(secret) });
+  const confirmationCode = currentCode(secret);
+  const confirmed = await c.post('/settings/2fa', { action: 'confirm', otp_code: confirmationCode });
   assert.equal(confirmed.statusCode, 200, confirmed.body);
-  return { secret, codes: recoveryCodesOnPage(confirmed.body) };
+  return { secret, codes: recoveryCodesOnPage(confirmed.body), confirmationCode };
 }

@@ -1,5 +1,5 @@
 import { CompiledQuery, type RawBuilder, sql } from 'kysely';
-import type { Db } from '../db/database.ts';
+import { type Db, serverUrlOf } from '../db/database.ts';
 import type { ApiCallStatus } from '../db/schema.ts';
 import { type LimitName, type LimitRefusal, refusalFrom } from '../groups/usage-limits.ts';
 import type { ModelConnectionRow } from '../llm/llm-queries.ts';
@@ -23,7 +23,7 @@ import type { ModelConnectionRow } from '../llm/llm-queries.ts';
  * Writes commit asynchronously (`synchronous_commit = off` for their transaction only): waiting for the WAL flush was
  * most of the time the first version added to the first token (a one-row insert 11.7 ms median with the flush, 0.36
  * ms without). The trade: if the database server itself crashes, the records of the calls of its last fraction of a
- * second may be lost — never a half-written row or a wrong sum. PGlite ignores the setting.
+ * second may be lost — never a half-written row or a wrong sum. Not on PGlite: see commitMode.
  */
 export type Admission =
   | { kind: 'locked' }
@@ -71,6 +71,14 @@ interface ReservingAdmissionRow extends DecisionRow {
   resets_at: Date | null;
   usage_day: string | null;
 }
+
+/**
+ * `synchronous_commit` for the API's writes: off on a PostgreSQL server, whose WAL writer flushes within a fraction of
+ * a second; on for PGlite, which runs no WAL writer: an asynchronous commit there stays in memory until some later
+ * synchronous one, so a process killed after an hour of API-only traffic lost that hour's calls
+ * (test/api-shutdown.test.ts's kill -9 found it).
+ */
+export const commitMode = (db: Db): string => (serverUrlOf(db) === undefined ? 'on' : 'off');
 
 /** Who is calling: the key's SHA-256, and the throttle key of the caller's address (apiKeyThrottleKey). */
 export interface Caller {
@@ -186,7 +194,7 @@ export async function admitUnderLimits(db: Db, caller: Caller, modelName: string
     )
     SELECT ${addressLocked(param(caller.throttleKey))} AS locked, d.*, (SELECT s.idapicall FROM started s) AS idapicall,
       a.outcome, a.limit_name, a.limit_value, a.resets_at, a.usage_day,
-      set_config('synchronous_commit', 'off', true) AS async_commit
+      set_config('synchronous_commit', ${commitMode(db)}, true) AS async_commit
     FROM (SELECT 1) one LEFT JOIN d ON TRUE LEFT JOIN adm a ON TRUE`.execute(db);
   const row = r.rows[0];
   const refused = refusal(row);
@@ -244,7 +252,7 @@ export async function finishApiCall(db: Db, callId: string, end: ApiCallEnd): Pr
     .where('txstatus', '=', 'running')
     // Committed without waiting for the WAL flush, as the start (admitCompletion): lost only if the database server
     // crashes within a fraction of a second, and then the sweep ends the call 'interrupted' (interruptAbandonedApiCalls).
-    .returning(sql<string>`set_config('synchronous_commit', 'off', true)`.as('async_commit'))
+    .returning(sql<string>`set_config('synchronous_commit', ${commitMode(db)}, true)`.as('async_commit'))
     .execute();
 }
 

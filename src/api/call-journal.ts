@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { sql } from 'kysely';
 import type { Db } from '../db/database.ts';
-import { type AdmittedCall, type ApiCallEnd, finishApiCall } from './api-call-queries.ts';
+import { type AdmittedCall, type ApiCallEnd, commitMode, finishApiCall } from './api-call-queries.ts';
 
 /**
  * The api_call rows of this process's calls, written many in one statement, off the way to the first token
@@ -194,7 +194,7 @@ async function writeCalls(db: Db, starts: Unwritten[], ends: PendingEnd[]): Prom
       WHERE a.idapicall = x.id AND a.txstatus = 'running'
       RETURNING 1
     )
-    -- Committed without waiting for the WAL flush, as the admission's writes are (see admitCompletion).
+    -- Committed without waiting for the WAL flush on a PostgreSQL server, as the admission's writes are (commitMode).
     SELECT (SELECT count(*) FROM started) AS started, (SELECT count(*) FROM ended) AS ended,
-      set_config('synchronous_commit', 'off', true) AS async_commit`.execute(db);
+      set_config('synchronous_commit', ${commitMode(db)}, true) AS async_commit`.execute(db);
 }
