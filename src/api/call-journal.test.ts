@@ -240,3 +240,31 @@ test('an end for a call the sweep ended already changes nothing', async () => {
   await journal.close();
   assert.deepEqual(await rollupsByKey(db()), before);
 });
+
+test('a write that fails is tried again with its calls, whose ends then go with their starts', async () => {
+  let failures = 1;
+  const failing: KyselyPlugin = {
+    transformQuery(args) {
+      if (failures > 0 && args.node.kind === 'RawNode' && args.node.sqlFragments.join('').includes('WITH started AS')) {
+        failures--;
+        throw new Error('the database is away');
+      }
+      return args.node;
+    },
+    async transformResult(args) {
+      return args.result;
+    },
+  };
+  const logged: string[] = [];
+  const log = pino({ level: 'error' }, { write: (line: string) => logged.push(line) });
+  const journal = new ApiCallJournal(db().withPlugin(failing), log);
+  const calls = await admittedCalls(10);
+  for (const c of calls) journal.begin(c);
+  // The first write (after the linger) fails: its starts are queued again, and each end then goes with its start.
+  await waitFor(async () => (failures === 0 ? true : undefined));
+  for (const c of calls) journal.end(c, ended('complete'));
+  await journal.close();
+  assert.equal(failures, 0, 'the first write failed');
+  assert.match(logged.join(''), /could not record API calls/);
+  await assertCounted(10, 0);
+});
