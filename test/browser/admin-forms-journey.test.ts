@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { hashPassword } from '../../src/auth/passwords.ts';
 import { createUser, grantAdmin } from '../../src/users/user-queries.ts';
-import { type BrowserApp, DESKTOP, launchBrowser, MOBILE, newPage, screenshot, skipWithoutBrowser, startBrowserApp } from './harness.ts';
+import { type BrowserApp, DESKTOP, launchBrowser, MOBILE, newPage, registerThroughForm, screenshot, skipWithoutBrowser, startBrowserApp } from './harness.ts';
 
 /**
  * Issue 16, items 5 and 10 on the user-management pages: a refused form shows its own page again with the message
@@ -14,14 +14,6 @@ const admin = { name: 'Ada Admin', email: 'ada@example.com', password: 'copper k
 const PASSWORD = 'seven quiet lanterns';
 
 const rowOf = (page: Page, email: string) => page.locator('tbody tr', { hasText: email });
-
-async function register(page: Page, user: { name: string; email: string; password: string }): Promise<void> {
-  await page.getByLabel('Name').fill(user.name);
-  await page.getByLabel('E-mail').fill(user.email);
-  await page.getByLabel('Password').fill(user.password);
-  await page.getByRole('button', { name: 'Create account' }).click();
-  await page.waitForURL('**/chat');
-}
 
 async function signIn(page: Page, email: string): Promise<void> {
   await page.getByLabel('E-mail').fill(email);
@@ -82,7 +74,7 @@ describe('user-management forms in a browser: refusals and confirmations', { ski
   test('a refused form: the same page, the message beside the control, what was typed or chosen kept', async (t) => {
     const page = await newPage(browser, t, DESKTOP);
     await page.goto(`${server.baseUrl}/register`);
-    await register(page, admin);
+    await registerThroughForm(page, admin);
     await make('Bob Builder', 'bob@example.com');
     await make('Erin Away', 'erin@example.com');
 

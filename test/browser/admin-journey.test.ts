@@ -1,18 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { type BrowserApp, DESKTOP, launchBrowser, MOBILE, newPage, screenshot, skipWithoutBrowser, startBrowserApp } from './harness.ts';
+import { type BrowserApp, DESKTOP, launchBrowser, MOBILE, newPage, registerThroughForm, screenshot, skipWithoutBrowser, startBrowserApp } from './harness.ts';
 
 const admin = { name: 'Ada Admin', email: 'ada@example.com', password: 'copper kettle sings twice' };
 const member = { name: 'Bob <b>Member</b>', email: 'bob@example.com', password: 'seven quiet lanterns' };
-
-async function register(page: Page, user: { name: string; email: string; password: string }): Promise<void> {
-  await page.getByLabel('Name').fill(user.name);
-  await page.getByLabel('E-mail').fill(user.email);
-  await page.getByLabel('Password').fill(user.password);
-  await page.getByRole('button', { name: 'Create account' }).click();
-  await page.waitForURL('**/chat');
-}
 
 async function signIn(page: Page, user: { email: string; password: string }): Promise<void> {
   await page.getByLabel('E-mail').fill(user.email);
@@ -42,10 +34,10 @@ describe('user management in a browser', { skip: skipWithoutBrowser() }, () => {
   test('an admin promotes, demotes, deactivates and reactivates a user, revokes a session and reads the audit log', async (t) => {
     const page = await newPage(browser, t, DESKTOP);
     await page.goto(`${server.baseUrl}/register`);
-    await register(page, admin);
+    await registerThroughForm(page, admin);
     const bob = await newPage(browser, t, DESKTOP);
     await bob.goto(`${server.baseUrl}/register`);
-    await register(bob, member);
+    await registerThroughForm(bob, member);
 
     // Users, from the navbar; the member's name is shown as text, not markup.
     await page.locator('nav.navbar').getByRole('link', { name: 'Users' }).click();

@@ -79,6 +79,19 @@ export async function launchBrowser(): Promise<Browser> {
 }
 
 /**
+ * Creates an account through the registration form, as a person does, and waits for the chat it lands on. With
+ * `baseUrl` the page opens /register first; without, it is already there.
+ */
+export async function registerThroughForm(page: Page, user: { name: string; email: string; password: string }, baseUrl?: string): Promise<void> {
+  if (baseUrl !== undefined) await page.goto(`${baseUrl}/register`);
+  await page.getByLabel('Name').fill(user.name);
+  await page.getByLabel('E-mail').fill(user.email);
+  await page.getByLabel('Password').fill(user.password);
+  await page.getByRole('button', { name: 'Create account' }).click();
+  await page.waitForURL('**/chat');
+}
+
+/**
  * A page in a fresh browser context (its own cookies: a different visitor). Anything a user would not
  * notice but a developer must — a script error, a CSP violation, a stylesheet or script that fails to
  * load — is collected and fails the test when it ends.

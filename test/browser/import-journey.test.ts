@@ -2,8 +2,19 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { sql } from 'kysely';
-import type { Browser, Page } from 'playwright-core';
-import { type BrowserApp, DESKTOP, launchBrowser, MOBILE, newPage, SCREENSHOT_DIR, screenshot, skipWithoutBrowser, startBrowserApp } from './harness.ts';
+import type { Browser } from 'playwright-core';
+import {
+  type BrowserApp,
+  DESKTOP,
+  launchBrowser,
+  MOBILE,
+  newPage,
+  registerThroughForm,
+  SCREENSHOT_DIR,
+  screenshot,
+  skipWithoutBrowser,
+  startBrowserApp,
+} from './harness.ts';
 
 /*
  * Settings → Export and import, in Chromium: a refused file says why and imports nothing; ChatGPT's
@@ -13,15 +24,6 @@ import { type BrowserApp, DESKTOP, launchBrowser, MOBILE, newPage, SCREENSHOT_DI
 
 const FIXTURE = path.resolve(import.meta.dirname, '../fixtures/chatgpt-conversations.json');
 const user = { name: 'Nora Import', email: 'nora@example.com', password: 'copper kettle sings twice' };
-
-async function register(page: Page, baseUrl: string): Promise<void> {
-  await page.goto(`${baseUrl}/register`);
-  await page.getByLabel('Name').fill(user.name);
-  await page.getByLabel('E-mail').fill(user.email);
-  await page.getByLabel('Password').fill(user.password);
-  await page.getByRole('button', { name: 'Create account' }).click();
-  await page.waitForURL('**/chat');
-}
 
 describe('export and import in a browser', { skip: skipWithoutBrowser() }, () => {
   let server: BrowserApp;
@@ -43,7 +45,7 @@ describe('export and import in a browser', { skip: skipWithoutBrowser() }, () =>
 
   test('import ChatGPT’s file on Settings, see the summary and the chats; a bad file is refused with its reason', async (t) => {
     const page = await newPage(browser, t, DESKTOP, /\/settings\/import$/);
-    await register(page, server.baseUrl);
+    await registerThroughForm(page, user, server.baseUrl);
     await page.goto(`${server.baseUrl}/settings`);
     const card = page.locator('#transfer');
     await card.scrollIntoViewIfNeeded();

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, Cookie, Locator, Page } from 'playwright-core';
 import { type FakeLlm, startFakeLlm } from '../../src/llm/fake-llm-server.ts';
-import { type BrowserApp, DESKTOP, launchBrowser, MOBILE, newPage, screenshot, skipWithoutBrowser, startBrowserApp } from './harness.ts';
+import { type BrowserApp, DESKTOP, launchBrowser, MOBILE, newPage, registerThroughForm, screenshot, skipWithoutBrowser, startBrowserApp } from './harness.ts';
 
 /*
  * Issue 16 item 8: a connection whose test fails must not become everyone's preselected model. An admin connects
@@ -19,15 +19,6 @@ const admin = { name: 'Ada Admin', email: 'ada@example.com', password: 'copper k
 const member = { name: 'Bob Member', email: 'bob@example.com', password: 'seven quiet lanterns' };
 const BROKEN = 'Alpha offline';
 const WORKING = 'Zeta echo';
-
-async function register(page: Page, baseUrl: string, user: { name: string; email: string; password: string }): Promise<void> {
-  await page.goto(`${baseUrl}/register`);
-  await page.getByLabel('Name').fill(user.name);
-  await page.getByLabel('E-mail').fill(user.email);
-  await page.getByLabel('Password').fill(user.password);
-  await page.getByRole('button', { name: 'Create account' }).click();
-  await page.waitForURL('**/chat');
-}
 
 async function text(locator: Locator): Promise<string> {
   return ((await locator.textContent()) ?? '').replace(/\s+/g, ' ').trim();
@@ -64,7 +55,7 @@ describe('model health in a browser', { skip: skipWithoutBrowser() }, () => {
   test('a connection that fails its test is shown failing, is not preselected for a user, and is disabled in one click', async (t) => {
     const page = await newPage(browser, t, DESKTOP);
     page.setDefaultTimeout(10_000);
-    await register(page, server.baseUrl, admin);
+    await registerThroughForm(page, admin, server.baseUrl);
     await page.goto(`${server.baseUrl}/admin/models`);
     // A refused form is the same page again, the message beside the field, what was typed kept (item 5).
     await page.getByLabel('Name').fill(WORKING);
@@ -114,7 +105,7 @@ describe('model health in a browser', { skip: skipWithoutBrowser() }, () => {
 
     // A new user's chat starts on the working model, although the broken one is still offered and sorts first.
     const bob = await newPage(browser, t, DESKTOP);
-    await register(bob, server.baseUrl, member);
+    await registerThroughForm(bob, member, server.baseUrl);
     const picker = bob.getByLabel('Model', { exact: true });
     assert.deepEqual(await picker.locator('option').allTextContents(), [BROKEN, WORKING]);
     assert.equal(await text(picker.locator('option:checked')), WORKING);

@@ -1,20 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { launchBrowser, newPage, screenshot, skipWithoutBrowser } from './harness.ts';
+import { launchBrowser, newPage, registerThroughForm, screenshot, skipWithoutBrowser } from './harness.ts';
 import { type LoggedApp, startLoggedApp } from './logged-app.ts';
 
 const admin = { name: 'Ada Admin', email: 'ada@example.com', password: 'copper kettle sings twice' };
 const member = { name: 'Bob Member', email: 'bob@example.com', password: 'seven quiet lanterns', newPassword: 'nine amber harbours hum' };
-
-async function register(page: Page, baseUrl: string, user: { name: string; email: string; password: string }): Promise<void> {
-  await page.goto(`${baseUrl}/register`);
-  await page.getByLabel('Name').fill(user.name);
-  await page.getByLabel('E-mail').fill(user.email);
-  await page.getByLabel('Password').fill(user.password);
-  await page.getByRole('button', { name: 'Create account' }).click();
-  await page.waitForURL('**/chat');
-}
 
 async function signIn(page: Page, baseUrl: string, email: string, password: string): Promise<void> {
   await page.goto(`${baseUrl}/login`);
@@ -42,9 +33,9 @@ describe('a password reset link in a browser', { skip: skipWithoutBrowser() }, (
 
   test('an admin creates a link, it is opened in another browser, the new password signs in, the old one no longer does, and the token is in no log line', async (t) => {
     const page = await newPage(browser, t);
-    await register(page, server.baseUrl, admin);
+    await registerThroughForm(page, admin, server.baseUrl);
     const bob = await newPage(browser, t);
-    await register(bob, server.baseUrl, member);
+    await registerThroughForm(bob, member, server.baseUrl);
 
     // Users → Bob → Create a password reset link: the link is shown once.
     await page.locator('nav.navbar').getByRole('link', { name: 'Users' }).click();

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { sql } from 'kysely';
-import type { Browser, Page } from 'playwright-core';
-import { type BrowserApp, DESKTOP, launchBrowser, MOBILE, newPage, screenshot, skipWithoutBrowser, startBrowserApp } from './harness.ts';
+import type { Browser } from 'playwright-core';
+import { type BrowserApp, DESKTOP, launchBrowser, MOBILE, newPage, registerThroughForm, screenshot, skipWithoutBrowser, startBrowserApp } from './harness.ts';
 
 const admin = { name: 'Ada Admin', email: 'ada@example.com', password: 'copper kettle sings twice' };
 
@@ -33,14 +33,6 @@ async function seedUsage(server: BrowserApp): Promise<void> {
     FROM chatbot_schema.message m JOIN chatbot_schema.chat c ON c.idchat = m.idchat`.execute(db);
 }
 
-async function register(page: Page): Promise<void> {
-  await page.getByLabel('Name').fill(admin.name);
-  await page.getByLabel('E-mail').fill(admin.email);
-  await page.getByLabel('Password').fill(admin.password);
-  await page.getByRole('button', { name: 'Create account' }).click();
-  await page.waitForURL('**/chat');
-}
-
 describe('statistics page in a browser', { skip: skipWithoutBrowser() }, () => {
   let server: BrowserApp;
   let browser: Browser;
@@ -58,7 +50,7 @@ describe('statistics page in a browser', { skip: skipWithoutBrowser() }, () => {
   test('an admin opens Stats from the navbar: tables, charts and ranges, at desktop and phone width', async (t) => {
     const page = await newPage(browser, t, DESKTOP);
     await page.goto(`${server.baseUrl}/register`);
-    await register(page);
+    await registerThroughForm(page, admin);
     await seedUsage(server);
 
     await page.locator('nav.navbar').getByRole('link', { name: 'Stats' }).click();
