@@ -231,32 +231,6 @@ export interface ApiCallEnd {
 }
 
 /**
- * The call's end, in one update (its trigger moves the call into the rollups). The times of the first token and of
- * the end are written here, from the process's own clock and counted from tinf_start, instead of by a write on the
- * first token's path (and whenever the write happens: src/api/call-ends.ts may write it a little later). Guarded on
- * 'running': a call a sweep already ended is not counted twice.
- */
-export async function finishApiCall(db: Db, callId: string, end: ApiCallEnd): Promise<void> {
-  await db
-    .updateTable('chatbot_schema.api_call')
-    .set({
-      txstatus: end.status,
-      tinf_end: sql<Date>`tinf_start + make_interval(secs => ${end.elapsedMs / 1000})`,
-      tfirst_token: end.firstTokenMs === null ? null : sql<Date>`tinf_start + make_interval(secs => ${end.firstTokenMs / 1000})`,
-      nprompt_tokens: end.promptTokens,
-      ncompletion_tokens: end.completionTokens,
-      is_estimated: end.estimated,
-      txerror: end.error,
-    })
-    .where('idapicall', '=', callId)
-    .where('txstatus', '=', 'running')
-    // Committed without waiting for the WAL flush, as the start (admitCompletion): lost only if the database server
-    // crashes within a fraction of a second, and then the sweep ends the call 'interrupted' (interruptAbandonedApiCalls).
-    .returning(sql<string>`set_config('synchronous_commit', ${commitMode(db)}, true)`.as('async_commit'))
-    .execute();
-}
-
-/**
  * Calls still 'running' that began more than `olderThanS` ago: no live process relays a call that long (each is
  * ended at LLM_MAX_ANSWER_S), so their process died; they end 'interrupted' and their answer is counted as such. Run
  * at start and periodically by every process: calls carry no owner, so age is the proof, and it needs no lock.

@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { sql } from 'kysely';
 import type { Db } from '../db/database.ts';
-import { type AdmittedCall, type ApiCallEnd, commitMode, finishApiCall } from './api-call-queries.ts';
+import { type AdmittedCall, type ApiCallEnd, commitMode } from './api-call-queries.ts';
 
 /**
  * The api_call rows of this process's calls, written many in one statement, off the way to the first token
@@ -83,7 +83,7 @@ export class ApiCallJournal {
       return;
     }
     if (call.reserved || this.closed) {
-      const written: Promise<void> = finishApiCall(this.db, call.callId, end)
+      const written: Promise<void> = writeCalls(this.db, [], [{ callId: call.callId, end, attempts: 0 }])
         .catch((err) => this.log.error({ err, callId: call.callId }, 'could not record the end of an API call'))
         .finally(() => this.single.delete(written));
       this.single.add(written);
@@ -163,7 +163,11 @@ export class ApiCallJournal {
   }
 }
 
-/** One statement: the unwritten calls inserted (running, or final with their end), the other ends updated. */
+/**
+ * One statement: the unwritten calls inserted (running, or final with their end), the other ends updated (a call
+ * under a limit: its end alone). The times of the first token and of the end come from the process's clock, counted
+ * from tinf_start, so a write a little later than the end does not lengthen the call.
+ */
 async function writeCalls(db: Db, starts: Unwritten[], ends: PendingEnd[]): Promise<void> {
   const s = <T>(pick: (u: Unwritten) => T) => starts.map(pick);
   const e = <T>(pick: (p: PendingEnd) => T) => ends.map(pick);
@@ -190,7 +194,7 @@ async function writeCalls(db: Db, starts: Unwritten[], ends: PendingEnd[]): Prom
         ${e((p) => seconds(p.end.firstTokenMs))}::float8[], ${e((p) => p.end.promptTokens)}::int[], ${e((p) => p.end.completionTokens)}::int[],
         ${e((p) => p.end.estimated)}::bool[], ${e((p) => p.end.error)}::text[])
         AS x(id, status, elapsed_s, first_s, pt, ct, estimated, error)
-      -- Guarded on 'running', as finishApiCall: a call the sweep ended already is not counted twice.
+      -- Guarded on 'running': a call the sweep ended already is not counted twice.
       WHERE a.idapicall = x.id AND a.txstatus = 'running'
       RETURNING 1
     )

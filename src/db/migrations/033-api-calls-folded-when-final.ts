@@ -17,7 +17,7 @@ const plus = (column: string) =>
  * on the way to the first token) and its answer when it ended (three more) — one call at a time. Now a call is folded
  * whole, prompt and answer together, when it leaves 'running' (the relay's end, the sweep's 'interrupted', or a row
  * inserted already final); and the triggers are per statement, over its transition tables, so the relay can end
- * many calls in one UPDATE (src/api/call-ends.ts) and each rollup row is upserted once per statement, however many
+ * many calls in one UPDATE (src/api/call-journal.ts) and each rollup row is upserted once per statement, however many
  * calls it counts. A running call is in api_call but not yet in the statistics (at most LLM_MAX_ANSWER_S).
  *
  * The sums are 019/030's usage_fold_answer and usage_add_prompt summed over the rows (a row taken back, an update's
