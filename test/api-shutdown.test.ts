@@ -4,7 +4,22 @@ import { sql } from 'kysely';
 import { interruptAbandonedApiCalls } from '../src/api/api-call-queries.ts';
 import { startFakeLlm } from '../src/llm/fake-llm-server.ts';
 import { waitFor } from './chat-fixtures.ts';
-import { placeForServer, postJsonOver, registerOver, spawnServer } from './server-process.ts';
+import { type Browser, placeForServer, postJsonOver, registerOver, spawnServer } from './server-process.ts';
+
+/** A new user with an API key, and a streamed call of theirs that runs for a while (a word every 50 ms): its response. */
+async function startLongApiStream(baseUrl: string, email: string): Promise<{ who: Browser; res: Response }> {
+  const who = await registerOver(baseUrl, email);
+  const created = await postJsonOver(baseUrl, who, '/api/keys', { name: 'script' });
+  assert.equal(created.status, 201, await created.clone().text());
+  const { key } = (await created.json()) as { key: string };
+  const res = await fetch(`${baseUrl}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'fake-echo', stream: true, messages: [{ role: 'user', content: '[[slow:50]] [[long:400]]' }] }),
+  });
+  assert.equal(res.status, 200);
+  return { who, res };
+}
 
 // The real process: SIGTERM while an API stream runs past SHUTDOWN_GRACE_S ends it within the grace (plus the
 // process's own exit), the caller reads an OpenAI `error` event before the stream closes, the call is `interrupted`.
@@ -14,16 +29,7 @@ test('SIGTERM with an API stream running past the grace: the stream ends with an
   const place = await placeForServer();
   const server = await spawnServer({ ...place.env, SHUTDOWN_GRACE_S: String(graceS), OPENAI_BASE_URL: llm.baseUrl, OPENAI_MODELS: 'fake-echo' });
   try {
-    const who = await registerOver(server.baseUrl, 'api-shutdown@example.com');
-    const created = await postJsonOver(server.baseUrl, who, '/api/keys', { name: 'script' });
-    assert.equal(created.status, 201, await created.clone().text());
-    const { key } = (await created.json()) as { key: string };
-    const res = await fetch(`${server.baseUrl}/v1/chat/completions`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ model: 'fake-echo', stream: true, messages: [{ role: 'user', content: '[[slow:50]] [[long:400]]' }] }),
-    });
-    assert.equal(res.status, 200);
+    const { res } = await startLongApiStream(server.baseUrl, 'api-shutdown@example.com');
     let body = '';
     let signalledAt = 0;
     const decoder = new TextDecoder();
@@ -68,16 +74,7 @@ test('kill -9 with an API stream running: the written start stays running until 
   const place = await placeForServer();
   const server = await spawnServer({ ...place.env, OPENAI_BASE_URL: llm.baseUrl, OPENAI_MODELS: 'fake-echo' });
   try {
-    const who = await registerOver(server.baseUrl, 'api-kill@example.com');
-    const created = await postJsonOver(server.baseUrl, who, '/api/keys', { name: 'script' });
-    assert.equal(created.status, 201, await created.clone().text());
-    const { key } = (await created.json()) as { key: string };
-    const res = await fetch(`${server.baseUrl}/v1/chat/completions`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ model: 'fake-echo', stream: true, messages: [{ role: 'user', content: '[[slow:50]] [[long:400]]' }] }),
-    });
-    assert.equal(res.status, 200);
+    const { who, res } = await startLongApiStream(server.baseUrl, 'api-kill@example.com');
     const reader = res.body?.getReader();
     assert.ok(reader);
     await reader.read(); // the stream has begun

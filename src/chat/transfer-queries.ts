@@ -19,6 +19,10 @@ const chatColumns = [
   'c.is_imported as imported',
 ] as const;
 
+/** One user's chats with the columns an export writes (a `where` narrows them). */
+const chatsOf = (db: Db, userId: number) =>
+  db.selectFrom('chatbot_schema.chat as c').leftJoin('chatbot_schema.llm as l', 'l.idllm', 'c.idllm').select(chatColumns).where('c.idappuser', '=', userId);
+
 /** The conversations of these chats (each prompt with its latest answer, as the chat page shows it), by chat. */
 async function turnsOfChats(db: Db, chatIds: number[]): Promise<Map<number, ChatForExport['turns']>> {
   const byChat = new Map<number, ChatForExport['turns']>(chatIds.map((id) => [id, []]));
@@ -64,13 +68,7 @@ async function turnsOfChats(db: Db, chatIds: number[]): Promise<Map<number, Chat
 
 /** One chat with its conversation, only if it is this user's. */
 export async function findChatForExport(db: Db, userId: number, chatId: number): Promise<ChatForExport | undefined> {
-  const chat = await db
-    .selectFrom('chatbot_schema.chat as c')
-    .leftJoin('chatbot_schema.llm as l', 'l.idllm', 'c.idllm')
-    .select(chatColumns)
-    .where('c.idchat', '=', chatId)
-    .where('c.idappuser', '=', userId)
-    .executeTakeFirst();
+  const chat = await chatsOf(db, userId).where('c.idchat', '=', chatId).executeTakeFirst();
   if (!chat) return undefined;
   const turns = await turnsOfChats(db, [chat.id]);
   return { ...chat, modelName: chat.modelName ?? '', turns: turns.get(chat.id) ?? [] };
@@ -84,15 +82,7 @@ export async function findChatForExport(db: Db, userId: number, chatId: number):
 export async function* pagesOfChatsForExport(db: Db, userId: number, pageChats = EXPORT_PAGE_CHATS): AsyncGenerator<ChatForExport[]> {
   let after = 0;
   for (;;) {
-    const chats = await db
-      .selectFrom('chatbot_schema.chat as c')
-      .leftJoin('chatbot_schema.llm as l', 'l.idllm', 'c.idllm')
-      .select(chatColumns)
-      .where('c.idappuser', '=', userId)
-      .where('c.idchat', '>', after)
-      .orderBy('c.idchat')
-      .limit(pageChats)
-      .execute();
+    const chats = await chatsOf(db, userId).where('c.idchat', '>', after).orderBy('c.idchat').limit(pageChats).execute();
     if (chats.length === 0) return;
     const turns = await turnsOfChats(
       db,
