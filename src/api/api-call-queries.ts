@@ -89,22 +89,24 @@ export interface Caller {
 type Param = RawBuilder<unknown>;
 const param = (value: string): Param => sql`${value}`;
 
-/** Whether the caller's address is locked for too many wrong keys (login_throttle, as for passwords). */
-const addressLocked = (throttleKey: Param) =>
-  sql<boolean>`EXISTS (SELECT 1 FROM chatbot_schema.login_throttle t WHERE t.txkey = ${throttleKey} AND t.dtlocked_until > now())`;
-
 /**
- * The key's row when it may be used now: not revoked, not expired, its owner active (deactivation bites at once), and
- * the address not locked (a locked address has no key looked up at all, as a locked account has no password checked).
+ * Two CTEs: `lock`, whether the caller's address is locked for too many wrong keys (login_throttle, as for passwords),
+ * read once per statement; and `k`, the key's row when it may be used now: not revoked, not expired, its owner active
+ * (deactivation bites at once), and the address not locked (a locked address has no key looked up at all, as a locked
+ * account has no password checked). The statement reads `lock` again as `addressLocked`.
  */
-const validKey = (keyHash: Param, throttleKey: Param) => sql`
-  SELECT k.idapikey, k.idappuser FROM chatbot_schema.api_key k JOIN chatbot_schema.app_user u ON u.idappuser = k.idappuser
-  WHERE k.txhash = ${keyHash} AND k.dtrevoked IS NULL AND (k.dtexpires IS NULL OR k.dtexpires > now()) AND u.is_active
-    AND NOT ${addressLocked(throttleKey)}`;
+const keyCtes = (keyHash: Param, throttleKey: Param) => sql`
+  lock AS (SELECT EXISTS (SELECT 1 FROM chatbot_schema.login_throttle t WHERE t.txkey = ${throttleKey} AND t.dtlocked_until > now()) AS locked),
+  k AS (
+    SELECT k.idapikey, k.idappuser FROM chatbot_schema.api_key k JOIN chatbot_schema.app_user u ON u.idappuser = k.idappuser
+    WHERE k.txhash = ${keyHash} AND k.dtrevoked IS NULL AND (k.dtexpires IS NULL OR k.dtexpires > now()) AND u.is_active
+      AND NOT (SELECT lock.locked FROM lock)
+  )`;
+const addressLocked = sql<boolean>`(SELECT lock.locked FROM lock)`;
 
 /** The key, the model by its Parley name (a disabled one is known: 403; a name nobody has is not: 404), and access. */
 const decision = (keyHash: Param, throttleKey: Param, modelName: Param) => sql`
-  k AS (${validKey(keyHash, throttleKey)}),
+  ${keyCtes(keyHash, throttleKey)},
   m AS (
     SELECT l.idllm, l.txshortname, l.txbase_url, l.txapi_key_enc, l.txmodel, l.is_enabled AND l.txbase_url IS NOT NULL AS usable
     FROM chatbot_schema.llm l WHERE l.txshortname = ${modelName}
@@ -126,7 +128,7 @@ const readAdmissionSql = sql<ReadAdmissionRow>`
     SELECT lim.prompts_per_day IS NOT NULL OR lim.tokens_per_day IS NOT NULL OR lim.tokens_per_month IS NOT NULL AS limited
     FROM d, LATERAL chatbot_schema.effective_limits(d.idappuser) lim WHERE d.allowed
   )
-  SELECT ${addressLocked(sql.raw('$2'))} AS locked, d.*, l.limited,
+  SELECT ${addressLocked} AS locked, d.*, l.limited,
     CASE WHEN d.allowed AND NOT l.limited THEN nextval('chatbot_schema.api_call_idapicall_seq') END AS idapicall,
     now()::text AS tstart
   FROM (SELECT 1) one LEFT JOIN d ON TRUE LEFT JOIN l ON TRUE`;
@@ -192,7 +194,7 @@ export async function admitUnderLimits(db: Db, caller: Caller, modelName: string
       SELECT d.idappuser, d.idapikey, d.idllm, ${estimatedTokens}::int, a.usage_day FROM d, adm a WHERE d.allowed AND a.outcome = 'ok'
       RETURNING idapicall
     )
-    SELECT ${addressLocked(param(caller.throttleKey))} AS locked, d.*, (SELECT s.idapicall FROM started s) AS idapicall,
+    SELECT ${addressLocked} AS locked, d.*, (SELECT s.idapicall FROM started s) AS idapicall,
       a.outcome, a.limit_name, a.limit_value, a.resets_at, a.usage_day,
       set_config('synchronous_commit', ${commitMode(db)}, true) AS async_commit
     FROM (SELECT 1) one LEFT JOIN d ON TRUE LEFT JOIN adm a ON TRUE`.execute(db);
@@ -208,8 +210,8 @@ export async function admitUnderLimits(db: Db, caller: Caller, modelName: string
 /** GET /v1/models: the key's user, if the key may be used now, and the models they may use (may_use_model, as chat's picker). */
 export async function modelsForKey(db: Db, caller: Caller): Promise<{ kind: 'locked' | 'unauthenticated' } | { kind: 'ok'; userId: number; models: string[] }> {
   const r = await sql<{ locked: boolean; idappuser: number | null; name: string | null }>`
-    WITH k AS (${validKey(param(caller.keyHash), param(caller.throttleKey))})
-    SELECT ${addressLocked(param(caller.throttleKey))} AS locked, k.idappuser, l.txshortname AS name
+    WITH ${keyCtes(param(caller.keyHash), param(caller.throttleKey))}
+    SELECT ${addressLocked} AS locked, k.idappuser, l.txshortname AS name
     FROM (SELECT 1) one LEFT JOIN k ON TRUE LEFT JOIN chatbot_schema.llm l ON k.idappuser IS NOT NULL AND l.is_enabled AND l.txbase_url IS NOT NULL
       AND chatbot_schema.may_use_model(k.idappuser, l.idllm)
     ORDER BY lower(l.txshortname), l.idllm`.execute(db);
