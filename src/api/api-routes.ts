@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { Agent } from 'undici';
 import type { Config } from '../config.ts';
 import type { Db } from '../db/database.ts';
 import { interruptAbandonedApiCalls } from './api-call-queries.ts';
@@ -17,6 +18,8 @@ export async function apiRoutes(app: FastifyInstance, opts: { db: Db; config: Co
   await app.register(apiKeyRoutes, { db, config });
   const registry = new ApiCallRegistry();
   const journal = new ApiCallJournal(db, app.log);
+  // Keep-alive connections to the upstreams, one pool per origin; closed once no call is left to use them.
+  const upstream = new Agent();
   // As chat answers (decision record 002): running calls get SHUTDOWN_GRACE_S, then end `interrupted`. Not awaited in
   // preClose (Fastify bounds those hooks by pluginTimeout); the server's close waits for the streams themselves.
   let draining: Promise<void> = Promise.resolve();
@@ -27,6 +30,7 @@ export async function apiRoutes(app: FastifyInstance, opts: { db: Db; config: Co
     clearInterval(sweeper);
     await draining;
     await registry.stopAll(0);
+    await upstream.close();
     // The calls still queued are written before the pool closes (server.ts closes the database after the app).
     await journal.close();
   });
@@ -40,5 +44,5 @@ export async function apiRoutes(app: FastifyInstance, opts: { db: Db; config: Co
     await sweep();
     sweeper = setInterval(() => void sweep(), ABANDONED_CALL_SWEEP_MS).unref();
   });
-  await app.register(v1Routes, { prefix: '/v1', db, config, registry, journal });
+  await app.register(v1Routes, { prefix: '/v1', db, config, registry, journal, upstream });
 }

@@ -1,4 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Dispatcher } from 'undici';
 import { API_KEY_ADDRESS_RULE, apiKeyThrottleKey, reserveAttempt } from '../auth/throttle.ts';
 import type { Config } from '../config.ts';
 import { sha256Hex } from '../crypto/tokens.ts';
@@ -22,8 +23,11 @@ const challenge = 'Bearer realm="parley-api"';
  * `GET /v1/models` and `POST /v1/chat/completions`, OpenAI's wire format (PRODUCT.md). The key in the Authorization
  * header is the only credential: cookies are not read here (isKeyApi), and no key is taken from a URL.
  */
-export async function v1Routes(app: FastifyInstance, opts: { db: Db; config: Config; registry: ApiCallRegistry; journal: ApiCallJournal }): Promise<void> {
-  const { db, config, registry, journal } = opts;
+export async function v1Routes(
+  app: FastifyInstance,
+  opts: { db: Db; config: Config; registry: ApiCallRegistry; journal: ApiCallJournal; upstream: Dispatcher },
+): Promise<void> {
+  const { db, config, registry, journal, upstream } = opts;
   const box = createApiKeyBox(config.APP_SECRET);
 
   app.setErrorHandler((error: FastifyError | Error, req, reply) => {
@@ -125,7 +129,7 @@ export async function v1Routes(app: FastifyInstance, opts: { db: Db; config: Con
       throw error;
     }
     await relayCompletion(
-      { journal, log: req.log, registry, idleTimeoutMs: config.LLM_TIMEOUT_S * 1000, maxAnswerMs: config.LLM_MAX_ANSWER_S * 1000, metrics: app.metrics },
+      { journal, upstream, log: req.log, registry, idleTimeoutMs: config.LLM_TIMEOUT_S * 1000, maxAnswerMs: config.LLM_MAX_ANSWER_S * 1000, metrics: app.metrics },
       { admitted: admission, connection, request, startedAt },
       reply,
     );
