@@ -29,6 +29,7 @@ export async function v1Routes(
 ): Promise<void> {
   const { db, config, registry, journal, upstream } = opts;
   const box = createApiKeyBox(config.APP_SECRET);
+  const relaying = { journal, upstream, registry, idleTimeoutMs: config.LLM_TIMEOUT_S * 1000, maxAnswerMs: config.LLM_MAX_ANSWER_S * 1000 };
 
   app.setErrorHandler((error: FastifyError | Error, req, reply) => {
     if (error instanceof OpenAiError) return sendOpenAiError(reply, error);
@@ -128,11 +129,7 @@ export async function v1Routes(
       journal.end(admission, { ...failed, elapsedMs: performance.now() - startedAt });
       throw error;
     }
-    await relayCompletion(
-      { journal, upstream, log: req.log, registry, idleTimeoutMs: config.LLM_TIMEOUT_S * 1000, maxAnswerMs: config.LLM_MAX_ANSWER_S * 1000, metrics: app.metrics },
-      { admitted: admission, connection, request, startedAt },
-      reply,
-    );
+    await relayCompletion({ ...relaying, log: req.log, metrics: app.metrics }, { admitted: admission, connection, request, startedAt }, reply);
     return reply;
   });
 }
