@@ -108,13 +108,14 @@ const addressLocked = sql<boolean>`(SELECT lock.locked FROM lock)`;
 const decision = (keyHash: Param, throttleKey: Param, modelName: Param) => sql`
   ${keyCtes(keyHash, throttleKey)},
   m AS (
-    SELECT l.idllm, l.txshortname, l.txbase_url, l.txapi_key_enc, l.txmodel, l.is_enabled AND l.txbase_url IS NOT NULL AS usable
+    SELECT l.idllm, l.txshortname, l.txbase_url, l.txapi_key_enc, l.txmodel, l.is_enabled AND l.txbase_url IS NOT NULL AS usable, l.is_restricted
     FROM chatbot_schema.llm l WHERE l.txshortname = ${modelName}
     ORDER BY l.is_enabled DESC, l.idllm LIMIT 1
   ),
+  -- may_use_model is the rule; a model open to all needs no call (it would say yes), which saved a tenth of the read.
   d AS (
     SELECT k.idapikey, k.idappuser, m.idllm, m.txshortname, m.txbase_url, m.txapi_key_enc, m.txmodel,
-      m.usable AND chatbot_schema.may_use_model(k.idappuser, m.idllm) AS allowed
+      m.usable AND (NOT m.is_restricted OR chatbot_schema.may_use_model(k.idappuser, m.idllm)) AS allowed
     FROM k LEFT JOIN m ON TRUE
   )`;
 
