@@ -1,5 +1,5 @@
-import { CompiledQuery, type RawBuilder, sql } from 'kysely';
-import { type Db, serverUrlOf } from '../db/database.ts';
+import { type RawBuilder, sql } from 'kysely';
+import { type Db, queryRows, serverUrlOf } from '../db/database.ts';
 import type { ApiCallStatus } from '../db/schema.ts';
 import { type LimitName, type LimitRefusal, refusalFrom } from '../groups/usage-limits.ts';
 import type { ModelConnectionRow } from '../llm/llm-queries.ts';
@@ -121,7 +121,7 @@ const decision = (keyHash: Param, throttleKey: Param, modelName: Param) => sql`
 
 /**
  * The read, its SQL text built once ($1 key hash, $2 throttle key, $3 model name): the hot path neither compiles it
- * nor hashes a new string to find its prepared statement (src/db/database.ts).
+ * nor goes through Kysely's executor (queryRows, src/db/database.ts).
  */
 const readAdmissionSql = sql<ReadAdmissionRow>`
   WITH ${decision(sql.raw('$1'), sql.raw('$2'), sql.raw('$3'))},
@@ -147,8 +147,7 @@ export async function admitCompletion(db: Db, caller: Caller, modelName: string,
  */
 export async function readAdmission(db: Db, caller: Caller, modelName: string): Promise<Admission | { kind: 'limited' }> {
   readAdmissionText ??= readAdmissionSql.compile(db).sql;
-  const { rows } = await db.executeQuery<ReadAdmissionRow>(CompiledQuery.raw(readAdmissionText, [caller.keyHash, caller.throttleKey, modelName]));
-  const row = rows[0];
+  const [row] = await queryRows<ReadAdmissionRow>(db, readAdmissionText, [caller.keyHash, caller.throttleKey, modelName]);
   const refused = refusal(row);
   if (refused) return refused;
   if (row?.limited) return { kind: 'limited' };
