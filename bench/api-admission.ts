@@ -12,8 +12,9 @@ import { median, percentile, type Row } from './lib.ts';
 /**
  * The database's share of api-concurrent, without HTTP or streams: `API_CONCURRENT` (1,000) API calls of one key at
  * once, each its admission (one read) and its row, start and end, handed to the journal that writes rows in batches
- * (src/api/call-journal.ts, flushed before the clock stops), straight on a pool of 20 connections as the app's. On a shared machine the HTTP benchmark is mostly the CPU of 1,000 streams; this one isolates what the
- * rows and their locks cost: wall time, each call's time (pool wait included), errors, and whether every call is
+ * (src/api/call-journal.ts, flushed before the clock stops), straight on a pool of 20 connections as the app's. On a
+ * shared machine the HTTP benchmark is mostly the CPU of 1,000 streams; this one isolates what the rows and their
+ * locks cost: wall time, each call's time (pool wait included), errors, and whether every call is
  * counted once.
  */
 const CALLS = Number(process.env.API_CONCURRENT ?? 1000);

@@ -4,7 +4,7 @@ import { sql } from 'kysely';
 import { interruptAbandonedApiCalls } from '../src/api/api-call-queries.ts';
 import { startFakeLlm } from '../src/llm/fake-llm-server.ts';
 import { waitFor } from './chat-fixtures.ts';
-import { type Browser, placeForServer, postJsonOver, registerOver, spawnServer } from './server-process.ts';
+import { type Browser, type Place, placeForServer, postJsonOver, registerOver, type ServerProcess, spawnServer } from './server-process.ts';
 
 /** A new user with an API key, and a streamed call of theirs that runs for a while (a word every 50 ms): its response. */
 async function startLongApiStream(baseUrl: string, email: string): Promise<{ who: Browser; res: Response }> {
@@ -21,14 +21,29 @@ async function startLongApiStream(baseUrl: string, email: string): Promise<{ who
   return { who, res };
 }
 
+/** A server process relaying to the fake model server, and its database; both torn down however `run` ends. */
+async function withApiServer(env: Record<string, string>, run: (server: ServerProcess, place: Place) => Promise<void>): Promise<void> {
+  const llm = await startFakeLlm();
+  const place = await placeForServer();
+  try {
+    const server = await spawnServer({ ...place.env, ...env, OPENAI_BASE_URL: llm.baseUrl, OPENAI_MODELS: 'fake-echo' });
+    try {
+      await run(server, place);
+    } finally {
+      server.child.kill('SIGKILL');
+      await server.exited;
+    }
+  } finally {
+    await place.cleanUp();
+    await llm.close();
+  }
+}
+
 // The real process: SIGTERM while an API stream runs past SHUTDOWN_GRACE_S ends it within the grace (plus the
 // process's own exit), the caller reads an OpenAI `error` event before the stream closes, the call is `interrupted`.
 test('SIGTERM with an API stream running past the grace: the stream ends with an error event, the call interrupted, exit 0', async () => {
   const graceS = 2;
-  const llm = await startFakeLlm();
-  const place = await placeForServer();
-  const server = await spawnServer({ ...place.env, SHUTDOWN_GRACE_S: String(graceS), OPENAI_BASE_URL: llm.baseUrl, OPENAI_MODELS: 'fake-echo' });
-  try {
+  await withApiServer({ SHUTDOWN_GRACE_S: String(graceS) }, async (server, place) => {
     const { res } = await startLongApiStream(server.baseUrl, 'api-shutdown@example.com');
     let body = '';
     let signalledAt = 0;
@@ -58,22 +73,14 @@ test('SIGTERM with an API stream running past the grace: the stream ends with an
     } finally {
       await db.close();
     }
-  } finally {
-    server.child.kill('SIGKILL');
-    await server.exited;
-    await place.cleanUp();
-    await llm.close();
-  }
+  });
 });
 
 // The journal writes a call's start a few milliseconds after its admission (src/api/call-journal.ts). A process killed
 // with the call running leaves that row 'running'; the sweep of the next process closes it interrupted, and only then
 // is it in the statistics: once, prompt and answer together (migration 033).
 test('kill -9 with an API stream running: the written start stays running until the sweep closes it interrupted, counted once', async () => {
-  const llm = await startFakeLlm();
-  const place = await placeForServer();
-  const server = await spawnServer({ ...place.env, OPENAI_BASE_URL: llm.baseUrl, OPENAI_MODELS: 'fake-echo' });
-  try {
+  await withApiServer({}, async (server, place) => {
     const { who, res } = await startLongApiStream(server.baseUrl, 'api-kill@example.com');
     const reader = res.body?.getReader();
     assert.ok(reader);
@@ -101,10 +108,5 @@ test('kill -9 with an API stream running: the written start stays running until 
     } finally {
       await db.close();
     }
-  } finally {
-    server.child.kill('SIGKILL');
-    await server.exited;
-    await place.cleanUp();
-    await llm.close();
-  }
+  });
 });

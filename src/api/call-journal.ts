@@ -23,8 +23,9 @@ import { type AdmittedCall, type ApiCallEnd, commitMode } from './api-call-queri
  *
  * What a crash loses: the calls not yet written (up to WRITE_INTERVAL_MS and the write's time) are missing from
  * api_call and the statistics, where the sweep used to end them 'interrupted'; a call written as started stays
- * 'running' and the sweep ends it (interruptAbandonedApiCalls). A write that fails (the database away) is tried again with the next
- * ones, MAX_ATTEMPTS times, then given up with an error in the log. Shutdown (close) writes everything queued.
+ * 'running' and the sweep ends it (interruptAbandonedApiCalls). A write that fails (the database away) is tried again
+ * with the next ones, MAX_ATTEMPTS times, then given up with an error in the log. Shutdown (close) writes everything
+ * queued.
  */
 /** A write starts at most this often: this long after the first call queued since the last write began. */
 const WRITE_INTERVAL_MS = 20;
